@@ -1,0 +1,195 @@
+"""Safe, unique ZIP entry names and the download's Content-Disposition header.
+
+Image names come from the upstream API and are treated as hostile: a name such as
+``../../etc/passwd.jpg`` must not become a path inside the archive ("zip slip"), and a name
+that Windows or macOS cannot create makes Explorer call the whole archive invalid. Every
+name is therefore reduced to one flat, portable file name, and names that would collide on a
+case-insensitive file system are renamed deterministically (``name (1).jpg``), so the same
+order always yields the same names.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Collection, Sequence
+from urllib.parse import quote
+
+__all__ = ["content_disposition", "extension_for_format", "safe_entry_names"]
+
+# Most file systems limit one path component to 255 bytes (ext4, APFS in UTF-8).
+MAX_NAME_BYTES = 255
+
+# Used when neither the image name nor its id leaves any usable character.
+FALLBACK_STEM = "image"
+
+# Upstream names often carry the extension of the original upload; the delivered format
+# may differ, so a known image extension is replaced rather than doubled ("a.png.jpg").
+IMAGE_EXTENSIONS = frozenset(
+    {
+        "jpg", "jpeg", "jpe", "jfif", "png", "apng", "gif", "webp", "avif", "jxl", "tif",
+        "tiff", "bmp", "heic", "heif", "dng", "raw", "cr2", "cr3", "nef", "arw", "orf",
+        "rw2", "raf", "srw", "pef",
+    }
+)  # fmt: skip
+
+_FORMAT_EXTENSIONS = {
+    "jpeg": "jpg",
+    "jpg": "jpg",
+    "png": "png",
+    "webp": "webp",
+    "avif": "avif",
+    "jxl": "jxl",
+}
+
+# Windows opens these as devices whatever extension follows; the superscript digits are
+# reserved as well.
+_RESERVED_DEVICES = frozenset(
+    {"CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$"}
+    | {f"{port}{digit}" for port in ("COM", "LPT") for digit in "123456789\u00b9\u00b2\u00b3"}
+)
+
+_WINDOWS_ILLEGAL = frozenset('<>:"/\\|?*')
+# Bidirectional controls can disguise an extension ("photo\u202egpj.exe"); line and
+# paragraph separators break listings. Both are invisible in a file name anyway.
+_INVISIBLE_CONTROLS = frozenset(
+    "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u2028\u2029"
+)
+_STRIPPED_AT_ENDS = " ."
+_EXTENSION_PATTERN = re.compile(r"[A-Za-z0-9]{1,16}")
+_FALLBACK_UNSAFE = frozenset('"\\%')
+
+
+def extension_for_format(fmt: str) -> str:
+    """Return the file extension (without dot) for a delivered image format.
+
+    Accepts ``jpeg``/``jpg``, ``png``, ``webp``, ``avif`` or ``jxl`` in any case.
+
+    Raises:
+        ValueError: the format is not one the service delivers.
+    """
+    try:
+        return _FORMAT_EXTENSIONS[fmt.strip().lower()]
+    except KeyError:
+        raise ValueError(f"unsupported image format {fmt!r}") from None
+
+
+def _keep_character(char: str) -> bool:
+    if char in _WINDOWS_ILLEGAL or char in _INVISIBLE_CONTROLS:
+        return False
+    # Cc covers C0, DEL and C1; Cs (lone surrogates) cannot be encoded as UTF-8.
+    return unicodedata.category(char) not in {"Cc", "Cs"}
+
+
+def _clean_stem(raw: str) -> str:
+    """Reduce one upstream name to a flat stem with no known image extension."""
+    components = re.split(r"[/\\]", unicodedata.normalize("NFC", raw))
+    meaningful = [part for part in components if part.strip(_STRIPPED_AT_ENDS)]
+    last = meaningful[-1] if meaningful else ""
+    kept = "".join(char for char in last if _keep_character(char))
+    stem = unicodedata.normalize("NFC", kept).strip(_STRIPPED_AT_ENDS)
+    base, dot, suffix = stem.rpartition(".")
+    if dot and suffix.lower() in IMAGE_EXTENSIONS:
+        stem = base.rstrip(_STRIPPED_AT_ENDS)
+    return stem
+
+
+def _avoid_device_name(stem: str) -> str:
+    first, dot, rest = stem.partition(".")
+    if first.rstrip(" ").upper() in _RESERVED_DEVICES:
+        return f"{first}_{dot}{rest}"
+    return stem
+
+
+def _fit(stem: str, tail: str) -> str:
+    """Return ``stem + tail`` within MAX_NAME_BYTES, or "" if no part of the stem is left.
+
+    The stem is shortened on a character boundary; the tail is always kept whole.
+    """
+    stem = _avoid_device_name(stem)
+    budget = MAX_NAME_BYTES - len(tail.encode("utf-8"))
+    limit = budget
+    while len(stem.encode("utf-8")) > budget:
+        cut = stem.encode("utf-8")[:limit].decode("utf-8", "ignore")
+        # A cut can split a combining sequence, and normalising it again can change its
+        # length, so shrink the limit until the normalised result fits.
+        stem = _avoid_device_name(unicodedata.normalize("NFC", cut).rstrip(_STRIPPED_AT_ENDS))
+        limit -= 1
+    return stem + tail if stem else ""
+
+
+def _base_name(image_name: str | None, image_id: str, suffix: str) -> str:
+    for candidate in (image_name or "", image_id, FALLBACK_STEM):
+        name = _fit(_clean_stem(candidate), suffix)
+        if name:
+            return name
+    raise AssertionError("the fallback stem always yields a name")  # pragma: no cover
+
+
+def safe_entry_names(
+    items: Sequence[tuple[str | None, str]],
+    *,
+    extension: str,
+    reserved: Collection[str] = (),
+) -> list[str]:
+    """Return one safe, unique archive entry name per ``(image_name, image_id)`` item.
+
+    Names are NFC, flat (last path component only), free of control and Windows-illegal
+    characters, without leading dots or spaces or trailing dots or spaces, never a Windows
+    device name, at most 255 UTF-8 bytes, and end in ``.{extension}``. A name left empty
+    falls back to the sanitised image id. Names equal when case-folded are renamed
+    ``stem (n).ext`` in input order, avoiding every original name and every name in
+    ``reserved`` (compared case-insensitively as well). The result is in input order and
+    depends only on the arguments.
+
+    Raises:
+        ValueError: ``extension`` is not 1-16 ASCII letters or digits (no dot).
+    """
+    if not _EXTENSION_PATTERN.fullmatch(extension):
+        raise ValueError(f"extension must be 1-16 ASCII letters or digits, got {extension!r}")
+    suffix = "." + extension.lower()
+    bases = [_base_name(name, image_id, suffix) for name, image_id in items]
+    reserved_keys = {name.casefold() for name in reserved}
+    original_keys = {base.casefold() for base in bases}
+    used: set[str] = set()
+    next_number: dict[str, int] = {}
+    result: list[str] = []
+    for base in bases:
+        key = base.casefold()
+        if key in used or key in reserved_keys:
+            stem = base[: -len(suffix)]
+            number = next_number.get(key, 1)
+            while True:
+                candidate = _fit(stem, f" ({number}){suffix}")
+                candidate_key = candidate.casefold()
+                number += 1
+                if not any(candidate_key in keys for keys in (used, reserved_keys, original_keys)):
+                    break
+            next_number[key] = number
+            base, key = candidate, candidate_key
+        used.add(key)
+        result.append(base)
+    return result
+
+
+def content_disposition(filename: str) -> str:
+    """Return an RFC 6266 ``attachment`` header value for ``filename``.
+
+    The quoted ``filename`` is an ASCII fallback (accents dropped, other non-ASCII
+    characters, controls, quotes, backslashes and percent signs replaced by ``_``); the
+    exact name travels UTF-8 percent-encoded in ``filename*`` (RFC 8187).
+
+    Raises:
+        ValueError: ``filename`` is empty or holds lone surrogates (not encodable as UTF-8).
+    """
+    if not filename:
+        raise ValueError("filename must not be empty")
+    exact = unicodedata.normalize("NFC", filename)
+    fallback = []
+    for char in unicodedata.normalize("NFKD", exact):
+        if unicodedata.combining(char):
+            continue
+        printable = " " <= char <= "~"
+        fallback.append(char if printable and char not in _FALLBACK_UNSAFE else "_")
+    encoded = quote(exact, safe="!#$&+^`|~", encoding="utf-8", errors="strict")
+    return f"attachment; filename=\"{''.join(fallback)}\"; filename*=UTF-8''{encoded}"
