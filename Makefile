@@ -1,0 +1,73 @@
+# Two commands on a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+DEMO_ORDER := 8f5c2a4e-3b1d-4e7a-9c6f-0a1b2c3d4e5f
+PYTEST_ARGS ?=
+
+.PHONY: run test lint format bench load screenshot samples system-deps worker clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.runtime: requirements.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.dev: requirements.txt requirements-dev.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $(VENV)/.runtime $@
+
+## run: set up and serve the service (sandbox mode unless AUTOENHANCE_API_KEY is set)
+run: $(VENV)/.runtime
+	@echo ""
+	@echo "  Serving on http://$(HOST):$(PORT)   (docs: http://$(HOST):$(PORT)/docs)"
+	@echo "  Try:  curl -fOJ http://$(HOST):$(PORT)/orders/$(DEMO_ORDER)/images"
+	@echo ""
+	$(BIN)/uvicorn app:app --host $(HOST) --port $(PORT)
+
+## test: set up and run the whole suite
+test: $(VENV)/.dev
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## lint: ruff and mypy
+lint: $(VENV)/.dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: $(VENV)/.dev
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+## bench: streaming benchmarks against the standalone sandbox (prints a table)
+bench: $(VENV)/.dev
+	$(BIN)/python -m bench.stream
+
+## load: bounded load run on loopback (50 clients, 60 s)
+load: $(VENV)/.dev
+	$(BIN)/python -m bench.load
+
+## worker: a job worker for the Redis (scale-out) backend
+worker: $(VENV)/.runtime
+	$(BIN)/arq app.jobs.worker.WorkerSettings
+
+## screenshot: regenerate docs/screenshot.png from the browser test
+screenshot: $(VENV)/.dev
+	SCREENSHOT=docs/screenshot.png $(BIN)/python -m pytest tests/browser -q
+
+## samples: redraw sample_images/
+samples: $(VENV)/.runtime
+	$(BIN)/python sample_images/make_samples.py
+
+## system-deps: Debian packages the tests use (root)
+system-deps:
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+		unzip 7zip libarchive-tools redis-server chromium fonts-dejavu-core
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .hypothesis

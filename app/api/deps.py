@@ -1,0 +1,113 @@
+"""Dependencies shared by the routes: lifespan state and the caller's credential."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import APIKeyHeader
+
+from app.core.config import Settings
+from app.core.errors import Unauthorized
+from app.core.security import OPERATOR, Credential, Signer, same_secret
+from app.services.cache import ArchiveCache
+from app.services.fairness import FairLimiter
+from app.upstream.client import AutoenhanceClient
+
+# Key sent to the embedded sandbox on the operator's behalf (it accepts any non-empty key).
+SANDBOX_OPERATOR_KEY = "sandbox-operator-key"
+
+service_key_header = APIKeyHeader(
+    name="X-API-Key",
+    auto_error=False,
+    description="The service's own key (SERVICE_API_KEY), when the operator has set one.",
+)
+own_key_header = APIKeyHeader(
+    name="X-Autoenhance-Key",
+    auto_error=False,
+    description="Your own Autoenhance API key: used for your upstream calls instead of the "
+    "operator's; never logged or stored.",
+)
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.state.settings
+    return settings
+
+
+def get_upstream(request: Request) -> AutoenhanceClient:
+    upstream: AutoenhanceClient = request.state.upstream
+    return upstream
+
+
+def get_limiter(request: Request) -> FairLimiter:
+    limiter: FairLimiter = request.state.limiter
+    return limiter
+
+
+def get_cache(request: Request) -> ArchiveCache:
+    cache: ArchiveCache = request.state.cache
+    return cache
+
+
+def get_signer(request: Request) -> Signer:
+    signer: Signer = request.state.signer
+    return signer
+
+
+def get_spool_dir(request: Request) -> Path:
+    spool_dir: Path = request.state.spool_dir
+    return spool_dir
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+UpstreamDep = Annotated[AutoenhanceClient, Depends(get_upstream)]
+LimiterDep = Annotated[FairLimiter, Depends(get_limiter)]
+CacheDep = Annotated[ArchiveCache, Depends(get_cache)]
+SignerDep = Annotated[Signer, Depends(get_signer)]
+SpoolDirDep = Annotated[Path, Depends(get_spool_dir)]
+
+
+def operator_credential(settings: Settings) -> Credential:
+    key = settings.autoenhance_api_key
+    return Credential(
+        api_key=key.get_secret_value() if key is not None else SANDBOX_OPERATOR_KEY,
+        owner=OPERATOR,
+    )
+
+
+def _signed_link_valid(request: Request, signer: Signer) -> bool:
+    params = dict(request.query_params)
+    return "sig" in params and signer.verify(request.url.path, params)
+
+
+async def get_credential(
+    request: Request,
+    settings: SettingsDep,
+    signer: SignerDep,
+    service_key: Annotated[str | None, Depends(service_key_header)],
+    own_key: Annotated[str | None, Depends(own_key_header)],
+) -> Credential:
+    """Which upstream key this request spends.
+
+    A caller's own key (`X-Autoenhance-Key`) always wins. Otherwise the operator's key is used,
+    and when `SERVICE_API_KEY` is set the caller must present it in `X-API-Key` (compared in
+    constant time) or carry a valid signed link. Keys are only ever read from headers.
+
+    Raises:
+        Unauthorized: the operator's key is protected and no valid credential was presented.
+    """
+    if own_key:
+        return Credential.own_key(own_key)
+    if settings.service_api_key is not None:
+        expected = settings.service_api_key.get_secret_value()
+        if not same_secret(service_key, expected) and not _signed_link_valid(request, signer):
+            raise Unauthorized(
+                "This service needs its API key in the X-API-Key header, or your own "
+                "Autoenhance key in X-Autoenhance-Key."
+            )
+    return operator_credential(settings)
+
+
+CredentialDep = Annotated[Credential, Depends(get_credential)]

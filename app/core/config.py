@@ -1,0 +1,134 @@
+"""Service settings, read once from the environment (and `.env`).
+
+Every field is typed, defaulted and documented in `.env.example` and the README. Unsafe
+combinations are refused at start-up by `Settings.check_safety` with a message that names the
+setting to change.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal, Self
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_API_BASE = "https://api.autoenhance.ai/v3"
+# The API version the official SDKs pin; accounts may be pinned to another one.
+DEFAULT_API_VERSION = "2025-01-01"
+
+CommaList = Annotated[list[str], NoDecode]
+
+
+def _split_commas(value: object) -> object:
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """All configuration of the service. Field names map to upper-case environment variables."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
+
+    # --- Upstream (Autoenhance API) -------------------------------------------------------
+    autoenhance_api_key: SecretStr | None = None
+    autoenhance_api_base: str = DEFAULT_API_BASE
+    autoenhance_api_version: str = DEFAULT_API_VERSION
+    download_concurrency: int = Field(default=8, ge=1, le=64)
+    upstream_max_connections: int = Field(default=64, ge=1, le=1024)
+    upstream_connect_timeout: float = Field(default=5.0, gt=0)  # seconds
+    upstream_read_timeout: float = Field(default=30.0, gt=0)  # seconds between bytes
+    upstream_retries: int = Field(default=3, ge=0, le=10)  # extra attempts after the first
+    upstream_retry_max_wait: float = Field(default=10.0, ge=0)  # seconds; caps Retry-After
+    upstream_max_redirects: int = Field(default=5, ge=0, le=20)
+    circuit_failure_threshold: int = Field(default=20, ge=1)  # consecutive failures that open it
+    circuit_cooldown: float = Field(default=15.0, gt=0)  # seconds before a trial call
+
+    # --- Sandbox (embedded emulator, used when no upstream key is set) ---------------------
+    sandbox_processing_delay: float = Field(default=3.0, ge=0)  # seconds per uploaded image
+
+    # --- Archives ---------------------------------------------------------------------------
+    data_dir: Path = Path("var")
+    spool_memory_bytes: int = Field(default=1024 * 1024, ge=0)  # per image, then to disk
+    max_images_per_order: int = Field(default=10_000, ge=1)
+    archive_cache_max_bytes: int = Field(default=2 * 1024**3, ge=0)  # 0 disables the cache
+
+    # --- Access control ---------------------------------------------------------------------
+    service_api_key: SecretStr | None = None
+    admin_token: SecretStr | None = None
+    signing_secret: SecretStr | None = None  # generated and kept in DATA_DIR when unset
+    download_link_ttl: int = Field(default=600, ge=10, le=7 * 86400)  # seconds
+    admin_session_ttl: int = Field(default=8 * 3600, ge=60)  # seconds
+    allowed_origins: CommaList = []
+    trusted_proxies: CommaList = []
+
+    # --- Order creation -----------------------------------------------------------------------
+    max_upload_files: int = Field(default=50, ge=1)
+    max_upload_bytes: int = Field(default=20 * 1024 * 1024, ge=1)  # per file
+    upload_concurrency: int = Field(default=4, ge=1, le=32)
+
+    # --- Jobs ---------------------------------------------------------------------------------
+    redis_url: str | None = None
+    archive_store: str | None = None  # directory shared by every node; default DATA_DIR/jobs
+    job_ttl: int = Field(default=3600, ge=60)  # seconds a finished archive stays downloadable
+    job_storage_max_bytes: int = Field(default=20 * 1024**3, ge=0)
+    job_wait_timeout: int = Field(default=3600, ge=1)  # seconds a wait=true job waits
+    callback_secret: SecretStr | None = None  # HMAC key for callbacks; signing_secret if unset
+    callback_allow_private: bool = False  # allow callbacks to loopback/private networks
+    callback_timeout: float = Field(default=5.0, gt=0)
+    webhook_auth_token: SecretStr | None = None  # what Autoenhance sends to /webhooks/autoenhance
+
+    # --- Operations -------------------------------------------------------------------------
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["text", "json"] = "text"
+    metrics_token: SecretStr | None = None
+    rate_limit_downloads: str = "60/minute"
+    rate_limit_create_orders: str = "10/minute"
+    max_request_body_bytes: int = Field(default=1024 * 1024, ge=1024)  # non-upload routes
+    shutdown_grace_seconds: float = Field(default=30.0, ge=0)
+    sentry_dsn: SecretStr | None = None
+    sentry_environment: str = "production"
+    sentry_release: str | None = None
+    sentry_traces_sample_rate: float = Field(default=0.2, ge=0, le=1)
+    sentry_auth_token: SecretStr | None = None
+    sentry_org: str | None = None
+    sentry_project: str | None = None
+    chat_api_url: str | None = None
+    chat_api_key: SecretStr | None = None
+
+    _split = field_validator("allowed_origins", "trusted_proxies", mode="before")(_split_commas)
+
+    @field_validator("autoenhance_api_base")
+    @classmethod
+    def _check_base(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("AUTOENHANCE_API_BASE must be an http:// or https:// URL")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def check_safety(self) -> Self:
+        """Refuse combinations that would expose the operator's key or lose data."""
+        if "*" in self.allowed_origins:
+            raise ValueError(
+                "ALLOWED_ORIGINS='*' would let any web site spend the operator's credits; "
+                "list the origins of your own pages instead"
+            )
+        for name in ("service_api_key", "admin_token", "signing_secret"):
+            secret = getattr(self, name)
+            if secret is not None and len(secret.get_secret_value()) < 16:
+                raise ValueError(f"{name.upper()} must be at least 16 characters long")
+        if self.spool_memory_bytes > 64 * 1024 * 1024:
+            raise ValueError("SPOOL_MEMORY_BYTES above 64 MiB defeats constant-memory streaming")
+        return self
+
+    @property
+    def sandbox_mode(self) -> bool:
+        """True when no upstream key is configured: the embedded emulator answers instead."""
+        return self.autoenhance_api_key is None
+
+    @property
+    def mode(self) -> Literal["sandbox", "live"]:
+        return "sandbox" if self.sandbox_mode else "live"

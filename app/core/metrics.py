@@ -1,0 +1,42 @@
+"""Prometheus metrics of the service.
+
+Metric objects live at module level, as prometheus-client intends; under several uvicorn
+workers, `PROMETHEUS_MULTIPROC_DIR` switches the library to its multiprocess mode and
+`/metrics` aggregates every worker's files. Labels are bounded: route templates, never raw
+paths; upstream endpoint names, never ids.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+HTTP_REQUESTS = Counter(
+    "http_requests_total", "HTTP requests answered", ["method", "route", "status"]
+)
+HTTP_LATENCY = Histogram(
+    "http_request_duration_seconds",
+    "Time until the response started (streamed bodies continue after this)",
+    ["method", "route"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+ARCHIVE_TTFB = Histogram(
+    "archive_time_to_first_byte_seconds",
+    "Time from request to the first archive byte",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30),
+)
+ARCHIVE_BYTES = Counter("archive_bytes_streamed_total", "Archive bytes sent to clients")
+ARCHIVES_SERVED = Counter("archives_served_total", "Archives delivered", ["source"])
+IMAGES_DELIVERED = Counter("images_delivered_total", "Images written into archives")
+IMAGES_SKIPPED = Counter("images_skipped_total", "Images left out of archives", ["reason"])
+CLIENT_ABORTS = Counter("client_aborts_total", "Downloads the client abandoned mid-way")
+CACHE_LOOKUPS = Counter("archive_cache_lookups_total", "Archive cache lookups", ["result"])
+UPSTREAM_REQUESTS = Counter(
+    "upstream_requests_total", "Calls to the Autoenhance API", ["endpoint", "outcome"]
+)
+UPSTREAM_RETRIES = Counter("upstream_retries_total", "Retried upstream calls", ["endpoint"])
+ORDERS_CREATED = Counter("orders_created_total", "Orders created through the service")
+JOBS = Counter("jobs_total", "Jobs reaching a state", ["state"])
+QUEUE_DEPTH = Gauge("job_queue_depth", "Jobs queued or waiting", multiprocess_mode="livemax")
+CIRCUIT_OPEN = Gauge(
+    "upstream_circuit_open", "1 while the upstream circuit is open", multiprocess_mode="livemax"
+)

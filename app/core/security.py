@@ -1,0 +1,104 @@
+"""Credentials, constant-time checks and signed links.
+
+A `Credential` says which Autoenhance key a request spends and who owns what it creates:
+the operator (the service's own key) or a caller who brought their own key, known only by a
+hash of it. Caches and jobs are keyed by `Credential.owner`, never by the key itself.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+import secrets
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlencode
+
+OPERATOR = "operator"
+ANONYMOUS = "anonymous"
+
+
+@dataclass(frozen=True, slots=True)
+class Credential:
+    """The upstream key a request uses and the owner its cached data is filed under."""
+
+    api_key: str | None = field(repr=False)
+    owner: str
+
+    @classmethod
+    def own_key(cls, api_key: str) -> Credential:
+        return cls(api_key=api_key, owner="byok:" + key_fingerprint(api_key))
+
+
+def key_fingerprint(api_key: str) -> str:
+    """A one-way, non-reversible identifier of a key (safe to store and log)."""
+    return hashlib.sha256(b"autoenhance-key:" + api_key.encode()).hexdigest()[:32]
+
+
+def same_secret(given: str | None, expected: str) -> bool:
+    """Constant-time comparison of a presented secret with the configured one."""
+    if given is None:
+        return False
+    return hmac.compare_digest(given.encode(), expected.encode())
+
+
+def load_or_create_secret(path: Path) -> bytes:
+    """Read the local signing secret, creating it (mode 0600) on first use.
+
+    Several workers may start at once: the file is created exclusively, and a loser of that
+    race reads what the winner wrote.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        for _ in range(50):
+            data = path.read_bytes().strip()
+            if data:
+                return base64.urlsafe_b64decode(data)
+            time.sleep(0.02)
+        raise RuntimeError(f"signing secret file {path.name} is empty") from None
+    secret = secrets.token_bytes(32)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(base64.urlsafe_b64encode(secret))
+    return secret
+
+
+class Signer:
+    """HMAC-SHA256 signatures over a path, its query and an expiry time.
+
+    A signed link is `path?<query>&expires=<unix>&sig=<hex>`; `verify` recomputes the signature
+    over the same canonical form (query sorted, `sig` left out) and compares in constant time.
+    """
+
+    def __init__(self, secret: bytes) -> None:
+        self._secret = secret
+
+    def _digest(self, path: str, params: dict[str, str]) -> str:
+        canonical = path + "?" + urlencode(sorted(params.items()))
+        return hmac.new(self._secret, canonical.encode(), hashlib.sha256).hexdigest()
+
+    def sign(self, path: str, params: dict[str, str], *, ttl: int, now: float | None = None) -> str:
+        """Return `path?query` carrying `expires` and `sig`."""
+        expires = int((now if now is not None else time.time()) + ttl)
+        signed = {**params, "expires": str(expires)}
+        signed["sig"] = self._digest(path, signed)
+        return path + "?" + urlencode(sorted(signed.items()))
+
+    def verify(self, path: str, params: dict[str, str], *, now: float | None = None) -> bool:
+        """True when `params` carry a valid, unexpired signature for `path`."""
+        sig = params.get("sig")
+        expires = params.get("expires", "")
+        if not sig or not expires.isdigit():
+            return False
+        if int(expires) < (now if now is not None else time.time()):
+            return False
+        unsigned = {k: v for k, v in params.items() if k != "sig"}
+        return hmac.compare_digest(sig, self._digest(path, unsigned))
+
+    def mac(self, message: bytes) -> str:
+        """A hex HMAC-SHA256 of `message` (for callback signatures and session cookies)."""
+        return hmac.new(self._secret, message, hashlib.sha256).hexdigest()

@@ -1,0 +1,119 @@
+"""Application factory and lifespan.
+
+`create_app(settings)` builds the FastAPI application; the lifespan owns every long-lived
+resource — the one shared HTTP client, the upstream client, the fair limiter, the archive
+cache, and in sandbox mode the embedded emulator — and closes them on shutdown. Handlers read
+them from `request.state` (see `app.api.deps`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import TypedDict
+
+import httpx
+from fastapi import FastAPI
+
+from app.api.routes import batch, orders
+from app.core.config import Settings
+from app.core.errors import install_error_handlers
+from app.core.security import Signer, load_or_create_secret
+from app.services.cache import ArchiveCache
+from app.services.fairness import FairLimiter
+from app.upstream.breaker import CircuitBreaker
+from app.upstream.client import AutoenhanceClient, build_http_client
+
+logger = logging.getLogger("app")
+
+# Base URL under which the embedded sandbox answers inside the process.
+EMBEDDED_SANDBOX_BASE = "http://sandbox.internal/v3"
+
+
+class State(TypedDict):
+    settings: Settings
+    http: httpx.AsyncClient
+    upstream: AutoenhanceClient
+    limiter: FairLimiter
+    cache: ArchiveCache
+    signer: Signer
+    spool_dir: Path
+
+
+def _signing_secret(settings: Settings) -> bytes:
+    if settings.signing_secret is not None:
+        return settings.signing_secret.get_secret_value().encode()
+    return load_or_create_secret(settings.data_dir / "signing.key")
+
+
+@contextlib.asynccontextmanager
+async def _upstream_transport(
+    settings: Settings,
+) -> AsyncIterator[tuple[httpx.AsyncBaseTransport | None, str]]:
+    """The transport and base URL of the upstream: the real API, or the embedded sandbox."""
+    if not settings.sandbox_mode:
+        yield None, settings.autoenhance_api_base
+        return
+    from app.sandbox import SandboxConfig, create_sandbox_app
+
+    sandbox = create_sandbox_app(SandboxConfig(processing_delay=settings.sandbox_processing_delay))
+    async with sandbox.router.lifespan_context(sandbox):
+        logger.warning(
+            "SANDBOX MODE: no AUTOENHANCE_API_KEY is set; answering from the built-in "
+            "emulator of the Autoenhance API (nothing is charged, images are simulated)"
+        )
+        yield httpx.ASGITransport(app=sandbox), EMBEDDED_SANDBOX_BASE
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the application. `settings` defaults to the environment."""
+    settings = settings or Settings()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[State]:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        async with _upstream_transport(settings) as (transport, base_url):
+            http = build_http_client(
+                max_connections=settings.upstream_max_connections,
+                connect_timeout=settings.upstream_connect_timeout,
+                read_timeout=settings.upstream_read_timeout,
+                max_redirects=settings.upstream_max_redirects,
+                transport=transport,
+            )
+            upstream = AutoenhanceClient(
+                http,
+                base_url=base_url,
+                api_version=settings.autoenhance_api_version,
+                retries=settings.upstream_retries,
+                retry_max_wait=settings.upstream_retry_max_wait,
+                breaker=CircuitBreaker(
+                    failure_threshold=settings.circuit_failure_threshold,
+                    cooldown=settings.circuit_cooldown,
+                ),
+            )
+            async with http:
+                yield State(
+                    settings=settings,
+                    http=http,
+                    upstream=upstream,
+                    limiter=FairLimiter(settings.upstream_max_connections),
+                    cache=ArchiveCache(
+                        settings.data_dir / "cache", max_bytes=settings.archive_cache_max_bytes
+                    ),
+                    signer=Signer(_signing_secret(settings)),
+                    spool_dir=settings.data_dir / "spool",
+                )
+
+    app = FastAPI(
+        title="Autoenhance batch downloader",
+        summary="Every enhanced image of an Autoenhance.ai order as one streamed ZIP.",
+        version="1.0.0",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+    app.include_router(batch.router)
+    app.include_router(orders.router)
+    return app

@@ -1,0 +1,400 @@
+"""The one module that talks to the Autoenhance API.
+
+Every call goes through one shared `httpx.AsyncClient` (created by the application's lifespan)
+and through `_send`, which maps failures into `app.upstream.errors`, retries what is worth
+retrying with tenacity (exponential backoff with jitter; a 429's Retry-After honoured up to
+`retry_max_wait`), never retries other 4xx, and feeds the circuit breaker.
+
+API keys travel only in the `x-api-key` header. They are never logged: log lines name the
+endpoint, never the URL's query or headers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import zlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import IO, Any, TypeVar
+
+import httpx
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+
+from app.core import metrics
+from app.services.options import DownloadOptions
+from app.upstream.breaker import CircuitBreaker
+from app.upstream.errors import (
+    UpstreamError,
+    UpstreamNetworkError,
+    UpstreamNotFound,
+    UpstreamProtocolError,
+    UpstreamRateLimited,
+    UpstreamRejected,
+    UpstreamRetryable,
+    UpstreamServerError,
+    UpstreamTimeout,
+    UpstreamUnauthorized,
+)
+from app.upstream.models import Order, OrderPage, RegisteredImage
+
+logger = logging.getLogger("app.upstream")
+
+T = TypeVar("T")
+
+# Bytes read from the upstream per chunk while spooling an image.
+DOWNLOAD_CHUNK = 256 * 1024
+USER_AGENT = "autoenhance-batch-downloader/1.0 (+https://github.com/autoenhance)"
+
+
+@dataclass(frozen=True, slots=True)
+class Downloaded:
+    """What `download_enhanced` wrote into its sink."""
+
+    size: int
+    crc32: int
+    content_type: str | None
+
+
+def build_http_client(
+    *,
+    max_connections: int,
+    connect_timeout: float,
+    read_timeout: float,
+    max_redirects: int,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> httpx.AsyncClient:
+    """The shared HTTP client: explicit timeouts, limits and User-Agent.
+
+    Redirects are followed by `AutoenhanceClient` itself rather than by httpx, because httpx
+    forwards custom headers such as `x-api-key` to whatever host a redirect names; the client
+    strips the key when a redirect leaves the API's origin and refuses non-http(s) targets.
+    """
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(read_timeout, connect=connect_timeout, pool=None),
+        limits=httpx.Limits(
+            max_connections=max_connections, max_keepalive_connections=max_connections
+        ),
+        headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"},
+        follow_redirects=False,
+        max_redirects=max_redirects,
+        transport=transport,
+    )
+
+
+class AutoenhanceClient:
+    """Typed calls to the Autoenhance v3 API.
+
+    Each call takes the key to use (`api_key`): the operator's key, or a caller's own key;
+    `None` sends no key (the API allows that for reading an order or an image).
+    """
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        *,
+        base_url: str,
+        api_version: str,
+        retries: int = 3,
+        retry_max_wait: float = 10.0,
+        breaker: CircuitBreaker | None = None,
+    ) -> None:
+        self._http = http
+        self._base = base_url.rstrip("/")
+        self._api_version = api_version
+        self._retries = retries
+        self._retry_max_wait = retry_max_wait
+        self.breaker = breaker or CircuitBreaker(failure_threshold=20, cooldown=15.0)
+        self._backoff = wait_exponential_jitter(multiplier=0.2, max=retry_max_wait, jitter=0.2)
+
+    # --- orders -----------------------------------------------------------------------------
+
+    async def get_order(self, order_id: str, *, api_key: str | None) -> Order:
+        """Fetch an order with its images.
+
+        Raises:
+            UpstreamNotFound, UpstreamUnauthorized, UpstreamRateLimited, UpstreamServerError,
+            UpstreamTimeout, UpstreamNetworkError, CircuitOpen.
+        """
+        response = await self._call("get_order", "GET", f"/orders/{order_id}", api_key=api_key)
+        return Order.model_validate(response.json())
+
+    async def list_orders(
+        self, *, api_key: str | None, per_page: int = 20, offset: str | None = None
+    ) -> OrderPage:
+        params: dict[str, str] = {"per_page": str(per_page)}
+        if offset:
+            params["offset"] = offset
+        response = await self._call(
+            "list_orders", "GET", "/orders/", api_key=api_key, params=params
+        )
+        return OrderPage.from_api(response.json())
+
+    async def create_order(self, *, api_key: str | None, name: str | None = None) -> Order:
+        body = {"name": name} if name else {}
+        response = await self._call("create_order", "POST", "/orders/", api_key=api_key, json=body)
+        return Order.model_validate(response.json())
+
+    async def delete_order(self, order_id: str, *, api_key: str | None) -> None:
+        await self._call("delete_order", "DELETE", f"/orders/{order_id}", api_key=api_key)
+
+    # --- images -------------------------------------------------------------------------------
+
+    async def register_image(
+        self, *, api_key: str | None, order_id: str, image_name: str, content_type: str
+    ) -> RegisteredImage:
+        """Register an image in an order; the answer carries the URL to upload its bytes to.
+
+        Both spellings of the content type are sent, because API versions differ in which
+        one they read.
+        """
+        body = {
+            "order_id": order_id,
+            "image_name": image_name,
+            "contentType": content_type,
+            "content_type": content_type,
+        }
+        response = await self._call(
+            "register_image", "POST", "/images/", api_key=api_key, json=body
+        )
+        return RegisteredImage.model_validate(response.json())
+
+    async def upload_image(self, upload_url: str, content: bytes, *, content_type: str) -> None:
+        """PUT the bytes to the pre-signed upload URL (no API key: the URL is the credential)."""
+
+        async def attempt() -> None:
+            response = await self._open(
+                "PUT", upload_url, headers={"Content-Type": content_type}, content=content
+            )
+            self._raise_for_status(response)
+
+        await self._with_retries("upload_image", attempt)
+
+    async def download_enhanced(
+        self,
+        image_id: str,
+        sink: IO[bytes],
+        *,
+        options: DownloadOptions,
+        api_key: str | None,
+    ) -> Downloaded:
+        """Download one enhanced image into `sink`, computing its CRC-32 as it goes.
+
+        A failed attempt (also one that breaks mid-body) truncates the sink and starts over,
+        so `sink` holds exactly one complete image when this returns. The byte count is
+        checked against Content-Length: a body that is shorter or longer is a failure, never
+        a silently corrupt image.
+
+        Raises:
+            UpstreamNotFound, UpstreamUnauthorized, UpstreamRejected (e.g. not processed yet,
+            format not available, no credits), UpstreamProtocolError, and after the last
+            retry UpstreamRateLimited, UpstreamServerError, UpstreamTimeout,
+            UpstreamNetworkError; CircuitOpen when the upstream is known to be failing.
+        """
+        headers = self._headers(api_key)
+        if options.dev_mode:
+            headers["x-dev-mode"] = "true"
+        url = f"{self._base}/images/{image_id}/enhanced"
+        params = options.upstream_params()
+
+        async def attempt() -> Downloaded:
+            sink.seek(0)
+            sink.truncate()
+            crc = 0
+            size = 0
+            response = await self._open("GET", url, params=params, headers=headers, stream=True)
+            async with contextlib.aclosing(response):
+                if response.status_code != 200:
+                    await response.aread()
+                    self._raise_for_status(response)
+                # A length is only comparable with what arrives when nothing decoded it.
+                encoded = response.headers.get("content-encoding", "identity") != "identity"
+                expected = None if encoded else response.headers.get("content-length")
+                async for chunk in response.aiter_bytes(DOWNLOAD_CHUNK):
+                    sink.write(chunk)
+                    crc = zlib.crc32(chunk, crc)
+                    size += len(chunk)
+                content_type = response.headers.get("content-type")
+            if expected is not None and expected.isdigit() and int(expected) != size:
+                raise UpstreamNetworkError(
+                    f"image body was {size} bytes, Content-Length said {expected}"
+                )
+            sink.flush()
+            return Downloaded(size=size, crc32=crc, content_type=content_type)
+
+        return await self._with_retries("download_enhanced", attempt)
+
+    # --- plumbing -----------------------------------------------------------------------------
+
+    def _headers(self, api_key: str | None) -> dict[str, str]:
+        headers = {"x-api-version": self._api_version}
+        if api_key:
+            headers["x-api-key"] = api_key
+        return headers
+
+    async def _call(
+        self,
+        endpoint: str,
+        method: str,
+        path: str,
+        *,
+        api_key: str | None,
+        params: dict[str, str] | None = None,
+        json: Any = None,
+    ) -> httpx.Response:
+        url = f"{self._base}{path}"
+
+        async def attempt() -> httpx.Response:
+            response = await self._open(
+                method, url, params=params, json=json, headers=self._headers(api_key)
+            )
+            self._raise_for_status(response)
+            return response
+
+        return await self._with_retries(endpoint, attempt)
+
+    async def _open(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: dict[str, str],
+        params: dict[str, str] | None = None,
+        json: Any = None,
+        content: bytes | None = None,
+        stream: bool = False,
+    ) -> httpx.Response:
+        """Send a request, following redirects safely.
+
+        A redirect to another origin drops `x-api-key` (an asset host has no business with
+        it); a redirect to anything but http/https, or more than `max_redirects` of them,
+        raises `UpstreamProtocolError`. The caller closes a `stream=True` response.
+        """
+        origin = httpx.URL(url)
+        for _ in range(self._http.max_redirects + 1):
+            request = self._http.build_request(
+                method, url, params=params, headers=headers, json=json, content=content
+            )
+            response = await self._http.send(request, stream=stream)
+            if not response.has_redirect_location:
+                return response
+            location = response.headers["location"]
+            await response.aclose()
+            try:
+                target = request.url.join(location)
+            except httpx.InvalidURL as exc:
+                raise UpstreamProtocolError("upstream redirected to an invalid URL") from exc
+            if target.scheme not in ("http", "https"):
+                raise UpstreamProtocolError("upstream redirected to a non-http URL")
+            if (target.scheme, target.host, target.port) != (
+                origin.scheme,
+                origin.host,
+                origin.port,
+            ):
+                headers = {k: v for k, v in headers.items() if k.lower() != "x-api-key"}
+            if response.status_code == 303 or (
+                response.status_code in (301, 302) and method == "POST"
+            ):
+                method, json, content = "GET", None, None
+            url, params = str(target), None
+        raise UpstreamProtocolError("upstream redirected too many times")
+
+    async def _with_retries(self, endpoint: str, attempt: Callable[[], Awaitable[T]]) -> T:
+        self.breaker.check()
+
+        def before_sleep(state: RetryCallState) -> None:
+            metrics.UPSTREAM_RETRIES.labels(endpoint).inc()
+            exc = state.outcome.exception() if state.outcome else None
+            logger.info(
+                "retrying %s after %s (attempt %d)",
+                endpoint,
+                type(exc).__name__,
+                state.attempt_number,
+            )
+
+        retrying = AsyncRetrying(
+            retry=retry_if_exception_type(UpstreamRetryable),
+            stop=stop_after_attempt(self._retries + 1),
+            wait=self._wait,
+            before_sleep=before_sleep,
+            reraise=True,
+        )
+        try:
+            async for state in retrying:
+                with state:
+                    result = await self._mapped(attempt)
+        except UpstreamError as exc:
+            metrics.UPSTREAM_REQUESTS.labels(endpoint, type(exc).__name__).inc()
+            if isinstance(exc, UpstreamRetryable):
+                self.breaker.record_failure()
+            raise
+        metrics.UPSTREAM_REQUESTS.labels(endpoint, "ok").inc()
+        self.breaker.record_success()
+        return result
+
+    def _wait(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, UpstreamRateLimited) and exc.retry_after is not None:
+            return min(exc.retry_after, self._retry_max_wait)
+        return float(self._backoff(state))
+
+    @staticmethod
+    async def _mapped(attempt: Callable[[], Awaitable[T]]) -> T:
+        try:
+            return await attempt()
+        except httpx.TooManyRedirects as exc:
+            raise UpstreamProtocolError("upstream redirected too many times") from exc
+        except httpx.UnsupportedProtocol as exc:
+            raise UpstreamProtocolError("upstream redirected to a non-http URL") from exc
+        except httpx.TimeoutException as exc:
+            raise UpstreamTimeout(f"upstream timed out ({type(exc).__name__})") from exc
+        except (httpx.NetworkError, httpx.RemoteProtocolError) as exc:
+            raise UpstreamNetworkError(
+                f"upstream connection failed ({type(exc).__name__})"
+            ) from exc
+        except httpx.DecodingError as exc:
+            raise UpstreamProtocolError("upstream sent an undecodable body") from exc
+
+    @staticmethod
+    def _raise_for_status(response: httpx.Response) -> None:
+        status = response.status_code
+        if status < 400:
+            return
+        message = _upstream_message(response)
+        if status == 404:
+            raise UpstreamNotFound(message, status_code=status)
+        if status in (401, 403):
+            raise UpstreamUnauthorized(message, status_code=status)
+        if status == 429:
+            raise UpstreamRateLimited(message, retry_after=_retry_after(response))
+        if status >= 500:
+            raise UpstreamServerError(message, status_code=status)
+        raise UpstreamRejected(message, status_code=status)
+
+
+def _upstream_message(response: httpx.Response) -> str:
+    """The upstream's own error message (its `message` field), cut short; never the body raw."""
+    try:
+        payload = response.json()
+    except ValueError:
+        return f"upstream answered {response.status_code}"
+    if isinstance(payload, dict) and isinstance(payload.get("message"), str):
+        return f"upstream answered {response.status_code}: {payload['message'][:200]}"
+    return f"upstream answered {response.status_code}"
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        # An HTTP date: honour it as "soon" rather than parse clocks we do not share.
+        return None

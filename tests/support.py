@@ -1,0 +1,114 @@
+"""Helpers shared by the test suite: real servers on loopback and external tools.
+
+Tests that stream talk to a real uvicorn server; integration tests talk to the
+standalone sandbox over a socket. Both listen on 127.0.0.1 on a free port.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+
+ROOT = Path(__file__).resolve().parent.parent
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def require_tool(name: str, *alternatives: str) -> str:
+    """Return the path of an external program, or skip (locally) / fail (in CI)."""
+    for candidate in (name, *alternatives):
+        path = shutil.which(candidate)
+        if path:
+            return path
+    message = f"external program {name!r} is not installed (see .ci/run for the Debian package)"
+    if IN_CI:
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_until_listening(url: str, *, timeout: float = 20.0, process: Any = None) -> None:
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"server process exited early with code {process.returncode}")
+        try:
+            httpx.get(url, timeout=1.0)
+            return
+        except httpx.TransportError as exc:
+            last_error = exc
+            time.sleep(0.05)
+    raise RuntimeError(f"{url} did not answer within {timeout}s: {last_error!r}")
+
+
+class UvicornThread:
+    """Run an ASGI app under a real uvicorn server in a background thread."""
+
+    def __init__(self, app: Any, *, port: int | None = None, **config: Any) -> None:
+        self.port = port or free_port()
+        self.config = uvicorn.Config(
+            app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on", **config
+        )
+        self.server = uvicorn.Server(self.config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> UvicornThread:
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=15)
+
+
+@contextlib.contextmanager
+def sandbox_process(*args: str, env: dict[str, str] | None = None) -> Iterator[str]:
+    """Start the standalone sandbox (`python -m app.sandbox`) and yield its base URL.
+
+    The URL ends in `/v3`, ready to be used as AUTOENHANCE_API_BASE.
+    """
+    port = free_port()
+    full_env = {**os.environ, **(env or {})}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "app.sandbox", "--host", "127.0.0.1", "--port", str(port), *args],
+        cwd=ROOT,
+        env=full_env,
+    )
+    try:
+        wait_until_listening(f"http://127.0.0.1:{port}/_sandbox/health", process=process)
+        yield f"http://127.0.0.1:{port}/v3"
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
