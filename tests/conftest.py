@@ -1,0 +1,75 @@
+"""Fixtures shared by the whole suite."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from app.core.config import Settings
+from app.main import create_app
+from tests.support import UvicornThread, sandbox_process
+
+SettingsFactory = Callable[..., Settings]
+
+
+@pytest.fixture(scope="session")
+def sandbox_url() -> Iterator[str]:
+    """A standalone sandbox on a real socket, shared by the session (base URL ends in /v3).
+
+    Tests that script faults must reset them; use `sandbox` for a clean control client.
+    """
+    with sandbox_process("--processing-delay", "0.2") as url:
+        yield url
+
+
+@pytest.fixture
+def sandbox(sandbox_url: str) -> Iterator[httpx.Client]:
+    """A control client of the shared sandbox; faults and the request log are cleared around
+    each test."""
+    root = sandbox_url.removesuffix("/v3")
+    with httpx.Client(base_url=root, timeout=30) as client:
+        client.delete("/_sandbox/faults").raise_for_status()
+        client.delete("/_sandbox/requests").raise_for_status()
+        yield client
+        client.delete("/_sandbox/faults")
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path, sandbox_url: str) -> SettingsFactory:
+    """Settings for a service talking to the standalone sandbox, with state in tmp_path."""
+
+    def factory(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "autoenhance_api_key": "operator-test-key",
+            "autoenhance_api_base": sandbox_url,
+            "data_dir": tmp_path / "data",
+            "upstream_retry_max_wait": 0.2,
+            "upstream_read_timeout": 5.0,
+            **overrides,
+        }
+        return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+    return factory
+
+
+@pytest.fixture
+def service(make_settings: SettingsFactory) -> Iterator[UvicornThread]:
+    """The service under a real uvicorn server on loopback, talking to the standalone sandbox."""
+    with UvicornThread(create_app(make_settings())) as server:
+        yield server
+
+
+def create_order(
+    sandbox: httpx.Client, *, images: int, image_bytes: int = 20_000, **extra: Any
+) -> dict[str, Any]:
+    """Create a processed synthetic order in the sandbox and return its OrderOut JSON."""
+    response = sandbox.post(
+        "/_sandbox/orders", json={"images": images, "image_bytes": image_bytes, **extra}
+    )
+    response.raise_for_status()
+    payload: dict[str, Any] = response.json()
+    return payload
