@@ -1,0 +1,233 @@
+"""Fault injection: what can go wrong between a client and the Autoenhance API, on demand.
+
+A fault is a JSON object with a `kind` and optional targeting fields:
+
+- `scope`: which requests it applies to —
+  `"order"`: every `/v3` route except image downloads (orders, image metadata, registration);
+  `"enhanced"`: `/v3/images/{id}/enhanced` and `/v3/images/{id}/original`; body faults
+  (bandwidth, mid-body stall, reset, short/long body) scoped here also follow a download's
+  302 to its `/assets/...` URL, because that is where the image bytes travel;
+  `"asset"`: only `/assets/<token>` (the redirect target);
+  `"any"` (default): all of the above plus `/uploads/...`. `/_sandbox/*` is never affected.
+- `image_ids`: only requests about these images (orders routes never match).
+- `count`: how many requests (or images, for `stuck`) it affects before it retires; absent =
+  until cleared.
+
+Kinds and their parameters:
+
+- `latency` (`ms`): wait before answering.
+- `bandwidth` (`bytes_per_s`): send the response body at this rate.
+- `status` (`status`: 429/500/502/503, `retry_after` seconds): answer with that error instead;
+  429 and 503 carry a `Retry-After` header.
+- `stall` (`seconds`, `phase`): hang; `"before"` = before the status line, `"mid_body"` = after
+  the headers and half of the body.
+- `reset` (`fraction`, default 0.5): send the headers with the full Content-Length, that fraction
+  of the body, then abort the connection.
+- `short_body` (`missing_bytes`): end the response that many bytes short of its Content-Length.
+  uvicorn notices, logs nothing for injected faults, and closes the connection, so a client sees
+  a truncated body followed by EOF (in-process via ASGITransport the short body is delivered
+  as if complete).
+- `long_body` (`extra_bytes`): try to send more bytes than the Content-Length. uvicorn refuses to
+  write past the declared length: the wire carries exactly Content-Length bytes, then the
+  connection is closed instead of kept alive. In-process the extra bytes do reach the client.
+- `redirect_loop`: 302 back to the same URL, forever.
+- `bad_redirect` (`location`, default `file:///etc/passwd`): 302 to a non-http(s) URL.
+- `down` (`retry_after`): refuse every matching request with 503.
+- `stuck` (`status`: `"processing"` | `"error"`, `status_reason`): matching images stop at that
+  status instead of becoming processed; listed images that are already processed switch to it
+  at once. A `"processing"` hold ends (and the image completes) when the fault is cleared.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Scope = Literal["order", "enhanced", "asset", "any"]
+RouteKind = Literal["order", "enhanced", "asset", "upload"]
+
+
+class _FaultBase(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    scope: Scope = "any"
+    image_ids: list[str] | None = None
+    count: int | None = Field(default=None, ge=1)
+
+
+class LatencyFault(_FaultBase):
+    kind: Literal["latency"]
+    ms: int = Field(ge=0, le=600_000)
+
+
+class BandwidthFault(_FaultBase):
+    kind: Literal["bandwidth"]
+    bytes_per_s: int = Field(ge=1)
+
+
+class StatusFault(_FaultBase):
+    kind: Literal["status"]
+    status: Literal[429, 500, 502, 503] = 500
+    retry_after: int = Field(default=1, ge=0, le=86_400)
+
+
+class StallFault(_FaultBase):
+    kind: Literal["stall"]
+    seconds: float = Field(gt=0, le=3600)
+    phase: Literal["before", "mid_body"] = "mid_body"
+
+
+class ResetFault(_FaultBase):
+    kind: Literal["reset"]
+    fraction: float = Field(default=0.5, ge=0, lt=1)
+
+
+class ShortBodyFault(_FaultBase):
+    kind: Literal["short_body"]
+    missing_bytes: int = Field(default=100, ge=1)
+
+
+class LongBodyFault(_FaultBase):
+    kind: Literal["long_body"]
+    extra_bytes: int = Field(default=100, ge=1, le=1024 * 1024)
+
+
+class RedirectLoopFault(_FaultBase):
+    kind: Literal["redirect_loop"]
+
+
+class BadRedirectFault(_FaultBase):
+    kind: Literal["bad_redirect"]
+    location: str = Field(default="file:///etc/passwd", min_length=1, max_length=2048)
+
+
+class DownFault(_FaultBase):
+    kind: Literal["down"]
+    retry_after: int | None = Field(default=None, ge=0, le=86_400)
+
+
+class StuckFault(_FaultBase):
+    kind: Literal["stuck"]
+    status: Literal["processing", "error"] = "processing"
+    status_reason: str | None = Field(default=None, max_length=1000)
+
+
+Fault = Annotated[
+    LatencyFault
+    | BandwidthFault
+    | StatusFault
+    | StallFault
+    | ResetFault
+    | ShortBodyFault
+    | LongBodyFault
+    | RedirectLoopFault
+    | BadRedirectFault
+    | DownFault
+    | StuckFault,
+    Field(discriminator="kind"),
+]
+
+# Faults that reshape a response body; everything else (except `stuck`) acts before the answer.
+BodyFault = BandwidthFault | StallFault | ResetFault | ShortBodyFault | LongBodyFault
+_BODY_KINDS = frozenset({"bandwidth", "reset", "short_body", "long_body"})
+
+
+def is_body_fault(fault: Fault) -> bool:
+    """True for faults applied while the body is sent (a mid-body stall is one)."""
+    if isinstance(fault, StallFault):
+        return fault.phase == "mid_body"
+    return fault.kind in _BODY_KINDS
+
+
+@dataclass
+class ActiveFault:
+    """A fault in force, with its id and how many more requests it may affect."""
+
+    id: int
+    fault: Fault
+    remaining: int | None
+
+    def describe(self) -> dict[str, object]:
+        return {"id": self.id, "remaining": self.remaining, **self.fault.model_dump()}
+
+
+def _scope_matches(fault: Fault, route: RouteKind, *, body: bool) -> bool:
+    if fault.scope == "any":
+        return True
+    if fault.scope == route:
+        return True
+    # A download's bytes travel on the asset leg when redirects are on.
+    return body and fault.scope == "enhanced" and route == "asset"
+
+
+class FaultBook:
+    """The faults in force. Not thread-safe: used from the event loop only."""
+
+    def __init__(self) -> None:
+        self._ids = itertools.count(1)
+        self._active: list[ActiveFault] = []
+
+    def add(self, fault: Fault) -> ActiveFault:
+        """Put `fault` in force and return its record."""
+        active = ActiveFault(id=next(self._ids), fault=fault, remaining=fault.count)
+        self._active.append(active)
+        return active
+
+    def remove(self, fault_id: int) -> bool:
+        """Retire one fault; False when no fault has that id."""
+        before = len(self._active)
+        self._active = [a for a in self._active if a.id != fault_id]
+        return len(self._active) != before
+
+    def clear(self) -> None:
+        self._active.clear()
+
+    def active(self) -> list[ActiveFault]:
+        return list(self._active)
+
+    def is_active(self, fault_id: int) -> bool:
+        return any(a.id == fault_id for a in self._active)
+
+    def take(self, route: RouteKind, image_id: str | None, *, body: bool) -> list[Fault]:
+        """Return, and charge one use of, the faults that apply to this request.
+
+        `body=False` selects faults acting before the answer, `body=True` those reshaping a
+        successful body. A fault whose `count` reaches zero retires.
+        """
+        taken: list[Fault] = []
+        for active in list(self._active):
+            fault = active.fault
+            if fault.kind == "stuck" or is_body_fault(fault) != body:
+                continue
+            if not _scope_matches(fault, route, body=body):
+                continue
+            if fault.image_ids is not None and image_id not in fault.image_ids:
+                continue
+            taken.append(fault)
+            self._charge(active)
+        return taken
+
+    def take_stuck(self, image_id: str) -> tuple[int, StuckFault] | None:
+        """The first `stuck` fault covering `image_id` (charged once), with its id."""
+        for active in list(self._active):
+            fault = active.fault
+            if not isinstance(fault, StuckFault):
+                continue
+            if fault.image_ids is not None and image_id not in fault.image_ids:
+                continue
+            if active.remaining == 0:
+                continue
+            # A spent stuck fault stays in force: it still holds the images it caught.
+            self._charge(active, retire=False)
+            return active.id, fault
+        return None
+
+    def _charge(self, active: ActiveFault, *, retire: bool = True) -> None:
+        if active.remaining is None:
+            return
+        active.remaining -= 1
+        if retire and active.remaining <= 0:
+            self._active = [a for a in self._active if a is not active]

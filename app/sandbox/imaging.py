@@ -1,0 +1,204 @@
+"""Pillow work: the stand-in "enhancement", output encoding, and synthetic payloads.
+
+All functions here are CPU-bound and synchronous; callers run them in a worker thread.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import threading
+import warnings
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Literal
+
+from PIL import Image, ImageDraw, ImageEnhance, ImageFont, ImageOps
+
+OutputFormat = Literal["jpeg", "png", "webp"]
+
+MIME_TYPES: dict[OutputFormat, str] = {
+    "jpeg": "image/jpeg",
+    "png": "image/png",
+    "webp": "image/webp",
+}
+# Refuse to decode anything bigger; Pillow's own bomb check only warns below 2x its limit.
+MAX_PIXELS = 60_000_000
+WATERMARK_TEXT = "AUTOENHANCE SANDBOX"
+
+
+class UnreadableImage(ValueError):
+    """The bytes are not an image Pillow can decode within MAX_PIXELS."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class RenderSpec:
+    """How one download should look; hashable so it can key the render cache."""
+
+    format: OutputFormat = "jpeg"
+    quality: int = 85
+    max_side: int | None = None
+    max_width: int | None = None
+    scale: float | None = None
+    watermark: bool = False
+    enhance: bool = True
+
+
+def _open(data: bytes) -> Image.Image:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            image = Image.open(io.BytesIO(data))
+            if image.width * image.height > MAX_PIXELS:
+                raise UnreadableImage(f"image of {image.width}x{image.height} px is too large")
+            image.load()
+        except (
+            OSError,
+            SyntaxError,
+            ValueError,
+            Image.DecompressionBombError,
+            Image.DecompressionBombWarning,
+        ) as exc:
+            if isinstance(exc, UnreadableImage):
+                raise
+            raise UnreadableImage(f"cannot decode image: {exc}") from exc
+    return ImageOps.exif_transpose(image)
+
+
+def probe(data: bytes) -> tuple[int, int]:
+    """Return `(width, height)` of an uploaded image.
+
+    Raises:
+        UnreadableImage: the bytes are not a decodable image or exceed MAX_PIXELS.
+    """
+    image = _open(data)
+    return image.width, image.height
+
+
+def enhance(image: Image.Image) -> Image.Image:
+    """A cheap, visible "enhancement": stretch levels, then add colour and crispness."""
+    image = ImageOps.autocontrast(image.convert("RGB"), cutoff=1)
+    image = ImageEnhance.Color(image).enhance(1.15)
+    image = ImageEnhance.Contrast(image).enhance(1.05)
+    return ImageEnhance.Sharpness(image).enhance(1.4)
+
+
+def target_size(width: int, height: int, spec: RenderSpec) -> tuple[int, int]:
+    """Output dimensions: each limit in `spec` can only shrink, aspect ratio is kept."""
+    factor = 1.0
+    if spec.scale is not None:
+        factor = min(factor, spec.scale)
+    if spec.max_side is not None:
+        factor = min(factor, spec.max_side / max(width, height))
+    if spec.max_width is not None:
+        factor = min(factor, spec.max_width / width)
+    return max(1, round(width * factor)), max(1, round(height * factor))
+
+
+def _watermark(image: Image.Image) -> Image.Image:
+    overlay = Image.new("RGBA", image.size, (0, 0, 0, 0))
+    draw = ImageDraw.Draw(overlay)
+    font = ImageFont.load_default(size=max(10, image.width // 18))
+    box = draw.textbbox((0, 0), WATERMARK_TEXT, font=font)
+    text_w, text_h = max(1, round(box[2] - box[0])), max(1, round(box[3] - box[1]))
+    step_y = text_h * 4
+    for row, y in enumerate(range(0, image.height, step_y)):
+        offset = (row % 2) * text_w // 2
+        for x in range(-offset, image.width, text_w + text_w // 3):
+            draw.text((x, y), WATERMARK_TEXT, font=font, fill=(255, 255, 255, 90))
+    return Image.alpha_composite(image.convert("RGBA"), overlay).convert("RGB")
+
+
+def render(source: bytes, spec: RenderSpec) -> bytes:
+    """Decode `source`, apply the enhancement and `spec`, and encode the result.
+
+    Raises:
+        UnreadableImage: `source` cannot be decoded.
+    """
+    image = _open(source).convert("RGB")
+    if spec.enhance:
+        image = enhance(image)
+    size = target_size(image.width, image.height, spec)
+    if size != image.size:
+        image = image.resize(size, Image.Resampling.LANCZOS)
+    if spec.watermark:
+        image = _watermark(image)
+    out = io.BytesIO()
+    if spec.format == "jpeg":
+        image.save(out, "JPEG", quality=spec.quality, optimize=True)
+    elif spec.format == "webp":
+        image.save(out, "WEBP", quality=spec.quality, method=2)
+    else:
+        # PNG is lossless; map quality to zlib effort so low quality means fast.
+        image.save(out, "PNG", compress_level=max(1, min(9, spec.quality // 10)))
+    return out.getvalue()
+
+
+@functools.lru_cache(maxsize=1)
+def _tiny_jpeg() -> bytes:
+    image = Image.new("RGB", (64, 48))
+    draw = ImageDraw.Draw(image)
+    for y in range(48):
+        draw.line([(0, y), (63, y)], fill=(90 + y * 2, 140, 200 - y * 2))
+    out = io.BytesIO()
+    image.save(out, "JPEG", quality=80)
+    return out.getvalue()
+
+
+def min_padded_size() -> int:
+    """Smallest payload `padded_jpeg` can produce."""
+    return len(_tiny_jpeg())
+
+
+@functools.lru_cache(maxsize=8)
+def padded_jpeg(size: int) -> bytes:
+    """A valid JPEG of exactly `size` bytes: a tiny image padded after its EOI marker.
+
+    Decoders stop at EOI, so the padding is ignored; the result is cached per size so a
+    benchmark order of many equal-sized images shares one buffer.
+
+    Raises:
+        ValueError: `size` is smaller than `min_padded_size()`.
+    """
+    base = _tiny_jpeg()
+    if size < len(base):
+        raise ValueError(f"a JPEG needs at least {len(base)} bytes")
+    return base + b"\0" * (size - len(base))
+
+
+class RenderCache:
+    """Bounded LRU of rendered downloads, by total bytes; safe to use from worker threads."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self._max_bytes = max_bytes
+        self._entries: OrderedDict[tuple[object, ...], bytes] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[object, ...]) -> bytes | None:
+        with self._lock:
+            data = self._entries.get(key)
+            if data is not None:
+                self._entries.move_to_end(key)
+            return data
+
+    def put(self, key: tuple[object, ...], data: bytes) -> None:
+        if len(data) > self._max_bytes:
+            return
+        with self._lock:
+            old = self._entries.pop(key, None)
+            if old is not None:
+                self._bytes -= len(old)
+            self._entries[key] = data
+            self._bytes += len(data)
+            while self._bytes > self._max_bytes:
+                _, evicted = self._entries.popitem(last=False)
+                self._bytes -= len(evicted)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self._bytes = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
