@@ -93,9 +93,17 @@ def test_unsupported_formats_cannot_be_encoded(
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [("quality", 0), ("quality", 91), ("scale", 0), ("scale", 1.5), ("max_width", 0),
-     ("size", "huge"), ("preview", "maybe"), ("watermark", "2")],
-)  # fmt: skip
+    [
+        ("quality", 0),
+        ("quality", 91),
+        ("scale", 0),
+        ("scale", 1.5),
+        ("max_width", 0),
+        ("size", "huge"),
+        ("preview", "maybe"),
+        ("watermark", "2"),
+    ],
+)
 def test_out_of_range_parameters_are_422(
     api: httpx.Client, demo_image: str, name: str, value: Any
 ) -> None:

@@ -34,25 +34,31 @@ def inject(sandbox: httpx.Client, **fault: Any) -> dict[str, Any]:
 def raw_get(url: str, headers: dict[str, str], *, timeout: float = 10.0) -> tuple[str, bytes]:
     """GET over a bare socket; return (header block, every body byte until EOF)."""
     parts = urlsplit(url)
-    lines = [f"GET {parts.path}?{parts.query} HTTP/1.1", f"Host: {parts.netloc}",
-             "Connection: keep-alive", *(f"{k}: {v}" for k, v in headers.items())]  # fmt: skip
+    lines = [
+        f"GET {parts.path}?{parts.query} HTTP/1.1",
+        f"Host: {parts.netloc}",
+        "Connection: keep-alive",
+        *(f"{k}: {v}" for k, v in headers.items()),
+    ]
     with socket.create_connection((parts.hostname, parts.port), timeout=timeout) as sock:
         sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
         received = b""
-        while chunk := sock.recv(65536):  # keep-alive is ignored only if the server closes
+        # Read to EOF: had the server kept the connection alive, this would time out.
+        while chunk := sock.recv(65536):
             received += chunk
     head, _, body = received.partition(b"\r\n\r\n")
     return head.decode("latin-1").lower(), body
 
 
 def content_length(head: str) -> int:
-    return int(next(line for line in head.split("\r\n") if line.startswith("content-length:"))
-               .split(":")[1])  # fmt: skip
+    fields = dict(line.split(": ", 1) for line in head.split("\r\n")[1:])
+    return int(fields["content-length"])
 
 
 def asset_url(api: httpx.Client, image_id: str) -> str:
-    response = api.get(f"/images/{image_id}/enhanced", params={"preview": "false"},
-                       headers={"x-dev-mode": "true"})  # fmt: skip
+    response = api.get(
+        f"/images/{image_id}/enhanced", params={"preview": "false"}, headers={"x-dev-mode": "true"}
+    )
     assert response.status_code == 302
     return str(response.url.join(response.headers["location"]))
 
@@ -229,10 +235,19 @@ def test_stuck_error_fails_the_next_upload_with_a_reason(
     assert order["status"] == "error" and order["is_processing"] is False
 
 
-def test_invalid_fault_is_422(sandbox: httpx.Client) -> None:
-    for body in ({"kind": "meteor"}, {"kind": "status", "status": 418}, {"kind": "latency"},
-                 {"kind": "latency", "ms": 5, "scope": "moon"}, [{"kind": "down", "count": 0}]):  # fmt: skip
-        assert_http_error(sandbox.post("/_sandbox/faults", json=body), 422)
+INVALID_FAULTS: list[Any] = [
+    {"kind": "meteor"},
+    {"kind": "status", "status": 418},
+    {"kind": "latency"},
+    {"kind": "latency", "ms": 5, "scope": "moon"},
+    [{"kind": "down", "count": 0}],
+    {"kind": "down", "surprise": True},
+]
+
+
+@pytest.mark.parametrize("body", INVALID_FAULTS)
+def test_invalid_fault_is_422(sandbox: httpx.Client, body: Any) -> None:
+    assert_http_error(sandbox.post("/_sandbox/faults", json=body), 422)
     assert sandbox.get("/_sandbox/faults").json() == {"faults": []}
 
 
