@@ -9,8 +9,7 @@ import pytest
 from PIL import ImageChops, ImageStat
 
 from app.sandbox import DEMO_ORDER_ID
-from tests.sandbox.conftest import InProcess
-from tests.sandbox.helpers import assert_http_error, open_image, synthetic
+from tests.sandbox.helpers import InProcess, assert_http_error, open_image, synthetic
 
 FULL_SIZE = (1600, 1067)
 

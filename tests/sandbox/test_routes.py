@@ -211,6 +211,14 @@ def test_order_listing_paginates_with_offset_tokens(api: httpx.Client) -> None:
     assert len(seen) == len(set(seen)) and pages >= 3
 
 
+def test_order_listing_caps_per_page_at_15(api: httpx.Client) -> None:
+    for _ in range(16):
+        api.post("/orders/")
+    body = api.get("/orders", params={"per_page": 100}).json()
+    assert len(body["orders"]) == 15 and body["pagination"]["per_page"] == 15
+    assert body["pagination"]["next_offset"] is not None
+
+
 def test_order_listing_rejects_a_forged_offset(api: httpx.Client) -> None:
     body = assert_http_error(api.get("/orders/", params={"offset": "garbage!"}), 422)
     assert body == {
