@@ -106,7 +106,8 @@ def slug(title: str) -> str:
 def split_sections(source: str, markdown: str) -> list[Section]:
     """Cut a Markdown document at its headings (levels 1-4), ignoring `#` inside code fences."""
     sections: list[Section] = []
-    title, lines, fenced = source, [], False
+    title, fenced = source, False
+    lines: list[str] = []
 
     def flush() -> None:
         text = "\n".join(lines).strip()
