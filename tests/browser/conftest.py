@@ -175,7 +175,9 @@ def open_page(browser: Browser) -> Iterator[Callable[..., tuple[Page, PageProble
         context.add_init_script(CSP_LISTENER)
         context.add_init_script(save_picker)
         page = context.new_page()
-        problems = PageProblems(allowed_missing=server.missing, allowed_statuses=set(allow_statuses))
+        problems = PageProblems(
+            allowed_missing=server.missing, allowed_statuses=set(allow_statuses)
+        )
         page.on("console", problems.on_console)
         page.on("pageerror", lambda error: problems.errors.append(f"page error: {error}"))
         page.set_default_timeout(15_000)

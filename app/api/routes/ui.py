@@ -47,7 +47,12 @@ class UiState(TypedDict):
 @contextlib.asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[UiState]:
     settings: Settings = app.state.settings
-    limit = parse(settings.ask_rate_limit)
+    try:
+        limit = parse(settings.ask_rate_limit)
+    except ValueError:
+        raise ValueError(
+            f"ASK_RATE_LIMIT={settings.ask_rate_limit!r} is not a rate such as '20/minute'"
+        ) from None
     index = DocIndex.for_project(PROJECT_ROOT)
     async with contextlib.AsyncExitStack() as stack:
         assistant = None
