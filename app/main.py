@@ -17,7 +17,7 @@ from typing import TypedDict
 import httpx
 from fastapi import FastAPI
 
-from app.api.routes import batch, orders
+from app.api.routes import batch, create, orders
 from app.core.config import Settings
 from app.core.errors import install_error_handlers
 from app.core.security import Signer, load_or_create_secret
@@ -116,4 +116,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(batch.router)
     app.include_router(orders.router)
+    app.include_router(create.router)
     return app
