@@ -86,8 +86,8 @@ Params = Annotated[DownloadParams, Depends()]
 
 
 def _ensure_ready(state: SandboxState, image: ImageRecord, *, need_processed: bool) -> None:
-    ready = image.status == "processed" if need_processed else image.original is not None
-    if image.fixed_payload is not None or ready:
+    has_bytes = image.original is not None or image.fixed_payload is not None
+    if image.status == "processed" if need_processed else has_bytes:
         return
     raise SandboxError(
         f"Image is not ready for download (status: {image.status})",

@@ -385,8 +385,27 @@ def _upstream_message(response: httpx.Response) -> str:
     except ValueError:
         return f"upstream answered {response.status_code}"
     if isinstance(payload, dict) and isinstance(payload.get("message"), str):
-        return f"upstream answered {response.status_code}: {payload['message'][:200]}"
+        message = f"upstream answered {response.status_code}: {payload['message'][:200]}"
+        first = _first_detail(payload.get("detail"))
+        return f"{message} ({first[:200]})" if first else message
     return f"upstream answered {response.status_code}"
+
+
+def _first_detail(detail: object) -> str | None:
+    """The first human message inside an API error's `detail` (nested dicts of lists)."""
+    if isinstance(detail, str):
+        return detail
+    if isinstance(detail, list):
+        for item in detail:
+            found = _first_detail(item)
+            if found:
+                return found
+    if isinstance(detail, dict):
+        for value in detail.values():
+            found = _first_detail(value)
+            if found:
+                return found
+    return None
 
 
 def _retry_after(response: httpx.Response) -> float | None:
