@@ -82,10 +82,12 @@ async def create_order_with_images(
     api_key: str | None,
     name: str | None,
     concurrency: int,
+    on_done: Callable[[ImageOutcome], None] | None = None,
 ) -> CreatedOrder:
     """Create an order, then register and upload every image, `concurrency` at a time.
 
     Outcomes come back in the order of `uploads`. A failed image is reported, not raised.
+    `on_done` is called with each outcome as it is known (for progress displays).
 
     Raises:
         UpstreamError: creating the order itself failed (nothing was created).
@@ -95,7 +97,10 @@ async def create_order_with_images(
 
     async def one(upload: ImageUpload) -> ImageOutcome:
         async with semaphore:
-            return await _put_image(client, upload, order_id=order.order_id, api_key=api_key)
+            outcome = await _put_image(client, upload, order_id=order.order_id, api_key=api_key)
+        if on_done is not None:
+            on_done(outcome)
+        return outcome
 
     outcomes = await asyncio.gather(*(one(upload) for upload in uploads))
     created = CreatedOrder(order_id=order.order_id, name=order.name or name, images=outcomes)
