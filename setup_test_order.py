@@ -64,7 +64,6 @@ EXIT_TIMEOUT = 6
 
 DEFAULT_API_BASE = "https://api.autoenhance.ai/v3"
 API_VERSION = "2025-01-01"
-DOWNLOAD_CHUNK = 256 * 1024
 # Image statuses after which nothing changes any more.
 FINAL_STATUSES = frozenset({"processed", "error", "expired"})
 
@@ -435,7 +434,7 @@ async def _download_once(
         partial.remember(url, response.headers.get("etag"))
         progress.update(task, total=total, completed=start)
         with partial.path.open("ab" if appending else "wb") as sink:
-            async for chunk in response.aiter_raw(DOWNLOAD_CHUNK):
+            async for chunk in response.aiter_raw():  # unbuffered: a break keeps every byte
                 sink.write(chunk)
                 progress.advance(task, len(chunk))
         size = partial.path.stat().st_size
