@@ -17,7 +17,7 @@ from typing import TypedDict
 import httpx
 from fastapi import FastAPI
 
-from app.api.routes import batch, orders, ui
+from app.api.routes import batch, create, orders, ui
 from app.core.config import Settings
 from app.core.errors import install_error_handlers
 from app.core.security import Signer, load_or_create_secret
@@ -117,4 +117,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(batch.router)
     app.include_router(orders.router)
     app.include_router(ui.router)
+    app.include_router(create.router)
     return app
