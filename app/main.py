@@ -24,7 +24,7 @@ from app.core.security import Signer, load_or_create_secret
 from app.services.cache import ArchiveCache
 from app.services.fairness import FairLimiter
 from app.upstream.breaker import CircuitBreaker
-from app.upstream.client import AutoenhanceClient, build_http_client
+from app.upstream.client import AutoenhanceClient, build_download_pool, build_http_client
 
 logger = logging.getLogger("app")
 
@@ -82,6 +82,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 max_redirects=settings.upstream_max_redirects,
                 transport=transport,
             )
+            download_pool = build_download_pool(
+                max_connections=settings.upstream_max_connections,
+                connect_timeout=settings.upstream_connect_timeout,
+                read_timeout=settings.upstream_read_timeout,
+                max_redirects=settings.upstream_max_redirects,
+                transport=transport,
+            )
             upstream = AutoenhanceClient(
                 http,
                 base_url=base_url,
@@ -92,8 +99,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     failure_threshold=settings.circuit_failure_threshold,
                     cooldown=settings.circuit_cooldown,
                 ),
+                download_pool=download_pool,
             )
-            async with http:
+            async with contextlib.AsyncExitStack() as clients:
+                for client in (http, *download_pool):
+                    await clients.enter_async_context(client)
                 yield State(
                     settings=settings,
                     http=http,
