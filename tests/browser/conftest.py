@@ -102,7 +102,7 @@ class Server:
     missing: set[str]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     executable = require_tool("chromium")
     with sync_playwright() as playwright:
