@@ -18,6 +18,7 @@ import json
 import secrets
 import uuid
 from collections import OrderedDict
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,8 @@ from app.sandbox.records import ImageRecord, ImageStatus, OrderRecord
 
 DEMO_ORDER_ID = "8f5c2a4e-3b1d-4e7a-9c6f-0a1b2c3d4e5f"
 DEMO_ORDER_NAME = "Demo order — 12 Harbour View"
+# The demo order's clock is fixed, so its archive is byte-identical across restarts too.
+DEMO_ORDER_TIME = datetime(2025, 7, 5, 9, 30, tzinfo=UTC)
 # The spec caps per_page at 15; larger requests get a shorter page, not an error.
 MAX_PER_PAGE = 15
 # Asset URLs are short-lived on the real API; keep only this many outstanding.
@@ -280,6 +283,9 @@ class Store:
                 original=path.read_bytes(),
                 scene=scene,
             )
+        for image_id in order.image_ids:
+            self.images[image_id].date_added = int(DEMO_ORDER_TIME.timestamp() * 1000)
+        order.created_at = order.last_updated_at = DEMO_ORDER_TIME
         return order
 
     def lookup_asset_image_id(self, token: str) -> str | None:
