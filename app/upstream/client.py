@@ -325,6 +325,9 @@ class AutoenhanceClient:
             if not response.has_redirect_location:
                 return response
             location = response.headers["location"]
+            # Reading the (small) redirect body lets the connection go back to the pool;
+            # closing it unread would make httpcore drop the connection.
+            await response.aread()
             await response.aclose()
             try:
                 target = request.url.join(location)
