@@ -17,10 +17,13 @@ from typing import TypedDict
 import httpx
 from fastapi import FastAPI
 
-from app.api.routes import batch, orders
+from app.api.deps import operator_credential
+from app.api.routes import batch, jobs, orders
 from app.core.config import Settings
 from app.core.errors import install_error_handlers
 from app.core.security import Signer, load_or_create_secret
+from app.jobs.runtime import open_jobs
+from app.jobs.service import JobService
 from app.services.cache import ArchiveCache
 from app.services.fairness import FairLimiter
 from app.upstream.breaker import CircuitBreaker
@@ -40,6 +43,7 @@ class State(TypedDict):
     cache: ArchiveCache
     signer: Signer
     spool_dir: Path
+    jobs: JobService
 
 
 def _signing_secret(settings: Settings) -> bytes:
@@ -93,17 +97,31 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     cooldown=settings.circuit_cooldown,
                 ),
             )
-            async with http:
+            limiter = FairLimiter(settings.upstream_max_connections)
+            signer = Signer(_signing_secret(settings))
+            spool_dir = settings.data_dir / "spool"
+            async with (
+                http,
+                open_jobs(
+                    settings,
+                    upstream=upstream,
+                    limiter=limiter,
+                    signer=signer,
+                    spool_dir=spool_dir,
+                    operator_key=operator_credential(settings).api_key,
+                ) as job_service,
+            ):
                 yield State(
                     settings=settings,
                     http=http,
                     upstream=upstream,
-                    limiter=FairLimiter(settings.upstream_max_connections),
+                    limiter=limiter,
                     cache=ArchiveCache(
                         settings.data_dir / "cache", max_bytes=settings.archive_cache_max_bytes
                     ),
-                    signer=Signer(_signing_secret(settings)),
-                    spool_dir=settings.data_dir / "spool",
+                    signer=signer,
+                    spool_dir=spool_dir,
+                    jobs=job_service,
                 )
 
     app = FastAPI(
@@ -116,4 +134,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(batch.router)
     app.include_router(orders.router)
+    app.include_router(jobs.router)
     return app
