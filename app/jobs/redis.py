@@ -26,6 +26,7 @@ from app.jobs.models import JobRecord, JobState
 
 PREFIX = "jobs:"
 INDEX = PREFIX + "index"
+WORKERS_KEY = PREFIX + "workers"  # worker id -> pid of the arq workers that are up
 RUN_FUNCTION = "run_job"
 # Conflicting writers to one record are a handful at most (runner, sweeper, a DELETE).
 MAX_CAS_TRIES = 50

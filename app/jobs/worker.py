@@ -20,13 +20,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from typing import Any
 
 from app.core.config import Settings
 from app.core.security import Signer
 from app.jobs.context import JobContext, archive_store_dir, worker_id
 from app.jobs.keybox import KeyBox
-from app.jobs.redis import RUN_FUNCTION, RedisBackend
+from app.jobs.redis import RUN_FUNCTION, WORKERS_KEY, RedisBackend
 from app.jobs.runner import run_job
 from app.jobs.runtime import callback_client, callback_sender, notifier, signing_secret
 from app.jobs.store import ArchiveStore
@@ -90,10 +91,14 @@ async def startup(ctx: dict[str, Any]) -> None:
     )
     ctx.update(jobs=jobs, http=http, callbacks_http=callbacks_http)
     ctx["sweeper"] = asyncio.create_task(_sweep_forever(jobs), name="jobs-sweeper")
+    # Registered for operators (and tests) to see which workers are up; removed on shutdown.
+    await ctx["redis"].hset(WORKERS_KEY, jobs.worker_id, str(os.getpid()))
     logger.info("job worker %s ready", jobs.worker_id)
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
+    if "jobs" in ctx:
+        await ctx["redis"].hdel(WORKERS_KEY, ctx["jobs"].worker_id)
     sweeper = ctx.get("sweeper")
     if sweeper is not None:
         sweeper.cancel()
