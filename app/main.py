@@ -18,7 +18,7 @@ import httpx
 from fastapi import FastAPI
 
 from app.api.deps import operator_credential
-from app.api.routes import batch, jobs, orders
+from app.api.routes import batch, jobs, orders, ui
 from app.core.config import Settings
 from app.core.errors import install_error_handlers
 from app.core.security import Signer, load_or_create_secret
@@ -134,5 +134,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(batch.router)
     app.include_router(orders.router)
+    app.include_router(ui.router)
     app.include_router(jobs.router)
     return app

@@ -6,6 +6,7 @@ standalone sandbox over a socket. Both listen on 127.0.0.1 on a free port.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import shutil
@@ -69,7 +70,23 @@ class UvicornThread:
             app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on", **config
         )
         self.server = uvicorn.Server(self.config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        try:
+            self.loop.run_until_complete(self.server.serve())
+        finally:
+            self.loop.close()
+
+    def task_names(self) -> list[str]:
+        """Names of the tasks alive in the server's event loop (asked from inside the loop)."""
+
+        async def names() -> list[str]:
+            return [task.get_name() for task in asyncio.all_tasks()]
+
+        return asyncio.run_coroutine_threadsafe(names(), self.loop).result(timeout=5)
 
     @property
     def url(self) -> str:

@@ -105,6 +105,8 @@ class Settings(BaseSettings):
     sentry_project: str | None = None
     chat_api_url: str | None = None
     chat_api_key: SecretStr | None = None
+    chat_timeout: float = Field(default=15.0, gt=0, le=120)  # seconds for one assistant answer
+    ask_rate_limit: str = "20/minute"  # questions per client address (docs or assistant)
 
     _split = field_validator("allowed_origins", "trusted_proxies", mode="before")(_split_commas)
 

@@ -45,7 +45,7 @@ logger = logging.getLogger("app.batch")
 
 REPORT_NAME = "_download_report.txt"
 # Bytes read from a spooled image per chunk written to the client.
-WRITE_CHUNK = 256 * 1024
+WRITE_CHUNK = 1024 * 1024
 # Images may be fetched this many times DOWNLOAD_CONCURRENCY ahead of the one being written.
 PREFETCH_FACTOR = 2
 # Entry time when neither the image nor the order carries one (the DOS epoch).
@@ -203,14 +203,16 @@ class BatchArchive:
         for index, planned in enumerate(self._deliverable):
             await self._window.acquire()
             await self._concurrency.acquire()
-            task = asyncio.create_task(self._fetch(index, planned, lane))
+            task = asyncio.create_task(
+                self._fetch(index, planned, lane), name=f"batch-fetch-{index}"
+            )
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
     async def _fetch(self, index: int, planned: PlannedImage, lane: object) -> None:
         future = self._results[index]
         spool: IO[bytes] = tempfile.SpooledTemporaryFile(
-            max_size=self._spool_memory, dir=self._spool_dir
+            max_size=self._spool_memory, dir=str(self._spool_dir)
         )
         try:
             async with self._limiter.slot(lane):

@@ -48,8 +48,6 @@ logger = logging.getLogger("app.upstream")
 
 T = TypeVar("T")
 
-# Bytes read from the upstream per chunk while spooling an image.
-DOWNLOAD_CHUNK = 256 * 1024
 USER_AGENT = "autoenhance-batch-downloader/1.0 (+https://github.com/autoenhance)"
 
 
@@ -216,7 +214,7 @@ class AutoenhanceClient:
                 # A length is only comparable with what arrives when nothing decoded it.
                 encoded = response.headers.get("content-encoding", "identity") != "identity"
                 expected = None if encoded else response.headers.get("content-length")
-                async for chunk in response.aiter_bytes(DOWNLOAD_CHUNK):
+                async for chunk in response.aiter_bytes():
                     sink.write(chunk)
                     crc = zlib.crc32(chunk, crc)
                     size += len(chunk)
@@ -385,8 +383,27 @@ def _upstream_message(response: httpx.Response) -> str:
     except ValueError:
         return f"upstream answered {response.status_code}"
     if isinstance(payload, dict) and isinstance(payload.get("message"), str):
-        return f"upstream answered {response.status_code}: {payload['message'][:200]}"
+        message = f"upstream answered {response.status_code}: {payload['message'][:200]}"
+        first = _first_detail(payload.get("detail"))
+        return f"{message} ({first[:200]})" if first else message
     return f"upstream answered {response.status_code}"
+
+
+def _first_detail(detail: object) -> str | None:
+    """The first human message inside an API error's `detail` (nested dicts of lists)."""
+    if isinstance(detail, str):
+        return detail
+    if isinstance(detail, list):
+        for item in detail:
+            found = _first_detail(item)
+            if found:
+                return found
+    if isinstance(detail, dict):
+        for value in detail.values():
+            found = _first_detail(value)
+            if found:
+                return found
+    return None
 
 
 def _retry_after(response: httpx.Response) -> float | None:

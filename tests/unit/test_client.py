@@ -114,7 +114,9 @@ async def test_server_errors_are_retried_then_raised(status: int) -> None:
 
 
 async def test_recovers_after_transient_failures() -> None:
-    answers = iter([httpx.Response(503), httpx.Response(500), httpx.Response(200, json=order_json())])
+    answers = iter(
+        [httpx.Response(503), httpx.Response(500), httpx.Response(200, json=order_json())]
+    )
     client, seen = make_client(lambda r: next(answers))
     order = await client.get_order(ORDER_ID, api_key="k")
     assert order.order_id == ORDER_ID
@@ -202,7 +204,9 @@ async def test_download_follows_redirect_and_computes_crc() -> None:
     client, seen = make_client(handler)
     sink = io.BytesIO()
     result = await client.download_enhanced(
-        "img", sink, options=DownloadOptions(format="png", preview=False, dev_mode=True),
+        "img",
+        sink,
+        options=DownloadOptions(format="png", preview=False, dev_mode=True),
         api_key="k",
     )
     assert sink.getvalue() == payload
@@ -287,17 +291,31 @@ async def test_not_found_does_not_count_towards_the_circuit() -> None:
 async def test_register_image_accepts_both_upload_url_spellings() -> None:
     answers = iter(
         [
-            httpx.Response(200, json={"image_id": "i1", "order_id": ORDER_ID,
-                                      "s3PutObjectUrl": "https://s3.example.test/put/1"}),
-            httpx.Response(200, json={"id": "i2", "order_id": ORDER_ID,
-                                      "upload_url": "https://s3.example.test/put/2"}),
+            httpx.Response(
+                200,
+                json={
+                    "image_id": "i1",
+                    "order_id": ORDER_ID,
+                    "s3PutObjectUrl": "https://s3.example.test/put/1",
+                },
+            ),
+            httpx.Response(
+                200,
+                json={
+                    "id": "i2",
+                    "order_id": ORDER_ID,
+                    "upload_url": "https://s3.example.test/put/2",
+                },
+            ),
         ]
     )
     client, seen = make_client(lambda r: next(answers))
-    first = await client.register_image(api_key="k", order_id=ORDER_ID, image_name="a.jpg",
-                                        content_type="image/jpeg")
-    second = await client.register_image(api_key="k", order_id=ORDER_ID, image_name="b.jpg",
-                                         content_type="image/jpeg")
+    first = await client.register_image(
+        api_key="k", order_id=ORDER_ID, image_name="a.jpg", content_type="image/jpeg"
+    )
+    second = await client.register_image(
+        api_key="k", order_id=ORDER_ID, image_name="b.jpg", content_type="image/jpeg"
+    )
     assert (first.image_id, first.upload_url) == ("i1", "https://s3.example.test/put/1")
     assert (second.image_id, second.upload_url) == ("i2", "https://s3.example.test/put/2")
     body = seen[0].read()
