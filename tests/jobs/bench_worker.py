@@ -31,7 +31,10 @@ def main() -> None:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-jobs-"))
     try:
-        with sandbox_process("--processing-delay", "0") as sandbox_url, redis_server() as redis:
+        with (
+            sandbox_process("--processing-delay", "0", "--log-level", "warning") as sandbox_url,
+            redis_server() as redis,
+        ):
             root = sandbox_url.removesuffix("/v3")
             order = httpx.post(
                 f"{root}/_sandbox/orders",
