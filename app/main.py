@@ -18,7 +18,7 @@ import httpx
 from fastapi import FastAPI
 
 from app.api.deps import operator_credential
-from app.api.routes import batch, jobs, orders, ui
+from app.api.routes import batch, create, jobs, orders, ui
 from app.core.config import Settings
 from app.core.errors import install_error_handlers
 from app.core.security import Signer, load_or_create_secret
@@ -27,7 +27,7 @@ from app.jobs.service import JobService
 from app.services.cache import ArchiveCache
 from app.services.fairness import FairLimiter
 from app.upstream.breaker import CircuitBreaker
-from app.upstream.client import AutoenhanceClient, build_http_client
+from app.upstream.client import AutoenhanceClient, build_download_pool, build_http_client
 
 logger = logging.getLogger("app")
 
@@ -86,6 +86,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 max_redirects=settings.upstream_max_redirects,
                 transport=transport,
             )
+            download_pool = build_download_pool(
+                max_connections=settings.upstream_max_connections,
+                connect_timeout=settings.upstream_connect_timeout,
+                read_timeout=settings.upstream_read_timeout,
+                max_redirects=settings.upstream_max_redirects,
+                transport=transport,
+            )
             upstream = AutoenhanceClient(
                 http,
                 base_url=base_url,
@@ -96,21 +103,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     failure_threshold=settings.circuit_failure_threshold,
                     cooldown=settings.circuit_cooldown,
                 ),
+                download_pool=download_pool,
             )
             limiter = FairLimiter(settings.upstream_max_connections)
             signer = Signer(_signing_secret(settings))
             spool_dir = settings.data_dir / "spool"
-            async with (
-                http,
-                open_jobs(
-                    settings,
-                    upstream=upstream,
-                    limiter=limiter,
-                    signer=signer,
-                    spool_dir=spool_dir,
-                    operator_key=operator_credential(settings).api_key,
-                ) as job_service,
-            ):
+            async with contextlib.AsyncExitStack() as clients:
+                for client in (http, *download_pool):
+                    await clients.enter_async_context(client)
+                job_service = await clients.enter_async_context(
+                    open_jobs(
+                        settings,
+                        upstream=upstream,
+                        limiter=limiter,
+                        signer=signer,
+                        spool_dir=spool_dir,
+                        operator_key=operator_credential(settings).api_key,
+                    )
+                )
                 yield State(
                     settings=settings,
                     http=http,
@@ -135,5 +145,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(batch.router)
     app.include_router(orders.router)
     app.include_router(ui.router)
+    app.include_router(create.router)
     app.include_router(jobs.router)
     return app

@@ -34,7 +34,7 @@ from app.jobs.store import ArchiveStore
 from app.jobs.sweeper import sweep
 from app.services.fairness import FairLimiter
 from app.upstream.breaker import CircuitBreaker
-from app.upstream.client import AutoenhanceClient, build_http_client
+from app.upstream.client import AutoenhanceClient, build_download_pool, build_http_client
 
 logger = logging.getLogger("app.jobs.worker")
 
@@ -61,6 +61,12 @@ async def startup(ctx: dict[str, Any]) -> None:
         max_redirects=settings.upstream_max_redirects,
         transport=None,
     )
+    download_pool = build_download_pool(
+        max_connections=settings.upstream_max_connections,
+        connect_timeout=settings.upstream_connect_timeout,
+        read_timeout=settings.upstream_read_timeout,
+        max_redirects=settings.upstream_max_redirects,
+    )
     upstream = AutoenhanceClient(
         http,
         base_url=settings.autoenhance_api_base,
@@ -71,6 +77,7 @@ async def startup(ctx: dict[str, Any]) -> None:
             failure_threshold=settings.circuit_failure_threshold,
             cooldown=settings.circuit_cooldown,
         ),
+        download_pool=download_pool,
     )
     secret = signing_secret(settings)
     callbacks_http = callback_client()
@@ -89,7 +96,7 @@ async def startup(ctx: dict[str, Any]) -> None:
         worker_id=worker_id(),
         slots=asyncio.Semaphore(settings.job_concurrency),
     )
-    ctx.update(jobs=jobs, http=http, callbacks_http=callbacks_http)
+    ctx.update(jobs=jobs, clients=[http, callbacks_http, *download_pool])
     ctx["sweeper"] = asyncio.create_task(_sweep_forever(jobs), name="jobs-sweeper")
     # Registered for operators (and tests) to see which workers are up; removed on shutdown.
     await ctx["redis"].hset(WORKERS_KEY, jobs.worker_id, str(os.getpid()))
@@ -104,9 +111,8 @@ async def shutdown(ctx: dict[str, Any]) -> None:
         sweeper.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await sweeper
-    for name in ("http", "callbacks_http"):
-        if name in ctx:
-            await ctx[name].aclose()
+    for client in ctx.get("clients", []):
+        await client.aclose()
 
 
 async def _sweep_forever(jobs: JobContext) -> None:
