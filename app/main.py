@@ -17,10 +17,13 @@ from typing import TypedDict
 import httpx
 from fastapi import FastAPI
 
-from app.api.routes import batch, create, orders, ui
+from app.api.deps import operator_credential
+from app.api.routes import batch, create, jobs, orders, ui
 from app.core.config import Settings
 from app.core.errors import install_error_handlers
 from app.core.security import Signer, load_or_create_secret
+from app.jobs.runtime import open_jobs
+from app.jobs.service import JobService
 from app.services.cache import ArchiveCache
 from app.services.fairness import FairLimiter
 from app.upstream.breaker import CircuitBreaker
@@ -40,6 +43,7 @@ class State(TypedDict):
     cache: ArchiveCache
     signer: Signer
     spool_dir: Path
+    jobs: JobService
 
 
 def _signing_secret(settings: Settings) -> bytes:
@@ -101,19 +105,33 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 ),
                 download_pool=download_pool,
             )
+            limiter = FairLimiter(settings.upstream_max_connections)
+            signer = Signer(_signing_secret(settings))
+            spool_dir = settings.data_dir / "spool"
             async with contextlib.AsyncExitStack() as clients:
                 for client in (http, *download_pool):
                     await clients.enter_async_context(client)
+                job_service = await clients.enter_async_context(
+                    open_jobs(
+                        settings,
+                        upstream=upstream,
+                        limiter=limiter,
+                        signer=signer,
+                        spool_dir=spool_dir,
+                        operator_key=operator_credential(settings).api_key,
+                    )
+                )
                 yield State(
                     settings=settings,
                     http=http,
                     upstream=upstream,
-                    limiter=FairLimiter(settings.upstream_max_connections),
+                    limiter=limiter,
                     cache=ArchiveCache(
                         settings.data_dir / "cache", max_bytes=settings.archive_cache_max_bytes
                     ),
-                    signer=Signer(_signing_secret(settings)),
-                    spool_dir=settings.data_dir / "spool",
+                    signer=signer,
+                    spool_dir=spool_dir,
+                    jobs=job_service,
                 )
 
     app = FastAPI(
@@ -128,4 +146,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(orders.router)
     app.include_router(ui.router)
     app.include_router(create.router)
+    app.include_router(jobs.router)
     return app

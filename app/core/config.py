@@ -80,6 +80,13 @@ class Settings(BaseSettings):
     callback_allow_private: bool = False  # allow callbacks to loopback/private networks
     callback_timeout: float = Field(default=5.0, gt=0)
     webhook_auth_token: SecretStr | None = None  # what Autoenhance sends to /webhooks/autoenhance
+    job_concurrency: int = Field(default=2, ge=1, le=64)  # archives built at once per process
+    job_poll_interval: float = Field(default=0.5, gt=0, le=10)  # seconds between state checks
+    job_lease_seconds: float = Field(default=30.0, ge=1)  # heartbeat lease of a running job
+    job_max_attempts: int = Field(default=3, ge=1, le=10)  # runs before a dying job fails
+    job_sweep_interval: float = Field(default=10.0, gt=0)  # seconds between expiry sweeps
+    job_wait_poll_min: float = Field(default=2.0, gt=0)  # first re-check of a waited-for order
+    job_wait_poll_max: float = Field(default=60.0, gt=0)  # backoff cap of those re-checks
 
     # --- Operations -------------------------------------------------------------------------
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

@@ -1,0 +1,351 @@
+"""Async jobs: build an order's archive in the background, poll it, download it later.
+
+Also `POST /webhooks/autoenhance`, which starts jobs that wait for their order to be processed.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import httpx
+from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
+
+from app.api.deps import (
+    CredentialDep,
+    SettingsDep,
+    SignerDep,
+    UpstreamDep,
+    get_credential,
+    own_key_header,
+    service_key_header,
+)
+from app.api.responses import ZIP_MEDIA_TYPE, ZipFileResponse, archive_file_response
+from app.api.routes.batch import OptionsDep
+from app.api.upstream import checked_order_id, fetch_order
+from app.core.errors import (
+    Conflict,
+    Forbidden,
+    Gone,
+    NotFound,
+    Unauthorized,
+    Unprocessable,
+    error_responses,
+)
+from app.core.security import same_secret
+from app.jobs.callbacks import CallbackRefused, check_callback_url, iso, resolve_allowed
+from app.jobs.models import Failure, JobRecord, JobState
+from app.jobs.service import JobService
+from app.services.cache import CachedArchive
+from app.services.naming import content_disposition
+
+router = APIRouter(tags=["jobs"])
+
+
+def get_jobs(request: Request) -> JobService:
+    jobs: JobService = request.state.jobs
+    return jobs
+
+
+JobsDep = Annotated[JobService, Depends(get_jobs)]
+
+
+class JobCreated(BaseModel):
+    job_id: str
+    state: JobState
+    status_url: str
+    download_url: str
+
+
+class JobProgress(BaseModel):
+    images_done: int
+    images_total: int
+    bytes_written: int
+
+
+class JobStatus(BaseModel):
+    job_id: str
+    order_id: str
+    state: JobState
+    reason: str | None
+    progress: JobProgress
+    failures: list[Failure]
+    wait: bool
+    options: dict[str, str]
+    created_at: str | None
+    started_at: str | None
+    finished_at: str | None
+    expires_at: str | None
+    archive_size: int | None
+    worker: str | None
+    attempts: int
+    callback: str | None
+    status_url: str
+    download_url: str
+
+
+class DownloadLink(BaseModel):
+    url: str
+    expires_at: str | None
+
+
+class WebhookEvent(BaseModel):
+    """An Autoenhance webhook event (unknown fields are ignored)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    event: str
+    image_id: str | None = None
+    error: bool | None = None
+    order_id: str | None = None
+    order_is_processing: bool | None = None
+
+
+def _status(request: Request, record: JobRecord) -> JobStatus:
+    return JobStatus(
+        job_id=record.job_id,
+        order_id=record.order_id,
+        state=record.state,
+        reason=record.reason,
+        progress=JobProgress(
+            images_done=record.images_done,
+            images_total=record.images_total,
+            bytes_written=record.bytes_written,
+        ),
+        failures=record.failures,
+        wait=record.wait,
+        options=record.options.query(),
+        created_at=iso(record.created_at),
+        started_at=iso(record.started_at),
+        finished_at=iso(record.finished_at),
+        expires_at=iso(record.expires_at),
+        archive_size=record.archive_size if record.state == "complete" else None,
+        worker=record.worker,
+        attempts=record.attempts,
+        callback=record.callback_outcome,
+        status_url=str(request.url_for("job_status", job_id=record.job_id)),
+        download_url=str(request.url_for("job_download", job_id=record.job_id)),
+    )
+
+
+async def _owned(jobs: JobService, job_id: str, owner: str) -> JobRecord:
+    record = await jobs.get(job_id, owner=owner)
+    if record is None:
+        raise NotFound("No such job, or it belongs to another credential.", code="unknown_job")
+    return record
+
+
+def _downloadable(record: JobRecord) -> None:
+    if record.state == "complete":
+        return
+    if record.state in ("expired", "cancelled"):
+        raise Gone(f"This job's archive is gone: the job is {record.state}.", code="job_gone")
+    if record.state == "failed":
+        raise Conflict(f"This job failed: {record.reason}", code="job_failed")
+    raise Conflict(
+        f"The archive is not ready: the job is {record.state} "
+        f"({record.images_done} of {record.images_total} images).",
+        code="job_not_ready",
+    )
+
+
+@router.post(
+    "/orders/{order_id}/jobs",
+    status_code=202,
+    response_model=JobCreated,
+    responses=error_responses(400, 401, 404, 422, 502, 503),
+    summary="Build an order's archive in the background",
+)
+async def create_job(
+    order_id: str,
+    request: Request,
+    options: OptionsDep,
+    credential: CredentialDep,
+    upstream: UpstreamDep,
+    settings: SettingsDep,
+    jobs: JobsDep,
+    callback_url: Annotated[
+        str | None, Query(description="POSTed a signed JSON summary when the job ends")
+    ] = None,
+    wait: Annotated[
+        bool, Query(description="Wait until the order is fully processed, then build")
+    ] = False,
+) -> JSONResponse:
+    """Queue a job writing the same archive as GET /orders/{order_id}/images."""
+    order_id = checked_order_id(order_id)
+    if callback_url:
+        try:
+            check_callback_url(callback_url)
+            await resolve_allowed(
+                httpx.URL(callback_url), allow_private=settings.callback_allow_private
+            )
+        except CallbackRefused as exc:
+            raise Unprocessable(str(exc), code="invalid_callback_url") from None
+    order = await fetch_order(upstream, order_id, credential)
+    if not order.images and not wait:
+        raise NotFound("This order has no images yet.", code="empty_order")
+    record = await jobs.create(
+        owner=credential.owner,
+        own_key=credential.api_key if credential.owner.startswith("byok:") else None,
+        order_id=order_id,
+        options=options,
+        wait=wait,
+        callback_url=callback_url or None,
+        base_url=str(request.base_url),
+        images_total=len(order.images),
+    )
+    status_url = str(request.url_for("job_status", job_id=record.job_id))
+    body = JobCreated(
+        job_id=record.job_id,
+        state=record.state,
+        status_url=status_url,
+        download_url=str(request.url_for("job_download", job_id=record.job_id)),
+    )
+    return JSONResponse(body.model_dump(), status_code=202, headers={"Location": status_url})
+
+
+@router.get(
+    "/jobs/{job_id}",
+    name="job_status",
+    response_model=JobStatus,
+    responses=error_responses(401, 404),
+    summary="State and progress of a job",
+)
+async def job_status(
+    job_id: str, request: Request, credential: CredentialDep, jobs: JobsDep
+) -> JobStatus:
+    """The job's state, progress, per-image failures and expiry."""
+    return _status(request, await _owned(jobs, job_id, credential.owner))
+
+
+@router.delete(
+    "/jobs/{job_id}",
+    response_model=JobStatus,
+    responses=error_responses(401, 404),
+    summary="Cancel a job and delete its archive",
+)
+async def cancel_job(
+    job_id: str, request: Request, credential: CredentialDep, jobs: JobsDep
+) -> JobStatus:
+    """Stop the job (in-flight downloads stop) and remove its files."""
+    await _owned(jobs, job_id, credential.owner)
+    record = await jobs.cancel(job_id, owner=credential.owner)
+    if record is None:
+        raise NotFound("No such job, or it belongs to another credential.", code="unknown_job")
+    return _status(request, record)
+
+
+@router.post(
+    "/jobs/{job_id}/download-link",
+    response_model=DownloadLink,
+    responses=error_responses(401, 404, 409, 410),
+    summary="A signed, expiring link to the archive, usable without credentials",
+)
+async def job_download_link(
+    job_id: str,
+    request: Request,
+    credential: CredentialDep,
+    jobs: JobsDep,
+    signer: SignerDep,
+    settings: SettingsDep,
+) -> DownloadLink:
+    """Hand the archive to a browser or a third party: the link expires with DOWNLOAD_LINK_TTL."""
+    record = await _owned(jobs, job_id, credential.owner)
+    _downloadable(record)
+    remaining = (record.expires_at or 0) - datetime.now(UTC).timestamp()
+    ttl = max(1, int(min(settings.download_link_ttl, remaining)))
+    path = request.app.url_path_for("job_download", job_id=job_id)
+    signed = signer.sign(str(path), {}, ttl=ttl)
+    expires = int(dict(httpx.URL(signed).params)["expires"])
+    return DownloadLink(url=str(request.base_url).rstrip("/") + signed, expires_at=iso(expires))
+
+
+@router.get(
+    "/jobs/{job_id}/download",
+    name="job_download",
+    response_class=ZipFileResponse,
+    responses={
+        200: {
+            "description": "The archive, with Content-Length, ETag and Last-Modified",
+            "content": {ZIP_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}}},
+        },
+        206: {"description": "Part of the archive (HTTP Range)"},
+        **error_responses(401, 403, 404, 409, 410),
+    },
+    summary="Download a finished job's archive (resumable)",
+)
+async def job_download(
+    job_id: str,
+    request: Request,
+    jobs: JobsDep,
+    settings: SettingsDep,
+    signer: SignerDep,
+    service_key: Annotated[str | None, Depends(service_key_header)],
+    own_key: Annotated[str | None, Depends(own_key_header)],
+    range_header: Annotated[str | None, Header(alias="range", include_in_schema=False)] = None,
+) -> ZipFileResponse:
+    """The archive, with Range and If-Range; a signed link needs no other credential."""
+    params = dict(request.query_params)
+    owner: str | None
+    if "sig" in params:
+        if not signer.verify(request.url.path, params):
+            raise Forbidden("This download link is invalid or has expired.", code="bad_link")
+        owner = None
+    else:
+        credential = await get_credential(request, settings, signer, service_key, own_key)
+        owner = credential.owner
+    record = await jobs.get(job_id, owner=owner)
+    if record is None:
+        raise NotFound("No such job, or it belongs to another credential.", code="unknown_job")
+    _downloadable(record)
+    path = jobs.store.path(job_id)
+    try:
+        stat = os.stat(path)
+    except FileNotFoundError:
+        raise Gone("This job's archive is no longer stored.", code="job_gone") from None
+    archive = CachedArchive(
+        path=path,
+        size=stat.st_size,
+        etag=f'"job-{job_id}-{stat.st_size}"',
+        last_modified=datetime.fromtimestamp(int(stat.st_mtime), tz=UTC),
+        meta={},
+    )
+    return archive_file_response(
+        archive,
+        range_header=range_header,
+        headers={
+            "Content-Disposition": content_disposition(record.filename or f"{job_id}.zip"),
+            "X-Total-Images": str(record.images_total),
+            "X-Downloaded": str(record.images_done),
+            "X-Failed": str(len(record.failures)),
+        },
+    )
+
+
+def _webhook_auth(request: Request, settings: SettingsDep) -> None:
+    if settings.webhook_auth_token is None:
+        raise Forbidden(
+            "Webhooks are disabled: WEBHOOK_AUTH_TOKEN is not set.", code="webhook_disabled"
+        )
+    given = request.headers.get("authorization", "").strip()
+    if given[:7].lower() == "bearer ":
+        given = given[7:].strip()
+    if not same_secret(given, settings.webhook_auth_token.get_secret_value()):
+        raise Unauthorized("Wrong or missing webhook authentication value.")
+
+
+@router.post(
+    "/webhooks/autoenhance",
+    dependencies=[Depends(_webhook_auth)],
+    responses=error_responses(401, 403, 422),
+    summary="Autoenhance webhook: starts jobs waiting for an order",
+)
+async def autoenhance_webhook(event: WebhookEvent, jobs: JobsDep) -> dict[str, Any]:
+    """`image_processed` with `order_is_processing: false` starts that order's waiting jobs."""
+    woken = 0
+    if event.event == "image_processed" and event.order_id and event.order_is_processing is False:
+        woken = await jobs.wake_order(event.order_id)
+    return {"received": event.event, "jobs_started": woken}

@@ -1,0 +1,46 @@
+"""The interface both job backends implement.
+
+A backend stores job records and hands jobs to runners. Every change to a record goes through
+`update`, an atomic read-modify-write (a SQLite write transaction, or a Redis WATCH/MULTI), so
+claims, cancellations, progress and the sweeper never overwrite each other, whichever process
+or machine they run in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Protocol
+
+from app.jobs.models import JobRecord, JobState
+
+# Returns True when the record was changed and must be written back.
+Mutation = Callable[[JobRecord], bool]
+
+
+class JobBackend(Protocol):
+    """Job records plus a way to get a job run."""
+
+    name: str
+
+    async def insert(self, record: JobRecord) -> None:
+        """Store a new record."""
+
+    async def get(self, job_id: str) -> JobRecord | None:
+        """The record, or None when unknown (or purged)."""
+
+    async def update(self, job_id: str, mutate: Mutation) -> JobRecord | None:
+        """Apply `mutate` atomically; returns the record as stored after it, None if unknown."""
+
+    async def delete(self, job_id: str) -> None:
+        """Forget a record entirely."""
+
+    async def job_ids(
+        self, *, states: Iterable[JobState] | None = None, order_id: str | None = None
+    ) -> list[str]:
+        """Ids of records in `states` (all when None), optionally of one order only."""
+
+    async def dispatch(self, record: JobRecord) -> None:
+        """Make sure a runner will pick the job up at `record.not_before` (or now)."""
+
+    async def aclose(self) -> None:
+        """Release connections."""

@@ -1,0 +1,137 @@
+"""Wiring of the jobs machinery into a web process: backend choice, worker, shutdown.
+
+Without `REDIS_URL` the embedded backend is used and this process also runs jobs (an
+`EmbeddedWorker`); with it, records go to Redis and arq workers run the jobs, so the web
+process only stores, reads and enqueues.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import httpx
+
+from app.core.config import Settings
+from app.core.security import Signer, load_or_create_secret
+from app.jobs.backend import JobBackend
+from app.jobs.callbacks import CallbackSender, summary_payload
+from app.jobs.context import JobContext, archive_store_dir, worker_id
+from app.jobs.keybox import KeyBox
+from app.jobs.models import JobRecord
+from app.jobs.service import JobService
+from app.jobs.store import ArchiveStore
+from app.services.fairness import FairLimiter
+from app.upstream.client import AutoenhanceClient
+
+# Connection pool of the callback client: callbacks are rare and short.
+CALLBACK_CONNECTIONS = 10
+
+
+def signing_secret(settings: Settings) -> bytes:
+    """The service's signing secret (the same one the app's `Signer` uses)."""
+    if settings.signing_secret is not None:
+        return settings.signing_secret.get_secret_value().encode()
+    return load_or_create_secret(settings.data_dir / "signing.key")
+
+
+def callback_secret(settings: Settings) -> bytes:
+    if settings.callback_secret is not None:
+        return settings.callback_secret.get_secret_value().encode()
+    return signing_secret(settings)
+
+
+def callback_client() -> httpx.AsyncClient:
+    """Redirects are followed by hand (each hop is checked); no environment proxies."""
+    return httpx.AsyncClient(
+        follow_redirects=False,
+        trust_env=False,
+        limits=httpx.Limits(max_connections=CALLBACK_CONNECTIONS),
+        headers={"User-Agent": "autoenhance-batch-downloader/1.0 (job callback)"},
+    )
+
+
+def callback_sender(settings: Settings, client: httpx.AsyncClient) -> CallbackSender:
+    return CallbackSender(
+        client,
+        secret=callback_secret(settings),
+        allow_private=settings.callback_allow_private,
+        timeout=settings.callback_timeout,
+    )
+
+
+def notifier(ctx: JobContext) -> Callable[[JobRecord], Awaitable[None]]:
+    """Sends the callback of a job the sweeper ended."""
+
+    async def notify(record: JobRecord) -> None:
+        if record.callback_url:
+            payload = summary_payload(
+                record, signer=ctx.signer, link_ttl=ctx.settings.download_link_ttl
+            )
+            await ctx.callbacks.send(record.callback_url, payload)
+
+    return notify
+
+
+async def redis_backend(settings: Settings) -> JobBackend:
+    from arq.connections import RedisSettings, create_pool
+
+    from app.jobs.redis import RedisBackend
+
+    assert settings.redis_url is not None
+    pool = await create_pool(RedisSettings.from_dsn(settings.redis_url))
+    return RedisBackend(pool)
+
+
+@contextlib.asynccontextmanager
+async def open_jobs(
+    settings: Settings,
+    *,
+    upstream: AutoenhanceClient,
+    limiter: FairLimiter,
+    signer: Signer,
+    spool_dir: Path,
+    operator_key: str | None,
+) -> AsyncIterator[JobService]:
+    """The job service of a web process, with its embedded worker when there is no Redis."""
+    from app.jobs.sqlite import EmbeddedWorker, SQLiteBackend
+
+    store = ArchiveStore(archive_store_dir(settings), max_bytes=settings.job_storage_max_bytes)
+    keybox = KeyBox(signing_secret(settings))
+    backend: JobBackend
+    if settings.redis_url:
+        backend = await redis_backend(settings)
+    else:
+        backend = SQLiteBackend(settings.data_dir / "jobs.sqlite3")
+    async with callback_client() as client:
+        callbacks = callback_sender(settings, client)
+        service = JobService(
+            settings=settings, backend=backend, store=store, keybox=keybox, callbacks=callbacks
+        )
+        worker: EmbeddedWorker | None = None
+        if isinstance(backend, SQLiteBackend):
+            ctx = JobContext(
+                settings=settings,
+                backend=backend,
+                store=store,
+                upstream=upstream,
+                limiter=limiter,
+                keybox=keybox,
+                signer=signer,
+                callbacks=callbacks,
+                spool_dir=spool_dir,
+                operator_key=operator_key,
+                worker_id=worker_id(),
+                slots=asyncio.Semaphore(settings.job_concurrency),
+            )
+            worker = EmbeddedWorker(ctx, backend, on_end=notifier(ctx))
+            worker.start()
+        try:
+            yield service
+        finally:
+            if worker is not None:
+                await worker.aclose()
+            await service.aclose()
+            await backend.aclose()

@@ -1,0 +1,150 @@
+"""What the web routes do with jobs, whichever backend stores them.
+
+Ownership: a job is visible only to the owner of the credential that created it
+(`Credential.owner`: "operator" or "byok:<hash of the key>"); for anyone else it does not exist.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Coroutine
+from typing import Any
+
+from app.core import metrics
+from app.core.config import Settings
+from app.jobs.backend import JobBackend
+from app.jobs.callbacks import CallbackSender, summary_payload
+from app.jobs.keybox import KeyBox
+from app.jobs.models import ACTIVE_STATES, PENDING_STATES, JobRecord
+from app.jobs.store import ArchiveStore
+from app.services.options import DownloadOptions
+
+logger = logging.getLogger("app.jobs")
+
+
+class JobService:
+    """Create, read, cancel and wake jobs."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        backend: JobBackend,
+        store: ArchiveStore,
+        keybox: KeyBox,
+        callbacks: CallbackSender,
+    ) -> None:
+        self.settings = settings
+        self.backend = backend
+        self.store = store
+        self._keybox = keybox
+        self._callbacks = callbacks
+        self._background: set[asyncio.Task[None]] = set()
+
+    async def create(
+        self,
+        *,
+        owner: str,
+        own_key: str | None,
+        order_id: str,
+        options: DownloadOptions,
+        wait: bool,
+        callback_url: str | None,
+        base_url: str,
+        images_total: int,
+    ) -> JobRecord:
+        """Store a new job and queue it. `own_key` is the caller's key (sealed, never stored)."""
+        record = JobRecord(
+            owner=owner,
+            order_id=order_id,
+            options=options,
+            state="waiting" if wait else "queued",
+            wait=wait,
+            callback_url=callback_url,
+            base_url=base_url,
+            sealed_key=self._keybox.seal(own_key) if own_key is not None else None,
+            images_total=images_total,
+        )
+        await self.backend.insert(record)
+        await self.backend.dispatch(record)
+        metrics.JOBS.labels(record.state).inc()
+        logger.info("job %s created for order %s (wait=%s)", record.job_id, order_id, wait)
+        return record
+
+    async def get(self, job_id: str, *, owner: str | None) -> JobRecord | None:
+        """The job as its owner sees it (None for anyone else); `owner=None` skips the check
+        (a signed link already proved access)."""
+        record = await self.backend.get(job_id)
+        if record is None or (owner is not None and record.owner != owner):
+            return None
+        if record.state != "expired" and record.is_expired():
+            record.state = "expired"  # the sweeper has not been by yet
+        return record
+
+    async def cancel(self, job_id: str, *, owner: str) -> JobRecord | None:
+        """Cancel the job (a running one stops within JOB_POLL_INTERVAL) and remove its files."""
+        before: list[JobRecord] = []
+
+        def cancel(record: JobRecord) -> bool:
+            before[:] = [record.model_copy()]
+            if record.owner != owner or record.state in ("cancelled", "expired"):
+                return False
+            reason = "cancelled by its owner"
+            if record.state not in ACTIVE_STATES:
+                reason = f"deleted by its owner after it was {record.state}"
+            record.end("cancelled", ttl=self.settings.job_ttl, reason=reason)
+            record.archive_size = None
+            return True
+
+        record = await self.backend.update(job_id, cancel)
+        if record is None or record.owner != owner:
+            return None
+        self.store.remove(job_id)
+        was = before[0].state if before else None
+        if was is not None and was != record.state:
+            metrics.JOBS.labels("cancelled").inc()
+            if was in PENDING_STATES and record.callback_url:
+                # No runner holds it, so nobody else will report the end.
+                self._spawn(self._notify_cancelled(record))
+        return record
+
+    async def _notify_cancelled(self, record: JobRecord) -> None:
+        outcome = await self._callbacks.send(
+            record.callback_url or "", summary_payload(record, signer=None, link_ttl=0)
+        )
+
+        def note(stored: JobRecord) -> bool:
+            stored.callback_outcome = outcome
+            return True
+
+        await self.backend.update(record.job_id, note)
+
+    async def wake_order(self, order_id: str) -> int:
+        """The order finished processing: look at its waiting jobs now. Returns how many."""
+        now = time.time()
+        woken = 0
+        for job_id in await self.backend.job_ids(states=("waiting",), order_id=order_id):
+
+            def wake(record: JobRecord) -> bool:
+                if record.state != "waiting" or record.lease_owner is not None:
+                    return False
+                record.not_before = now
+                record.dispatch += 1
+                return True
+
+            record = await self.backend.update(job_id, wake)
+            if record is not None and record.state == "waiting" and record.not_before == now:
+                await self.backend.dispatch(record)
+                woken += 1
+        return woken
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coroutine)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def aclose(self) -> None:
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)

@@ -1,0 +1,193 @@
+"""Helpers of the jobs suite: fast job settings, polling, processes (redis, arq, uvicorn)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.support import ROOT, free_port, require_tool, wait_until_listening
+
+SIGNING_SECRET = "jobs-test-signing-secret-0123456789"
+WEBHOOK_TOKEN = "jobs-test-webhook-token"
+OPERATOR_KEY = "operator-test-key"
+
+# Short intervals so a test sees claims, cancellations, lapsed leases and sweeps in ~1 s.
+FAST_JOBS: dict[str, Any] = {
+    "job_poll_interval": 0.1,
+    "job_lease_seconds": 2.0,
+    "job_sweep_interval": 0.3,
+    "job_wait_poll_min": 30.0,  # long: a waiting job must be started by the webhook
+    "job_wait_poll_max": 60.0,
+    "callback_allow_private": True,
+    "webhook_auth_token": WEBHOOK_TOKEN,
+    "signing_secret": SIGNING_SECRET,
+    "upstream_retry_max_wait": 0.2,
+    "upstream_read_timeout": 5.0,
+}
+
+ACTIVE = {"queued", "waiting", "running"}
+WORKERS_KEY = "jobs:workers"
+
+
+def job_env(sandbox_url: str, data_dir: Path, **overrides: Any) -> dict[str, str]:
+    """Environment of a service or worker process with the fast job settings."""
+    values = {
+        **FAST_JOBS,
+        "autoenhance_api_key": OPERATOR_KEY,
+        "autoenhance_api_base": sandbox_url,
+        "data_dir": str(data_dir),
+        **overrides,
+    }
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("JOB_", "REDIS_"))}
+    env.update(
+        {
+            key.upper(): str(value).lower() if isinstance(value, bool) else str(value)
+            for key, value in values.items()
+        }
+    )
+    env["PYTHONPATH"] = str(ROOT)
+    return env
+
+
+def wait_state(
+    client: httpx.Client,
+    status_url: str,
+    *,
+    until: set[str] | None = None,
+    timeout: float = 20.0,
+    headers: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """Poll a job until its state is in `until` (default: any final state)."""
+    until = until or {"complete", "failed", "cancelled", "expired"}
+    deadline = time.monotonic() + timeout
+    status: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        response = client.get(status_url, headers=headers)
+        assert response.status_code == 200, response.text
+        status = response.json()
+        if status["state"] in until:
+            return status
+        time.sleep(0.05)
+    raise AssertionError(f"job did not reach {until} in {timeout}s: {status}")
+
+
+@contextlib.contextmanager
+def redis_server() -> Iterator[str]:
+    """A throw-away redis-server on a free loopback port; yields its URL (db 0)."""
+    path = require_tool("redis-server")
+    port = free_port()
+    process = subprocess.Popen(
+        [path, "--save", "", "--appendonly", "no", "--port", str(port), "--bind", "127.0.0.1"],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        import redis
+
+        client = redis.Redis(host="127.0.0.1", port=port)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise
+                time.sleep(0.05)
+        client.close()
+        yield f"redis://127.0.0.1:{port}"
+    finally:
+        stop(process)
+
+
+def stop(process: subprocess.Popen[Any], *, sig: int = signal.SIGTERM) -> None:
+    if process.poll() is None:
+        process.send_signal(sig)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[Any]:
+    """`arq app.jobs.worker.WorkerSettings`, waiting until it has registered in Redis."""
+    import redis
+
+    client = redis.Redis.from_url(env["REDIS_URL"])
+    before = client.hlen(WORKERS_KEY)
+    with log.open("wb") as handle:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "arq", "app.jobs.worker.WorkerSettings"],
+            cwd=ROOT,
+            env=env,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 20
+        while not any(int(pid) == process.pid for pid in client.hvals(WORKERS_KEY)):
+            if process.poll() is not None or time.monotonic() > deadline:
+                stop(process)
+                raise RuntimeError(
+                    f"arq worker did not start ({before} registered before):\n"
+                    + log.read_text(errors="replace")
+                )
+            time.sleep(0.05)
+    finally:
+        client.close()
+    return process
+
+
+def start_web(
+    env: dict[str, str], *, workers: int = 1, port: int | None = None
+) -> tuple[subprocess.Popen[Any], str]:
+    """`uvicorn app:app` as a subprocess; returns it and its base URL once it answers."""
+    port = port or free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "app:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=env,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    wait_until_listening(url + "/openapi.json", process=process, timeout=30)
+    return process, url
+
+
+def kill_group(process: subprocess.Popen[Any]) -> None:
+    """SIGKILL a process started in its own session, with its children."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+
+
+def stop_group(process: subprocess.Popen[Any]) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        kill_group(process)

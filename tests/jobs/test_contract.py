@@ -1,0 +1,285 @@
+"""The job API contract, run against both backends (embedded SQLite, Redis + arq worker)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import io
+import json
+import threading
+import time
+import zipfile
+from typing import Any
+
+import httpx
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from app.main import create_app
+from tests.conftest import SettingsFactory, create_order
+from tests.jobs.conftest import JobsApi
+from tests.jobs.support import FAST_JOBS, SIGNING_SECRET, WEBHOOK_TOKEN, wait_state
+from tests.support import UvicornThread
+
+OTHER_KEY = {"X-Autoenhance-Key": "someone-elses-key-123"}
+
+
+def start_job(client: httpx.Client, order_id: str, **params: Any) -> dict[str, Any]:
+    response = client.post(f"/orders/{order_id}/jobs", params=params)
+    assert response.status_code == 202, response.text
+    body: dict[str, Any] = response.json()
+    assert response.headers["location"] == body["status_url"]
+    return body
+
+
+def enhanced_requests(sandbox: httpx.Client) -> int:
+    entries = sandbox.get("/_sandbox/requests").json()["requests"]
+    return sum(1 for e in entries if e["route"] == "enhanced")
+
+
+def test_job_writes_the_streamed_archive_and_serves_it_resumably(
+    jobs_api: JobsApi, sandbox: httpx.Client
+) -> None:
+    order = create_order(sandbox, images=4, image_bytes=20_000)
+    with httpx.Client(base_url=jobs_api.url, timeout=30) as client:
+        created = start_job(client, order["order_id"], format="png")
+        status = wait_state(client, created["status_url"])
+        assert status["state"] == "complete", status
+        assert status["progress"] == {"images_done": 4, "images_total": 4, "bytes_written": 80_000}
+        assert status["expires_at"] and status["worker"] and status["failures"] == []
+
+        archive = client.get(created["download_url"])
+        streamed = client.get(f"/orders/{order['order_id']}/images", params={"format": "png"})
+        assert archive.status_code == 200
+        assert archive.content == streamed.content  # the same deterministic archive
+        with zipfile.ZipFile(io.BytesIO(archive.content)) as zf:
+            assert [i.file_size for i in zf.infolist()] == [20_000] * 4
+            assert all(name.endswith(".png") for name in zf.namelist())
+            assert zf.testzip() is None
+        assert int(archive.headers["content-length"]) == len(archive.content)
+        etag, modified = archive.headers["etag"], archive.headers["last-modified"]
+
+        part = client.get(created["download_url"], headers={"Range": "bytes=100-199"})
+        assert part.status_code == 206 and part.content == archive.content[100:200]
+        resumed = client.get(
+            created["download_url"], headers={"Range": "bytes=1000-", "If-Range": etag}
+        )
+        assert resumed.status_code == 206 and resumed.content == archive.content[1000:]
+        changed = client.get(
+            created["download_url"], headers={"Range": "bytes=1000-", "If-Range": '"other"'}
+        )
+        assert changed.status_code == 200 and changed.content == archive.content
+        assert client.get(created["download_url"], headers={"If-Modified-Since": modified})
+        past_end = client.get(created["download_url"], headers={"Range": "bytes=999999999-"})
+        assert past_end.status_code == 416 and past_end.json()["error"] == "range_not_satisfiable"
+
+
+def test_jobs_are_visible_only_to_their_credential_and_keys_are_never_stored(
+    jobs_api: JobsApi, sandbox: httpx.Client
+) -> None:
+    order = create_order(sandbox, images=2)
+    own = {"X-Autoenhance-Key": "my-own-autoenhance-key-42"}
+    with httpx.Client(base_url=jobs_api.url, timeout=30) as client:
+        operator_job = start_job(client, order["order_id"])
+        response = client.post(f"/orders/{order['order_id']}/jobs", headers=own)
+        assert response.status_code == 202
+        byok_job = response.json()
+        mine = wait_state(client, byok_job["status_url"], headers=own)
+        assert mine["state"] == "complete"
+        wait_state(client, operator_job["status_url"])
+
+        for job, stranger in ((operator_job, OTHER_KEY), (byok_job, {}), (byok_job, OTHER_KEY)):
+            job_id = job["job_id"]
+            for method, path in (
+                ("GET", f"/jobs/{job_id}"),
+                ("GET", f"/jobs/{job_id}/download"),
+                ("POST", f"/jobs/{job_id}/download-link"),
+                ("DELETE", f"/jobs/{job_id}"),
+            ):
+                answer = client.request(method, path, headers=stranger)
+                assert answer.status_code == 404, (method, path, answer.text)
+                assert answer.json()["error"] == "unknown_job"
+        assert client.get(byok_job["download_url"], headers=own).status_code == 200
+        assert client.get("/jobs/not-a-job").status_code == 404
+    assert b"my-own-autoenhance-key-42" not in jobs_api.stored_bytes()
+
+
+def test_delete_cancels_in_flight_downloads_and_removes_files(
+    jobs_api: JobsApi, sandbox: httpx.Client
+) -> None:
+    order = create_order(sandbox, images=40, image_bytes=5_000)
+    sandbox.post("/_sandbox/faults", json={"kind": "latency", "ms": 700, "scope": "enhanced"})
+    with httpx.Client(base_url=jobs_api.url, timeout=30) as client:
+        job = start_job(client, order["order_id"])
+        wait_state(client, job["status_url"], until={"running"})
+        early = client.get(job["download_url"])
+        assert early.status_code == 409 and early.json()["error"] == "job_not_ready"
+
+        cancelled = client.delete(f"/jobs/{job['job_id']}")
+        assert cancelled.status_code == 200 and cancelled.json()["state"] == "cancelled"
+        time.sleep(1.5)  # requests in flight at the cancel end (aborted) within the latency
+        settled = enhanced_requests(sandbox)
+        time.sleep(1.0)
+        assert enhanced_requests(sandbox) == settled < 40  # no new upstream downloads
+        assert wait_state(client, job["status_url"])["state"] == "cancelled"
+        gone = client.get(job["download_url"])
+        assert gone.status_code == 410 and gone.json()["error"] == "job_gone"
+    assert not [p for p in jobs_api.store_dir.iterdir() if job["job_id"] in p.name]
+
+
+def test_signed_download_link_works_without_credentials(
+    jobs_api: JobsApi, sandbox: httpx.Client
+) -> None:
+    order = create_order(sandbox, images=2)
+    own = {"X-Autoenhance-Key": "link-owner-key-1234"}
+    with httpx.Client(base_url=jobs_api.url, timeout=30) as client:
+        job = client.post(f"/orders/{order['order_id']}/jobs", headers=own).json()
+        wait_state(client, job["status_url"], headers=own)
+        link = client.post(f"/jobs/{job['job_id']}/download-link", headers=own)
+        assert link.status_code == 200
+        url = link.json()["url"]
+        assert "sig=" in url and "expires=" in url and link.json()["expires_at"]
+
+    fetched = httpx.get(url)  # no credentials at all
+    assert fetched.status_code == 200
+    assert fetched.content == httpx.get(job["download_url"], headers=own).content
+    tampered = httpx.get(url.replace("sig=", "sig=0"))
+    assert tampered.status_code == 403 and tampered.json()["error"] == "bad_link"
+
+
+def test_wait_job_is_started_by_the_autoenhance_webhook(
+    jobs_api: JobsApi, sandbox: httpx.Client
+) -> None:
+    order = create_order(sandbox, images=3, statuses={"1": "processing"})
+    processing_id = order["images"][1]["image_id"]
+    event = {
+        "event": "image_processed",
+        "image_id": processing_id,
+        "error": False,
+        "order_id": order["order_id"],
+        "order_is_processing": False,
+    }
+    with httpx.Client(base_url=jobs_api.url, timeout=30) as client:
+        job = start_job(client, order["order_id"], wait="true")
+        assert job["state"] == "waiting"
+        time.sleep(0.5)
+        assert client.get(job["status_url"]).json()["state"] == "waiting"
+
+        assert client.post("/webhooks/autoenhance", json=event).status_code == 401
+        wrong = client.post("/webhooks/autoenhance", json=event, headers={"Authorization": "x"})
+        assert wrong.status_code == 401 and wrong.json()["error"] == "unauthorized"
+        updated = client.post(
+            "/webhooks/autoenhance",
+            json={"event": "webhook_updated"},
+            headers={"Authorization": WEBHOOK_TOKEN},
+        )
+        assert updated.status_code == 200
+
+        sandbox.post(f"/_sandbox/images/{processing_id}/status", json={"status": "processed"})
+        woken = client.post(
+            "/webhooks/autoenhance",
+            json=event,
+            headers={"Authorization": f"Bearer {WEBHOOK_TOKEN}"},
+        )
+        assert woken.status_code == 200 and woken.json()["jobs_started"] == 1
+        status = wait_state(client, job["status_url"])
+        assert status["state"] == "complete"
+        assert status["progress"]["images_done"] == 3 and status["failures"] == []
+
+
+def test_failed_job_says_why(jobs_api: JobsApi, sandbox: httpx.Client) -> None:
+    order = create_order(sandbox, images=2, status="error")
+    with httpx.Client(base_url=jobs_api.url, timeout=30) as client:
+        job = start_job(client, order["order_id"])
+        status = wait_state(client, job["status_url"])
+        assert status["state"] == "failed"
+        assert "no image" in status["reason"]
+        assert [f["image_id"] for f in status["failures"]] == [
+            i["image_id"] for i in order["images"]
+        ]
+        failed = client.get(job["download_url"])
+        assert failed.status_code == 409 and failed.json()["error"] == "job_failed"
+        bad = client.post("/orders/not-a-uuid/jobs")
+        assert bad.status_code == 400
+        bad_callback = client.post(
+            f"/orders/{order['order_id']}/jobs", params={"callback_url": "ftp://example.com/x"}
+        )
+        assert bad_callback.status_code == 422
+        assert bad_callback.json()["error"] == "invalid_callback_url"
+
+
+class Receiver:
+    """A callback receiver on loopback that records what it is sent."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[dict[str, str], bytes]] = []
+        self.event = threading.Event()
+
+        async def hook(request: Request) -> Response:
+            self.received.append((dict(request.headers), await request.body()))
+            self.event.set()
+            return Response(status_code=204)
+
+        self.app = Starlette(routes=[Route("/hook", hook, methods=["POST"])])
+
+
+def test_job_end_is_posted_signed_to_the_callback(jobs_api: JobsApi, sandbox: httpx.Client) -> None:
+    order = create_order(sandbox, images=2)
+    receiver = Receiver()
+    with UvicornThread(receiver.app) as hook, httpx.Client(base_url=jobs_api.url) as client:
+        job = start_job(client, order["order_id"], callback_url=f"{hook.url}/hook?x=1")
+        wait_state(client, job["status_url"])
+        assert receiver.event.wait(10)
+        status = wait_state(client, job["status_url"], until={"complete"})
+        deadline = time.monotonic() + 5
+        while status["callback"] is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+            status = client.get(job["status_url"]).json()
+    assert status["callback"] == "delivered (204)"
+    headers, body = receiver.received[0]
+    stamp, _, digest = headers["x-signature"].partition(",v1=")
+    timestamp = stamp.removeprefix("t=")
+    expected = hmac.new(
+        SIGNING_SECRET.encode(), timestamp.encode() + b"." + body, hashlib.sha256
+    ).hexdigest()
+    assert hmac.compare_digest(digest, expected)
+    assert abs(int(timestamp) - time.time()) < 60
+    summary = json.loads(body)
+    assert summary["job_id"] == job["job_id"] and summary["state"] == "complete"
+    assert summary["images_done"] == 2
+    fetched = httpx.get(summary["download_url"])  # signed: no credentials needed
+    assert fetched.status_code == 200 and fetched.content[:2] == b"PK"
+
+
+def test_wait_job_falls_back_to_polling(
+    make_settings: SettingsFactory, sandbox: httpx.Client
+) -> None:
+    """Embedded backend only: no webhook, the order is re-read with backoff."""
+    order = create_order(sandbox, images=2, statuses={"0": "processing"})
+    settings = make_settings(**{**FAST_JOBS, "job_wait_poll_min": 0.2, "job_wait_poll_max": 0.4})
+    with UvicornThread(create_app(settings)) as server, httpx.Client(base_url=server.url) as c:
+        job = start_job(c, order["order_id"], wait="true")
+        time.sleep(0.6)
+        assert c.get(job["status_url"]).json()["state"] == "waiting"
+        sandbox.post(
+            f"/_sandbox/images/{order['images'][0]['image_id']}/status",
+            json={"status": "processed"},
+        )
+        status = wait_state(c, job["status_url"])
+        assert status["state"] == "complete" and status["progress"]["images_done"] == 2
+
+
+def test_job_over_the_storage_bound_fails_with_the_reason(
+    make_settings: SettingsFactory, sandbox: httpx.Client
+) -> None:
+    """Embedded backend only (the bound is checked by the same runner in both)."""
+    order = create_order(sandbox, images=6, image_bytes=20_000)
+    settings = make_settings(**{**FAST_JOBS, "job_storage_max_bytes": 50_000})
+    with UvicornThread(create_app(settings)) as server, httpx.Client(base_url=server.url) as c:
+        job = start_job(c, order["order_id"])
+        status = wait_state(c, job["status_url"])
+    assert status["state"] == "failed"
+    assert "JOB_STORAGE_MAX_BYTES" in status["reason"]
+    assert not list((settings.data_dir / "jobs").iterdir())

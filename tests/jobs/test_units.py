@@ -1,0 +1,202 @@
+"""Unit tests of the job modules: callbacks and their guard, sealed keys, store, sweeper."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from app.jobs.callbacks import (
+    CallbackRefused,
+    CallbackSender,
+    check_callback_url,
+    resolve_allowed,
+    signature_header,
+)
+from app.jobs.keybox import KeyBox, KeyUnavailable
+from app.jobs.models import JobRecord
+from app.jobs.sqlite import SQLiteBackend
+from app.jobs.store import ArchiveStore, StorageFull
+from app.jobs.sweeper import sweep
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1/hook",
+        "http://localhost:8080/hook",
+        "http://10.1.2.3/hook",
+        "http://192.168.0.10/hook",
+        "http://169.254.169.254/latest/meta-data",
+        "http://[::1]/hook",
+        "http://[::ffff:127.0.0.1]/hook",
+        "http://0.0.0.0/hook",
+        "http://224.0.0.1/hook",
+        "http://240.0.0.1/hook",
+        "http://100.64.0.1/hook",
+    ],
+)
+async def test_guard_refuses_internal_addresses(url: str) -> None:
+    with pytest.raises(CallbackRefused):
+        await resolve_allowed(httpx.URL(url), allow_private=False)
+
+
+async def test_guard_allows_private_targets_only_when_configured() -> None:
+    assert await resolve_allowed(httpx.URL("http://127.0.0.1:9/x"), allow_private=True)
+    assert await resolve_allowed(httpx.URL("http://8.8.8.8/x"), allow_private=False) == "8.8.8.8"
+    with pytest.raises(CallbackRefused):  # never, even when private targets are allowed
+        await resolve_allowed(httpx.URL("http://0.0.0.0/x"), allow_private=True)
+
+
+@pytest.mark.parametrize(
+    "url", ["ftp://example.com/x", "file:///etc/passwd", "/relative", "http://u:p@example.com/"]
+)
+def test_only_plain_http_urls_are_accepted(url: str) -> None:
+    with pytest.raises(CallbackRefused):
+        check_callback_url(url)
+
+
+def _sender(handler: httpx.MockTransport, *, allow_private: bool = True) -> CallbackSender:
+    return CallbackSender(
+        httpx.AsyncClient(transport=handler),
+        secret=b"callback-secret",
+        allow_private=allow_private,
+        timeout=1.0,
+        backoff=0.01,
+        backoff_max=0.02,
+    )
+
+
+async def test_callback_is_signed_pinned_and_retried_three_times() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(503 if len(seen) < 3 else 200)
+
+    outcome = await _sender(httpx.MockTransport(handler)).send(
+        "http://localhost:8123/hook?a=1", {"job_id": "j", "state": "complete"}
+    )
+    assert outcome == "delivered (200)" and len(seen) == 3
+    request = seen[-1]
+    assert request.url.host in ("127.0.0.1", "::1")  # connected to the checked address
+    assert request.headers["host"] == "localhost:8123"
+    assert request.extensions["sni_hostname"] == "localhost"
+    stamp, _, digest = request.headers["x-signature"].partition(",v1=")
+    expected = hmac.new(
+        b"callback-secret", stamp[2:].encode() + b"." + request.content, hashlib.sha256
+    ).hexdigest()
+    assert digest == expected
+    assert signature_header(b"{}", secret=b"k", timestamp=5).startswith("t=5,v1=")
+
+
+async def test_callback_gives_up_after_three_failures_and_not_on_4xx() -> None:
+    calls: list[int] = []
+
+    def failing(request: httpx.Request) -> httpx.Response:
+        calls.append(1)
+        raise httpx.ConnectError("refused", request=request)
+
+    outcome = await _sender(httpx.MockTransport(failing)).send("http://127.0.0.1/h", {})
+    assert outcome.startswith("failed after 3 attempts") and len(calls) == 3
+
+    calls.clear()
+    rejected = _sender(httpx.MockTransport(lambda r: calls.append(1) or httpx.Response(404)))
+    assert await rejected.send("http://127.0.0.1/h", {}) == "failed: answered 404"
+    assert len(calls) == 1
+
+
+async def test_every_redirect_hop_is_checked() -> None:
+    hops: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        hops.append(str(request.url))
+        return httpx.Response(302, headers={"Location": "http://169.254.169.254/secrets"})
+
+    sender = _sender(httpx.MockTransport(handler), allow_private=False)
+    outcome = await sender.send("http://8.8.8.8/hook", {})
+    assert outcome.startswith("failed: refused target") and "link-local" in outcome
+    assert hops == ["http://8.8.8.8/hook"]  # the internal target was never contacted
+
+
+def test_sealed_keys_open_only_with_the_same_secret() -> None:
+    box = KeyBox(b"secret-one")
+    sealed = box.seal("customer-key")
+    assert "customer-key" not in sealed and box.open(sealed) == "customer-key"
+    with pytest.raises(KeyUnavailable):
+        KeyBox(b"secret-two").open(sealed)
+
+
+def test_store_bound_is_enforced_while_writing(tmp_path: Path) -> None:
+    store = ArchiveStore(tmp_path, max_bytes=10_000)
+    (tmp_path / "other.zip").write_bytes(b"x" * 4_000)
+    writer = store.writer("job")
+    writer.write(b"a" * 5_000)
+    with pytest.raises(StorageFull, match="JOB_STORAGE_MAX_BYTES"):
+        writer.write(b"b" * 2_000)
+    writer.discard()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other.zip"]
+
+
+async def test_sweeper_expires_archives_then_forgets_jobs(tmp_path: Path) -> None:
+    backend = SQLiteBackend(tmp_path / "jobs.sqlite3")
+    store = ArchiveStore(tmp_path / "store", max_bytes=0)
+    record = JobRecord(owner="operator", order_id="o")
+    record.end("complete", ttl=60)
+    await backend.insert(record)
+    store.path(record.job_id).write_bytes(b"PK")
+
+    await sweep(backend, store, ttl=60, max_attempts=3)
+    assert (await backend.get(record.job_id)).state == "complete"  # type: ignore[union-attr]
+
+    def age(stored: JobRecord) -> bool:
+        stored.expires_at = time.time() - 1
+        return True
+
+    await backend.update(record.job_id, age)
+    await sweep(backend, store, ttl=60, max_attempts=3)
+    assert (await backend.get(record.job_id)).state == "expired"  # type: ignore[union-attr]
+    assert not store.path(record.job_id).exists()
+
+    def older(stored: JobRecord) -> bool:
+        stored.expires_at = time.time() - 61
+        return True
+
+    await backend.update(record.job_id, older)
+    await sweep(backend, store, ttl=60, max_attempts=3)
+    assert await backend.get(record.job_id) is None
+    await backend.aclose()
+
+
+async def test_sweeper_requeues_lapsed_leases_then_gives_up(tmp_path: Path) -> None:
+    backend = SQLiteBackend(tmp_path / "jobs.sqlite3")
+    store = ArchiveStore(tmp_path / "store", max_bytes=0)
+    record = JobRecord(
+        owner="operator",
+        order_id="o",
+        state="running",
+        lease_owner="dead",
+        lease_until=1.0,
+        attempts=1,
+        worker="host:1:ab",
+    )
+    await backend.insert(record)
+    await sweep(backend, store, ttl=60, max_attempts=2)
+    requeued = await backend.get(record.job_id)
+    assert requeued is not None and requeued.state == "queued" and requeued.lease_owner is None
+
+    def crash_again(stored: JobRecord) -> bool:
+        stored.state, stored.attempts = "running", 2
+        stored.lease_owner, stored.lease_until = "dead", 1.0
+        return True
+
+    await backend.update(record.job_id, crash_again)
+    await sweep(backend, store, ttl=60, max_attempts=2)
+    failed = await backend.get(record.job_id)
+    assert failed is not None and failed.state == "failed"
+    assert "gave up after 2 attempts" in (failed.reason or "")
+    await backend.aclose()
