@@ -84,7 +84,10 @@ class UvicornThread:
         """Names of the tasks alive in the server's event loop (asked from inside the loop)."""
 
         async def names() -> list[str]:
-            return [task.get_name() for task in asyncio.all_tasks()]
+            return [
+                f"{task.get_name()}:{task.get_coro().__qualname__}"  # type: ignore[union-attr]
+                for task in asyncio.all_tasks()
+            ]
 
         return asyncio.run_coroutine_threadsafe(names(), self.loop).result(timeout=5)
 

@@ -328,8 +328,10 @@ def test_client_disconnect_cancels_downloads_and_removes_spools(
         with httpx.stream(
             "GET", f"{server.url}/orders/{order['order_id']}/images", timeout=60
         ) as response:
-            next(response.iter_raw())
-            assert any(n.startswith("batch-fetch") for n in server.task_names())
+            chunks = response.iter_raw()  # keep it: dropping it would close the response
+            next(chunks)
+            names = server.task_names()
+            assert any(n.startswith("batch-fetch") for n in names), names
         # Leaving the block closed the connection mid-archive.
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline:
