@@ -16,11 +16,17 @@ from typing import TypedDict
 
 import httpx
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
-from app.api.routes import batch, orders
+from app.api.deps import operator_credential
+from app.api.routes import batch, monitoring, orders
 from app.core.config import Settings
 from app.core.errors import install_error_handlers
+from app.core.logging import configure_logging
+from app.core.middleware import install_middleware
+from app.core.ops import Operations, operations
 from app.core.security import Signer, load_or_create_secret
+from app.core.sentry import init_sentry
 from app.services.cache import ArchiveCache
 from app.services.fairness import FairLimiter
 from app.upstream.breaker import CircuitBreaker
@@ -40,6 +46,7 @@ class State(TypedDict):
     cache: ArchiveCache
     signer: Signer
     spool_dir: Path
+    ops: Operations
 
 
 def _signing_secret(settings: Settings) -> bytes:
@@ -70,6 +77,8 @@ async def _upstream_transport(
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the application. `settings` defaults to the environment."""
     settings = settings or Settings()
+    configure_logging(level=settings.log_level, fmt=settings.log_format)
+    init_sentry(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[State]:
@@ -93,7 +102,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     cooldown=settings.circuit_cooldown,
                 ),
             )
-            async with http:
+            ops = operations(
+                settings,
+                http=http,
+                upstream_base=base_url,
+                operator_key=operator_credential(settings).api_key,
+            )
+            async with http, ops as ops_resources:
                 yield State(
                     settings=settings,
                     http=http,
@@ -104,9 +119,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     ),
                     signer=Signer(_signing_secret(settings)),
                     spool_dir=settings.data_dir / "spool",
+                    ops=ops_resources,
                 )
 
-    app = FastAPI(
+    # Swagger UI and ReDoc assets are served locally: /docs works offline.
+    app = FastAPIOffline(
         title="Autoenhance batch downloader",
         summary="Every enhanced image of an Autoenhance.ai order as one streamed ZIP.",
         version="1.0.0",
@@ -114,6 +131,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     install_error_handlers(app)
+    install_middleware(app, settings)
     app.include_router(batch.router)
     app.include_router(orders.router)
+    app.include_router(monitoring.router)
     return app
