@@ -47,8 +47,8 @@ _RECORD_ATTRIBUTES = frozenset(
 
 def redact(text: str) -> str:
     """Mask credential values in `text` (`sig=abc` becomes `sig=[redacted]`)."""
-    text = _SECRET_ASSIGNMENT.sub(r"\1\2[redacted]", text)
-    return _BEARER.sub(r"\1 [redacted]", text)
+    text = _BEARER.sub(r"\1 [redacted]", text)
+    return _SECRET_ASSIGNMENT.sub(r"\1\2[redacted]", text)
 
 
 def record_extras(record: logging.LogRecord) -> dict[str, Any]:

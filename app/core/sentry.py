@@ -1,9 +1,11 @@
 """Sentry: error reporting when `SENTRY_DSN` is set, and the project's recent issues.
 
 `init_sentry` turns the SDK on with the environment, release and traces sample rate from the
-settings. Personal data is off (`send_default_pii=False`), the SDK's event scrubber masks
-credential-named fields wherever they appear, and `scrub_event` also masks the credential
-headers this service accepts, cookies, and `sig`/`token` values in URLs and query strings.
+settings. Personal data stays off (the SDK default), stack frames are sent without their
+local variables (an ASGI scope there holds the raw request headers), the SDK's event
+scrubber masks credential-named fields wherever they appear, and `scrub_event` also masks
+the credential headers this service accepts, cookies, and `sig`/`token` values in URLs and
+query strings.
 
 `SentryIssues` reads the project's unresolved issues through Sentry's web API
 (`SENTRY_AUTH_TOKEN`, `SENTRY_ORG`, `SENTRY_PROJECT`) with its own small HTTP client: the
@@ -85,7 +87,8 @@ def init_sentry(settings: Settings, *, transport: type[Transport] | None = None)
         environment=settings.sentry_environment,
         release=settings.sentry_release,
         traces_sample_rate=settings.sentry_traces_sample_rate,
-        send_default_pii=False,
+        # Frame locals hold ASGI scopes whose raw header lists carry keys and cookies.
+        include_local_variables=False,
         event_scrubber=EventScrubber(denylist=[*DEFAULT_DENYLIST, *EXTRA_DENYLIST]),
         before_send=scrub_event,
         before_send_transaction=scrub_event,
