@@ -19,7 +19,7 @@ from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
 from app.api.deps import operator_credential
-from app.api.routes import batch, monitoring, orders
+from app.api.routes import batch, monitoring, orders, ui
 from app.core.config import Settings
 from app.core.errors import install_error_handlers
 from app.core.logging import configure_logging
@@ -135,4 +135,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(batch.router)
     app.include_router(orders.router)
     app.include_router(monitoring.router)
+    app.include_router(ui.router)
     return app

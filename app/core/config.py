@@ -104,6 +104,8 @@ class Settings(BaseSettings):
     readiness_cache_seconds: float = Field(default=10.0, ge=0)  # upstream probe reused this long
     chat_api_url: str | None = None
     chat_api_key: SecretStr | None = None
+    chat_timeout: float = Field(default=15.0, gt=0, le=120)  # seconds for one assistant answer
+    ask_rate_limit: str = "20/minute"  # questions per client address (docs or assistant)
 
     _split = field_validator("allowed_origins", "trusted_proxies", mode="before")(_split_commas)
 

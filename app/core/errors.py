@@ -202,6 +202,9 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
         502: "Upstream failed",
         503: "Upstream unavailable or circuit open; see Retry-After",
     }
+    # The schema is given inline under application/json: with `model=` FastAPI would file it
+    # under the route's own media type, which is application/zip for archive routes.
+    content = {"application/json": {"schema": ErrorBody.model_json_schema()}}
     return {
-        code: {"model": ErrorBody, "description": descriptions.get(code, "Error")} for code in codes
+        code: {"description": descriptions.get(code, "Error"), "content": content} for code in codes
     }

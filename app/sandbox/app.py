@@ -14,7 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from app.sandbox import control, downloads, routes_images, routes_orders
 from app.sandbox.config import SandboxConfig
 from app.sandbox.errors import InvalidInput, SandboxError, validation_triples
-from app.sandbox.fault_middleware import QuietInjectedAborts, SandboxMiddleware
+from app.sandbox.fault_middleware import InjectedAbort, QuietInjectedAborts, SandboxMiddleware
 from app.sandbox.state import SandboxState
 
 logger = logging.getLogger("app.sandbox")
@@ -43,8 +43,10 @@ async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
-    # Last resort: the upstream error shape, never a traceback in the body.
-    logger.exception("unhandled error on %s %s", request.method, request.url.path)
+    # Last resort: the upstream error shape, never a traceback in the body. Deliberate
+    # aborts arrive here too (after their headers went out, so this answer is never sent).
+    if not isinstance(exc, InjectedAbort):
+        logger.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return _error_response(SandboxError("Internal server error", status=500))
 
 

@@ -27,7 +27,8 @@ from app.sandbox.records import ImageRecord, ImageStatus, OrderRecord
 
 DEMO_ORDER_ID = "8f5c2a4e-3b1d-4e7a-9c6f-0a1b2c3d4e5f"
 DEMO_ORDER_NAME = "Demo order — 12 Harbour View"
-MAX_PER_PAGE = 100
+# The spec caps per_page at 15; larger requests get a shorter page, not an error.
+MAX_PER_PAGE = 15
 # Asset URLs are short-lived on the real API; keep only this many outstanding.
 MAX_ASSET_TOKENS = 10_000
 _SCENES = {"house": "exterior", "front": "exterior", "garden": "garden", "living": "living_room"}

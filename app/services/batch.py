@@ -45,7 +45,7 @@ logger = logging.getLogger("app.batch")
 
 REPORT_NAME = "_download_report.txt"
 # Bytes read from a spooled image per chunk written to the client.
-WRITE_CHUNK = 256 * 1024
+WRITE_CHUNK = 1024 * 1024
 # Images may be fetched this many times DOWNLOAD_CONCURRENCY ahead of the one being written.
 PREFETCH_FACTOR = 2
 # Entry time when neither the image nor the order carries one (the DOS epoch).

@@ -48,8 +48,6 @@ logger = logging.getLogger("app.upstream")
 
 T = TypeVar("T")
 
-# Bytes read from the upstream per chunk while spooling an image.
-DOWNLOAD_CHUNK = 256 * 1024
 USER_AGENT = "autoenhance-batch-downloader/1.0 (+https://github.com/autoenhance)"
 
 
@@ -216,7 +214,7 @@ class AutoenhanceClient:
                 # A length is only comparable with what arrives when nothing decoded it.
                 encoded = response.headers.get("content-encoding", "identity") != "identity"
                 expected = None if encoded else response.headers.get("content-length")
-                async for chunk in response.aiter_bytes(DOWNLOAD_CHUNK):
+                async for chunk in response.aiter_bytes():
                     sink.write(chunk)
                     crc = zlib.crc32(chunk, crc)
                     size += len(chunk)

@@ -47,9 +47,18 @@ def nocache(make_settings: SettingsFactory) -> Iterator[UvicornThread]:
 def test_archive_holds_every_image_in_order_byte_for_byte(
     service: UvicornThread, sandbox: httpx.Client, sandbox_url: str
 ) -> None:
-    order = create_order(sandbox, images=5, image_bytes=30_000, names=[
-        "front.jpg", "../../etc/passwd.jpg", "Küche.png", "front.jpg", "",
-    ])
+    order = create_order(
+        sandbox,
+        images=5,
+        image_bytes=30_000,
+        names=[
+            "front.jpg",
+            "../../etc/passwd.jpg",
+            "Küche.png",
+            "front.jpg",
+            "",
+        ],
+    )
     response = httpx.get(f"{service.url}/orders/{order['order_id']}/images", timeout=60)
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/zip"
@@ -85,8 +94,15 @@ def test_options_are_forwarded_upstream(service: UvicornThread, sandbox: httpx.C
     order = create_order(sandbox, images=1, image_bytes=5_000)
     response = httpx.get(
         f"{service.url}/orders/{order['order_id']}/images",
-        params={"format": "png", "quality": 50, "preview": "false", "max_width": 640,
-                "scale": 0.5, "watermark": "true", "dev_mode": "true"},
+        params={
+            "format": "png",
+            "quality": 50,
+            "preview": "false",
+            "max_width": 640,
+            "scale": 0.5,
+            "watermark": "true",
+            "dev_mode": "true",
+        },
         timeout=60,
     )
     assert response.status_code == 200
@@ -95,8 +111,14 @@ def test_options_are_forwarded_upstream(service: UvicornThread, sandbox: httpx.C
     enhanced = [r for r in log if r["route"] == "enhanced"]
     assert enhanced, log
     query = enhanced[0]["query"]
-    for part in ("format=png", "quality=50", "preview=false", "max_width=640", "scale=0.5",
-                 "watermark=true"):
+    for part in (
+        "format=png",
+        "quality=50",
+        "preview=false",
+        "max_width=640",
+        "scale=0.5",
+        "watermark=true",
+    ):
         assert part in query
     assert enhanced[0]["dev_mode"] is True
     assert enhanced[0]["api_key"] is True
@@ -105,8 +127,9 @@ def test_options_are_forwarded_upstream(service: UvicornThread, sandbox: httpx.C
 def test_unprocessed_images_are_reported_not_hidden(
     service: UvicornThread, sandbox: httpx.Client
 ) -> None:
-    order = create_order(sandbox, images=4, image_bytes=5_000,
-                         statuses={"1": "processing", "3": "error"})
+    order = create_order(
+        sandbox, images=4, image_bytes=5_000, statuses={"1": "processing", "3": "error"}
+    )
     response = httpx.get(f"{service.url}/orders/{order['order_id']}/images", timeout=60)
     assert response.status_code == 200
     archive = read_zip(response.content)
@@ -124,15 +147,20 @@ def test_image_failing_after_retries_is_skipped(
 ) -> None:
     order = create_order(sandbox, images=3, image_bytes=5_000)
     bad = order["images"][1]["image_id"]
-    sandbox.post("/_sandbox/faults", json={"kind": "status", "status": 500, "scope": "enhanced",
-                                           "image_ids": [bad]}).raise_for_status()
+    sandbox.post(
+        "/_sandbox/faults",
+        json={"kind": "status", "status": 500, "scope": "enhanced", "image_ids": [bad]},
+    ).raise_for_status()
     response = httpx.get(f"{service.url}/orders/{order['order_id']}/images", timeout=60)
     assert response.status_code == 200
     archive = read_zip(response.content)
     assert len(archive.namelist()) == 3  # two images and the report
     assert bad in archive.read("_download_report.txt").decode()
-    attempts = [r for r in sandbox.get("/_sandbox/requests").json()["requests"]
-                if r["image_id"] == bad and r["route"] == "enhanced"]
+    attempts = [
+        r
+        for r in sandbox.get("/_sandbox/requests").json()["requests"]
+        if r["image_id"] == bad and r["route"] == "enhanced"
+    ]
     assert len(attempts) == 4  # first try + UPSTREAM_RETRIES
 
 
@@ -140,8 +168,10 @@ def test_transient_errors_are_retried_into_a_complete_archive(
     service: UvicornThread, sandbox: httpx.Client
 ) -> None:
     order = create_order(sandbox, images=4, image_bytes=5_000)
-    sandbox.post("/_sandbox/faults", json={"kind": "status", "status": 429, "retry_after": 0,
-                                           "scope": "enhanced", "count": 3}).raise_for_status()
+    sandbox.post(
+        "/_sandbox/faults",
+        json={"kind": "status", "status": 429, "retry_after": 0, "scope": "enhanced", "count": 3},
+    ).raise_for_status()
     response = httpx.get(f"{service.url}/orders/{order['order_id']}/images", timeout=60)
     archive = read_zip(response.content)
     assert len(archive.namelist()) == 4
@@ -151,8 +181,9 @@ def test_transient_errors_are_retried_into_a_complete_archive(
 def test_nothing_deliverable_is_a_422_listing_why(
     service: UvicornThread, sandbox: httpx.Client
 ) -> None:
-    order = create_order(sandbox, images=2, image_bytes=5_000,
-                         statuses={"0": "processing", "1": "processing"})
+    order = create_order(
+        sandbox, images=2, image_bytes=5_000, statuses={"0": "processing", "1": "processing"}
+    )
     response = httpx.get(f"{service.url}/orders/{order['order_id']}/images", timeout=60)
     assert response.status_code == 422
     body = response.json()
@@ -164,8 +195,9 @@ def test_nothing_deliverable_is_a_422_listing_why(
 
 def test_every_fetch_failing_is_a_422(service: UvicornThread, sandbox: httpx.Client) -> None:
     order = create_order(sandbox, images=2, image_bytes=5_000)
-    sandbox.post("/_sandbox/faults", json={"kind": "status", "status": 502,
-                                           "scope": "enhanced"}).raise_for_status()
+    sandbox.post(
+        "/_sandbox/faults", json={"kind": "status", "status": 502, "scope": "enhanced"}
+    ).raise_for_status()
     response = httpx.get(f"{service.url}/orders/{order['order_id']}/images", timeout=60)
     assert response.status_code == 422
     assert len(response.json()["detail"]["failures"]) == 2
@@ -176,13 +208,14 @@ def test_every_fetch_failing_is_a_422(service: UvicornThread, sandbox: httpx.Cli
     [
         ("/orders/not-a-uuid/images", 400, "invalid_order_id"),
         ("/orders/00000000-0000-4000-8000-000000000000/images", 404, "not_found"),
-        ("/orders/00000000-0000-4000-8000-000000000000/images?format=gif", 422,
-         "validation_error"),
-        ("/orders/00000000-0000-4000-8000-000000000000/images?quality=0", 422,
-         "validation_error"),
+        ("/orders/00000000-0000-4000-8000-000000000000/images?format=gif", 422, "validation_error"),
+        ("/orders/00000000-0000-4000-8000-000000000000/images?quality=0", 422, "validation_error"),
         ("/orders/00000000-0000-4000-8000-000000000000/images?scale=2", 422, "validation_error"),
-        ("/orders/00000000-0000-4000-8000-000000000000/images?preview=maybe", 422,
-         "validation_error"),
+        (
+            "/orders/00000000-0000-4000-8000-000000000000/images?preview=maybe",
+            422,
+            "validation_error",
+        ),
     ],
 )
 def test_bad_requests_get_one_json_error_shape(
@@ -192,8 +225,9 @@ def test_bad_requests_get_one_json_error_shape(
     assert response.status_code == status
     assert response.json()["error"] == code
     if status in (400, 422) and code != "not_found":
-        order_routes = [r for r in sandbox.get("/_sandbox/requests").json()["requests"]
-                        if r["route"] == "order"]
+        order_routes = [
+            r for r in sandbox.get("/_sandbox/requests").json()["requests"] if r["route"] == "order"
+        ]
         assert order_routes == [], "validation must happen before any upstream call"
 
 
@@ -214,8 +248,10 @@ def test_upstream_failures_on_the_order_map_to_502_and_503(
     assert response.status_code == 502
     assert response.json()["error"] == "upstream_error"
     sandbox.delete("/_sandbox/faults")
-    sandbox.post("/_sandbox/faults", json={"kind": "status", "status": 429, "retry_after": 0,
-                                           "scope": "order"})
+    sandbox.post(
+        "/_sandbox/faults",
+        json={"kind": "status", "status": 429, "retry_after": 0, "scope": "order"},
+    )
     response = httpx.get(url, timeout=30)
     assert response.status_code == 503
     assert int(response.headers["retry-after"]) >= 1
@@ -234,8 +270,9 @@ def test_head_answers_headers_without_fetching_images(
 
 
 def test_summary_names_every_entry(service: UvicornThread, sandbox: httpx.Client) -> None:
-    order = create_order(sandbox, images=2, names=["a/b.jpg", "a/b.jpg"],
-                         statuses={"1": "processing"})
+    order = create_order(
+        sandbox, images=2, names=["a/b.jpg", "a/b.jpg"], statuses={"1": "processing"}
+    )
     response = httpx.get(f"{service.url}/orders/{order['order_id']}", timeout=30)
     assert response.status_code == 200
     body = response.json()
@@ -249,10 +286,19 @@ def test_first_bytes_arrive_before_the_last_image_is_fetched(
 ) -> None:
     order = create_order(sandbox, images=6, image_bytes=50_000)
     last = order["images"][-1]["image_id"]
-    sandbox.post("/_sandbox/faults", json={"kind": "stall", "phase": "before", "seconds": 3,
-                                           "scope": "enhanced", "image_ids": [last]})
-    with httpx.stream("GET", f"{service.url}/orders/{order['order_id']}/images",
-                      timeout=60) as response:
+    sandbox.post(
+        "/_sandbox/faults",
+        json={
+            "kind": "stall",
+            "phase": "before",
+            "seconds": 3,
+            "scope": "enhanced",
+            "image_ids": [last],
+        },
+    )
+    with httpx.stream(
+        "GET", f"{service.url}/orders/{order['order_id']}/images", timeout=60
+    ) as response:
         chunks = response.iter_raw()
         first = next(chunks)
         assert first.startswith(b"PK\x03\x04")
@@ -268,11 +314,20 @@ def test_client_disconnect_cancels_downloads_and_removes_spools(
     settings = make_settings(spool_memory_bytes=0, archive_cache_max_bytes=0)
     order = create_order(sandbox, images=8, image_bytes=100_000)
     slow = [i["image_id"] for i in order["images"][2:]]
-    sandbox.post("/_sandbox/faults", json={"kind": "stall", "phase": "before", "seconds": 60,
-                                           "scope": "enhanced", "image_ids": slow})
+    sandbox.post(
+        "/_sandbox/faults",
+        json={
+            "kind": "stall",
+            "phase": "before",
+            "seconds": 60,
+            "scope": "enhanced",
+            "image_ids": slow,
+        },
+    )
     with UvicornThread(create_app(settings)) as server:
-        with httpx.stream("GET", f"{server.url}/orders/{order['order_id']}/images",
-                          timeout=60) as response:
+        with httpx.stream(
+            "GET", f"{server.url}/orders/{order['order_id']}/images", timeout=60
+        ) as response:
             next(response.iter_raw())
             assert any(n.startswith("batch-fetch") for n in server.task_names())
         # Leaving the block closed the connection mid-archive.
@@ -289,8 +344,9 @@ def test_client_disconnect_cancels_downloads_and_removes_spools(
 
 def test_buffered_mode_reports_final_counts(service: UvicornThread, sandbox: httpx.Client) -> None:
     order = create_order(sandbox, images=3, image_bytes=5_000, statuses={"2": "processing"})
-    response = httpx.get(f"{service.url}/orders/{order['order_id']}/images",
-                         params={"stream": "false"}, timeout=60)
+    response = httpx.get(
+        f"{service.url}/orders/{order['order_id']}/images", params={"stream": "false"}, timeout=60
+    )
     assert response.status_code == 200
     assert response.headers["x-downloaded"] == "2"
     assert response.headers["x-failed"] == "1"

@@ -77,7 +77,8 @@ def test_ready_probes_upstream_once_per_ttl(
     body = response.json()
     assert body["status"] == "ready"
     assert body["checks"]["upstream"]["ok"] and body["checks"]["archive_store"]["ok"]
-    probes = [r for r in sandbox.get("/_sandbox/requests").json()["requests"]]
+    log = sandbox.get("/_sandbox/requests").json()["requests"]
+    probes = [r for r in log if r["path"] == "/v3/orders/"]
     assert len(probes) == 1, probes
 
 

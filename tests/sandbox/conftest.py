@@ -8,7 +8,7 @@ records plus the shared ones.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -16,9 +16,7 @@ import httpx
 import pytest
 
 from app.sandbox import SandboxConfig, create_sandbox_app
-
-INTERNAL_BASE = "http://sandbox.internal/v3"
-InProcess = Callable[..., Any]
+from tests.sandbox.helpers import INTERNAL_BASE, InProcess
 
 
 @pytest.fixture

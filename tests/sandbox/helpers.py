@@ -10,6 +10,10 @@ from typing import Any
 import httpx
 from PIL import Image
 
+INTERNAL_BASE = "http://sandbox.internal/v3"
+# `async with inprocess(**config) as client` (see the fixture in conftest.py).
+InProcess = Callable[..., Any]
+
 
 def wait_for(predicate: Callable[[], Any], *, timeout: float = 10.0) -> Any:
     """Poll `predicate` until it returns something truthy; fail after `timeout` seconds."""

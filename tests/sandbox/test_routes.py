@@ -13,13 +13,33 @@ from tests.sandbox.helpers import assert_http_error, jpeg_bytes, synthetic, wait
 
 ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 IMAGE_FIELDS = {
-    "image_id", "id", "image_name", "order_id", "user_id", "status", "status_reason",
-    "downloaded", "date_added", "enhance", "ai_version", "enhance_type", "enhanced", "error",
-}  # fmt: skip
+    "image_id",
+    "id",
+    "image_name",
+    "order_id",
+    "user_id",
+    "status",
+    "status_reason",
+    "downloaded",
+    "date_added",
+    "enhance",
+    "ai_version",
+    "enhance_type",
+    "enhanced",
+    "error",
+}
 ORDER_FIELDS = {
-    "order_id", "name", "created_at", "last_updated_at", "status", "is_processing",
-    "is_merging", "is_deleted", "total_images", "images",
-}  # fmt: skip
+    "order_id",
+    "name",
+    "created_at",
+    "last_updated_at",
+    "status",
+    "is_processing",
+    "is_merging",
+    "is_deleted",
+    "total_images",
+    "images",
+}
 
 
 def register(api: httpx.Client, **body: Any) -> dict[str, Any]:
@@ -191,10 +211,20 @@ def test_order_listing_paginates_with_offset_tokens(api: httpx.Client) -> None:
     assert len(seen) == len(set(seen)) and pages >= 3
 
 
+def test_order_listing_caps_per_page_at_15(api: httpx.Client) -> None:
+    for _ in range(16):
+        api.post("/orders/")
+    body = api.get("/orders", params={"per_page": 100}).json()
+    assert len(body["orders"]) == 15 and body["pagination"]["per_page"] == 15
+    assert body["pagination"]["next_offset"] is not None
+
+
 def test_order_listing_rejects_a_forged_offset(api: httpx.Client) -> None:
     body = assert_http_error(api.get("/orders/", params={"offset": "garbage!"}), 422)
-    assert body == {"message": "Validation error", "detail": {"query": {"offset": [
-        "Invalid offset token."]}}}  # fmt: skip
+    assert body == {
+        "message": "Validation error",
+        "detail": {"query": {"offset": ["Invalid offset token."]}},
+    }
 
 
 @pytest.mark.parametrize(
@@ -225,8 +255,9 @@ def test_other_keys_cannot_see_an_order_or_its_downloads(
 
 def test_shared_orders_are_read_only(api: httpx.Client) -> None:
     assert_http_error(api.delete(f"/orders/{DEMO_ORDER_ID}"), 403)
-    assert_http_error(api.post("/images/", json={"image_name": "a", "order_id": DEMO_ORDER_ID}),
-                      403)  # fmt: skip
+    assert_http_error(
+        api.post("/images/", json={"image_name": "a", "order_id": DEMO_ORDER_ID}), 403
+    )
 
 
 def test_not_ready_images_answer_422_with_status(api: httpx.Client, sandbox: httpx.Client) -> None:
@@ -234,8 +265,12 @@ def test_not_ready_images_answer_422_with_status(api: httpx.Client, sandbox: htt
     body = assert_http_error(api.get(f"/images/{waiting['image_id']}/enhanced"), 422)
     assert body["detail"]["status"] == "waiting"
 
-    order = synthetic(sandbox, images=3, statuses={"1": "processing", "2": "error"},
-                      status_reasons={"2": "Duplicate file name limit"})  # fmt: skip
+    order = synthetic(
+        sandbox,
+        images=3,
+        statuses={"1": "processing", "2": "error"},
+        status_reasons={"2": "Duplicate file name limit"},
+    )
     ok, busy, broken = (image["image_id"] for image in order["images"])
     assert api.get(f"/images/{ok}/enhanced").status_code == 302
     assert assert_http_error(api.get(f"/images/{busy}/enhanced"), 422)["detail"]["status"] == (

@@ -93,12 +93,15 @@ def archive_headers(plan: BatchPlan) -> dict[str, str]:
     }
 
 
-@router.api_route(
-    "/orders/{order_id}/images",
-    methods=["GET", "HEAD"],
+IMAGES_PATH = "/orders/{order_id}/images"
+
+
+@router.get(
+    IMAGES_PATH,
     response_class=ZipStreamingResponse,
     responses={**ZIP_RESPONSE_DOC, **error_responses(400, 401, 404, 416, 422, 429, 502, 503)},
     summary="Download every enhanced image of an order as one ZIP",
+    operation_id="download_order_images",
     dependencies=[Depends(rate_limit("downloads"))],
 )
 async def download_order_images(
@@ -241,6 +244,20 @@ async def _buffered(
 def _unlink(path: str) -> None:
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
+
+
+router.add_api_route(
+    IMAGES_PATH,
+    download_order_images,
+    methods=["HEAD"],
+    response_class=ZipStreamingResponse,
+    responses={
+        200: {"description": "The headers a download would get, without fetching any image"},
+        **error_responses(400, 401, 404, 422, 429, 502, 503),
+    },
+    summary="Look at the download's headers without fetching images",
+    operation_id="head_order_images",
+)
 
 
 def _nothing_to_deliver(exc: NothingToDeliver) -> Unprocessable:

@@ -72,7 +72,7 @@ class SentryIssuesOut(BaseModel):
     issues: list[SentryIssue] = []
 
 
-@router.api_route("/health", methods=["GET", "HEAD"], response_model=Health)
+@router.get("/health", response_model=Health, operation_id="health")
 async def health(request: Request, settings: SettingsDep) -> Health:
     """Liveness: the process answers. No upstream call; never shows a key."""
     return Health(
@@ -81,6 +81,12 @@ async def health(request: Request, settings: SettingsDep) -> Health:
         upstream_key_configured=settings.autoenhance_api_key is not None,
         version=request.app.version,
     )
+
+
+@router.head("/health", response_model=Health, operation_id="health_head")
+async def health_head(request: Request, settings: SettingsDep) -> Health:
+    """Liveness for monitors that send HEAD: the same answer, without a body."""
+    return await health(request, settings)
 
 
 @router.get(

@@ -1,0 +1,185 @@
+"""The web page: `/`, `/static`, signed download links and questions to the docs.
+
+The router brings its own lifespan (FastAPI merges it into the application's when the router is
+included): it builds the docs index and, when `CHAT_API_URL` is set, the one HTTP client used to
+reach the assistant, and closes that client on shutdown.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Literal, TypedDict
+
+import httpx
+from fastapi import APIRouter, Body, Depends, FastAPI, Request
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
+from limits import RateLimitItem, parse
+from limits.storage import MemoryStorage
+from limits.strategies import MovingWindowRateLimiter
+from pydantic import BaseModel, Field
+
+from app.api.deps import CredentialDep, SettingsDep, SignerDep
+from app.api.routes.batch import OptionsDep
+from app.api.upstream import checked_order_id
+from app.core.config import Settings
+from app.core.errors import Forbidden, TooManyRequests, error_responses
+from app.core.ratelimit import rate_limit
+from app.core.security import OPERATOR
+from app.services.ask import MAX_QUESTION_CHARS, AskService, AssistantClient, DocIndex
+from app.services.options import DownloadOptions
+
+STATIC_DIR = Path(__file__).resolve().parents[2] / "static"
+PROJECT_ROOT = Path(__file__).resolve().parents[3]
+# The assistant's answer must start within this many seconds to connect.
+ASSISTANT_CONNECT_TIMEOUT = 5.0
+
+
+class UiState(TypedDict):
+    ask: AskService
+    ask_limiter: MovingWindowRateLimiter
+    ask_limit: RateLimitItem
+
+
+@contextlib.asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[UiState]:
+    settings: Settings = app.state.settings
+    try:
+        limit = parse(settings.ask_rate_limit)
+    except ValueError:
+        raise ValueError(
+            f"ASK_RATE_LIMIT={settings.ask_rate_limit!r} is not a rate such as '20/minute'"
+        ) from None
+    index = DocIndex.for_project(PROJECT_ROOT)
+    async with contextlib.AsyncExitStack() as stack:
+        assistant = None
+        if settings.chat_api_url:
+            http = await stack.enter_async_context(
+                httpx.AsyncClient(
+                    timeout=httpx.Timeout(settings.chat_timeout, connect=ASSISTANT_CONNECT_TIMEOUT),
+                    limits=httpx.Limits(max_connections=8),
+                    follow_redirects=False,
+                    headers={"User-Agent": "autoenhance-batch-downloader/ask"},
+                )
+            )
+            key = settings.chat_api_key
+            assistant = AssistantClient(
+                http,
+                url=settings.chat_api_url,
+                api_key=key.get_secret_value() if key is not None else None,
+            )
+        yield UiState(
+            ask=AskService(index, assistant=assistant),
+            ask_limiter=MovingWindowRateLimiter(MemoryStorage()),
+            ask_limit=limit,
+        )
+
+
+router = APIRouter(lifespan=lifespan)
+router.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+
+@router.get("/", include_in_schema=False)
+async def index_page() -> FileResponse:
+    """The web page."""
+    return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+
+
+class DownloadLink(BaseModel):
+    url: str = Field(description="Path and query of the signed download; GET it, no key needed")
+    expires_at: datetime
+
+
+@router.post(
+    "/orders/{order_id}/download-link",
+    response_model=DownloadLink,
+    responses=error_responses(400, 401, 403, 422, 429),
+    tags=["download"],
+    dependencies=[Depends(rate_limit("links"))],
+    summary="A short-lived signed link to the order's ZIP, for a browser's download manager",
+)
+async def create_download_link(
+    order_id: str,
+    options: OptionsDep,
+    credential: CredentialDep,
+    settings: SettingsDep,
+    signer: SignerDep,
+    body: Annotated[DownloadOptions | None, Body()] = None,
+) -> DownloadLink:
+    """Sign `GET /orders/{order_id}/images` with these options (JSON body, else the query).
+
+    The link carries `expires` and an HMAC `sig` over path, query and expiry, and works without
+    any key until it expires (`DOWNLOAD_LINK_TTL`). It spends the service's own key, so it is
+    refused to callers who brought their own.
+    """
+    order_id = checked_order_id(order_id)
+    if credential.owner != OPERATOR:
+        raise Forbidden(
+            "Signed links spend this service's own key, so they cannot be made for your own "
+            "Autoenhance key. Download with your key in the X-Autoenhance-Key header instead.",
+            code="own_key_not_linkable",
+        )
+    now = time.time()
+    path = f"/orders/{order_id}/images"
+    url = signer.sign(path, (body or options).query(), ttl=settings.download_link_ttl, now=now)
+    expires = int(now + settings.download_link_ttl)
+    return DownloadLink(url=url, expires_at=datetime.fromtimestamp(expires, UTC))
+
+
+class Question(BaseModel):
+    question: str = Field(min_length=1, max_length=MAX_QUESTION_CHARS)
+
+
+class Source(BaseModel):
+    title: str
+    source: str = Field(description="The document, e.g. README.md or docs/faq.md")
+    anchor: str
+    score: float
+
+
+class AskAnswer(BaseModel):
+    answer: str = Field(description="Markdown")
+    mode: Literal["docs", "assistant"]
+    sources: list[Source]
+    notice: str | None = None
+
+
+@router.post(
+    "/api/ask",
+    response_model=AskAnswer,
+    responses=error_responses(422, 429),
+    tags=["page"],
+    summary="Answer a question about this service from its documentation",
+)
+async def ask(question: Question, request: Request) -> AskAnswer:
+    """Searched in README and docs locally; forwarded to the assistant when one is configured."""
+    limiter: MovingWindowRateLimiter = request.state.ask_limiter
+    limit: RateLimitItem = request.state.ask_limit
+    client = request.client.host if request.client else "unknown"
+    if not limiter.hit(limit, "ask", client):
+        reset = limiter.get_window_stats(limit, "ask", client).reset_time
+        retry_after = max(1, int(reset - time.time()) + 1)
+        raise TooManyRequests(
+            f"Too many questions; ask again in {retry_after} seconds.",
+            headers={"Retry-After": str(retry_after)},
+        )
+    service: AskService = request.state.ask
+    answer = await service.answer(question.question)
+    return AskAnswer(
+        answer=answer.text,
+        mode=answer.mode,
+        sources=[
+            Source(
+                title=h.section.title,
+                source=h.section.source,
+                anchor=h.section.anchor,
+                score=h.score,
+            )
+            for h in answer.sources
+        ],
+        notice=answer.notice,
+    )

@@ -1,0 +1,202 @@
+// The "Create test order" tab: upload images (or the samples), then follow their processing.
+//
+// All chosen files go up in one request, so the progress bar is the upload of the whole batch
+// (XMLHttpRequest upload events); each file's outcome comes from the answer.
+
+import { access, ApiError, el, formatBytes, request, showMessage } from "./api.js";
+import { imageItem } from "./download.js";
+
+const POLL_MS = 1500;
+// Polling stops after this long; processing is normally seconds to minutes.
+const POLL_LIMIT_MS = 15 * 60 * 1000;
+const FINAL_STATUSES = new Set(["processed", "error", "expired"]);
+
+const $ = (id) => document.getElementById(id);
+
+export class CreateTab {
+  constructor({ onReady }) {
+    this.onReady = onReady;
+    this.files = [];
+    this.polling = 0;
+    const input = $("file-input");
+    $("choose-files").addEventListener("click", () => input.click());
+    input.addEventListener("change", () => {
+      this.choose(input.files);
+      input.value = "";
+    });
+    const zone = $("dropzone");
+    zone.addEventListener("dragover", (event) => {
+      event.preventDefault();
+      zone.classList.add("dragging");
+    });
+    zone.addEventListener("dragleave", () => zone.classList.remove("dragging"));
+    zone.addEventListener("drop", (event) => {
+      event.preventDefault();
+      zone.classList.remove("dragging");
+      this.choose(event.dataTransfer.files);
+    });
+    $("upload-button").addEventListener("click", () => this.upload());
+    $("sample-button").addEventListener("click", () => this.useSamples());
+    $("go-download").addEventListener("click", () => this.onReady(this.orderId, { switchTab: true }));
+  }
+
+  setModeNote(mode) {
+    $("create-mode-note").textContent = mode === "sandbox"
+      ? "In sandbox mode this is simulated and free."
+      : "This creates a real order in the Autoenhance account of this service (or of your own key).";
+  }
+
+  choose(fileList) {
+    const images = [...fileList].filter((file) => file.type.startsWith("image/") || /\.(jpe?g|png|webp|heic|heif)$/i.test(file.name));
+    const rejected = fileList.length - images.length;
+    this.files = [...this.files, ...images];
+    this.renderFiles();
+    showMessage($("create-message"), rejected ? `${rejected} file${rejected === 1 ? " is" : "s are"} not an image and ${rejected === 1 ? "was" : "were"} left out.` : "", { kind: "info" });
+  }
+
+  renderFiles(results = new Map()) {
+    $("file-list").replaceChildren(...this.files.map((file, index) => {
+      const result = results.get(file.name);
+      const remove = el("button", { text: "Remove", cls: "link", attrs: { type: "button", "aria-label": `Remove ${file.name}` } });
+      remove.addEventListener("click", () => {
+        this.files.splice(index, 1);
+        this.renderFiles();
+      });
+      const state = result ? (result.uploaded ? "uploaded" : `failed: ${result.error || "not uploaded"}`) : formatBytes(file.size);
+      return el("li", { cls: result && !result.uploaded ? "failed" : "" },
+        el("span", { cls: "image-name", text: file.name }), el("span", { cls: "image-status", text: state }), result ? "" : remove);
+    }));
+    const button = $("upload-button");
+    button.hidden = this.files.length === 0;
+    button.textContent = `Create order from ${this.files.length} image${this.files.length === 1 ? "" : "s"}`;
+  }
+
+  busy(on) {
+    for (const id of ["upload-button", "sample-button", "choose-files"]) $(id).disabled = on;
+  }
+
+  async useSamples() {
+    this.busy(true);
+    showMessage($("create-message"), "");
+    $("upload-progress").hidden = false;
+    $("upload-bar").removeAttribute("value"); // indeterminate: the service uploads the samples
+    $("upload-text").textContent = "Creating an order from the sample images…";
+    try {
+      const created = await request("/api/create-sample-order", { method: "POST" });
+      this.created(created);
+    } catch (error) {
+      $("upload-progress").hidden = true;
+      showMessage($("create-message"), error.message);
+    } finally {
+      this.busy(false);
+    }
+  }
+
+  upload() {
+    if (!this.files.length) return;
+    const form = new FormData();
+    for (const file of this.files) form.append("files", file, file.name);
+    const total = this.files.reduce((sum, file) => sum + file.size, 0);
+    const xhr = new XMLHttpRequest();
+    xhr.open("POST", "/api/create-order");
+    xhr.setRequestHeader("Accept", "application/json");
+    for (const [name, value] of Object.entries(access.headers())) xhr.setRequestHeader(name, value);
+    const bar = $("upload-bar");
+    bar.max = 1;
+    bar.value = 0;
+    $("upload-progress").hidden = false;
+    $("upload-text").textContent = `Uploading ${this.files.length} images (${formatBytes(total)})…`;
+    xhr.upload.addEventListener("progress", (event) => {
+      if (!event.lengthComputable) return;
+      bar.value = event.loaded / event.total;
+      $("upload-text").textContent = `Uploaded ${formatBytes(event.loaded)} of ${formatBytes(event.total)}`;
+    });
+    xhr.upload.addEventListener("load", () => {
+      bar.removeAttribute("value");
+      $("upload-text").textContent = "Sent; Autoenhance is receiving the images…";
+    });
+    xhr.addEventListener("load", () => {
+      this.busy(false);
+      let body = null;
+      try {
+        body = JSON.parse(xhr.responseText);
+      } catch {
+        body = null;
+      }
+      if (xhr.status >= 200 && xhr.status < 300 && body) {
+        this.renderFiles(new Map(body.images.map((image) => [image.file, image])));
+        this.created(body);
+      } else {
+        $("upload-progress").hidden = true;
+        const retry = Number(xhr.getResponseHeader("Retry-After")) || null;
+        showMessage($("create-message"), new ApiError(xhr.status, body?.error || "", body?.detail ?? null, retry).message);
+      }
+    });
+    xhr.addEventListener("error", () => {
+      this.busy(false);
+      $("upload-progress").hidden = true;
+      showMessage($("create-message"), new ApiError(0, "network", null, null).message);
+    });
+    this.busy(true);
+    showMessage($("create-message"), "");
+    xhr.send(form);
+  }
+
+  created(order) {
+    this.orderId = order.order_id;
+    this.files = [];
+    $("upload-progress").hidden = true;
+    const failed = order.images.filter((image) => !image.uploaded);
+    showMessage(
+      $("create-message"),
+      failed.length ? `${failed.length} image${failed.length === 1 ? "" : "s"} could not be uploaded:` : "",
+      { items: failed.map((image) => `${image.file}: ${image.error || "failed"}`) },
+    );
+    $("created-title").textContent = `${order.name || "Your order"} (${order.order_id})`;
+    $("created-images").replaceChildren();
+    $("go-download").hidden = true;
+    $("created-order").hidden = false;
+    if (order.uploaded > 0) this.poll(order.order_id);
+    else $("created-status").textContent = "No image was uploaded, so there is nothing to process.";
+  }
+
+  async poll(orderId) {
+    const run = ++this.polling;
+    const deadline = performance.now() + POLL_LIMIT_MS;
+    const status = $("created-status");
+    status.classList.add("spinning");
+    status.textContent = "Autoenhance is processing the images…";
+    while (run === this.polling) {
+      let summary = null;
+      try {
+        summary = await request(`/orders/${orderId}`);
+      } catch (error) {
+        if (!(error instanceof ApiError) || error.status === 404 || error.status === 400) {
+          status.classList.remove("spinning");
+          status.textContent = error.message;
+          return;
+        }
+        // Transient (network, 5xx, 429): keep polling.
+      }
+      if (summary) {
+        $("created-images").replaceChildren(...summary.images.map(imageItem));
+        const finished = summary.image_count > 0 && summary.images.every((image) => image.ready || FINAL_STATUSES.has(image.status));
+        if (finished) {
+          status.classList.remove("spinning");
+          status.textContent = `Processed: ${summary.ready_count} of ${summary.image_count} images ready. The order id is in the download form.`;
+          $("go-download").hidden = false;
+          this.onReady(orderId, { switchTab: false });
+          return;
+        }
+        status.textContent = `Processing: ${summary.ready_count} of ${summary.image_count} images ready…`;
+      }
+      if (performance.now() > deadline) {
+        status.classList.remove("spinning");
+        status.textContent = "Still processing after 15 minutes; check the order later in the Download tab.";
+        this.onReady(orderId, { switchTab: false });
+        return;
+      }
+      await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+    }
+  }
+}

@@ -1,0 +1,195 @@
+"""Playwright driving Debian's Chromium against the service under a real uvicorn server.
+
+Every page is checked on teardown: no console error, no uncaught exception and no
+Content-Security-Policy violation. The service runs behind the strict policy the product
+ships with; `with_csp` adds it only when the service did not set one itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser, ConsoleMessage, Page, Playwright, sync_playwright
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.core.config import Settings
+from app.main import create_app
+from tests.support import UvicornThread, require_tool
+
+CSP = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+    "connect-src 'self'; frame-ancestors 'none'"
+)
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+# Endpoints of the page's contract that other parts of the service provide.
+CONTRACT_PATHS = ("/health", "/api/stats", "/api/create-sample-order", "/api/admin/session")
+
+# A stand-in for the browser's "Save as" dialog: collects what the page writes into the file.
+FAKE_SAVE_PICKER = """
+window.__saved = null;
+window.showSaveFilePicker = async (options) => {
+  window.__pickerOptions = options;
+  const chunks = [];
+  return {
+    name: options.suggestedName,
+    createWritable: async () => new WritableStream({
+      write(chunk) { chunks.push(chunk.slice()); },
+      close() {
+        const size = chunks.reduce((sum, c) => sum + c.length, 0);
+        const all = new Uint8Array(size);
+        let offset = 0;
+        for (const c of chunks) { all.set(c, offset); offset += c.length; }
+        window.__saved = all;
+      },
+    }),
+  };
+};
+"""
+# A browser without the File System Access API (Firefox, Safari): downloads go to its manager.
+NO_SAVE_PICKER = "delete window.showSaveFilePicker; window.showSaveFilePicker = undefined;"
+CSP_LISTENER = """
+window.__cspViolations = [];
+document.addEventListener('securitypolicyviolation', (e) => {
+  window.__cspViolations.push(e.violatedDirective + ' ' + e.blockedURI);
+});
+"""
+
+
+def with_csp(app: ASGIApp) -> ASGIApp:
+    """Add the strict Content-Security-Policy to responses that carry none."""
+
+    async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+
+        async def send_with_csp(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                if not any(name.lower() == b"content-security-policy" for name, _ in headers):
+                    headers.append((b"content-security-policy", CSP.encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await app(scope, receive, send_with_csp)
+
+    return wrapped
+
+
+def missing_paths(app: Any) -> set[str]:
+    """Contract endpoints this build of the service does not have yet."""
+    paths = {getattr(route, "path", None) for route in app.routes}
+    return {path for path in CONTRACT_PATHS if path not in paths}
+
+
+@dataclass
+class Server:
+    url: str
+    missing: set[str]
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    executable = require_tool("chromium")
+    with sync_playwright() as playwright:
+        browser = _launch(playwright, executable)
+        yield browser
+        browser.close()
+
+
+def _launch(playwright: Playwright, executable: str) -> Browser:
+    return playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+
+
+@pytest.fixture
+def start_service(tmp_path: Path) -> Iterator[Callable[..., Server]]:
+    """Start the service (sandbox mode unless overridden) behind the strict CSP."""
+    stack = contextlib.ExitStack()
+
+    def start(**overrides: Any) -> Server:
+        values: dict[str, Any] = {
+            "autoenhance_api_key": None,
+            "data_dir": tmp_path / "data",
+            "sandbox_processing_delay": 0.5,
+            **overrides,
+        }
+        app = create_app(Settings(_env_file=None, **values))  # type: ignore[call-arg]
+        server = stack.enter_context(UvicornThread(with_csp(app)))
+        return Server(url=server.url, missing=missing_paths(app))
+
+    with stack:
+        yield start
+
+
+@dataclass
+class PageProblems:
+    """Console errors, page errors and CSP violations seen by one page."""
+
+    errors: list[str] = field(default_factory=list)
+    allowed_missing: set[str] = field(default_factory=set)
+    allowed_statuses: set[int] = field(default_factory=set)
+
+    def on_console(self, message: ConsoleMessage) -> None:
+        if message.type != "error":
+            return
+        url = message.location.get("url", "")
+        text = message.text
+        if text.startswith("Failed to load resource"):
+            path = "/" + url.split("/", 3)[-1].split("?")[0] if url.count("/") >= 3 else url
+            if path in self.allowed_missing and "404" in text:
+                return
+            if any(f"status of {status}" in text for status in self.allowed_statuses):
+                return
+        self.errors.append(f"console: {text} ({url})")
+
+
+@pytest.fixture
+def open_page(browser: Browser) -> Iterator[Callable[..., tuple[Page, PageProblems]]]:
+    """Open a page on a server; on teardown fail on any console error or CSP violation."""
+    opened: list[tuple[Page, PageProblems]] = []
+
+    def open_(
+        server: Server,
+        *,
+        width: int = 1280,
+        height: int = 900,
+        save_picker: str = NO_SAVE_PICKER,
+        allow_statuses: tuple[int, ...] = (),
+        path: str = "/",
+    ) -> tuple[Page, PageProblems]:
+        context = browser.new_context(viewport={"width": width, "height": height})
+        context.add_init_script(CSP_LISTENER)
+        context.add_init_script(save_picker)
+        page = context.new_page()
+        problems = PageProblems(
+            allowed_missing=server.missing, allowed_statuses=set(allow_statuses)
+        )
+        page.on("console", problems.on_console)
+        page.on("pageerror", lambda error: problems.errors.append(f"page error: {error}"))
+        page.set_default_timeout(15_000)
+        page.goto(server.url + path)
+        page.wait_for_selector("body[data-ready='true']", state="attached")
+        opened.append((page, problems))
+        return page, problems
+
+    yield open_
+    failures = []
+    for page, problems in opened:
+        violations = page.evaluate("window.__cspViolations")
+        failures += problems.errors + [f"CSP violation: {v}" for v in violations]
+        page.context.close()
+    assert not failures, failures

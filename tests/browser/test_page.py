@@ -1,0 +1,233 @@
+"""The web page in a real Chromium: download, test orders, errors, Ask, phone width."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from playwright.sync_api import Page, expect
+
+from app.sandbox import DEMO_ORDER_ID
+from tests.browser.conftest import FAKE_SAVE_PICKER, PageProblems, Server
+from tests.conftest import SettingsFactory, create_order
+
+pytestmark = pytest.mark.browser
+
+OpenPage = Callable[..., tuple[Page, PageProblems]]
+StartService = Callable[..., Server]
+DEMO_ENTRIES = ["garden.jpg", "house-front.jpg", "living-room.jpg"]
+SAMPLE_DIR = Path(__file__).resolve().parents[2] / "sample_images"
+
+
+def _live(make_settings: SettingsFactory) -> dict[str, Any]:
+    """Overrides pointing the service at the standalone sandbox (live mode, fault knobs)."""
+    settings = make_settings()
+    return {
+        "autoenhance_api_key": settings.autoenhance_api_key,
+        "autoenhance_api_base": settings.autoenhance_api_base,
+        "upstream_retry_max_wait": 0.2,
+    }
+
+
+def _entries(path: Path) -> list[str]:
+    with zipfile.ZipFile(path) as archive:
+        assert archive.testzip() is None
+        return archive.namelist()
+
+
+def _require(server: Server, path: str) -> None:
+    if path in server.missing:
+        pytest.skip(f"{path} is not part of this build of the service yet")
+
+
+def test_download_demo_order_through_the_browser(
+    start_service: StartService, open_page: OpenPage, tmp_path: Path
+) -> None:
+    server = start_service()
+    page, _ = open_page(server)
+    page.get_by_label("Order id").fill(DEMO_ORDER_ID)
+    expect(page.locator("#summary-counts")).to_have_text("3 images · 3 ready")
+    expect(page.locator("#summary-title")).to_have_text("Demo order — 12 Harbour View")
+    with page.expect_download() as info:
+        page.get_by_role("button", name="Download ZIP").click()
+    download = info.value
+    assert download.suggested_filename == "Demo order — 12 Harbour View.zip"
+    saved = tmp_path / "demo.zip"
+    download.save_as(saved)
+    assert sorted(_entries(saved)) == DEMO_ENTRIES
+    expect(page.locator("#download-message")).to_contain_text("Your browser is downloading 3")
+
+
+def test_sandbox_banner_and_demo_order_prefilled(
+    start_service: StartService, open_page: OpenPage, tmp_path: Path
+) -> None:
+    server = start_service()
+    _require(server, "/health")
+    page, _ = open_page(server)
+    expect(page.locator("#sandbox-banner")).to_be_visible()
+    expect(page.get_by_label("Order id")).to_have_value(DEMO_ORDER_ID)
+    # Nothing typed: one click downloads the demo order.
+    with page.expect_download() as info:
+        page.get_by_role("button", name="Download ZIP").click()
+    saved = tmp_path / "demo.zip"
+    info.value.save_as(saved)
+    assert sorted(_entries(saved)) == DEMO_ENTRIES
+
+
+def test_stuck_image_is_shown_and_reported(
+    start_service: StartService,
+    open_page: OpenPage,
+    make_settings: SettingsFactory,
+    sandbox: httpx.Client,
+    tmp_path: Path,
+) -> None:
+    order = create_order(
+        sandbox, images=4, image_bytes=30_000, statuses={"2": "processing"}, name="Stuck order"
+    )
+    server = start_service(**_live(make_settings))
+    page, _ = open_page(server)
+    page.get_by_label("Order id").fill(order["order_id"])
+    expect(page.locator("#summary-counts")).to_have_text("4 images · 3 ready · 1 still processing")
+    expect(page.locator("#summary-images li.busy")).to_contain_text("still processing")
+    expect(page.locator("#download-message")).to_contain_text("_download_report.txt")
+    with page.expect_download() as info:
+        page.get_by_role("button", name="Download ZIP").click()
+    saved = tmp_path / "stuck.zip"
+    info.value.save_as(saved)
+    names = _entries(saved)
+    assert len(names) == 4 and names[-1] == "_download_report.txt"
+    with zipfile.ZipFile(saved) as archive:
+        report = archive.read("_download_report.txt").decode()
+    assert "image-0003" in report
+
+
+def test_progress_on_the_page_while_streaming_to_a_file(
+    start_service: StartService,
+    open_page: OpenPage,
+    make_settings: SettingsFactory,
+    sandbox: httpx.Client,
+) -> None:
+    order = create_order(sandbox, images=8, image_bytes=250_000, name="Progress order")
+    server = start_service(**_live(make_settings))
+    page, _ = open_page(server, save_picker=FAKE_SAVE_PICKER)
+    page.get_by_label("Order id").fill(order["order_id"])
+    expect(page.locator("#summary-counts")).to_have_text("8 images · 8 ready")
+    expect(page.locator("#opt-in-page")).to_be_checked()
+    page.get_by_role("button", name="Download ZIP").click()
+    message = page.locator("#download-message")
+    expect(message).to_contain_text("Saved Progress order.zip: 8 of 8 images")
+    saved = base64.b64decode(
+        page.evaluate(
+            """() => {
+              let text = '';
+              for (let i = 0; i < window.__saved.length; i += 0x8000) {
+                text += String.fromCharCode(...window.__saved.subarray(i, i + 0x8000));
+              }
+              return btoa(text);
+            }"""
+        )
+    )
+    # The archive is deterministic: what the page saved is what the API serves.
+    direct = httpx.get(f"{server.url}/orders/{order['order_id']}/images", timeout=30)
+    assert hashlib.sha256(saved).hexdigest() == hashlib.sha256(direct.content).hexdigest()
+    assert len(saved) > 8 * 250_000
+
+
+def test_bad_and_unknown_ids_are_explained(
+    start_service: StartService, open_page: OpenPage
+) -> None:
+    server = start_service()
+    page, _ = open_page(server, allow_statuses=(404,))
+    field = page.get_by_label("Order id")
+    field.fill("not-an-order")
+    expect(page.locator("#order-id-feedback")).to_contain_text("Not an order id yet")
+    expect(field).to_have_attribute("aria-invalid", "true")
+    page.get_by_role("button", name="Check order").click()
+    expect(page.locator("#download-message")).to_contain_text("Enter an order id first")
+    expect(page.get_by_role("button", name="Download ZIP")).to_be_disabled()
+
+    field.fill("00000000-0000-4000-8000-000000000000")
+    expect(page.locator("#download-message")).to_contain_text("No order with this id is visible")
+    expect(page.locator("#summary")).to_be_hidden()
+
+
+def test_create_order_from_the_samples_then_download(
+    start_service: StartService, open_page: OpenPage, tmp_path: Path
+) -> None:
+    server = start_service()
+    _require(server, "/api/create-sample-order")
+    page, _ = open_page(server)
+    page.get_by_role("tab", name="Create test order").click()
+    page.get_by_role("button", name="Use the sample images").click()
+    status = page.locator("#created-status")
+    expect(status).to_contain_text("Processed: 3 of 3 images ready", timeout=30_000)
+    page.get_by_role("button", name="Download this order").click()
+    expect(page.get_by_role("tab", name="Download")).to_have_attribute("aria-selected", "true")
+    expect(page.locator("#summary-counts")).to_have_text("3 images · 3 ready")
+    with page.expect_download() as info:
+        page.get_by_role("button", name="Download ZIP").click()
+    saved = tmp_path / "created.zip"
+    info.value.save_as(saved)
+    samples = sorted(p.name for p in SAMPLE_DIR.glob("*.jpg"))
+    assert sorted(_entries(saved)) == samples
+
+
+def test_ask_answers_from_the_docs(start_service: StartService, open_page: OpenPage) -> None:
+    server = start_service()
+    page, _ = open_page(server)
+    page.get_by_role("tab", name="Ask").click()
+    page.get_by_label("Your question").fill("How do I resume a download?")
+    page.get_by_role("button", name="Ask", exact=True).click()
+    answer = page.locator("#ask-answer")
+    expect(answer).to_contain_text("curl -C -")
+    expect(answer.locator("h3")).to_have_text("How do I resume a download?")
+    expect(answer).to_contain_text("docs/faq.md")
+
+
+def test_tabs_work_from_the_keyboard(start_service: StartService, open_page: OpenPage) -> None:
+    server = start_service()
+    page, _ = open_page(server)
+    page.get_by_role("tab", name="Download").focus()
+    page.keyboard.press("ArrowRight")
+    create = page.get_by_role("tab", name="Create test order")
+    expect(create).to_be_focused()
+    expect(create).to_have_attribute("aria-selected", "true")
+    expect(page.locator("#panel-create")).to_be_visible()
+    page.keyboard.press("End")
+    expect(page.get_by_role("tab", name="Ask")).to_be_focused()
+    expect(page.locator("#panel-download")).to_be_hidden()
+
+
+def test_phone_width_has_no_horizontal_scroll(
+    start_service: StartService, open_page: OpenPage
+) -> None:
+    server = start_service()
+    page, _ = open_page(server, width=390, height=844)
+    page.get_by_label("Order id").fill(DEMO_ORDER_ID)
+    expect(page.locator("#summary")).to_be_visible()
+    page.locator("#advanced summary").click()
+    for tab in ["Download", "Create test order", "API", "Status", "Ask"]:
+        page.get_by_role("tab", name=tab).click()
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 390, f"{tab}: scrollWidth {width}"
+
+
+def test_screenshot(start_service: StartService, open_page: OpenPage) -> None:
+    """The README's picture of the page (saved when SCREENSHOT names a file)."""
+    target = os.environ.get("SCREENSHOT")
+    server = start_service()
+    page, _ = open_page(server, width=1200, height=860, save_picker=FAKE_SAVE_PICKER)
+    page.get_by_label("Order id").fill(DEMO_ORDER_ID)
+    expect(page.locator("#summary-counts")).to_have_text("3 images · 3 ready")
+    page.locator("#advanced summary").click()
+    page.get_by_label("Order id").blur()
+    if target:
+        page.screenshot(path=target, full_page=True)
+        assert Path(target).stat().st_size > 10_000
