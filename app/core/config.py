@@ -32,7 +32,12 @@ class Settings(BaseSettings):
     """All configuration of the service. Field names map to upper-case environment variables."""
 
     model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+        # `KEY=` (as in .env.example) means "unset", not an empty key or token.
+        env_ignore_empty=True,
     )
 
     # --- Upstream (Autoenhance API) -------------------------------------------------------
@@ -117,10 +122,12 @@ class Settings(BaseSettings):
     )
     @classmethod
     def _check_rate_limit(cls, value: str) -> str:
-        # "" switches a limit off; anything else must parse, e.g. "60/minute;1000/day".
-        if value.strip():
-            parse_many(value)
-        return value.strip()
+        # "off" switches a limit off; anything else must parse, e.g. "60/minute;1000/day".
+        value = value.strip()
+        if value.lower() in {"", "off"}:
+            return ""
+        parse_many(value)
+        return value
 
     @field_validator("trusted_proxies")
     @classmethod

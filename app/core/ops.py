@@ -69,5 +69,6 @@ async def operations(
     finally:
         app_logger.removeHandler(handler)
         await sentry_issues.aclose()
+        await rate_limits.aclose()
         if multiprocess_mode():
             multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]

@@ -87,6 +87,13 @@ class RateLimits:
             trusted_proxies=settings.trusted_proxies,
         )
 
+    async def aclose(self) -> None:
+        """Close the Redis connections, if any (memory storage holds none)."""
+        client = getattr(getattr(self.storage, "bridge", None), "storage", None)
+        aclose = getattr(client, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
     async def hit(self, rule: str, client: str) -> None:
         """Count one request of `client` against `rule`.
 
