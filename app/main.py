@@ -19,7 +19,7 @@ from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
 from app.api.deps import operator_credential
-from app.api.routes import batch, monitoring, orders, ui
+from app.api.routes import batch, create, monitoring, orders, ui
 from app.core.config import Settings
 from app.core.errors import install_error_handlers
 from app.core.logging import configure_logging
@@ -30,7 +30,7 @@ from app.core.sentry import init_sentry
 from app.services.cache import ArchiveCache
 from app.services.fairness import FairLimiter
 from app.upstream.breaker import CircuitBreaker
-from app.upstream.client import AutoenhanceClient, build_http_client
+from app.upstream.client import AutoenhanceClient, build_download_pool, build_http_client
 
 logger = logging.getLogger("app")
 
@@ -91,6 +91,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 max_redirects=settings.upstream_max_redirects,
                 transport=transport,
             )
+            download_pool = build_download_pool(
+                max_connections=settings.upstream_max_connections,
+                connect_timeout=settings.upstream_connect_timeout,
+                read_timeout=settings.upstream_read_timeout,
+                max_redirects=settings.upstream_max_redirects,
+                transport=transport,
+            )
             upstream = AutoenhanceClient(
                 http,
                 base_url=base_url,
@@ -101,14 +108,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     failure_threshold=settings.circuit_failure_threshold,
                     cooldown=settings.circuit_cooldown,
                 ),
+                download_pool=download_pool,
             )
-            ops = operations(
-                settings,
-                http=http,
-                upstream_base=base_url,
-                operator_key=operator_credential(settings).api_key,
-            )
-            async with http, ops as ops_resources:
+            async with contextlib.AsyncExitStack() as clients:
+                for client in (http, *download_pool):
+                    await clients.enter_async_context(client)
+                ops_resources = await clients.enter_async_context(
+                    operations(
+                        settings,
+                        http=http,
+                        upstream_base=base_url,
+                        operator_key=operator_credential(settings).api_key,
+                    )
+                )
                 yield State(
                     settings=settings,
                     http=http,
@@ -136,4 +148,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(orders.router)
     app.include_router(monitoring.router)
     app.include_router(ui.router)
+    app.include_router(create.router)
     return app

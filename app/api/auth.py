@@ -1,33 +1,170 @@
-"""Who is an administrator.
+"""Who is an administrator, and who may create orders.
 
-An administrator presents `ADMIN_TOKEN` as `Authorization: Bearer <token>` (scripts). With no
-`ADMIN_TOKEN` configured nobody is an administrator.
+An administrator presents `ADMIN_TOKEN` either as `Authorization: Bearer <token>` (scripts) or
+as the session cookie handed out by `POST /api/admin/session` in exchange for the token (the
+page). The cookie is `v1.<expires>.<nonce>.<mac>`: the expiry is inside the signed value, and
+the MAC (the service's `Signer`) also covers a fingerprint of `ADMIN_TOKEN`, so changing the
+token ends every session. It is httponly, SameSite=Strict, and Secure when the request came in
+over https. The scheme is uvicorn's view of the request: behind a TLS-terminating proxy run
+uvicorn with `--proxy-headers --forwarded-allow-ips=<proxy>` so that only that proxy's
+X-Forwarded-Proto is believed; this module never reads forwarding headers itself.
+
+A cookie alone is what a browser sends on a forged cross-site request, so on state-changing
+methods (POST, PUT, PATCH, DELETE) the cookie counts only with a same-origin `Origin` header
+(the request's own origin or one of `ALLOWED_ORIGINS`) or a valid `X-CSRF-Token` (handed out
+by `GET /api/admin/session` to the cookie's holder). A Bearer token needs neither: browsers
+never attach it on their own. With no `ADMIN_TOKEN` configured nobody is an administrator.
 """
 
 from __future__ import annotations
 
+import enum
+import hashlib
+import hmac
+import secrets
+import time
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from app.api.deps import SettingsDep
+from app.api.deps import (
+    SettingsDep,
+    checked_own_key,
+    operator_credential,
+    own_key_header,
+    service_key_header,
+)
 from app.core.config import Settings
 from app.core.errors import Forbidden, Unauthorized
-from app.core.security import same_secret
+from app.core.security import Credential, Signer, same_secret
 
 bearer = HTTPBearer(auto_error=False, description="ADMIN_TOKEN, for administrators")
+
+SESSION_COOKIE = "ae_admin_session"
+CSRF_HEADER = "X-CSRF-Token"
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_SESSION_VERSION = "v1"
+
+
+class AdminVia(enum.Enum):
+    """How a request proved (or failed to prove) it comes from an administrator."""
+
+    NONE = "none"
+    BEARER = "bearer"
+    COOKIE = "cookie"
+    COOKIE_CROSS_SITE = "cookie_cross_site"  # a valid cookie on an unchecked unsafe request
+
+
+@dataclass(frozen=True, slots=True)
+class AdminSession:
+    """A verified session cookie."""
+
+    value: str
+    expires: int
+
+
+def _token_tag(settings: Settings) -> str:
+    assert settings.admin_token is not None
+    token = settings.admin_token.get_secret_value().encode()
+    return hashlib.sha256(b"admin-token:" + token).hexdigest()[:16]
+
+
+def issue_session(signer: Signer, settings: Settings, *, now: float | None = None) -> AdminSession:
+    """A new signed session value expiring `ADMIN_SESSION_TTL` seconds from now."""
+    expires = int((now if now is not None else time.time()) + settings.admin_session_ttl)
+    payload = f"{_SESSION_VERSION}.{expires}.{secrets.token_urlsafe(16)}"
+    mac = signer.mac(f"admin-session|{_token_tag(settings)}|{payload}".encode())
+    return AdminSession(value=f"{payload}.{mac}", expires=expires)
+
+
+def read_session(
+    value: str | None, signer: Signer, settings: Settings, *, now: float | None = None
+) -> AdminSession | None:
+    """The session `value` carries if it is well-formed, correctly signed and unexpired."""
+    if not value or settings.admin_token is None or len(value) > 256:
+        return None
+    payload, _, mac = value.rpartition(".")
+    version, _, rest = payload.partition(".")
+    expires_text, _, nonce = rest.partition(".")
+    if version != _SESSION_VERSION or not expires_text.isdigit() or not nonce:
+        return None
+    expected = signer.mac(f"admin-session|{_token_tag(settings)}|{payload}".encode())
+    if not hmac.compare_digest(mac.encode(), expected.encode()):
+        return None
+    expires = int(expires_text)
+    if expires <= (now if now is not None else time.time()):
+        return None
+    return AdminSession(value=value, expires=expires)
+
+
+def csrf_token(signer: Signer, session: AdminSession) -> str:
+    """The CSRF token bound to one session (only its holder can learn it)."""
+    return signer.mac(b"admin-csrf|" + session.value.encode())
+
+
+def own_origin(request: Request) -> str:
+    return f"{request.url.scheme}://{request.url.netloc}".lower()
+
+
+def origin_allowed(request: Request, settings: Settings) -> bool:
+    """True when the request's `Origin` is this service's own or one of `ALLOWED_ORIGINS`."""
+    origin = request.headers.get("origin", "").strip().lower().rstrip("/")
+    if not origin or origin == "null":
+        return False
+    allowed = {own_origin(request), *(o.lower().rstrip("/") for o in settings.allowed_origins)}
+    return origin in allowed
+
+
+def _signer(request: Request) -> Signer | None:
+    signer: Signer | None = getattr(request.state, "signer", None)
+    return signer
+
+
+def session_of(request: Request, settings: Settings) -> AdminSession | None:
+    """The request's valid admin session, if it carries one."""
+    signer = _signer(request)
+    if signer is None:
+        return None
+    return read_session(request.cookies.get(SESSION_COOKIE), signer, settings)
+
+
+def admin_via(request: Request, settings: Settings) -> AdminVia:
+    """How the request is authorised as an administrator (see the module docstring)."""
+    if settings.admin_token is None:
+        return AdminVia.NONE
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() == "bearer" and same_secret(
+        token.strip(), settings.admin_token.get_secret_value()
+    ):
+        return AdminVia.BEARER
+    session = session_of(request, settings)
+    if session is None:
+        return AdminVia.NONE
+    if request.method not in UNSAFE_METHODS or origin_allowed(request, settings):
+        return AdminVia.COOKIE
+    signer = _signer(request)
+    assert signer is not None
+    if same_secret(request.headers.get(CSRF_HEADER), csrf_token(signer, session)):
+        return AdminVia.COOKIE
+    return AdminVia.COOKIE_CROSS_SITE
 
 
 def is_admin(request: Request, settings: Settings) -> bool:
     """True when the request carries valid administrator credentials."""
-    if settings.admin_token is None:
-        return False
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer":
-        return False
-    return same_secret(token.strip(), settings.admin_token.get_secret_value())
+    return admin_via(request, settings) in (AdminVia.BEARER, AdminVia.COOKIE)
+
+
+def _refuse(via: AdminVia) -> Unauthorized | Forbidden:
+    if via is AdminVia.COOKIE_CROSS_SITE:
+        return Forbidden(
+            f"A signed-in request that changes something needs a same-origin Origin header or "
+            f"the {CSRF_HEADER} header from GET /api/admin/session.",
+            code="csrf_failed",
+        )
+    return Unauthorized("Administrator credentials are required.")
 
 
 async def require_admin(
@@ -39,12 +176,59 @@ async def require_admin(
 
     Raises:
         Unauthorized: no administrator credentials were presented.
-        Forbidden: no ADMIN_TOKEN is configured, so administration is off.
+        Forbidden: no ADMIN_TOKEN is configured, or a session cookie came without the
+            same-origin proof an unsafe method needs.
     """
     if settings.admin_token is None:
         raise Forbidden("Administration is disabled: ADMIN_TOKEN is not set.")
-    if not is_admin(request, settings):
-        raise Unauthorized("Administrator credentials are required.")
+    via = admin_via(request, settings)
+    if via not in (AdminVia.BEARER, AdminVia.COOKIE):
+        raise _refuse(via)
 
 
 AdminDep = Annotated[None, Depends(require_admin)]
+
+
+async def order_creator(
+    request: Request,
+    settings: SettingsDep,
+    service_key: Annotated[str | None, Depends(service_key_header)],
+    own_key: Annotated[str | None, Depends(own_key_header)],
+    _: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Credential:
+    """Whose key a new order is created with, if this caller may create one at all.
+
+    A caller's own key (`X-Autoenhance-Key`) may always create orders on that key. The
+    operator's key creates orders for administrators; in sandbox mode nothing is charged, so
+    anyone who may use the service at all (the `SERVICE_API_KEY` holder, when one is set) may.
+
+    Raises:
+        Unauthorized: no acceptable credential was presented.
+        Forbidden: a signed-in cookie without same-origin proof, or no way to create orders on
+            the operator's key because ADMIN_TOKEN is not set.
+    """
+    if own_key and own_key.strip():
+        return Credential.own_key(checked_own_key(own_key))
+    via = admin_via(request, settings)
+    if via in (AdminVia.BEARER, AdminVia.COOKIE):
+        return operator_credential(settings)
+    if settings.sandbox_mode:
+        expected = settings.service_api_key
+        if expected is None or same_secret(service_key, expected.get_secret_value()):
+            return operator_credential(settings)
+    if via is AdminVia.COOKIE_CROSS_SITE:
+        raise _refuse(via)
+    if settings.admin_token is None and not settings.sandbox_mode:
+        raise Forbidden(
+            "Creating orders on this service's Autoenhance key is switched off (no "
+            "ADMIN_TOKEN is set); send your own key in X-Autoenhance-Key instead.",
+            code="admin_only",
+        )
+    raise Unauthorized(
+        "Creating orders on this service's Autoenhance key is for administrators "
+        "(Authorization: Bearer <ADMIN_TOKEN>, or sign in); or send your own key in "
+        "X-Autoenhance-Key.",
+    )
+
+
+CreatorDep = Annotated[Credential, Depends(order_creator)]

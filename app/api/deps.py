@@ -77,7 +77,29 @@ def operator_credential(settings: Settings) -> Credential:
     )
 
 
+# A real Autoenhance key is a short token; anything longer or outside visible ASCII is refused
+# before it could reach a header of an upstream request or a log line.
+MAX_OWN_KEY_CHARS = 256
+
+
+def checked_own_key(value: str) -> str:
+    """A caller's own Autoenhance key, if it looks like one.
+
+    Raises:
+        Unauthorized: too long, or characters outside visible ASCII (never echoed back).
+    """
+    key = value.strip()
+    if len(key) > MAX_OWN_KEY_CHARS or not all("!" <= ch <= "~" for ch in key):
+        raise Unauthorized(
+            "X-Autoenhance-Key is not a well-formed Autoenhance API key.", code="malformed_key"
+        )
+    return key
+
+
 def _signed_link_valid(request: Request, signer: Signer) -> bool:
+    # A signed link is something to fetch: it never authorises a change.
+    if request.method not in ("GET", "HEAD"):
+        return False
     params = dict(request.query_params)
     return "sig" in params and signer.verify(request.url.path, params)
 
@@ -93,13 +115,16 @@ async def get_credential(
 
     A caller's own key (`X-Autoenhance-Key`) always wins. Otherwise the operator's key is used,
     and when `SERVICE_API_KEY` is set the caller must present it in `X-API-Key` (compared in
-    constant time) or carry a valid signed link. Keys are only ever read from headers.
+    constant time) or carry a valid signed link (GET/HEAD only). Keys are only ever read from
+    headers: a key in the query string (`?api_key=`, `?X-API-Key=`) is ignored, as it would
+    otherwise end up in access logs, browser history and Referer headers.
 
     Raises:
-        Unauthorized: the operator's key is protected and no valid credential was presented.
+        Unauthorized: the operator's key is protected and no valid credential was presented,
+            or the caller's own key is malformed.
     """
-    if own_key:
-        return Credential.own_key(own_key)
+    if own_key and own_key.strip():
+        return Credential.own_key(checked_own_key(own_key))
     if settings.service_api_key is not None:
         expected = settings.service_api_key.get_secret_value()
         if not same_secret(service_key, expected) and not _signed_link_valid(request, signer):

@@ -113,8 +113,11 @@ async def add_faults(state: State, body: Annotated[Fault | list[Fault], Body()])
         if isinstance(active.fault, StuckFault):
             for image_id in active.fault.image_ids or []:
                 image = state.store.images.get(image_id)
-                taken = state.faults.take_stuck(image_id) if image else None
-                if image is not None and taken is not None:
+                # Images without bytes yet are caught when their upload is processed.
+                if image is None or (image.original is None and image.fixed_payload is None):
+                    continue
+                taken = state.faults.take_stuck(image_id)
+                if taken is not None:
                     state.processor.hold(image, *taken)
     return {"faults": [active.describe() for active in added]}
 

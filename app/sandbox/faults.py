@@ -22,7 +22,8 @@ Kinds and their parameters:
 - `stall` (`seconds`, `phase`): hang; `"before"` = before the status line, `"mid_body"` = after
   the headers and half of the body.
 - `reset` (`fraction`, default 0.5): send the headers with the full Content-Length, that fraction
-  of the body, then abort the connection.
+  of the body, then abort the connection. In-process (ASGITransport) the client's transport
+  raises `InjectedAbort` instead, as it does for any exception escaping an app.
 - `short_body` (`missing_bytes`): end the response that many bytes short of its Content-Length.
   uvicorn notices, logs nothing for injected faults, and closes the connection, so a client sees
   a truncated body followed by EOF (in-process via ASGITransport the short body is delivered
@@ -32,7 +33,9 @@ Kinds and their parameters:
   connection is closed instead of kept alive. In-process the extra bytes do reach the client.
 - `redirect_loop`: 302 back to the same URL, forever.
 - `bad_redirect` (`location`, default `file:///etc/passwd`): 302 to a non-http(s) URL.
-- `down` (`retry_after`): refuse every matching request with 503.
+- `down` (`retry_after`): refuse every matching request with 503. (Closing the connection
+  without any answer is not possible from inside an ASGI app: uvicorn answers 500 for an app
+  that fails before its first message.)
 - `stuck` (`status`: `"processing"` | `"error"`, `status_reason`): matching images stop at that
   status instead of becoming processed; listed images that are already processed switch to it
   at once. A `"processing"` hold ends (and the image completes) when the fault is cleared.

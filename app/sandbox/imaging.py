@@ -44,14 +44,21 @@ class RenderSpec:
     enhance: bool = True
 
 
-def _open(data: bytes) -> Image.Image:
+def _open(data: bytes, *, fit: tuple[int, int] | None = None) -> Image.Image:
+    """Decode `data`; with `fit`, JPEGs decode at the smallest scale still covering it."""
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
             image = Image.open(io.BytesIO(data))
             if image.width * image.height > MAX_PIXELS:
                 raise UnreadableImage(f"image of {image.width}x{image.height} px is too large")
+            if fit is not None and image.format == "JPEG":
+                # DCT scaling makes previews of large photos several times cheaper.
+                side = max(fit)
+                image.draft("RGB", (side, side))
             image.load()
+        except UnreadableImage:
+            raise
         except (
             OSError,
             SyntaxError,
@@ -59,10 +66,23 @@ def _open(data: bytes) -> Image.Image:
             Image.DecompressionBombError,
             Image.DecompressionBombWarning,
         ) as exc:
-            if isinstance(exc, UnreadableImage):
-                raise
             raise UnreadableImage(f"cannot decode image: {exc}") from exc
     return ImageOps.exif_transpose(image)
+
+
+# EXIF orientations that swap width and height (rotations by 90 or 270 degrees).
+_TRANSPOSING_ORIENTATIONS = {5, 6, 7, 8}
+
+
+def _upright_size(data: bytes) -> tuple[int, int]:
+    """Width and height after EXIF orientation, read from the header only."""
+    try:
+        with Image.open(io.BytesIO(data)) as header:
+            width, height = header.size
+            orientation = header.getexif().get(0x0112)
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise UnreadableImage(f"cannot decode image: {exc}") from exc
+    return (height, width) if orientation in _TRANSPOSING_ORIENTATIONS else (width, height)
 
 
 def probe(data: bytes) -> tuple[int, int]:
@@ -115,12 +135,12 @@ def render(source: bytes, spec: RenderSpec) -> bytes:
     Raises:
         UnreadableImage: `source` cannot be decoded.
     """
-    image = _open(source).convert("RGB")
-    if spec.enhance:
-        image = enhance(image)
-    size = target_size(image.width, image.height, spec)
+    size = target_size(*_upright_size(source), spec)
+    image = _open(source, fit=size).convert("RGB")
     if size != image.size:
         image = image.resize(size, Image.Resampling.LANCZOS)
+    if spec.enhance:
+        image = enhance(image)
     if spec.watermark:
         image = _watermark(image)
     out = io.BytesIO()
@@ -129,8 +149,8 @@ def render(source: bytes, spec: RenderSpec) -> bytes:
     elif spec.format == "webp":
         image.save(out, "WEBP", quality=spec.quality, method=2)
     else:
-        # PNG is lossless; map quality to zlib effort so low quality means fast.
-        image.save(out, "PNG", compress_level=max(1, min(9, spec.quality // 10)))
+        # PNG is lossless, so quality has nothing to trade; favour speed over size.
+        image.save(out, "PNG", compress_level=3)
     return out.getvalue()
 
 
