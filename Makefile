@@ -6,6 +6,11 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 DEMO_ORDER := 8f5c2a4e-3b1d-4e7a-9c6f-0a1b2c3d4e5f
 PYTEST_ARGS ?=
+WORKERS ?= 1
+# uvicorn waits this long for in-flight downloads on SIGTERM, then aborts them.
+SHUTDOWN_GRACE_SECONDS ?= 30
+# Per-worker metric files; emptied at every start so counters begin at zero.
+PROMETHEUS_MULTIPROC_DIR ?= var/prometheus
 
 .PHONY: run test lint format bench load screenshot samples system-deps worker clean
 
@@ -27,7 +32,10 @@ run: $(VENV)/.runtime
 	@echo "  Serving on http://$(HOST):$(PORT)   (docs: http://$(HOST):$(PORT)/docs)"
 	@echo "  Try:  curl -fOJ http://$(HOST):$(PORT)/orders/$(DEMO_ORDER)/images"
 	@echo ""
-	$(BIN)/uvicorn app:app --host $(HOST) --port $(PORT)
+	rm -rf "$(PROMETHEUS_MULTIPROC_DIR)" && mkdir -p "$(PROMETHEUS_MULTIPROC_DIR)"
+	PROMETHEUS_MULTIPROC_DIR="$(PROMETHEUS_MULTIPROC_DIR)" $(BIN)/uvicorn app:app \
+		--host $(HOST) --port $(PORT) --workers $(WORKERS) \
+		--timeout-graceful-shutdown $(SHUTDOWN_GRACE_SECONDS)
 
 ## test: set up and run the whole suite
 test: $(VENV)/.dev

@@ -16,12 +16,17 @@ from typing import TypedDict
 
 import httpx
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from app.api.deps import operator_credential
-from app.api.routes import batch, create, jobs, orders, ui
+from app.api.routes import batch, create, jobs, monitoring, orders, ui
 from app.core.config import Settings
 from app.core.errors import install_error_handlers
+from app.core.logging import configure_logging
+from app.core.middleware import install_middleware
+from app.core.ops import Operations, operations
 from app.core.security import Signer, load_or_create_secret
+from app.core.sentry import init_sentry
 from app.jobs.runtime import open_jobs
 from app.jobs.service import JobService
 from app.services.cache import ArchiveCache
@@ -44,6 +49,7 @@ class State(TypedDict):
     signer: Signer
     spool_dir: Path
     jobs: JobService
+    ops: Operations
 
 
 def _signing_secret(settings: Settings) -> bytes:
@@ -74,6 +80,8 @@ async def _upstream_transport(
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the application. `settings` defaults to the environment."""
     settings = settings or Settings()
+    configure_logging(level=settings.log_level, fmt=settings.log_format)
+    init_sentry(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[State]:
@@ -121,6 +129,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                         operator_key=operator_credential(settings).api_key,
                     )
                 )
+                ops_resources = await clients.enter_async_context(
+                    operations(
+                        settings,
+                        http=http,
+                        upstream_base=base_url,
+                        operator_key=operator_credential(settings).api_key,
+                    )
+                )
                 yield State(
                     settings=settings,
                     http=http,
@@ -132,9 +148,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     signer=signer,
                     spool_dir=spool_dir,
                     jobs=job_service,
+                    ops=ops_resources,
                 )
 
-    app = FastAPI(
+    # Swagger UI and ReDoc assets are served locally: /docs works offline.
+    app = FastAPIOffline(
         title="Autoenhance batch downloader",
         summary="Every enhanced image of an Autoenhance.ai order as one streamed ZIP.",
         version="1.0.0",
@@ -142,8 +160,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     install_error_handlers(app)
+    install_middleware(app, settings)
     app.include_router(batch.router)
     app.include_router(orders.router)
+    app.include_router(monitoring.router)
     app.include_router(ui.router)
     app.include_router(create.router)
     app.include_router(jobs.router)

@@ -7,9 +7,11 @@ setting to change.
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Annotated, Literal, Self
 
+from limits import parse_many
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -30,7 +32,12 @@ class Settings(BaseSettings):
     """All configuration of the service. Field names map to upper-case environment variables."""
 
     model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+        # `KEY=` (as in .env.example) means "unset", not an empty key or token.
+        env_ignore_empty=True,
     )
 
     # --- Upstream (Autoenhance API) -------------------------------------------------------
@@ -94,6 +101,8 @@ class Settings(BaseSettings):
     metrics_token: SecretStr | None = None
     rate_limit_downloads: str = "60/minute"
     rate_limit_create_orders: str = "10/minute"
+    rate_limit_jobs: str = "30/minute"  # POST/GET /orders/{id}/jobs
+    rate_limit_links: str = "60/minute"  # POST /orders/{id}/download-link
     max_request_body_bytes: int = Field(default=1024 * 1024, ge=1024)  # non-upload routes
     shutdown_grace_seconds: float = Field(default=30.0, ge=0)
     sentry_dsn: SecretStr | None = None
@@ -103,12 +112,36 @@ class Settings(BaseSettings):
     sentry_auth_token: SecretStr | None = None
     sentry_org: str | None = None
     sentry_project: str | None = None
+    sentry_api_base: str = "https://sentry.io"  # Sentry's web API (self-hosted: your URL)
+    readiness_cache_seconds: float = Field(default=10.0, ge=0)  # upstream probe reused this long
     chat_api_url: str | None = None
     chat_api_key: SecretStr | None = None
     chat_timeout: float = Field(default=15.0, gt=0, le=120)  # seconds for one assistant answer
     ask_rate_limit: str = "20/minute"  # questions per client address (docs or assistant)
 
     _split = field_validator("allowed_origins", "trusted_proxies", mode="before")(_split_commas)
+
+    @field_validator(
+        "rate_limit_downloads",
+        "rate_limit_create_orders",
+        "rate_limit_jobs",
+        "rate_limit_links",
+    )
+    @classmethod
+    def _check_rate_limit(cls, value: str) -> str:
+        # "off" switches a limit off; anything else must parse, e.g. "60/minute;1000/day".
+        value = value.strip()
+        if value.lower() in {"", "off"}:
+            return ""
+        parse_many(value)
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_proxies(cls, value: list[str]) -> list[str]:
+        for item in value:
+            ipaddress.ip_network(item, strict=False)
+        return value
 
     @field_validator("autoenhance_api_base")
     @classmethod

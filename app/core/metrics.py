@@ -40,3 +40,8 @@ QUEUE_DEPTH = Gauge("job_queue_depth", "Jobs queued or waiting", multiprocess_mo
 CIRCUIT_OPEN = Gauge(
     "upstream_circuit_open", "1 while the upstream circuit is open", multiprocess_mode="livemax"
 )
+RATE_LIMITED = Counter("rate_limited_total", "Requests refused by a rate limit", ["rule"])
+# The earliest start among the workers since the metrics directory was cleaned: uptime.
+STARTED = Gauge(
+    "service_start_time_seconds", "Unix time the service started", multiprocess_mode="min"
+)

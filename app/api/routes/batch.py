@@ -34,6 +34,7 @@ from app.api.responses import (
 from app.api.upstream import checked_order_id, fetch_order
 from app.core import metrics
 from app.core.errors import NotFound, Unprocessable, error_responses
+from app.core.ratelimit import rate_limit
 from app.core.security import Credential
 from app.services.batch import BatchArchive, BatchPlan, NothingToDeliver, plan_batch
 from app.services.cache import CacheWriter, cache_key
@@ -101,6 +102,7 @@ IMAGES_PATH = "/orders/{order_id}/images"
     responses={**ZIP_RESPONSE_DOC, **error_responses(400, 401, 404, 416, 422, 429, 502, 503)},
     summary="Download every enhanced image of an order as one ZIP",
     operation_id="download_order_images",
+    dependencies=[Depends(rate_limit("downloads"))],
 )
 async def download_order_images(
     order_id: str,

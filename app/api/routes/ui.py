@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Annotated, Literal, TypedDict
 
 import httpx
-from fastapi import APIRouter, Body, FastAPI, Request
+from fastapi import APIRouter, Body, Depends, FastAPI, Request
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 from limits import RateLimitItem, parse
@@ -28,6 +28,7 @@ from app.api.routes.batch import OptionsDep
 from app.api.upstream import checked_order_id
 from app.core.config import Settings
 from app.core.errors import Forbidden, TooManyRequests, error_responses
+from app.core.ratelimit import rate_limit
 from app.core.security import OPERATOR
 from app.services.ask import MAX_QUESTION_CHARS, AskService, AssistantClient, DocIndex
 from app.services.options import DownloadOptions
@@ -96,8 +97,9 @@ class DownloadLink(BaseModel):
 @router.post(
     "/orders/{order_id}/download-link",
     response_model=DownloadLink,
-    responses=error_responses(400, 401, 403, 422),
+    responses=error_responses(400, 401, 403, 422, 429),
     tags=["download"],
+    dependencies=[Depends(rate_limit("links"))],
     summary="A short-lived signed link to the order's ZIP, for a browser's download manager",
 )
 async def create_download_link(

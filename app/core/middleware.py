@@ -1,0 +1,306 @@
+"""Pure ASGI middleware: request id, access log, HTTP metrics, security headers, body limits.
+
+Everything here is plain ASGI (no `BaseHTTPMiddleware`, which buffers and runs the app in
+another task): a streamed archive passes through chunk by chunk, and closing the connection
+still reaches the body iterator.
+
+Order, outermost first:
+
+1. `EdgeMiddleware` — outside Starlette's `ServerErrorMiddleware`, so that the JSON 500 it
+   sends for an unexpected error also carries `X-Request-ID` and the security headers, and
+   is counted and logged like any other answer.
+2. `ServerErrorMiddleware` (Starlette) — the one JSON 500.
+3. `CORSMiddleware` (Starlette) — only when `ALLOWED_ORIGINS` lists origins.
+4. `BodyLimitMiddleware` — 413 for request bodies over the limit.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import FastAPI
+from starlette.exceptions import HTTPException
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.core import metrics
+from app.core.config import Settings
+from app.core.errors import error_response
+from app.core.logging import request_id_var
+
+access_logger = logging.getLogger("app.access")
+
+REQUEST_ID_HEADER = "X-Request-ID"
+# Accepted from a client as-is: short and harmless in a log line or a header.
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+UNMATCHED_ROUTE = "unmatched"
+
+# Multipart framing and form fields around the files of an upload.
+UPLOAD_OVERHEAD_BYTES = 1024 * 1024
+UPLOAD_PATHS = ("/api/create-order",)
+
+# Strict policy for everything the service serves, the page included: scripts and styles
+# only from the service itself, no inline script, no framing, no plugins.
+STRICT_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+    "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "
+    "form-action 'self'; frame-ancestors 'none'"
+)
+# Swagger UI and ReDoc start from an inline script (FastAPI's page template); their assets
+# are served locally, so only inline script and style are added, on these paths alone.
+DOCS_CSP = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; worker-src 'self' blob:; connect-src 'self'; font-src 'self'; "
+    "object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+)
+DOCS_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc"})
+SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    # Signed links carry their signature in the query: never leak it in a Referer.
+    (b"referrer-policy", b"no-referrer"),
+    (
+        b"permissions-policy",
+        b"camera=(), microphone=(), geolocation=(), payment=(), usb=(), interest-cohort=()",
+    ),
+)
+
+ErrorRecorder = Callable[[dict[str, Any]], None]
+
+
+def request_id_from(scope: Scope) -> str:
+    """The client's `X-Request-ID` when it is short and safe, else a new random one."""
+    for name, value in scope.get("headers", ()):
+        if name == b"x-request-id":
+            candidate = bytes(value).decode("latin-1")
+            if _REQUEST_ID.match(candidate):
+                return candidate
+            break
+    return uuid.uuid4().hex
+
+
+def route_template(scope: Scope) -> str:
+    """The matched route's path template (`/orders/{order_id}/images`), never the raw path."""
+    route = scope.get("route")
+    path: object = getattr(route, "path", None)
+    return path if isinstance(path, str) and path else UNMATCHED_ROUTE
+
+
+class EdgeMiddleware:
+    """Request id, security headers, one access-log line and HTTP metrics per request.
+
+    The request id goes into `scope["state"]["request_id"]` (error bodies read it there), a
+    context variable (log lines), and the `X-Request-ID` response header. Latency is observed
+    when the response starts; the log line and the request counter when it ends, so a
+    streamed archive's line tells its full duration. Answers with status 500 or more are
+    handed to the error ring of `scope["state"]["ops"]`, when there is one.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = request_id_from(scope)
+        scope.setdefault("state", {})["request_id"] = request_id
+        token = request_id_var.set(request_id)
+        started = time.perf_counter()
+        status = 500
+        sent_bytes = 0
+        csp = DOCS_CSP if scope["path"] in DOCS_PATHS else STRICT_CSP
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status, sent_bytes
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = list(message.get("headers", []))
+                present = {name.lower() for name, _ in headers}
+                for name, value in (
+                    *SECURITY_HEADERS,
+                    (b"content-security-policy", csp.encode()),
+                    (b"x-request-id", request_id.encode()),
+                ):
+                    if name not in present:
+                        headers.append((name, value))
+                message = {**message, "headers": headers}
+                metrics.HTTP_LATENCY.labels(scope["method"], route_template(scope)).observe(
+                    time.perf_counter() - started
+                )
+            elif message["type"] == "http.response.body":
+                sent_bytes += len(message.get("body", b""))
+            await send(message)
+
+        failure: BaseException | None = None
+        try:
+            await self.app(scope, receive, send_wrapper)
+        except BaseException as exc:
+            failure = exc
+            raise
+        finally:
+            self._finish(scope, status, started, sent_bytes, failure)
+            request_id_var.reset(token)
+
+    @staticmethod
+    def _finish(
+        scope: Scope, status: int, started: float, sent_bytes: int, failure: BaseException | None
+    ) -> None:
+        route = route_template(scope)
+        method = scope["method"]
+        duration = time.perf_counter() - started
+        metrics.HTTP_REQUESTS.labels(method, route, str(status)).inc()
+        outcome = "ok" if failure is None else type(failure).__name__
+        access_logger.info(
+            "%s %s %d %.1fms",
+            method,
+            route,
+            status,
+            duration * 1000,
+            extra={
+                "event": "request",
+                "method": method,
+                "route": route,
+                "status": status,
+                "duration_ms": round(duration * 1000, 1),
+                "bytes_sent": sent_bytes,
+                "outcome": outcome,
+            },
+        )
+        if status >= 500:
+            ops = scope.get("state", {}).get("ops")
+            if ops is not None:
+                ops.error_log.record_event(
+                    kind="http",
+                    status=status,
+                    route=f"{method} {route}",
+                    request_id=scope["state"].get("request_id"),
+                    message=outcome if failure is not None else f"answered {status}",
+                )
+
+
+class BodyTooLarge(HTTPException):
+    """A request body over the limit; FastAPI's handlers turn it into the JSON 413."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"The request body is larger than the limit of {limit} bytes.")
+
+
+class BodyLimitMiddleware:
+    """Refuse request bodies over a limit with a JSON 413.
+
+    A declared `Content-Length` over the limit is refused before the app runs. A body sent
+    without one (chunked) is counted as the app reads it, and `BodyTooLarge` is raised from
+    `receive` once the count passes the limit. `path_limits` gives some paths (uploads) their
+    own limit.
+    """
+
+    def __init__(self, app: ASGIApp, *, limit: int, path_limits: dict[str, int]) -> None:
+        self.app = app
+        self.limit = limit
+        self.path_limits = path_limits
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.path_limits.get(scope["path"], self.limit)
+        declared = _content_length(scope)
+        if declared is not None and declared > limit:
+            await self._refuse(scope, receive, send, limit)
+            return
+        received = 0
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise BodyTooLarge(limit)
+            return message
+
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, tracking_send)
+        except BodyTooLarge:
+            if started:
+                raise
+            await self._refuse(scope, receive, send, limit)
+
+    @staticmethod
+    async def _refuse(scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+        response = error_response(
+            Request(scope),
+            413,
+            "payload_too_large",
+            f"The request body is larger than the limit of {limit} bytes.",
+            headers={"Connection": "close"},
+        )
+        await response(scope, receive, send)
+
+
+def _content_length(scope: Scope) -> int | None:
+    for name, value in scope.get("headers", ()):
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
+def install_middleware(app: FastAPI, settings: Settings) -> None:
+    """Add the service's middleware to `app` (see the module docstring for the order)."""
+    upload_limit = settings.max_upload_files * settings.max_upload_bytes + UPLOAD_OVERHEAD_BYTES
+    app.add_middleware(
+        BodyLimitMiddleware,
+        limit=settings.max_request_body_bytes,
+        path_limits={path: upload_limit for path in UPLOAD_PATHS},
+    )
+    if settings.allowed_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.allowed_origins,
+            allow_methods=["GET", "HEAD", "POST", "DELETE"],
+            allow_headers=[
+                "Authorization",
+                "Content-Type",
+                "Range",
+                "If-Range",
+                "X-API-Key",
+                "X-Autoenhance-Key",
+                "X-Request-ID",
+            ],
+            expose_headers=[
+                "Content-Disposition",
+                "Content-Length",
+                "ETag",
+                "Retry-After",
+                "X-Downloaded",
+                "X-Failed",
+                "X-Ready-Images",
+                "X-Request-ID",
+                "X-Total-Images",
+            ],
+            max_age=600,
+        )
+    build_inner = app.build_middleware_stack
+
+    def build_stack() -> ASGIApp:
+        # Wrap the whole stack, ServerErrorMiddleware included (see the module docstring).
+        return EdgeMiddleware(build_inner())
+
+    app.build_middleware_stack = build_stack  # type: ignore[method-assign]

@@ -1,0 +1,172 @@
+"""Rate limits per client, with the `limits` library (in memory, or Redis when configured).
+
+A client is the hash of the Autoenhance key it brings (`X-Autoenhance-Key`), else its
+address. `X-Forwarded-For` is believed only when the peer is one of `TRUSTED_PROXIES`: the
+client is then the right-most address in the chain that is not a trusted proxy.
+
+Routes attach a rule by name with a dependency:
+
+    @router.post("/orders/{order_id}/jobs", dependencies=[Depends(rate_limit("jobs"))])
+
+Rules: `downloads` (RATE_LIMIT_DOWNLOADS), `create_orders` (RATE_LIMIT_CREATE_ORDERS),
+`jobs` (RATE_LIMIT_JOBS), `links` (RATE_LIMIT_LINKS). A refused request gets the JSON 429
+with `Retry-After`. When the Redis storage fails, requests are let through and a warning is
+logged: a rate limiter must not take the service down with it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import math
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Literal
+
+from fastapi import Request
+from limits import RateLimitItem, parse_many
+from limits.aio.storage import MemoryStorage, Storage
+from limits.aio.strategies import MovingWindowRateLimiter
+from limits.errors import StorageError
+from limits.storage import storage_from_string
+
+from app.core import metrics
+from app.core.config import Settings
+from app.core.errors import TooManyRequests
+from app.core.security import key_fingerprint
+
+logger = logging.getLogger("app.ratelimit")
+
+RuleName = Literal["downloads", "create_orders", "jobs", "links"]
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _rules(settings: Settings) -> dict[str, list[RateLimitItem]]:
+    configured = {
+        "downloads": settings.rate_limit_downloads,
+        "create_orders": settings.rate_limit_create_orders,
+        "jobs": settings.rate_limit_jobs,
+        "links": settings.rate_limit_links,
+    }
+    return {name: parse_many(text) if text else [] for name, text in configured.items()}
+
+
+def build_storage(redis_url: str | None) -> Storage:
+    """Redis storage when `redis_url` is set (shared by every worker and node), else memory."""
+    if not redis_url:
+        return MemoryStorage(wrap_exceptions=True)
+    storage = storage_from_string(
+        f"async+{redis_url}", implementation="redispy", wrap_exceptions=True
+    )
+    assert isinstance(storage, Storage)
+    return storage
+
+
+class RateLimits:
+    """The named rules of the service over one storage."""
+
+    def __init__(
+        self,
+        *,
+        rules: dict[str, list[RateLimitItem]],
+        storage: Storage,
+        trusted_proxies: Iterable[str] = (),
+    ) -> None:
+        self.rules = rules
+        self.storage = storage
+        self.trusted_proxies: tuple[Network, ...] = tuple(
+            ipaddress.ip_network(item, strict=False) for item in trusted_proxies
+        )
+        self._limiter = MovingWindowRateLimiter(storage)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RateLimits:
+        return cls(
+            rules=_rules(settings),
+            storage=build_storage(settings.redis_url),
+            trusted_proxies=settings.trusted_proxies,
+        )
+
+    async def aclose(self) -> None:
+        """Close the Redis connections, if any (memory storage holds none)."""
+        client = getattr(getattr(self.storage, "bridge", None), "storage", None)
+        aclose = getattr(client, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+    async def hit(self, rule: str, client: str) -> None:
+        """Count one request of `client` against `rule`.
+
+        Raises:
+            TooManyRequests: a limit of the rule is exhausted; `Retry-After` says when the
+                oldest counted request leaves the window.
+        """
+        for item in self.rules.get(rule, []):
+            try:
+                if await self._limiter.hit(item, rule, client):
+                    continue
+                stats = await self._limiter.get_window_stats(item, rule, client)
+            except StorageError as exc:
+                logger.warning("rate limit storage failed (%s); request let through", exc)
+                return
+            retry_after = max(1, math.ceil(stats.reset_time - time.time()))
+            metrics.RATE_LIMITED.labels(rule).inc()
+            raise TooManyRequests(
+                f"Too many requests: the limit is {item.amount} per "
+                f"{item.multiples} {item.GRANULARITY.name}(s). Retry in {retry_after} s.",
+                headers={"Retry-After": str(retry_after)},
+            )
+
+
+def client_address(request: Request, trusted: tuple[Network, ...]) -> str:
+    """The caller's address, looking through trusted proxies only."""
+    peer = request.client.host if request.client else "unknown"
+    if not _is_trusted(peer, trusted):
+        return peer
+    chain = [
+        part.strip()
+        for header in request.headers.getlist("x-forwarded-for")
+        for part in header.split(",")
+        if part.strip()
+    ]
+    client = peer
+    for hop in reversed(chain):
+        try:
+            ipaddress.ip_address(hop)
+        except ValueError:
+            break  # a forged or garbled entry: stop at the last address we can vouch for
+        client = hop
+        if not _is_trusted(hop, trusted):
+            break
+    return client
+
+
+def _is_trusted(address: str, trusted: tuple[Network, ...]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in trusted)
+
+
+def client_key(request: Request, trusted: tuple[Network, ...]) -> str:
+    """Whom a request counts against: the caller's own key (hashed), else its address."""
+    own_key = request.headers.get("x-autoenhance-key")
+    if own_key:
+        return "byok:" + key_fingerprint(own_key)
+    return "ip:" + client_address(request, trusted)
+
+
+def rate_limit(rule: RuleName) -> Callable[[Request], Awaitable[None]]:
+    """A FastAPI dependency counting the request against `rule` (see the module docstring).
+
+    Raises:
+        TooManyRequests: from the dependency, when the client is over the limit.
+    """
+
+    async def check_rate_limit(request: Request) -> None:
+        limits: RateLimits = request.state.ops.rate_limits
+        await limits.hit(rule, client_key(request, limits.trusted_proxies))
+
+    check_rate_limit.__name__ = f"rate_limit_{rule}"
+    return check_rate_limit

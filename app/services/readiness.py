@@ -1,0 +1,115 @@
+"""Readiness: can this instance serve downloads right now?
+
+Three checks, each named in the answer:
+
+- `upstream`: the Autoenhance API answers. The probe lists one order with the operator's key
+  (`GET /orders/?per_page=1`): cheap, read-only, and it spends no credit. Any HTTP answer
+  below 500 counts as reachable (a refused key is reported, but the API is up and callers
+  who bring their own key are served). The result is reused for `ttl` seconds, and
+  concurrent checks share one probe, so a load balancer polling every second costs the API
+  one call per `ttl`.
+- `archive_store`: `DATA_DIR` accepts a new file (cache and spool live there).
+- `redis`: the rate-limit storage answers, only when `REDIS_URL` is set.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+PROBE_TIMEOUT = httpx.Timeout(3.0)
+REDIS_TIMEOUT = 2.0  # seconds
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+
+class Readiness:
+    """Runs the readiness checks (see the module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        http: httpx.AsyncClient,
+        upstream_base: str,
+        api_key: str | None,
+        api_version: str,
+        data_dir: Path,
+        redis_check: Callable[[], Awaitable[bool]] | None = None,
+        ttl: float = 10.0,
+    ) -> None:
+        self._http = http
+        self._url = upstream_base.rstrip("/") + "/orders/"
+        self._headers = {"x-api-version": api_version}
+        if api_key:
+            self._headers["x-api-key"] = api_key
+        self._data_dir = data_dir
+        self._redis_check = redis_check
+        self._ttl = ttl
+        self._lock = asyncio.Lock()
+        self._cached: tuple[float, Check] | None = None
+
+    async def check(self) -> list[Check]:
+        """Every check's result; the instance is ready when all are ok."""
+        checks = [await self._upstream(), self._archive_store()]
+        if self._redis_check is not None:
+            checks.append(await self._redis())
+        return checks
+
+    async def _upstream(self) -> Check:
+        async with self._lock:
+            now = time.monotonic()
+            if self._cached is not None and now - self._cached[0] < self._ttl:
+                return self._cached[1]
+            result = await self._probe()
+            self._cached = (time.monotonic(), result)
+            return result
+
+    async def _probe(self) -> Check:
+        try:
+            response = await self._http.get(
+                self._url, params={"per_page": "1"}, headers=self._headers, timeout=PROBE_TIMEOUT
+            )
+            await response.aclose()
+        except httpx.TimeoutException:
+            return Check("upstream", False, "the Autoenhance API did not answer in time")
+        except httpx.HTTPError as exc:
+            return Check(
+                "upstream", False, f"the Autoenhance API is unreachable ({type(exc).__name__})"
+            )
+        status = response.status_code
+        if status >= 500:
+            return Check("upstream", False, f"the Autoenhance API answered {status}")
+        if status in (401, 403):
+            return Check("upstream", True, f"reachable, but it refused the operator key ({status})")
+        return Check("upstream", True, f"reachable ({status})")
+
+    def _archive_store(self) -> Check:
+        try:
+            self._data_dir.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=self._data_dir, prefix=".ready-") as handle:
+                handle.write(b"ok")
+                handle.flush()
+                os.fsync(handle.fileno())
+        except OSError as exc:
+            return Check("archive_store", False, f"DATA_DIR is not writable ({exc.strerror})")
+        return Check("archive_store", True, "writable")
+
+    async def _redis(self) -> Check:
+        assert self._redis_check is not None
+        try:
+            ok = await asyncio.wait_for(self._redis_check(), REDIS_TIMEOUT)
+        except Exception as exc:  # any failure of the client means "not reachable"
+            return Check("redis", False, f"Redis is unreachable ({type(exc).__name__})")
+        return Check("redis", ok, "reachable" if ok else "Redis did not answer")

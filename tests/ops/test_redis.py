@@ -1,0 +1,68 @@
+"""Rate limits shared through a real redis-server, as several workers or machines share them."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+
+import pytest
+from limits import parse_many
+
+from app.core.errors import TooManyRequests
+from app.core.ratelimit import RateLimits, build_storage
+from tests.support import free_port, require_tool
+
+pytestmark = pytest.mark.redis
+
+
+def wait_for_port(port: int, *, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise RuntimeError(f"redis-server did not listen on {port}")
+
+
+@pytest.fixture
+def redis_url() -> Iterator[str]:
+    server = require_tool("redis-server")
+    port = free_port()
+    process = subprocess.Popen(
+        [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_port(port)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+async def test_two_workers_share_one_budget(redis_url: str) -> None:
+    rules = {"downloads": parse_many("3/minute")}
+    first = RateLimits(rules=rules, storage=build_storage(redis_url))
+    second = RateLimits(rules=rules, storage=build_storage(redis_url))
+    await first.hit("downloads", "ip:a")
+    await second.hit("downloads", "ip:a")
+    await first.hit("downloads", "ip:a")
+    with pytest.raises(TooManyRequests) as caught:
+        await second.hit("downloads", "ip:a")
+    assert int(caught.value.headers["Retry-After"]) >= 1
+    assert await first.storage.check()
+    await first.aclose()
+    await second.aclose()
+
+
+async def test_an_unreachable_redis_lets_requests_through() -> None:
+    limits = RateLimits(
+        rules={"downloads": parse_many("1/minute")},
+        storage=build_storage(f"redis://127.0.0.1:{free_port()}/0"),
+    )
+    await limits.hit("downloads", "ip:a")
+    await limits.hit("downloads", "ip:a")  # over the limit, but the storage is down: fail open
+    await limits.aclose()
