@@ -123,7 +123,9 @@ def sandbox_process(*args: str, env: dict[str, str] | None = None) -> Iterator[s
         env=full_env,
     )
     try:
-        wait_until_listening(f"http://127.0.0.1:{port}/_sandbox/health", process=process)
+        wait_until_listening(
+            f"http://127.0.0.1:{port}/_sandbox/health", process=process, timeout=60
+        )
         yield f"http://127.0.0.1:{port}/v3"
     finally:
         process.terminate()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
 from email.utils import format_datetime
 from typing import Any
 
@@ -23,13 +24,25 @@ STREAMING_HEADERS = {
 
 
 class ZipStreamingResponse(StreamingResponse):
-    """A streamed `application/zip` body whose iterator is always closed.
+    """A streamed `application/zip` body whose producer is always shut down.
 
-    Closing matters: when the client goes away the body iterator is abandoned mid-way, and
-    closing it is what cancels the in-flight upstream downloads and removes spooled files.
+    Shutting down matters: when the client goes away the body iterator is abandoned mid-way
+    (or never started, if the client left before the first byte), and `on_close` is what
+    cancels the in-flight upstream downloads and removes spooled files.
     """
 
     media_type = ZIP_MEDIA_TYPE
+
+    def __init__(
+        self,
+        content: AsyncIterator[bytes],
+        status_code: int = 200,
+        headers: dict[str, str] | None = None,
+        *,
+        on_close: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        super().__init__(content, status_code, headers, media_type=ZIP_MEDIA_TYPE)
+        self._on_close = on_close
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
@@ -39,6 +52,8 @@ class ZipStreamingResponse(StreamingResponse):
             if aclose is not None:
                 with contextlib.suppress(Exception):
                     await aclose()
+            if self._on_close is not None:
+                await self._on_close()
 
 
 class ZipFileResponse(FileResponse):

@@ -178,8 +178,24 @@ async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _queue_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    logger.warning("job store unavailable: %s", type(exc).__name__)
+    return error_response(
+        request,
+        503,
+        "queue_unavailable",
+        "The job queue is unreachable; try again shortly.",
+        {"Retry-After": "5"},
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Route every kind of failure through the one JSON shape."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    app.add_exception_handler(RedisConnectionError, _queue_unavailable)
+    app.add_exception_handler(RedisTimeoutError, _queue_unavailable)
     app.add_exception_handler(AppError, _app_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)

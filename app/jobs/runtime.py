@@ -76,12 +76,19 @@ def notifier(ctx: JobContext) -> Callable[[JobRecord], Awaitable[None]]:
 
 
 async def redis_backend(settings: Settings) -> JobBackend:
-    from arq.connections import RedisSettings, create_pool
+    """The Redis backend over a pool that connects on first use.
+
+    Not connecting at start-up (as arq's `create_pool` does, retrying and then raising) keeps a
+    web process up while Redis is down: `/ready` names the failing part, and job requests get
+    503 until Redis answers again.
+    """
+    from arq.connections import ArqRedis
+    from redis.asyncio import ConnectionPool
 
     from app.jobs.redis import RedisBackend
 
     assert settings.redis_url is not None
-    pool = await create_pool(RedisSettings.from_dsn(settings.redis_url))
+    pool = ArqRedis(ConnectionPool.from_url(settings.redis_url))
     return RedisBackend(pool)
 
 

@@ -32,6 +32,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
+import anyio
+
 from app.core import metrics
 from app.services.archive import ZipWriter
 from app.services.fairness import FairLimiter
@@ -175,6 +177,7 @@ class BatchArchive:
         self.progress = BatchProgress(total=len(plan.images))
         self.progress.skipped.extend(plan.not_ready)
         self._closed = False
+        self._writing: IO[bytes] | None = None
 
     async def start(self) -> None:
         """Begin fetching and wait until the first deliverable image (in order) is in hand.
@@ -186,15 +189,20 @@ class BatchArchive:
         self._results = [loop.create_future() for _ in self._deliverable]
         self._spool_dir.mkdir(parents=True, exist_ok=True)
         self._producer = asyncio.create_task(self._produce(), name="batch-producer")
-        for index, future in enumerate(self._results):
-            try:
-                await asyncio.shield(future)
-            except UpstreamError as exc:
-                self._skip(self._deliverable[index], exc)
-                self._window.release()
-                continue
-            self._first = index
-            return
+        try:
+            for index, future in enumerate(self._results):
+                try:
+                    await asyncio.shield(future)
+                except UpstreamError as exc:
+                    self._skip(self._deliverable[index], exc)
+                    self._window.release()
+                    continue
+                self._first = index
+                return
+        except BaseException:
+            # Cancelled (the client left) or broken while waiting: stop every download.
+            await self.aclose()
+            raise
         await self.aclose()
         raise NothingToDeliver(self.progress.skipped)
 
@@ -232,7 +240,7 @@ class BatchArchive:
                 future.cancel()
             raise
         else:
-            if future.cancelled():
+            if future.done():  # the archive was closed meanwhile
                 spool.close()
             else:
                 future.set_result(_Fetched(spool, result.size, result.crc32))
@@ -261,6 +269,7 @@ class BatchArchive:
                     self._skip(planned, exc)
                     self._window.release()
                     continue
+                self._writing = fetched.spool
                 try:
                     yield writer.local_header(
                         planned.entry_name,
@@ -275,6 +284,7 @@ class BatchArchive:
                         yield chunk
                 finally:
                     fetched.spool.close()
+                    self._writing = None
                     self._window.release()
                 self.progress.delivered += 1
                 metrics.IMAGES_DELIVERED.inc()
@@ -295,7 +305,12 @@ class BatchArchive:
             await self.aclose()
 
     async def aclose(self) -> None:
-        """Cancel outstanding downloads and release every spooled image. Idempotent."""
+        """Cancel outstanding downloads and release every spooled image. Idempotent.
+
+        The spools are released before anything is awaited, and the wait for the cancelled
+        downloads to unwind is shielded: a caller that is itself being cancelled (anyio
+        cancels again at every await of a cancelled scope) still leaves nothing open.
+        """
         if self._closed:
             return
         self._closed = True
@@ -304,13 +319,16 @@ class BatchArchive:
             pending.append(self._producer)
         for task in pending:
             task.cancel()
-        if pending:
-            await asyncio.gather(*pending, return_exceptions=True)
+        if self._writing is not None:
+            self._writing.close()
         for future in self._results:
-            if future.done() and not future.cancelled() and future.exception() is None:
+            if not future.done():
+                future.cancel()  # a download finishing later sees this and closes its spool
+            elif not future.cancelled() and future.exception() is None:
                 future.result().spool.close()
-            elif not future.done():
-                future.cancel()
+        if pending:
+            with anyio.CancelScope(shield=True):
+                await asyncio.gather(*pending, return_exceptions=True)
 
 
 def render_report(plan: BatchPlan, skipped: list[Skipped]) -> bytes:

@@ -104,6 +104,20 @@ def test_ready_checks_redis_when_configured(make_settings: SettingsFactory) -> N
     assert response.json()["checks"]["redis"]["ok"] is False
 
 
+def test_jobs_answer_503_while_redis_is_down(
+    make_settings: SettingsFactory, sandbox: httpx.Client
+) -> None:
+    settings = make_settings(redis_url=f"redis://127.0.0.1:{free_port()}/0")
+    order = sandbox.post("/_sandbox/orders", json={"images": 1, "image_bytes": 5000}).json()
+    with UvicornThread(create_app(settings)) as server:
+        health = httpx.get(f"{server.url}/health")
+        job = httpx.post(f"{server.url}/orders/{order['order_id']}/jobs", timeout=30)
+    assert health.status_code == 200
+    assert job.status_code == 503
+    assert job.json()["error"] == "queue_unavailable"
+    assert job.headers["retry-after"] == "5"
+
+
 def test_security_headers_on_every_response(ops_service: UvicornThread) -> None:
     for path in ("/health", "/nope", "/orders/not-a-uuid/images", "/openapi.json"):
         response = httpx.get(ops_service.url + path)

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
-from starlette.background import BackgroundTask
 from starlette.responses import FileResponse
+from starlette.types import Receive, Scope, Send
 
 from app.api.deps import (
     CacheDep,
@@ -177,7 +177,9 @@ async def download_order_images(
     body = _stream(archive, writer, started)
     if stream:
         metrics.ARCHIVE_TTFB.observe(time.monotonic() - started)
-        return ZipStreamingResponse(body, headers={**headers, **STREAMING_HEADERS})
+        return ZipStreamingResponse(
+            body, headers={**headers, **STREAMING_HEADERS}, on_close=archive.aclose
+        )
     return await _buffered(archive, body, headers, spool_dir)
 
 
@@ -203,6 +205,7 @@ async def _stream(
         raise
     finally:
         writer.discard()
+        await archive.aclose()
         _log_batch(archive.plan, archive, started, outcome)
 
 
@@ -227,8 +230,10 @@ async def _buffered(
         handle.close()
         _unlink(handle.name)
         raise
+    finally:
+        await archive.aclose()
     metrics.ARCHIVE_TTFB.observe(0)
-    return FileResponse(
+    return _TemporaryFileResponse(
         handle.name,
         media_type=ZIP_MEDIA_TYPE,
         headers={
@@ -237,8 +242,17 @@ async def _buffered(
             "X-Failed": str(archive.progress.failed),
             "Cache-Control": "no-store",
         },
-        background=BackgroundTask(_unlink, handle.name),
     )
+
+
+class _TemporaryFileResponse(FileResponse):
+    """A file that is deleted once sent, or once the client has gone."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            _unlink(str(self.path))
 
 
 def _unlink(path: str) -> None:

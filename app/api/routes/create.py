@@ -12,15 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import math
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
 from fastapi import APIRouter, Request, Response
-from limits import RateLimitItem, parse
-from limits.storage import MemoryStorage
-from limits.strategies import MovingWindowRateLimiter
 from pydantic import BaseModel, Field, SecretStr
 
 from app.api.auth import (
@@ -43,11 +39,11 @@ from app.core.errors import (
     BadRequest,
     Forbidden,
     PayloadTooLarge,
-    TooManyRequests,
     Unauthorized,
     UnsupportedMediaType,
     error_responses,
 )
+from app.core.ratelimit import rate_limit
 from app.core.security import Credential, same_secret
 from app.services.ordering import CreatedOrder, ImageUpload, create_order_with_images
 from app.services.ordering import uploads_from_paths as sample_uploads
@@ -122,29 +118,7 @@ class AdminSessionOut(BaseModel):
 # --- order creation -----------------------------------------------------------------------------
 
 
-def _check_rate(request: Request, settings: Settings, credential: Credential) -> None:
-    """One moving window per caller (credential owner and address), per application.
-
-    Raises:
-        TooManyRequests: the caller exceeded `RATE_LIMIT_CREATE_ORDERS`.
-    """
-    state = request.app.state
-    if not hasattr(state, "create_order_limiter"):
-        state.create_order_limiter = (
-            MovingWindowRateLimiter(MemoryStorage()),
-            parse(settings.rate_limit_create_orders),
-        )
-    limiter: MovingWindowRateLimiter
-    item: RateLimitItem
-    limiter, item = state.create_order_limiter
-    caller = (credential.owner, request.client.host if request.client else "")
-    if not limiter.hit(item, *caller):
-        reset = limiter.get_window_stats(item, *caller).reset_time
-        wait = max(1, math.ceil(reset - datetime.now(UTC).timestamp()))
-        raise TooManyRequests(
-            f"At most {settings.rate_limit_create_orders} orders; try again in {wait} s.",
-            headers={"Retry-After": str(wait)},
-        )
+_count_creation = rate_limit("create_orders")
 
 
 def _upload_refusal(exc: UploadError) -> AppError:
@@ -214,7 +188,7 @@ async def create_order(
     spool_dir: SpoolDirDep,
 ) -> OrderCreated:
     """Create an order and upload the images sent in the multipart `files` field."""
-    _check_rate(request, settings, credential)
+    await _count_creation(request)
     try:
         received = await receive_uploads(
             request.stream(),
@@ -243,7 +217,7 @@ async def create_sample_order(
     request: Request, credential: CreatorDep, settings: SettingsDep, upstream: UpstreamDep
 ) -> OrderCreated:
     """Create an order from the sample images shipped with the service."""
-    _check_rate(request, settings, credential)
+    await _count_creation(request)
     paths = sorted(SAMPLE_DIR.glob("*.jpg"))
     uploads = await asyncio.to_thread(sample_uploads, paths)
     return await _create(

@@ -35,6 +35,7 @@ from app.core.errors import (
     Unprocessable,
     error_responses,
 )
+from app.core.ratelimit import rate_limit
 from app.core.security import same_secret
 from app.jobs.callbacks import CallbackRefused, check_callback_url, iso, resolve_allowed
 from app.jobs.models import Failure, JobRecord, JobState
@@ -156,7 +157,8 @@ def _downloadable(record: JobRecord) -> None:
     "/orders/{order_id}/jobs",
     status_code=202,
     response_model=JobCreated,
-    responses=error_responses(400, 401, 404, 422, 502, 503),
+    responses=error_responses(400, 401, 404, 422, 429, 502, 503),
+    dependencies=[Depends(rate_limit("jobs"))],
     summary="Build an order's archive in the background",
 )
 async def create_job(
