@@ -83,12 +83,12 @@ async def redis_backend(settings: Settings) -> JobBackend:
     503 until Redis answers again.
     """
     from arq.connections import ArqRedis
-    from redis.asyncio import ConnectionPool
 
     from app.jobs.redis import RedisBackend
 
     assert settings.redis_url is not None
-    pool = ArqRedis(ConnectionPool.from_url(settings.redis_url))
+    # from_url makes the client own its connection pool, so closing the client closes it.
+    pool = ArqRedis.from_url(settings.redis_url)
     return RedisBackend(pool)
 
 

@@ -248,6 +248,11 @@ class _Receiver:
             spool.write(chunk)
         self.pending.clear()
 
+    def unfinished(self) -> bool:
+        """Whether a file part was started but the body ended before it did."""
+        kept = {id(received.spool) for received in self.files}
+        return any(id(spool) not in kept for spool in self._opened)
+
     def discard(self) -> None:
         for spool in self._opened:
             with contextlib.suppress(OSError):
@@ -308,6 +313,9 @@ async def receive_uploads(
     except BaseException:
         receiver.discard()
         raise
+    if receiver.unfinished():
+        receiver.discard()
+        raise MalformedUpload("The multipart body ended in the middle of a file; send it again.")
     if not receiver.files:
         receiver.discard()
         raise NoFiles(f"Send at least one image in the {field_name!r} field.")

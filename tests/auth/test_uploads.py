@@ -156,3 +156,11 @@ async def test_an_oversized_text_field_is_refused(tmp_path: Path) -> None:
 )
 def test_clean_filename(raw: str, clean: str) -> None:
     assert clean_filename(raw, index=3) == clean
+
+
+async def test_a_body_cut_inside_a_file_is_refused_and_leaves_nothing(tmp_path: Path) -> None:
+    body, ctype = multipart([("files", ("a.jpg", JPEG)), ("files", ("b.jpg", JPEG))])
+    cut = body[: body.rindex(b"\r\n--")]  # the second file's data, without its closing boundary
+    with pytest.raises(MalformedUpload, match="ended in the middle"):
+        await receive(cut, ctype, tmp_path, spool_memory_bytes=0)
+    assert list(tmp_path.iterdir()) == []
