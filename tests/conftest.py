@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,14 +14,6 @@ from app.main import create_app
 from tests.support import UvicornThread, sandbox_process
 
 SettingsFactory = Callable[..., Settings]
-
-
-@pytest.fixture(autouse=True)
-def _collect_garbage() -> Iterator[None]:
-    """Collect after each test, so a leaked file or socket is reported by the test that leaked
-    it rather than by whichever later test the garbage collector happens to run in."""
-    yield
-    gc.collect()
 
 
 @pytest.fixture(scope="session")

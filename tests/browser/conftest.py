@@ -36,8 +36,6 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 # Endpoints of the page's contract that other parts of the service provide.
-CONTRACT_PATHS = ("/health", "/api/stats", "/api/create-sample-order", "/api/admin/session")
-
 # A stand-in for the browser's "Save as" dialog: collects what the page writes into the file.
 FAKE_SAVE_PICKER = """
 window.__saved = null;
@@ -90,16 +88,9 @@ def with_csp(app: ASGIApp) -> ASGIApp:
     return wrapped
 
 
-def missing_paths(app: Any) -> set[str]:
-    """Contract endpoints this build of the service does not have yet."""
-    paths = {getattr(route, "path", None) for route in app.routes}
-    return {path for path in CONTRACT_PATHS if path not in paths}
-
-
 @dataclass
 class Server:
     url: str
-    missing: set[str]
 
 
 @pytest.fixture(scope="module")
@@ -129,7 +120,7 @@ def start_service(tmp_path: Path) -> Iterator[Callable[..., Server]]:
         }
         app = create_app(Settings(_env_file=None, **values))  # type: ignore[call-arg]
         server = stack.enter_context(UvicornThread(with_csp(app)))
-        return Server(url=server.url, missing=missing_paths(app))
+        return Server(url=server.url)
 
     with stack:
         yield start
@@ -140,7 +131,6 @@ class PageProblems:
     """Console errors, page errors and CSP violations seen by one page."""
 
     errors: list[str] = field(default_factory=list)
-    allowed_missing: set[str] = field(default_factory=set)
     allowed_statuses: set[int] = field(default_factory=set)
 
     def on_console(self, message: ConsoleMessage) -> None:
@@ -149,9 +139,6 @@ class PageProblems:
         url = message.location.get("url", "")
         text = message.text
         if text.startswith("Failed to load resource"):
-            path = "/" + url.split("/", 3)[-1].split("?")[0] if url.count("/") >= 3 else url
-            if path in self.allowed_missing and "404" in text:
-                return
             if any(f"status of {status}" in text for status in self.allowed_statuses):
                 return
         self.errors.append(f"console: {text} ({url})")
@@ -175,9 +162,7 @@ def open_page(browser: Browser) -> Iterator[Callable[..., tuple[Page, PageProble
         context.add_init_script(CSP_LISTENER)
         context.add_init_script(save_picker)
         page = context.new_page()
-        problems = PageProblems(
-            allowed_missing=server.missing, allowed_statuses=set(allow_statuses)
-        )
+        problems = PageProblems(allowed_statuses=set(allow_statuses))
         page.on("console", problems.on_console)
         page.on("pageerror", lambda error: problems.errors.append(f"page error: {error}"))
         page.set_default_timeout(15_000)
