@@ -1,8 +1,9 @@
 """Application factory and lifespan.
 
 `create_app(settings)` builds the FastAPI application; the lifespan owns every long-lived
-resource — the one shared HTTP client, the upstream client, the fair limiter, the archive
-cache, and in sandbox mode the embedded emulator — and closes them on shutdown. Handlers read
+resource — the upstream client and its HTTP clients, the fair limiter, the archive cache, the
+job service, the operations resources (rate limits, readiness probe, stats), and in sandbox
+mode the embedded emulator — and closes them on shutdown. Handlers read
 them from `request.state` (see `app.api.deps`).
 """
 
@@ -31,8 +32,8 @@ from app.jobs.runtime import open_jobs
 from app.jobs.service import JobService
 from app.services.cache import ArchiveCache
 from app.services.fairness import FairLimiter
-from app.upstream.breaker import CircuitBreaker
-from app.upstream.client import AutoenhanceClient, build_download_pool, build_http_client
+from app.upstream.client import AutoenhanceClient
+from app.upstream.factory import build_upstream
 
 logger = logging.getLogger("app")
 
@@ -87,37 +88,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[State]:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         async with _upstream_transport(settings) as (transport, base_url):
-            http = build_http_client(
-                max_connections=settings.upstream_max_connections,
-                connect_timeout=settings.upstream_connect_timeout,
-                read_timeout=settings.upstream_read_timeout,
-                max_redirects=settings.upstream_max_redirects,
-                transport=transport,
-            )
-            download_pool = build_download_pool(
-                max_connections=settings.upstream_max_connections,
-                connect_timeout=settings.upstream_connect_timeout,
-                read_timeout=settings.upstream_read_timeout,
-                max_redirects=settings.upstream_max_redirects,
-                transport=transport,
-            )
-            upstream = AutoenhanceClient(
-                http,
-                base_url=base_url,
-                api_version=settings.autoenhance_api_version,
-                retries=settings.upstream_retries,
-                retry_max_wait=settings.upstream_retry_max_wait,
-                breaker=CircuitBreaker(
-                    failure_threshold=settings.circuit_failure_threshold,
-                    cooldown=settings.circuit_cooldown,
-                ),
-                download_pool=download_pool,
-            )
+            upstream_clients = build_upstream(settings, base_url=base_url, transport=transport)
+            http, upstream = upstream_clients.http, upstream_clients.client
             limiter = FairLimiter(settings.upstream_max_connections)
             signer = Signer(_signing_secret(settings))
             spool_dir = settings.data_dir / "spool"
             async with contextlib.AsyncExitStack() as clients:
-                for client in (http, *download_pool):
+                for client in upstream_clients.http_clients:
                     await clients.enter_async_context(client)
                 job_service = await clients.enter_async_context(
                     open_jobs(

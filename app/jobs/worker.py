@@ -33,8 +33,7 @@ from app.jobs.runtime import callback_client, callback_sender, notifier, signing
 from app.jobs.store import ArchiveStore
 from app.jobs.sweeper import sweep
 from app.services.fairness import FairLimiter
-from app.upstream.breaker import CircuitBreaker
-from app.upstream.client import AutoenhanceClient, build_download_pool, build_http_client
+from app.upstream.factory import build_upstream
 
 logger = logging.getLogger("app.jobs.worker")
 
@@ -54,31 +53,7 @@ async def startup(ctx: dict[str, Any]) -> None:
             "arq workers need AUTOENHANCE_API_KEY: the embedded sandbox lives inside one web "
             "process; point AUTOENHANCE_API_BASE at `python -m app.sandbox` to test instead"
         )
-    http = build_http_client(
-        max_connections=settings.upstream_max_connections,
-        connect_timeout=settings.upstream_connect_timeout,
-        read_timeout=settings.upstream_read_timeout,
-        max_redirects=settings.upstream_max_redirects,
-        transport=None,
-    )
-    download_pool = build_download_pool(
-        max_connections=settings.upstream_max_connections,
-        connect_timeout=settings.upstream_connect_timeout,
-        read_timeout=settings.upstream_read_timeout,
-        max_redirects=settings.upstream_max_redirects,
-    )
-    upstream = AutoenhanceClient(
-        http,
-        base_url=settings.autoenhance_api_base,
-        api_version=settings.autoenhance_api_version,
-        retries=settings.upstream_retries,
-        retry_max_wait=settings.upstream_retry_max_wait,
-        breaker=CircuitBreaker(
-            failure_threshold=settings.circuit_failure_threshold,
-            cooldown=settings.circuit_cooldown,
-        ),
-        download_pool=download_pool,
-    )
+    upstream_clients = build_upstream(settings, base_url=settings.autoenhance_api_base)
     secret = signing_secret(settings)
     callbacks_http = callback_client()
     assert settings.autoenhance_api_key is not None
@@ -86,7 +61,7 @@ async def startup(ctx: dict[str, Any]) -> None:
         settings=settings,
         backend=RedisBackend(ctx["redis"]),
         store=ArchiveStore(archive_store_dir(settings), max_bytes=settings.job_storage_max_bytes),
-        upstream=upstream,
+        upstream=upstream_clients.client,
         limiter=FairLimiter(settings.upstream_max_connections),
         keybox=KeyBox(secret),
         signer=Signer(secret),
@@ -96,7 +71,7 @@ async def startup(ctx: dict[str, Any]) -> None:
         worker_id=worker_id(),
         slots=asyncio.Semaphore(settings.job_concurrency),
     )
-    ctx.update(jobs=jobs, clients=[http, callbacks_http, *download_pool])
+    ctx.update(jobs=jobs, clients=[*upstream_clients.http_clients, callbacks_http])
     ctx["sweeper"] = asyncio.create_task(_sweep_forever(jobs), name="jobs-sweeper")
     # Registered for operators (and tests) to see which workers are up; removed on shutdown.
     await ctx["redis"].hset(WORKERS_KEY, jobs.worker_id, str(os.getpid()))

@@ -1,0 +1,59 @@
+"""Build the upstream client and its HTTP clients from the settings (web process and worker)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TypedDict
+
+import httpx
+
+from app.core.config import Settings
+from app.upstream.breaker import CircuitBreaker
+from app.upstream.client import AutoenhanceClient, build_download_pool, build_http_client
+
+
+class _ClientLimits(TypedDict):
+    max_connections: int
+    connect_timeout: float
+    read_timeout: float
+    max_redirects: int
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamClients:
+    """The Autoenhance client and the HTTP clients it owns (close them all on shutdown)."""
+
+    client: AutoenhanceClient
+    http: httpx.AsyncClient
+    download_pool: list[httpx.AsyncClient]
+
+    @property
+    def http_clients(self) -> list[httpx.AsyncClient]:
+        return [self.http, *self.download_pool]
+
+
+def build_upstream(
+    settings: Settings, *, base_url: str, transport: httpx.AsyncBaseTransport | None = None
+) -> UpstreamClients:
+    """One shared client for API calls, a pool of small clients for image downloads."""
+    limits: _ClientLimits = {
+        "max_connections": settings.upstream_max_connections,
+        "connect_timeout": settings.upstream_connect_timeout,
+        "read_timeout": settings.upstream_read_timeout,
+        "max_redirects": settings.upstream_max_redirects,
+    }
+    http = build_http_client(transport=transport, **limits)
+    download_pool = build_download_pool(transport=transport, **limits)
+    client = AutoenhanceClient(
+        http,
+        base_url=base_url,
+        api_version=settings.autoenhance_api_version,
+        retries=settings.upstream_retries,
+        retry_max_wait=settings.upstream_retry_max_wait,
+        breaker=CircuitBreaker(
+            failure_threshold=settings.circuit_failure_threshold,
+            cooldown=settings.circuit_cooldown,
+        ),
+        download_pool=download_pool,
+    )
+    return UpstreamClients(client=client, http=http, download_pool=download_pool)
