@@ -236,6 +236,10 @@ export class DownloadTab {
   }
 
   async download() {
+    // A summary refresh still pending from typing would land after, and wipe, the download's
+    // own message; the download checks the order again itself (HEAD or the stream's headers).
+    clearTimeout(this.timer);
+    if (this.summary && this.summaryKey === this.key()) this.loading?.abort();
     const orderId = this.orderId();
     if (!orderId || !this.summary || this.summaryKey !== this.key()) {
       await this.loadSummary({ announceInvalid: true });
