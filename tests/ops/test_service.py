@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
+import time
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -369,7 +370,14 @@ def test_access_log_has_one_line_per_request_without_secrets(
     }
     with caplog.at_level(logging.INFO):
         httpx.get(f"{ops_service.url}/orders/not-a-uuid/images?sig=sig-secret-5", headers=secrets)
-    lines = [r for r in caplog.records if r.name == "app.access"]
+        # The server thread writes the line once the response is out, which can be just after
+        # the client has it: wait for it (bounded).
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            lines = [r for r in caplog.records if r.name == "app.access"]
+            if lines:
+                break
+            time.sleep(0.02)
     assert len(lines) == 1
     assert lines[0].route == "/orders/{order_id}/images"  # type: ignore[attr-defined]
     assert lines[0].status == 400  # type: ignore[attr-defined]
