@@ -257,7 +257,9 @@ def test_request_log_records_requests_without_key_values(
     api.get(f"/orders/{DEMO_ORDER_ID}", params={"x": "1"}, headers={"x-dev-mode": "true"})
     httpx.get(str(api.base_url.join("orders/missing")))
     response = sandbox.get("/_sandbox/requests")
-    entries = response.json()["requests"]
+    # The sandbox is shared by the session: a download another test left behind may still
+    # land in the log, so only this test's order routes are compared.
+    entries = [e for e in response.json()["requests"] if e["path"].startswith("/v3/orders/")]
     assert api_key not in response.text
     assert [(e["method"], e["path"], e["status"]) for e in entries] == [
         ("GET", f"/v3/orders/{DEMO_ORDER_ID}", 200),
@@ -267,4 +269,5 @@ def test_request_log_records_requests_without_key_values(
     assert (entries[0]["api_key"], entries[0]["dev_mode"]) == (True, True)
     assert (entries[1]["api_key"], entries[1]["dev_mode"]) == (False, False)
     assert sandbox.delete("/_sandbox/requests").status_code == 204
-    assert sandbox.get("/_sandbox/requests").json() == {"requests": []}
+    left = sandbox.get("/_sandbox/requests").json()["requests"]
+    assert [e for e in left if e["path"].startswith("/v3/orders/")] == []
