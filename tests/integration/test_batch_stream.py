@@ -265,8 +265,10 @@ def test_head_answers_headers_without_fetching_images(
     assert response.status_code == 200
     assert response.headers["x-total-images"] == "3"
     assert response.content == b""
-    routes = {r["route"] for r in sandbox.get("/_sandbox/requests").json()["requests"]}
-    assert routes == {"order"}
+    ids = {image["image_id"] for image in order["images"]}
+    log = sandbox.get("/_sandbox/requests").json()["requests"]
+    assert [r for r in log if r["image_id"] in ids] == [], "HEAD must not fetch images"
+    assert any(r["path"] == f"/v3/orders/{order['order_id']}" for r in log)
 
 
 def test_summary_names_every_entry(service: UvicornThread, sandbox: httpx.Client) -> None:
