@@ -35,8 +35,9 @@ from typing import IO
 import anyio
 
 from app.core import metrics
-from app.services.archive import ZipWriter
+from app.services.archive import ZipWriter, archive_size
 from app.services.fairness import FairLimiter
+from app.services.manifest import ManifestWriter, Record
 from app.services.naming import extension_for_format, safe_entry_names
 from app.services.options import DownloadOptions
 from app.upstream.client import AutoenhanceClient
@@ -141,11 +142,65 @@ class BatchProgress:
         return len(self.skipped)
 
 
+class ResumeMismatch(Exception):
+    """This archive cannot continue the one its manifest describes.
+
+    Raised when the offset lies past what the manifest covers, the plan no longer matches
+    the records, a re-fetched image differs from its record (size or CRC-32) or cannot be
+    fetched, or the images still to fetch exceed the bound of a resume. Before the first
+    byte the caller answers with the whole current archive instead; after it the exception
+    escapes the body and the connection is dropped.
+    """
+
+
+@dataclass(frozen=True, slots=True)
+class ResumePoint:
+    """Continue a recorded archive from byte `offset` (up to `end`, exclusive, if given).
+
+    `prefetch` makes `start()` fetch every image still to come before it returns, so the
+    archive's exact size is known before the first byte (needed when the manifest is not
+    complete); `prefetch_max_bytes` bounds the spool that takes.
+    """
+
+    offset: int
+    records: tuple[Record, ...]
+    complete: bool
+    end: int | None = None
+    prefetch: bool = False
+    prefetch_max_bytes: int = 0
+
+
+def archive_entries(plan: BatchPlan, records: list[Record]) -> list[tuple[str, int]]:
+    """(name, size) of every entry of the archive whose deliverable images are `records`."""
+    entries = [(r.name, r.size) for r in records if r.skipped is None]
+    skipped = plan.not_ready + [
+        Skipped(r.image_id, _image_name(plan, r.image_id), r.skipped)
+        for r in records
+        if r.skipped is not None
+    ]
+    if skipped:
+        entries.append((REPORT_NAME, len(render_report(plan, skipped))))
+    return entries
+
+
+def _image_name(plan: BatchPlan, image_id: str) -> str | None:
+    for planned in plan.images:
+        if planned.image.image_id == image_id:
+            return planned.image.image_name
+    return None
+
+
 class BatchArchive:
     """The archive of one `BatchPlan`, produced as an async iterator of byte chunks.
 
-    Call `start()` first, then iterate; always `aclose()` (the response class does), which
+    Call `start()` first, then iterate; always `aclose()` (the downloads service does), which
     cancels outstanding downloads and removes spooled files.
+
+    With a `manifest` writer, every entry is recorded before its header is produced and the
+    manifest is marked complete before the report and central directory. With a `resume`
+    point, the archive replays the recorded entries that end before the offset without
+    fetching them, re-fetches the entry spanning the offset and checks it against its
+    record, and yields the bytes from the offset on, exactly as the unbroken stream would.
     """
 
     def __init__(
@@ -159,60 +214,200 @@ class BatchArchive:
         spool_dir: Path,
         spool_memory_bytes: int,
         on_progress: Callable[[BatchProgress], None] | None = None,
+        manifest: ManifestWriter | None = None,
+        resume: ResumePoint | None = None,
     ) -> None:
         self.plan = plan
         self._client = client
         self._api_key = api_key
         self._limiter = limiter
+        self._deliverable = plan.deliverable
         self._concurrency = asyncio.Semaphore(concurrency)
-        self._window = asyncio.Semaphore(concurrency * PREFETCH_FACTOR)
+        window = len(self._deliverable) if resume and resume.prefetch else 0
+        self._window = asyncio.Semaphore(max(window, concurrency * PREFETCH_FACTOR))
         self._spool_dir = spool_dir
         self._spool_memory = spool_memory_bytes
         self._on_progress = on_progress
-        self._deliverable = plan.deliverable
-        self._results: list[asyncio.Future[_Fetched]] = []
+        self._manifest = manifest
+        self._resume = resume
+        self.records: list[Record] = list(resume.records) if resume else []
+        self._results: dict[int, asyncio.Future[_Fetched]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._producer: asyncio.Task[None] | None = None
-        self._first = 0  # index into _deliverable of the first image in hand
+        self._writer = ZipWriter()
+        self._first = 0  # index into _deliverable where the produced entries begin
+        self._drop = 0  # bytes still to withhold: those before the resume offset
+        self._left: int | None = None  # bytes still to send when the range has an end
         self.progress = BatchProgress(total=len(plan.images))
         self.progress.skipped.extend(plan.not_ready)
         self._closed = False
         self._writing: IO[bytes] | None = None
+        if resume is not None:
+            self._position_at(resume)
+
+    def _position_at(self, resume: ResumePoint) -> None:
+        """Replay the records that end before the offset into the writer.
+
+        Raises:
+            ResumeMismatch: the records do not belong to this plan, or the offset lies
+                beyond the bytes they describe.
+        """
+        records = resume.records
+        if len(records) > len(self._deliverable) or any(
+            r.image_id != p.image.image_id or r.name != p.entry_name
+            for r, p in zip(records, self._deliverable, strict=False)
+        ):
+            raise ResumeMismatch("the order's images no longer match the recorded archive")
+        if resume.complete and len(records) != len(self._deliverable):
+            raise ResumeMismatch("a complete record must cover every deliverable image")
+        probe = ZipWriter()
+        spanning = len(records)
+        for index, record in enumerate(records):
+            if record.skipped is not None:
+                continue
+            self._replay(probe, index, record)
+            if probe.offset > resume.offset:
+                spanning = index
+                break
+        if spanning == len(records) and not resume.complete and probe.offset < resume.offset:
+            raise ResumeMismatch("the offset lies beyond what the recorded archive covers")
+        for index in range(spanning):
+            record = records[index]
+            if record.skipped is not None:
+                self.progress.skipped.append(
+                    Skipped(
+                        record.image_id, self._deliverable[index].image.image_name, record.skipped
+                    )
+                )
+            else:
+                self._replay(self._writer, index, record)
+                self.progress.delivered += 1
+        self._first = spanning
+        self._drop = resume.offset - self._writer.offset
+        if resume.end is not None:
+            self._left = resume.end - resume.offset
+
+    def _replay(self, writer: ZipWriter, index: int, record: Record) -> None:
+        writer.local_header(
+            record.name,
+            size=record.size,
+            crc32=record.crc32,
+            modified=self.plan.entry_time(self._deliverable[index].image),
+        )
+        writer.data_written(record.size)
+
+    def _recorded(self, index: int) -> Record | None:
+        return self.records[index] if index < len(self.records) else None
+
+    def _to_fetch(self) -> list[int]:
+        return [
+            index
+            for index in range(self._first, len(self._deliverable))
+            if (record := self._recorded(index)) is None or record.skipped is None
+        ]
 
     async def start(self) -> None:
-        """Begin fetching and wait until the first deliverable image (in order) is in hand.
+        """Begin fetching; return once the first entry to be produced is in hand.
+
+        For a resume that is the entry spanning the offset, checked against its record
+        (or every image still to come, with `prefetch`).
 
         Raises:
             NothingToDeliver: no image can be delivered (none ready, or every fetch failed).
+            ResumeMismatch: a resume cannot produce the recorded bytes.
         """
         loop = asyncio.get_running_loop()
-        self._results = [loop.create_future() for _ in self._deliverable]
+        indices = self._to_fetch()
+        self._results = {index: loop.create_future() for index in indices}
         self._spool_dir.mkdir(parents=True, exist_ok=True)
-        self._producer = asyncio.create_task(self._produce(), name="batch-producer")
+        self._producer = asyncio.create_task(self._produce(indices), name="batch-producer")
         try:
-            for index, future in enumerate(self._results):
-                try:
-                    await asyncio.shield(future)
-                except UpstreamError as exc:
-                    self._skip(self._deliverable[index], exc)
-                    self._window.release()
-                    continue
-                self._first = index
-                return
+            if self._resume is None:
+                await self._first_in_hand(indices)
+            elif self._resume.prefetch:
+                await self._all_in_hand(indices)
+            elif indices and indices[0] == self._first and self._first < len(self.records):
+                await self._checked(indices[0], await_result=True)
         except BaseException:
-            # Cancelled (the client left) or broken while waiting: stop every download.
+            # Cancelled (the client left), nothing to deliver or a mismatch: stop every download.
             await self.aclose()
             raise
-        await self.aclose()
+
+    async def _first_in_hand(self, indices: list[int]) -> None:
+        for index in indices:
+            try:
+                await asyncio.shield(self._results[index])
+            except UpstreamError as exc:
+                self._skip(index, exc)
+                self._window.release()
+                continue
+            self._first = index
+            return
         raise NothingToDeliver(self.progress.skipped)
 
-    async def _produce(self) -> None:
+    async def _all_in_hand(self, indices: list[int]) -> None:
+        spooled = 0
+        for index in indices:
+            if self._recorded(index) is not None:
+                spooled += (await self._checked(index, await_result=True)).size
+                continue
+            with contextlib.suppress(UpstreamError):
+                spooled += (await asyncio.shield(self._results[index])).size
+            if spooled > self._resume_bound():
+                raise ResumeMismatch("the rest of the archive exceeds the resume bound")
+
+    def _resume_bound(self) -> int:
+        bound = self._resume.prefetch_max_bytes if self._resume else 0
+        return bound if bound > 0 else 1 << 62
+
+    async def _checked(self, index: int, *, await_result: bool) -> _Fetched:
+        """The fetched image at `index`, which must match its record.
+
+        Raises:
+            ResumeMismatch: it could not be fetched, or its size or CRC-32 changed.
+        """
+        record = self._recorded(index)
+        try:
+            fetched = await asyncio.shield(self._results[index])
+        except UpstreamError as exc:
+            raise ResumeMismatch(f"a recorded image could not be fetched: {exc.message}") from None
+        if record is not None and (fetched.size, fetched.crc32) != (record.size, record.crc32):
+            raise ResumeMismatch(f"image {record.image_id} changed since it was recorded")
+        return fetched
+
+    def expected_size(self) -> int:
+        """The archive's total size; known once every image to come is in hand (prefetch).
+
+        Raises:
+            RuntimeError: an image still to come has not been fetched.
+        """
+        records = list(self.records)
+        for index in range(len(records), len(self._deliverable)):
+            planned = self._deliverable[index]
+            future = self._results.get(index)
+            if future is None or not future.done() or future.cancelled():
+                raise RuntimeError("the archive's size is not known yet")
+            if (exc := future.exception()) is not None:
+                reason = exc.message if isinstance(exc, UpstreamError) else str(exc)
+                records.append(self._skip_record(index, reason))
+            else:
+                fetched = future.result()
+                records.append(
+                    Record(planned.image.image_id, planned.entry_name, fetched.size, fetched.crc32)
+                )
+        return archive_size(archive_entries(self.plan, records))
+
+    def _skip_record(self, index: int, reason: str) -> Record:
+        planned = self._deliverable[index]
+        return Record(planned.image.image_id, planned.entry_name, skipped=reason)
+
+    async def _produce(self, indices: list[int]) -> None:
         lane = object()
-        for index, planned in enumerate(self._deliverable):
+        for index in indices:
             await self._window.acquire()
             await self._concurrency.acquire()
             task = asyncio.create_task(
-                self._fetch(index, planned, lane), name=f"batch-fetch-{index}"
+                self._fetch(index, self._deliverable[index], lane), name=f"batch-fetch-{index}"
             )
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
@@ -247,41 +442,84 @@ class BatchArchive:
         finally:
             self._concurrency.release()
 
-    def _skip(self, planned: PlannedImage, exc: UpstreamError) -> None:
-        reason = exc.message
+    def _skip(self, index: int, exc: UpstreamError, *, reason: str | None = None) -> None:
+        planned = self._deliverable[index]
+        reason = reason or exc.message
         logger.info("skipping image %s: %s", planned.image.image_id, reason)
         metrics.IMAGES_SKIPPED.labels(type(exc).__name__).inc()
+        self._note_skip(index, reason)
+
+    def _note_skip(self, index: int, reason: str) -> None:
+        planned = self._deliverable[index]
         self.progress.skipped.append(
             Skipped(planned.image.image_id, planned.image.image_name, reason)
         )
+        if index >= len(self.records):
+            self.records.append(self._skip_record(index, reason))
+
+    def _cut(self, data: bytes) -> bytes:
+        """`data` without the bytes before the resume offset or past the range's end."""
+        if self._drop:
+            taken = min(self._drop, len(data))
+            self._drop -= taken
+            data = data[taken:]
+        if self._left is not None:
+            data = data[: self._left]
+            self._left -= len(data)
+        return data
+
+    @property
+    def _done(self) -> bool:
+        return self._left is not None and self._left <= 0
 
     def __aiter__(self) -> AsyncIterator[bytes]:
         return self._chunks()
 
     async def _chunks(self) -> AsyncIterator[bytes]:
-        writer = ZipWriter()
+        writer = self._writer
         try:
             for index in range(self._first, len(self._deliverable)):
-                planned = self._deliverable[index]
-                try:
-                    fetched = await self._results[index]
-                except UpstreamError as exc:
-                    self._skip(planned, exc)
-                    self._window.release()
+                if self._done:
+                    return
+                recorded = self._recorded(index)
+                if recorded is not None and recorded.skipped is not None:
+                    self._note_skip(index, recorded.skipped)
                     continue
+                if recorded is not None:
+                    fetched = await self._checked(index, await_result=True)
+                else:
+                    try:
+                        fetched = await self._results[index]
+                    except UpstreamError as exc:
+                        self._skip(index, exc)
+                        self._window.release()
+                        continue
+                planned = self._deliverable[index]
+                if recorded is None:
+                    self.records.append(
+                        Record(
+                            planned.image.image_id, planned.entry_name, fetched.size, fetched.crc32
+                        )
+                    )
+                if self._manifest is not None:
+                    await self._manifest.save(self.records, complete=False)
                 self._writing = fetched.spool
                 try:
-                    yield writer.local_header(
-                        planned.entry_name,
-                        size=fetched.size,
-                        crc32=fetched.crc32,
-                        modified=self.plan.entry_time(planned.image),
-                    )
+                    if header := self._cut(
+                        writer.local_header(
+                            planned.entry_name,
+                            size=fetched.size,
+                            crc32=fetched.crc32,
+                            modified=self.plan.entry_time(planned.image),
+                        )
+                    ):
+                        yield header
                     fetched.spool.seek(0)
-                    while chunk := fetched.spool.read(WRITE_CHUNK):
+                    while not self._done and (chunk := fetched.spool.read(WRITE_CHUNK)):
                         writer.data_written(len(chunk))
-                        self.progress.bytes_written += len(chunk)
-                        yield chunk
+                        if chunk := self._cut(chunk):
+                            self.progress.bytes_written += len(chunk)
+                            yield chunk
                 finally:
                     fetched.spool.close()
                     self._writing = None
@@ -290,17 +528,24 @@ class BatchArchive:
                 metrics.IMAGES_DELIVERED.inc()
                 if self._on_progress is not None:
                     self._on_progress(self.progress)
-            if self.progress.skipped:
+            if self._manifest is not None:
+                await self._manifest.save(self.records, complete=True)
+            if self.progress.skipped and not self._done:
                 report = render_report(self.plan, self.progress.skipped)
-                yield writer.local_header(
-                    REPORT_NAME,
-                    size=len(report),
-                    crc32=zlib.crc32(report),
-                    modified=self.plan.modified,
-                )
+                if header := self._cut(
+                    writer.local_header(
+                        REPORT_NAME,
+                        size=len(report),
+                        crc32=zlib.crc32(report),
+                        modified=self.plan.modified,
+                    )
+                ):
+                    yield header
                 writer.data_written(len(report))
-                yield report
-            yield writer.finish()
+                if report := self._cut(report):
+                    yield report
+            if not self._done and (trailer := self._cut(writer.finish())):
+                yield trailer
         finally:
             await self.aclose()
 
@@ -321,7 +566,7 @@ class BatchArchive:
             task.cancel()
         if self._writing is not None:
             self._writing.close()
-        for future in self._results:
+        for future in self._results.values():
             if not future.done():
                 future.cancel()  # a download finishing later sees this and closes its spool
             elif not future.cancelled() and future.exception() is None:
