@@ -31,7 +31,9 @@ from app.core.sentry import init_sentry
 from app.jobs.runtime import open_jobs
 from app.jobs.service import JobService
 from app.services.cache import ArchiveCache
+from app.services.downloads import Downloads
 from app.services.fairness import FairLimiter
+from app.services.manifest import DirectoryBlobs
 from app.upstream.client import AutoenhanceClient
 from app.upstream.factory import build_upstream
 
@@ -47,6 +49,7 @@ class State(TypedDict):
     upstream: AutoenhanceClient
     limiter: FairLimiter
     cache: ArchiveCache
+    downloads: Downloads
     signer: Signer
     spool_dir: Path
     jobs: JobService
@@ -114,14 +117,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                         operator_key=operator_credential(settings).api_key,
                     )
                 )
+                cache = ArchiveCache(
+                    settings.data_dir / "cache", max_bytes=settings.archive_cache_max_bytes
+                )
+                downloads = Downloads(
+                    settings=settings,
+                    upstream=upstream,
+                    limiter=limiter,
+                    spool_dir=spool_dir,
+                    cache=cache,
+                    manifests=DirectoryBlobs(settings.data_dir / "archives"),
+                )
                 yield State(
                     settings=settings,
                     http=http,
                     upstream=upstream,
                     limiter=limiter,
-                    cache=ArchiveCache(
-                        settings.data_dir / "cache", max_bytes=settings.archive_cache_max_bytes
-                    ),
+                    cache=cache,
+                    downloads=downloads,
                     signer=signer,
                     spool_dir=spool_dir,
                     jobs=job_service,

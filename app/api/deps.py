@@ -12,6 +12,7 @@ from app.core.config import Settings
 from app.core.errors import Unauthorized
 from app.core.security import OPERATOR, Credential, Signer, same_secret
 from app.services.cache import ArchiveCache
+from app.services.downloads import Downloads
 from app.services.fairness import FairLimiter
 from app.upstream.client import AutoenhanceClient
 
@@ -51,6 +52,11 @@ def get_cache(request: Request) -> ArchiveCache:
     return cache
 
 
+def get_downloads(request: Request) -> Downloads:
+    downloads: Downloads = request.state.downloads
+    return downloads
+
+
 def get_signer(request: Request) -> Signer:
     signer: Signer = request.state.signer
     return signer
@@ -65,6 +71,7 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 UpstreamDep = Annotated[AutoenhanceClient, Depends(get_upstream)]
 LimiterDep = Annotated[FairLimiter, Depends(get_limiter)]
 CacheDep = Annotated[ArchiveCache, Depends(get_cache)]
+DownloadsDep = Annotated[Downloads, Depends(get_downloads)]
 SignerDep = Annotated[Signer, Depends(get_signer)]
 SpoolDirDep = Annotated[Path, Depends(get_spool_dir)]
 

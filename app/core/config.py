@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     spool_memory_bytes: int = Field(default=1024 * 1024, ge=0)  # per image, then to disk
     max_images_per_order: int = Field(default=10_000, ge=1)
     archive_cache_max_bytes: int = Field(default=2 * 1024**3, ge=0)  # 0 disables the cache
+    # Bytes one request may build before answering (stream=false, a resume that must fetch
+    # the rest of the archive to know its size); 0 means no bound.
+    archive_build_max_bytes: int = Field(default=2 * 1024**3, ge=0)
 
     # --- Access control ---------------------------------------------------------------------
     service_api_key: SecretStr | None = None

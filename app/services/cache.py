@@ -73,7 +73,7 @@ class ArchiveCache:
         return CachedArchive(
             path=path,
             size=stat.st_size,
-            etag=f'"{key[:32]}"',
+            etag=f'"{key[:40]}"',  # the ETag streamed copies of this archive carry
             last_modified=datetime.fromisoformat(meta["last_modified"]),
             meta=meta,
         )

@@ -21,11 +21,17 @@ different streams of the same archive are never mixed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
+import tempfile
 from collections.abc import Awaitable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
+
+import anyio.to_thread
 
 logger = logging.getLogger("app.downloads")
 
@@ -184,3 +190,38 @@ class ManifestWriter:
             return
         self._persisted = len(records)
         self._complete_saved = complete
+
+
+class DirectoryBlobs:
+    """Small objects as files under a directory (keys may contain `/`), written atomically."""
+
+    def __init__(self, directory: Path) -> None:
+        self._directory = directory
+
+    def _path(self, key: str) -> Path:
+        if key.startswith("/") or ".." in key.split("/"):
+            raise ValueError(f"unsafe key {key!r}")
+        return self._directory / key
+
+    async def get_bytes(self, key: str) -> bytes | None:
+        path = self._path(key)
+        try:
+            return await anyio.to_thread.run_sync(path.read_bytes)
+        except FileNotFoundError:
+            return None
+
+    async def put_bytes(self, key: str, data: bytes) -> None:
+        await anyio.to_thread.run_sync(self._write, self._path(key), data)
+
+    @staticmethod
+    def _write(path: Path, data: bytes) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd, temp = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+            os.replace(temp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temp)
+            raise

@@ -4,26 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import os
-import tempfile
-import time
-from collections.abc import AsyncIterator
-from pathlib import Path
-from typing import Annotated
+from collections.abc import Awaitable
+from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from starlette.responses import FileResponse
 from starlette.types import Receive, Scope, Send
 
-from app.api.deps import (
-    CacheDep,
-    CredentialDep,
-    LimiterDep,
-    SettingsDep,
-    SpoolDirDep,
-    UpstreamDep,
-)
+from app.api.deps import CredentialDep, DownloadsDep, SettingsDep, UpstreamDep
 from app.api.responses import (
     STREAMING_HEADERS,
     ZIP_MEDIA_TYPE,
@@ -32,16 +21,13 @@ from app.api.responses import (
     archive_file_response,
 )
 from app.api.upstream import checked_order_id, fetch_order
-from app.core import metrics
 from app.core.errors import NotFound, Unprocessable, error_responses
 from app.core.ratelimit import rate_limit
-from app.core.security import Credential
-from app.services.batch import BatchArchive, BatchPlan, NothingToDeliver, plan_batch
-from app.services.cache import CacheWriter, cache_key
+from app.services.batch import BatchPlan, NothingToDeliver, plan_batch
+from app.services.downloads import Conditions, Download
 from app.services.naming import content_disposition
 from app.services.options import DownloadOptions, ImageFormat
 
-logger = logging.getLogger("app.batch")
 router = APIRouter(tags=["download"])
 
 
@@ -75,15 +61,6 @@ def download_options(
 OptionsDep = Annotated[DownloadOptions, Depends(download_options)]
 
 
-def archive_key(plan: BatchPlan, credential: Credential) -> str:
-    return cache_key(
-        order_id=plan.order.order_id,
-        version=plan.order.version_marker,
-        options=plan.options.fingerprint(),
-        owner=credential.owner,
-    )
-
-
 def archive_headers(plan: BatchPlan) -> dict[str, str]:
     filename = f"{plan.order.name or plan.order.order_id}.zip"
     return {
@@ -99,7 +76,11 @@ IMAGES_PATH = "/orders/{order_id}/images"
 @router.get(
     IMAGES_PATH,
     response_class=ZipStreamingResponse,
-    responses={**ZIP_RESPONSE_DOC, **error_responses(400, 401, 404, 416, 422, 429, 502, 503)},
+    responses={
+        **ZIP_RESPONSE_DOC,
+        304: {"description": "If-None-Match names the current archive"},
+        **error_responses(400, 401, 404, 416, 422, 429, 502, 503),
+    },
     summary="Download every enhanced image of an order as one ZIP",
     operation_id="download_order_images",
     dependencies=[Depends(rate_limit("downloads"))],
@@ -111,9 +92,7 @@ async def download_order_images(
     credential: CredentialDep,
     settings: SettingsDep,
     upstream: UpstreamDep,
-    limiter: LimiterDep,
-    cache: CacheDep,
-    spool_dir: SpoolDirDep,
+    downloads: DownloadsDep,
     stream: Annotated[
         bool,
         Query(
@@ -122,9 +101,12 @@ async def download_order_images(
         ),
     ] = True,
     range_header: Annotated[str | None, Header(alias="range", include_in_schema=False)] = None,
+    if_range: Annotated[str | None, Header(alias="if-range", include_in_schema=False)] = None,
+    if_none_match: Annotated[
+        str | None, Header(alias="if-none-match", include_in_schema=False)
+    ] = None,
 ) -> Response:
     """Stream a ZIP of the order's enhanced images, in order; a report lists skipped images."""
-    started = time.monotonic()
     order_id = checked_order_id(order_id)
     order = await fetch_order(upstream, order_id, credential)
     if not order.images:
@@ -135,129 +117,25 @@ async def download_order_images(
             f"{settings.max_images_per_order}. Use an async job instead."
         )
     plan = plan_batch(order, options)
-    headers = archive_headers(plan)
-    key = archive_key(plan, credential)
-
-    cached = cache.get(key)
-    if cached is not None:
-        metrics.ARCHIVES_SERVED.labels("cache").inc()
-        return archive_file_response(
-            cached,
-            range_header=range_header,
-            headers={
-                **headers,
-                "X-Downloaded": str(cached.meta.get("delivered", "")),
-                "X-Failed": str(cached.meta.get("failed", "")),
-            },
-        )
-    if request.method == "HEAD":
-        return Response(media_type=ZIP_MEDIA_TYPE, headers={**headers, **STREAMING_HEADERS})
-    if not plan.deliverable:
-        raise _nothing_to_deliver(NothingToDeliver(plan.not_ready))
-
-    archive = BatchArchive(
+    conditions = Conditions(
+        method="HEAD" if request.method == "HEAD" else "GET",
+        range=range_header,
+        if_range=if_range,
+        if_none_match=if_none_match,
+    )
+    answer = downloads.answer(
         plan,
-        client=upstream,
+        owner=credential.owner,
         api_key=credential.api_key,
-        limiter=limiter,
-        concurrency=settings.download_concurrency,
-        spool_dir=spool_dir,
-        spool_memory_bytes=settings.spool_memory_bytes,
+        conditions=conditions,
+        headers=archive_headers(plan),
+        stream=stream,
     )
     try:
-        await archive.start()
+        download = await (answer if stream else until_disconnected(request, answer))
     except NothingToDeliver as exc:
-        _log_batch(plan, archive, started, "nothing_delivered")
         raise _nothing_to_deliver(exc) from None
-    writer = cache.writer(
-        key,
-        last_modified=plan.modified,
-        meta={"order_id": order_id, "total": len(plan.images)},
-    )
-    body = _stream(archive, writer, started)
-    if stream:
-        metrics.ARCHIVE_TTFB.observe(time.monotonic() - started)
-        return ZipStreamingResponse(
-            body, headers={**headers, **STREAMING_HEADERS}, on_close=archive.aclose
-        )
-    return await _buffered(archive, body, headers, spool_dir)
-
-
-async def _stream(
-    archive: BatchArchive, writer: CacheWriter, started: float
-) -> AsyncIterator[bytes]:
-    """Send the archive, tee it into the cache, and log one line when it ends."""
-    outcome = "aborted"
-    try:
-        async for chunk in archive:
-            writer.write(chunk)
-            metrics.ARCHIVE_BYTES.inc(len(chunk))
-            yield chunk
-        outcome = "complete" if not archive.progress.skipped else "partial"
-        # Only a complete archive is cached: a transient failure must not be replayed.
-        if archive.progress.failed == len(archive.plan.not_ready):
-            writer.commit_with(delivered=archive.progress.delivered, failed=archive.progress.failed)
-        metrics.ARCHIVES_SERVED.labels("stream").inc()
-    except BaseException as exc:
-        outcome = "client_gone" if _is_disconnect(exc) else "failed"
-        if outcome == "client_gone":
-            metrics.CLIENT_ABORTS.inc()
-        raise
-    finally:
-        writer.discard()
-        await archive.aclose()
-        _log_batch(archive.plan, archive, started, outcome)
-
-
-def _is_disconnect(exc: BaseException) -> bool:
-    return isinstance(exc, asyncio.CancelledError | GeneratorExit | OSError)
-
-
-async def _buffered(
-    archive: BatchArchive,
-    body: AsyncIterator[bytes],
-    headers: dict[str, str],
-    spool_dir: Path,
-) -> Response:
-    """Build the whole archive on disk first, so the final counts can go in the headers."""
-    spool_dir.mkdir(parents=True, exist_ok=True)
-    handle = tempfile.NamedTemporaryFile(dir=spool_dir, suffix=".zip", delete=False)
-    try:
-        async for chunk in body:
-            handle.write(chunk)
-        handle.close()
-    except BaseException:
-        handle.close()
-        _unlink(handle.name)
-        raise
-    finally:
-        await archive.aclose()
-    metrics.ARCHIVE_TTFB.observe(0)
-    return _TemporaryFileResponse(
-        handle.name,
-        media_type=ZIP_MEDIA_TYPE,
-        headers={
-            **headers,
-            "X-Downloaded": str(archive.progress.delivered),
-            "X-Failed": str(archive.progress.failed),
-            "Cache-Control": "no-store",
-        },
-    )
-
-
-class _TemporaryFileResponse(FileResponse):
-    """A file that is deleted once sent, or once the client has gone."""
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
-            await super().__call__(scope, receive, send)
-        finally:
-            _unlink(str(self.path))
-
-
-def _unlink(path: str) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(path)
+    return download_response(download, range_header=range_header)
 
 
 router.add_api_route(
@@ -266,11 +144,13 @@ router.add_api_route(
     methods=["HEAD"],
     response_class=ZipStreamingResponse,
     responses={
-        200: {"description": "The headers a download would get, without fetching any image"},
-        **error_responses(400, 401, 404, 422, 429, 502, 503),
+        200: {"description": "The headers the same GET would get, without fetching images"},
+        304: {"description": "If-None-Match names the current archive"},
+        **error_responses(400, 401, 404, 416, 422, 429, 502, 503),
     },
     summary="Look at the download's headers without fetching images",
     operation_id="head_order_images",
+    dependencies=[Depends(rate_limit("downloads"))],
 )
 
 
@@ -289,24 +169,73 @@ def _nothing_to_deliver(exc: NothingToDeliver) -> Unprocessable:
     )
 
 
-def _log_batch(plan: BatchPlan, archive: BatchArchive, started: float, outcome: str) -> None:
-    logger.info(
-        "batch order=%s images=%d delivered=%d skipped=%d bytes=%d duration=%.3fs outcome=%s",
-        plan.order.order_id,
-        len(plan.images),
-        archive.progress.delivered,
-        archive.progress.failed,
-        archive.progress.bytes_written,
-        time.monotonic() - started,
-        outcome,
-        extra={
-            "event": "batch",
-            "order_id": plan.order.order_id,
-            "images": len(plan.images),
-            "delivered": archive.progress.delivered,
-            "skipped": archive.progress.failed,
-            "bytes": archive.progress.bytes_written,
-            "duration_s": round(time.monotonic() - started, 3),
-            "outcome": outcome,
-        },
+def download_response(download: Download, *, range_header: str | None) -> Response:
+    """Wrap what the downloads service decided into the response that sends it."""
+    if download.cached is not None:
+        return archive_file_response(
+            download.cached, range_header=range_header, headers=download.headers
+        )
+    if download.path is not None:
+        return _TemporaryFileResponse(
+            download.path, media_type=ZIP_MEDIA_TYPE, headers=download.headers
+        )
+    if download.body is not None:
+        return ZipStreamingResponse(
+            download.body,
+            status_code=download.status,
+            headers={**STREAMING_HEADERS, **download.headers},
+            on_close=download.aclose,
+        )
+    headers = download.headers
+    if download.status == 304:
+        headers = {k: v for k, v in headers.items() if k in _NOT_MODIFIED_HEADERS}
+    return Response(
+        status_code=download.status,
+        media_type=None if download.status == 304 else ZIP_MEDIA_TYPE,
+        headers=headers if download.status == 304 else {**STREAMING_HEADERS, **headers},
     )
+
+
+# RFC 9110 15.4.5: what a 304 repeats of the 200 it stands for.
+_NOT_MODIFIED_HEADERS = {"ETag", "Last-Modified", "Cache-Control", "Content-Disposition"}
+
+_T = TypeVar("_T")
+
+
+async def until_disconnected(request: Request, work: Awaitable[_T]) -> _T:
+    """Await `work`, cancelling it if the client disconnects first.
+
+    Used while nothing has been sent yet (`stream=false` builds the whole archive first):
+    without it, a client that leaves would still have every image fetched and written.
+    """
+    task = asyncio.ensure_future(work)
+    watcher = asyncio.create_task(_disconnect(request), name="download-disconnect-watch")
+    try:
+        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        if not task.done():
+            task.cancel()
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
+    if task.cancelled():
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        raise asyncio.CancelledError("the client disconnected")
+    return task.result()
+
+
+async def _disconnect(request: Request) -> None:
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+class _TemporaryFileResponse(FileResponse):
+    """A file that is deleted once sent, or once the client has gone."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.path)

@@ -1,0 +1,547 @@
+"""The downloads service: one owner for an archive's life, from plan to last byte.
+
+`Downloads.answer()` decides, before any byte is sent, what a request for an order's archive
+gets, and hands back a `Download` the route only has to wrap:
+
+* `304` when `If-None-Match` names the archive's current ETag;
+* a complete archive from the cache (Content-Length, single, suffix and multiple ranges);
+* a **resumed** archive for a `Range` (honoured only if `If-Range`, when sent, matches): the
+  archive's manifest says what every entry of the interrupted transfer was, so entries that
+  end before the offset are not fetched again, the entry spanning the offset is fetched and
+  checked against its recorded size and CRC-32, and the bytes from the offset on are the
+  ones the unbroken download would have sent. HTTP needs the last byte position of a
+  partial answer before its first byte, so when the manifest does not reach the end of the
+  archive the images still to come are fetched (bounded by `ARCHIVE_BUILD_MAX_BYTES`) before
+  the `206` goes out; when it does, the `206` starts after the spanning entry alone;
+* otherwise a **fresh** stream, whose entries are recorded in the manifest as they go and
+  which is teed into the cache; or with `stream=false` a whole archive built first (bounded
+  by `ARCHIVE_BUILD_MAX_BYTES`, cancelled when the caller leaves).
+
+When the order changed (the key, and with it the ETag, differs), a re-fetched image no
+longer matches its record, or a `Range` lies beyond what the manifest covers, the answer is
+`200` with the whole current archive: never bytes of two different archives spliced together.
+
+Every archive response carries `Accept-Ranges: bytes`, a strong `ETag` and `Last-Modified`.
+The ETag names the bytes: the order's version (which changes with any image, name or content
+revision), the whole canonical form of the download options, the credential's owner and the
+archive format version. A transient upstream failure can still make one stream skip an image
+another stream of the same ETag delivers; its manifest records the skip, so a resume of that
+stream reproduces it exactly, and such an archive is never cached.
+
+The job runner builds through `open_archive()` as well, so there is one place that creates a
+`BatchArchive` and one that closes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import secrets
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from email.utils import format_datetime, parsedate_to_datetime
+from pathlib import Path
+from typing import Literal
+
+from app.core import metrics
+from app.core.config import Settings
+from app.core.errors import AppError, Unprocessable
+from app.services.archive import archive_size
+from app.services.batch import (
+    BatchArchive,
+    BatchPlan,
+    NothingToDeliver,
+    ResumeMismatch,
+    ResumePoint,
+    archive_entries,
+)
+from app.services.cache import ArchiveCache, CachedArchive, CacheWriter
+from app.services.fairness import FairLimiter
+from app.services.manifest import (
+    BlobStore,
+    Manifest,
+    ManifestWriter,
+    read_manifest,
+    segment_key,
+)
+from app.upstream.client import AutoenhanceClient
+
+logger = logging.getLogger("app.batch")
+
+# Bump whenever the bytes the writer produces for the same inputs change: it is part of the
+# ETag and of every stored key, so old manifests and cached archives are never reused.
+ARCHIVE_FORMAT = "zip-stored/1"
+# A Range position longer than this is beyond any archive (and int() of a huge digit
+# string is slow): the header is ignored as unparseable.
+MAX_RANGE_DIGITS = 19
+
+
+@dataclass(frozen=True, slots=True)
+class ArchiveIdentity:
+    """What names an archive's bytes: its store key, strong ETag and Last-Modified."""
+
+    key: str
+    etag: str
+    last_modified: datetime
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {
+            "ETag": self.etag,
+            "Last-Modified": format_datetime(self.last_modified, usegmt=True),
+            "Accept-Ranges": "bytes",
+        }
+
+
+def identify(plan: BatchPlan, *, owner: str) -> ArchiveIdentity:
+    material = json.dumps(
+        {
+            "format": ARCHIVE_FORMAT,
+            "order": plan.order.order_id,
+            "version": plan.order.version_marker,
+            "options": plan.options.model_dump(mode="json"),
+            "owner": owner,
+        },
+        sort_keys=True,
+    )
+    key = hashlib.sha256(material.encode()).hexdigest()
+    # Second precision: that is all Last-Modified and If-Range dates can express.
+    modified = plan.modified.replace(microsecond=0)
+    return ArchiveIdentity(key=key, etag=f'"{key[:40]}"', last_modified=modified)
+
+
+@dataclass(frozen=True, slots=True)
+class Conditions:
+    """The request's method and conditional/range headers."""
+
+    method: Literal["GET", "HEAD"] = "GET"
+    range: str | None = None
+    if_range: str | None = None
+    if_none_match: str | None = None
+
+
+@dataclass(slots=True)
+class Download:
+    """What to send: a status, headers, and where the body comes from (none for HEAD/304).
+
+    Exactly one of `body`, `cached` and `path` is set when there is a body. `path` is a
+    temporary file the response must delete once sent.
+    """
+
+    status: int
+    headers: dict[str, str]
+    body: AsyncIterator[bytes] | None = None
+    cached: CachedArchive | None = None
+    path: Path | None = None
+    archive: BatchArchive | None = field(default=None, repr=False)
+
+    async def aclose(self) -> None:
+        """Release whatever the body holds (idempotent; safe before or after sending)."""
+        if self.body is not None:
+            aclose = getattr(self.body, "aclose", None)
+            if aclose is not None:
+                with contextlib.suppress(Exception):
+                    await aclose()
+        if self.archive is not None:
+            await self.archive.aclose()
+
+
+class ArchiveTooLarge(Unprocessable):
+    code = "archive_too_large"
+
+
+class Downloads:
+    """Owns archives: the cache policy, manifests, resuming, `stream=false` and closing."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        upstream: AutoenhanceClient,
+        limiter: FairLimiter,
+        spool_dir: Path,
+        cache: ArchiveCache,
+        manifests: BlobStore,
+    ) -> None:
+        self._settings = settings
+        self._upstream = upstream
+        self._limiter = limiter
+        self._spool_dir = spool_dir
+        self.cache = cache
+        self._manifests = manifests
+
+    def archive(
+        self,
+        plan: BatchPlan,
+        *,
+        api_key: str | None,
+        manifest: ManifestWriter | None = None,
+        resume: ResumePoint | None = None,
+    ) -> BatchArchive:
+        return BatchArchive(
+            plan,
+            client=self._upstream,
+            api_key=api_key,
+            limiter=self._limiter,
+            concurrency=self._settings.download_concurrency,
+            spool_dir=self._spool_dir,
+            spool_memory_bytes=self._settings.spool_memory_bytes,
+            manifest=manifest,
+            resume=resume,
+        )
+
+    @contextlib.asynccontextmanager
+    async def open_archive(
+        self, plan: BatchPlan, *, api_key: str | None
+    ) -> AsyncIterator[BatchArchive]:
+        """A started archive of `plan`, closed on exit whatever happens (the job runner's way).
+
+        Raises:
+            NothingToDeliver: no image can be delivered.
+        """
+        archive = self.archive(plan, api_key=api_key)
+        try:
+            await archive.start()
+            yield archive
+        finally:
+            await archive.aclose()
+
+    async def answer(
+        self,
+        plan: BatchPlan,
+        *,
+        owner: str,
+        api_key: str | None,
+        conditions: Conditions,
+        headers: dict[str, str],
+        stream: bool = True,
+    ) -> Download:
+        """Decide what this request gets; images are fetched only for a GET that needs them.
+
+        `headers` (file name, image counts) go on every answer, with the identity headers.
+
+        Raises:
+            NothingToDeliver: no image of the plan can be delivered (before any byte).
+            AppError: 416 for a range past the end of an archive of known size;
+                `ArchiveTooLarge` when a `stream=false` build exceeds its bound.
+        """
+        started = time.monotonic()
+        identity = identify(plan, owner=owner)
+        headers = {**headers, **identity.headers}
+        if not plan.deliverable:
+            raise NothingToDeliver(plan.not_ready)
+        if _etag_listed(conditions.if_none_match, identity.etag):
+            return Download(status=304, headers=headers)
+        cached = self.cache.get(identity.key)
+        if cached is not None:
+            metrics.ARCHIVES_SERVED.labels("cache").inc()
+            headers["X-Downloaded"] = str(cached.meta.get("delivered", ""))
+            headers["X-Failed"] = str(cached.meta.get("failed", ""))
+            return Download(status=200, headers=headers, cached=cached)
+        wanted = _wanted_range(conditions, identity)
+        manifest = await read_manifest(self._manifests, identity.key) if stream else None
+        if manifest is not None and (wanted is not None or _replayable(manifest)):
+            resumed = await self._resumed(
+                plan, identity, manifest, wanted or (0, None), conditions, headers, api_key
+            )
+            if resumed is not None:
+                return resumed
+        if conditions.method == "HEAD":
+            return Download(status=200, headers=headers)
+        return await self._fresh(plan, identity, headers, api_key, stream, started)
+
+    async def _resumed(
+        self,
+        plan: BatchPlan,
+        identity: ArchiveIdentity,
+        manifest: Manifest,
+        wanted: tuple[int, int | None],
+        conditions: Conditions,
+        headers: dict[str, str],
+        api_key: str | None,
+    ) -> Download | None:
+        """The archive continued from the manifest, or None when that cannot be done."""
+        started = time.monotonic()
+        total = _recorded_size(plan, manifest)
+        start, last = wanted
+        if start < 0:  # a suffix range: needs the size
+            if total is None:
+                return None
+            start = max(total + start, 0)
+            last = None
+        if total is not None and start >= total:
+            raise AppError(
+                f"The archive is {total} bytes long; the requested range starts past its end.",
+                status_code=416,
+                code="range_not_satisfiable",
+                headers={"Content-Range": f"bytes */{total}", **identity.headers},
+            )
+        if conditions.method == "HEAD":
+            if total is None:
+                return None  # the size is only known once the rest is fetched: a GET does that
+            return Download(
+                status=206 if start else 200, headers=_sized(headers, start, last, total)
+            )
+        point = ResumePoint(
+            offset=start,
+            records=manifest.records,
+            complete=manifest.complete,
+            end=None if last is None else last + 1,
+            prefetch=total is None,
+            prefetch_max_bytes=self._settings.archive_build_max_bytes,
+        )
+        writer = ManifestWriter(
+            self._manifests,
+            identity.key,
+            stream=manifest.stream,
+            persisted=len(manifest.records),
+        )
+        try:
+            archive = self.archive(plan, api_key=api_key, manifest=writer, resume=point)
+            await archive.start()
+        except ResumeMismatch as exc:
+            logger.info("archive %s not resumable: %s", identity.key[:16], exc)
+            return None
+        if total is None:
+            total = archive.expected_size()
+        partial = bool(start) or (last is not None and last < total - 1)
+        metrics.ARCHIVE_TTFB.observe(time.monotonic() - started)
+        return Download(
+            status=206 if partial else 200,
+            headers={**_sized(headers, start, last, total), "Cache-Control": "no-store"},
+            body=self._sent(
+                archive, None, started, "resumed" if partial else "replayed", identity.key
+            ),
+            archive=archive,
+        )
+
+    async def _fresh(
+        self,
+        plan: BatchPlan,
+        identity: ArchiveIdentity,
+        headers: dict[str, str],
+        api_key: str | None,
+        stream: bool,
+        started: float,
+    ) -> Download:
+        manifest = ManifestWriter(self._manifests, identity.key, stream=secrets.token_hex(8))
+        archive = self.archive(plan, api_key=api_key, manifest=manifest)
+        try:
+            await archive.start()
+        except NothingToDeliver:
+            _log(archive, started, "nothing_delivered")
+            raise
+        writer = self.cache.writer(
+            identity.key,
+            last_modified=identity.last_modified,
+            meta={"order_id": plan.order.order_id, "total": len(plan.images)},
+        )
+        body = self._sent(archive, writer, started, "stream", identity.key)
+        if stream:
+            metrics.ARCHIVE_TTFB.observe(time.monotonic() - started)
+            return Download(
+                status=200,
+                headers={**headers, "Cache-Control": "no-store"},
+                body=body,
+                archive=archive,
+            )
+        return await self._built(archive, body, headers)
+
+    async def _sent(
+        self,
+        archive: BatchArchive,
+        cache: CacheWriter | None,
+        started: float,
+        source: str,
+        key: str,
+    ) -> AsyncIterator[bytes]:
+        """The archive's bytes, teed into the cache; one log line when it ends."""
+        outcome = "aborted"
+        try:
+            async for chunk in archive:
+                if cache is not None:
+                    cache.write(chunk)
+                metrics.ARCHIVE_BYTES.inc(len(chunk))
+                yield chunk
+            outcome = "complete" if not archive.progress.skipped else "partial"
+            # Only a complete archive is cached: a transient failure must not be replayed.
+            if cache is not None and archive.progress.failed == len(archive.plan.not_ready):
+                cache.commit_with(
+                    delivered=archive.progress.delivered, failed=archive.progress.failed
+                )
+            metrics.ARCHIVES_SERVED.labels(source).inc()
+        except BaseException as exc:
+            outcome = "client_gone" if _is_disconnect(exc) else "failed"
+            if outcome == "client_gone":
+                metrics.CLIENT_ABORTS.inc()
+            if isinstance(exc, ResumeMismatch):
+                # The record is wrong about an image: the next request starts afresh.
+                await self._forget(key)
+            raise
+        finally:
+            if cache is not None:
+                cache.discard()
+            await archive.aclose()
+            _log(archive, started, outcome)
+
+    async def _forget(self, key: str) -> None:
+        with contextlib.suppress(Exception):
+            await self._manifests.put_bytes(segment_key(key, 0), b"")
+
+    async def _built(
+        self, archive: BatchArchive, body: AsyncIterator[bytes], headers: dict[str, str]
+    ) -> Download:
+        """Build the whole archive into a temporary file first (`stream=false`).
+
+        Cancelling the caller (the client left) stops the build and removes the file.
+
+        Raises:
+            ArchiveTooLarge: the archive grew past ARCHIVE_BUILD_MAX_BYTES.
+        """
+        bound = self._settings.archive_build_max_bytes
+        self._spool_dir.mkdir(parents=True, exist_ok=True)
+        handle = tempfile.NamedTemporaryFile(dir=self._spool_dir, suffix=".zip", delete=False)
+        size = 0
+        try:
+            async for chunk in body:
+                size += len(chunk)
+                if bound and size > bound:
+                    raise ArchiveTooLarge(
+                        f"This archive is larger than {bound} bytes, the limit for "
+                        "stream=false (ARCHIVE_BUILD_MAX_BYTES). Download it streamed or "
+                        "through an async job."
+                    )
+                handle.write(chunk)
+            handle.close()
+        except BaseException:
+            handle.close()
+            _unlink(handle.name)
+            raise
+        finally:
+            aclose = getattr(body, "aclose", None)
+            if aclose is not None:
+                await aclose()
+            await archive.aclose()
+        metrics.ARCHIVE_TTFB.observe(0)
+        return Download(
+            status=200,
+            headers={
+                **headers,
+                "Content-Length": str(size),
+                "X-Downloaded": str(archive.progress.delivered),
+                "X-Failed": str(archive.progress.failed),
+                "Cache-Control": "no-store",
+            },
+            path=Path(handle.name),
+        )
+
+
+def _replayable(manifest: Manifest) -> bool:
+    """Whether a plain GET may follow this manifest: complete, and no image skipped in it.
+
+    An archive with a skipped image is downloaded afresh, so a retry can recover the image.
+    """
+    return manifest.complete and all(r.skipped is None for r in manifest.records)
+
+
+def _recorded_size(plan: BatchPlan, manifest: Manifest) -> int | None:
+    if not manifest.complete:
+        return None
+    return archive_size(archive_entries(plan, list(manifest.records)))
+
+
+def _sized(headers: dict[str, str], start: int, last: int | None, total: int) -> dict[str, str]:
+    end = total - 1 if last is None else min(last, total - 1)
+    sized = {**headers, "Content-Length": str(end - start + 1)}
+    if start or end < total - 1:
+        sized["Content-Range"] = f"bytes {start}-{end}/{total}"
+    return sized
+
+
+def _wanted_range(
+    conditions: Conditions, identity: ArchiveIdentity
+) -> tuple[int, int | None] | None:
+    """The single byte range asked for: (start, last or None); start < 0 means a suffix.
+
+    None when there is no Range, it cannot be parsed, has another unit or several ranges
+    (all of which RFC 9110 lets a server ignore), or `If-Range` does not match.
+    """
+    if not conditions.range:
+        return None
+    if conditions.if_range is not None and not _if_range_matches(conditions.if_range, identity):
+        return None
+    unit, _, spec = conditions.range.partition("=")
+    if unit.strip().lower() != "bytes" or "," in spec:
+        return None
+    first, dash, last = spec.strip().partition("-")
+    first, last = first.strip(), last.strip()
+    if not dash or len(first) > MAX_RANGE_DIGITS or len(last) > MAX_RANGE_DIGITS:
+        return None
+    if not first:
+        if not last.isdigit() or int(last) == 0:
+            return None
+        return -int(last), None
+    if not first.isdigit() or (last and not last.isdigit()):
+        return None
+    if last and int(last) < int(first):
+        return None
+    return int(first), int(last) if last else None
+
+
+def _if_range_matches(value: str, identity: ArchiveIdentity) -> bool:
+    value = value.strip()
+    if value.startswith(('"', "W/")):
+        return value == identity.etag  # strong comparison: a weak tag never matches
+    try:
+        return parsedate_to_datetime(value) == identity.last_modified
+    except (TypeError, ValueError, IndexError):
+        return False
+
+
+def _etag_listed(header: str | None, etag: str) -> bool:
+    if header is None:
+        return False
+    tags = [tag.strip() for tag in header.split(",")]
+    # If-None-Match uses the weak comparison.
+    return "*" in tags or any(tag.removeprefix("W/") == etag for tag in tags)
+
+
+def _is_disconnect(exc: BaseException) -> bool:
+    return isinstance(exc, asyncio.CancelledError | GeneratorExit | OSError)
+
+
+def _unlink(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+
+
+def _log(archive: BatchArchive, started: float, outcome: str) -> None:
+    plan, progress = archive.plan, archive.progress
+    duration = round(time.monotonic() - started, 3)
+    logger.info(
+        "batch order=%s images=%d delivered=%d skipped=%d bytes=%d duration=%.3fs outcome=%s",
+        plan.order.order_id,
+        len(plan.images),
+        progress.delivered,
+        progress.failed,
+        progress.bytes_written,
+        duration,
+        outcome,
+        extra={
+            "event": "batch",
+            "order_id": plan.order.order_id,
+            "images": len(plan.images),
+            "delivered": progress.delivered,
+            "skipped": progress.failed,
+            "bytes": progress.bytes_written,
+            "duration_s": duration,
+            "outcome": outcome,
+        },
+    )
