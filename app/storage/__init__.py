@@ -72,6 +72,20 @@ def open_store(settings: Settings) -> ArchiveStore:
     """
     quotas = service_quotas(settings)
     location = settings.archive_store
+    if location is not None and location.startswith("s3://"):
+        from app.storage._s3 import S3ArchiveStore
+
+        bucket, _, prefix = location.removeprefix("s3://").partition("/")
+        try:
+            return S3ArchiveStore(
+                bucket=bucket,
+                prefix=prefix,
+                endpoint=settings.s3_endpoint_url,
+                quotas=quotas,
+                min_idle=settings.archive_store_min_idle,
+            )
+        except Exception as exc:  # obstore reports bad configuration as several types
+            raise StoreError(f"ARCHIVE_STORE {location} cannot be used: {exc}") from exc
     root = Path(location) if location else settings.data_dir / "archives"
     try:
         return LocalArchiveStore(root, quotas=quotas, min_idle=settings.archive_store_min_idle)

@@ -332,12 +332,8 @@ class ArchiveStore(abc.ABC):
             StoreError: the backend failed (also while iterating).
         """
         check_key(key)
+        chunks = await self._stream(key, max(0, start), end)
         self._hold(key)
-        try:
-            chunks = await self._stream(key, max(0, start), end)
-        except BaseException:
-            self._release(key)
-            raise
         return _LeasedStream(chunks, release=lambda: self._release(key))
 
     async def get_bytes(self, key: str) -> bytes | None:

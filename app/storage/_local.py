@@ -77,8 +77,18 @@ class LocalArchiveStore(ArchiveStore):
         """The file that holds `key` once committed (it may not exist)."""
         return self.root / key
 
-    def _mkdir(self, directory: Path) -> None:
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    @staticmethod
+    def _mkdir(directory: Path) -> None:
+        """Create `directory` and any missing parent, each 0700 (existing ones are kept)."""
+        missing = []
+        while not directory.is_dir():
+            missing.append(directory)
+            if directory.parent == directory:
+                break
+            directory = directory.parent
+        for path in reversed(missing):
+            with contextlib.suppress(FileExistsError):
+                path.mkdir(mode=0o700)
 
     async def _stat(self, key: str) -> ObjectInfo | None:
         try:
