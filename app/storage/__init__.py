@@ -1,0 +1,93 @@
+"""One store for everything an archive leaves behind: cached archives, manifests, job archives.
+
+`open_store(settings)` builds the backend `ARCHIVE_STORE` names — a local directory (default
+`DATA_DIR/archives`) or S3-compatible object storage (`s3://bucket/prefix`) — with the quotas
+of the service: `cache/` and `manifests/` share `ARCHIVE_CACHE_MAX_BYTES` and are evicted least
+recently used first; `jobs/` has `JOB_STORAGE_MAX_BYTES` and is never evicted (a job's archive
+lives until the job expires). See `app.storage._base` for the guarantees.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from app.storage._base import (
+    DEFAULT_MIN_IDLE,
+    NAMESPACES,
+    ArchiveStore,
+    InvalidKey,
+    ObjectInfo,
+    ObjectMissing,
+    ObjectWriter,
+    Quota,
+    StoreError,
+    Usage,
+    check_key,
+)
+from app.storage._local import LocalArchiveStore
+
+if TYPE_CHECKING:
+    from app.core.config import Settings
+
+__all__ = [
+    "DEFAULT_MIN_IDLE",
+    "NAMESPACES",
+    "ArchiveStore",
+    "InvalidKey",
+    "LocalArchiveStore",
+    "ObjectInfo",
+    "ObjectMissing",
+    "ObjectWriter",
+    "Quota",
+    "StoreError",
+    "Usage",
+    "check_key",
+    "open_store",
+    "service_quotas",
+]
+
+
+def service_quotas(settings: Settings) -> tuple[Quota, Quota]:
+    """The cache quota (evictable; 0 stores nothing) and the jobs quota (0 is unbounded)."""
+    return (
+        Quota(
+            namespaces=("cache", "manifests"),
+            max_bytes=settings.archive_cache_max_bytes,
+            evictable=True,
+        ),
+        Quota(
+            namespaces=("jobs",),
+            max_bytes=settings.job_storage_max_bytes or None,
+            evictable=False,
+        ),
+    )
+
+
+def open_store(settings: Settings) -> ArchiveStore:
+    """The store `ARCHIVE_STORE` names, with the service's quotas.
+
+    Raises:
+        StoreError: the directory cannot be created.
+    """
+    quotas = service_quotas(settings)
+    location = settings.archive_store
+    if location is not None and location.startswith("s3://"):
+        from app.storage._s3 import S3ArchiveStore
+
+        bucket, _, prefix = location.removeprefix("s3://").partition("/")
+        try:
+            return S3ArchiveStore(
+                bucket=bucket,
+                prefix=prefix,
+                endpoint=settings.s3_endpoint_url,
+                quotas=quotas,
+                min_idle=settings.archive_store_min_idle,
+            )
+        except Exception as exc:  # obstore reports bad configuration as several types
+            raise StoreError(f"ARCHIVE_STORE {location} cannot be used: {exc}") from exc
+    root = Path(location) if location else settings.data_dir / "archives"
+    try:
+        return LocalArchiveStore(root, quotas=quotas, min_idle=settings.archive_store_min_idle)
+    except OSError as exc:
+        raise StoreError(f"ARCHIVE_STORE {root} cannot be used: {exc.strerror}") from exc
