@@ -30,10 +30,9 @@ from app.core.security import Signer, load_or_create_secret
 from app.core.sentry import init_sentry
 from app.jobs.runtime import open_jobs
 from app.jobs.service import JobService
-from app.services.cache import ArchiveCache
 from app.services.downloads import Downloads
 from app.services.fairness import FairLimiter
-from app.services.manifest import DirectoryBlobs
+from app.storage import ArchiveStore, open_store
 from app.upstream.client import AutoenhanceClient
 from app.upstream.factory import build_upstream
 
@@ -48,7 +47,7 @@ class State(TypedDict):
     http: httpx.AsyncClient
     upstream: AutoenhanceClient
     limiter: FairLimiter
-    cache: ArchiveCache
+    store: ArchiveStore
     downloads: Downloads
     signer: Signer
     spool_dir: Path
@@ -117,23 +116,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                         operator_key=operator_credential(settings).api_key,
                     )
                 )
-                cache = ArchiveCache(
-                    settings.data_dir / "cache", max_bytes=settings.archive_cache_max_bytes
-                )
+                store = open_store(settings)
+                clients.push_async_callback(store.aclose)
                 downloads = Downloads(
                     settings=settings,
                     upstream=upstream,
                     limiter=limiter,
                     spool_dir=spool_dir,
-                    cache=cache,
-                    manifests=DirectoryBlobs(settings.data_dir / "archives"),
+                    store=store,
                 )
                 yield State(
                     settings=settings,
                     http=http,
                     upstream=upstream,
                     limiter=limiter,
-                    cache=cache,
+                    store=store,
                     downloads=downloads,
                     signer=signer,
                     spool_dir=spool_dir,

@@ -11,7 +11,6 @@ from fastapi.security import APIKeyHeader
 from app.core.config import Settings
 from app.core.errors import Unauthorized
 from app.core.security import OPERATOR, Credential, Signer, same_secret
-from app.services.cache import ArchiveCache
 from app.services.downloads import Downloads
 from app.services.fairness import FairLimiter
 from app.upstream.client import AutoenhanceClient
@@ -47,11 +46,6 @@ def get_limiter(request: Request) -> FairLimiter:
     return limiter
 
 
-def get_cache(request: Request) -> ArchiveCache:
-    cache: ArchiveCache = request.state.cache
-    return cache
-
-
 def get_downloads(request: Request) -> Downloads:
     downloads: Downloads = request.state.downloads
     return downloads
@@ -70,7 +64,6 @@ def get_spool_dir(request: Request) -> Path:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 UpstreamDep = Annotated[AutoenhanceClient, Depends(get_upstream)]
 LimiterDep = Annotated[FairLimiter, Depends(get_limiter)]
-CacheDep = Annotated[ArchiveCache, Depends(get_cache)]
 DownloadsDep = Annotated[Downloads, Depends(get_downloads)]
 SignerDep = Annotated[Signer, Depends(get_signer)]
 SpoolDirDep = Annotated[Path, Depends(get_spool_dir)]

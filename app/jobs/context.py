@@ -15,6 +15,7 @@ from app.jobs.backend import JobBackend
 from app.jobs.callbacks import CallbackSender
 from app.jobs.keybox import KeyBox
 from app.jobs.store import ArchiveStore
+from app.services.downloads import Downloads
 from app.services.fairness import FairLimiter
 from app.upstream.client import AutoenhanceClient
 
@@ -44,3 +45,15 @@ class JobContext:
     operator_key: str | None
     worker_id: str
     slots: asyncio.Semaphore  # archives built at once in this process (JOB_CONCURRENCY)
+
+    @property
+    def downloads(self) -> Downloads:
+        """Builds the runners' archives: the downloads service without cache or manifests
+        (a job's archive is kept whole in the job store)."""
+        return Downloads(
+            settings=self.settings,
+            upstream=self.upstream,
+            limiter=self.limiter,
+            spool_dir=self.spool_dir,
+            store=None,
+        )

@@ -1,7 +1,8 @@
 """Runs one job: claim it, wait for the order if asked, write its archive, report the end.
 
-The archive is the one the streaming endpoint sends, byte for byte: the same `plan_batch` and
-`BatchArchive`, iterated into a partial file of the archive store, fsynced and renamed.
+The archive is the one the streaming endpoint sends, byte for byte: the same `plan_batch`, built
+by the same downloads service (`app.services.downloads`, which owns opening and closing it),
+iterated into a partial file of the archive store, fsynced and renamed.
 
 While a job runs, a monitor task re-reads its record every `JOB_POLL_INTERVAL`: it renews the
 lease (so the sweeper knows the process is alive), publishes progress, and cancels the run when
@@ -191,32 +192,23 @@ class _Run:
         metrics.JOBS.labels("running").inc()
         if not plan.deliverable:
             raise _Stop("failed", "no image of the order could be delivered", plan.not_ready)
-        archive = BatchArchive(
-            plan,
-            client=ctx.upstream,
-            api_key=api_key,
-            limiter=ctx.limiter,
-            concurrency=ctx.settings.download_concurrency,
-            spool_dir=ctx.spool_dir,
-            spool_memory_bytes=ctx.settings.spool_memory_bytes,
-        )
+        downloads = ctx.downloads
+        archive = downloads.archive(plan, api_key=api_key)
         self.archive = archive
         writer = ctx.store.writer(self.job_id)
         try:
-            try:
-                await archive.start()
-            except NothingToDeliver as exc:
-                raise _Stop(
-                    "failed", "no image of the order could be delivered", exc.failures
-                ) from None
-            async for chunk in archive:
-                writer.write(chunk)
+            async with downloads.opened(archive):
+                async for chunk in archive:
+                    writer.write(chunk)
             await writer.commit()
+        except NothingToDeliver as exc:
+            raise _Stop(
+                "failed", "no image of the order could be delivered", exc.failures
+            ) from None
         except StorageFull as exc:
             raise _Stop("failed", str(exc), archive.progress.skipped) from None
         finally:
             writer.discard()
-            await archive.aclose()
         progress = archive.progress
         size = writer.size
 

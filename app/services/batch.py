@@ -571,9 +571,11 @@ class BatchArchive:
                 future.cancel()  # a download finishing later sees this and closes its spool
             elif not future.cancelled() and future.exception() is None:
                 future.result().spool.close()
-        if pending:
-            with anyio.CancelScope(shield=True):
+        with anyio.CancelScope(shield=True):
+            if pending:
                 await asyncio.gather(*pending, return_exceptions=True)
+            if self._manifest is not None:
+                await self._manifest.aclose()
 
 
 def render_report(plan: BatchPlan, skipped: list[Skipped]) -> bytes:
@@ -603,13 +605,3 @@ def render_report(plan: BatchPlan, skipped: list[Skipped]) -> bytes:
         "",
     ]
     return "\n".join(lines).encode("utf-8")
-
-
-@contextlib.asynccontextmanager
-async def opened(archive: BatchArchive) -> AsyncIterator[BatchArchive]:
-    """`start()` the archive and guarantee `aclose()`."""
-    try:
-        await archive.start()
-        yield archive
-    finally:
-        await archive.aclose()

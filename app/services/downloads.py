@@ -46,10 +46,10 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from email.utils import format_datetime, parsedate_to_datetime
 from pathlib import Path
 from typing import Literal
 
+from app.api.ranges import http_date, if_range_holds, none_match
 from app.core import metrics
 from app.core.config import Settings
 from app.core.errors import AppError, Unprocessable
@@ -62,15 +62,14 @@ from app.services.batch import (
     ResumePoint,
     archive_entries,
 )
-from app.services.cache import ArchiveCache, CachedArchive, CacheWriter
 from app.services.fairness import FairLimiter
 from app.services.manifest import (
-    BlobStore,
     Manifest,
     ManifestWriter,
     read_manifest,
     segment_key,
 )
+from app.storage import ArchiveStore, ObjectInfo, ObjectWriter, StoreError
 from app.upstream.client import AutoenhanceClient
 
 logger = logging.getLogger("app.batch")
@@ -95,7 +94,7 @@ class ArchiveIdentity:
     def headers(self) -> dict[str, str]:
         return {
             "ETag": self.etag,
-            "Last-Modified": format_datetime(self.last_modified, usegmt=True),
+            "Last-Modified": http_date(self.last_modified),
             "Accept-Ranges": "bytes",
         }
 
@@ -131,16 +130,18 @@ class Conditions:
 class Download:
     """What to send: a status, headers, and where the body comes from (none for HEAD/304).
 
-    Exactly one of `body`, `cached` and `path` is set when there is a body. `path` is a
-    temporary file the response must delete once sent.
+    At most one of `body`, `stored` and `path` is set. `stored` is a complete archive in the
+    store, to be answered with its ranges; `path` is a temporary file the response must
+    delete once sent.
     """
 
     status: int
     headers: dict[str, str]
     body: AsyncIterator[bytes] | None = None
-    cached: CachedArchive | None = None
+    stored: ObjectInfo | None = None
     path: Path | None = None
     archive: BatchArchive | None = field(default=None, repr=False)
+    last_modified: datetime | None = None
 
     async def aclose(self) -> None:
         """Release whatever the body holds (idempotent; safe before or after sending)."""
@@ -167,15 +168,19 @@ class Downloads:
         upstream: AutoenhanceClient,
         limiter: FairLimiter,
         spool_dir: Path,
-        cache: ArchiveCache,
-        manifests: BlobStore,
+        store: ArchiveStore | None,
     ) -> None:
         self._settings = settings
         self._upstream = upstream
         self._limiter = limiter
         self._spool_dir = spool_dir
-        self.cache = cache
-        self._manifests = manifests
+        self.store = store
+
+    @property
+    def redirect_ttl(self) -> float | None:
+        """Seconds a presigned URL of a complete archive lives, if redirects are on."""
+        settings = self._settings
+        return float(settings.archive_redirect_ttl) if settings.archive_redirect else None
 
     def archive(
         self,
@@ -198,15 +203,12 @@ class Downloads:
         )
 
     @contextlib.asynccontextmanager
-    async def open_archive(
-        self, plan: BatchPlan, *, api_key: str | None
-    ) -> AsyncIterator[BatchArchive]:
-        """A started archive of `plan`, closed on exit whatever happens (the job runner's way).
+    async def opened(self, archive: BatchArchive) -> AsyncIterator[BatchArchive]:
+        """`archive` started, and closed on exit whatever happens (the job runner's way).
 
         Raises:
             NothingToDeliver: no image can be delivered.
         """
-        archive = self.archive(plan, api_key=api_key)
         try:
             await archive.start()
             yield archive
@@ -222,10 +224,12 @@ class Downloads:
         conditions: Conditions,
         headers: dict[str, str],
         stream: bool = True,
+        use_cache: bool = True,
     ) -> Download:
         """Decide what this request gets; images are fetched only for a GET that needs them.
 
         `headers` (file name, image counts) go on every answer, with the identity headers.
+        `use_cache=False` skips the cached copy (it vanished between lookup and read).
 
         Raises:
             NothingToDeliver: no image of the plan can be delivered (before any byte).
@@ -237,16 +241,24 @@ class Downloads:
         headers = {**headers, **identity.headers}
         if not plan.deliverable:
             raise NothingToDeliver(plan.not_ready)
-        if _etag_listed(conditions.if_none_match, identity.etag):
+        if none_match(conditions.if_none_match, identity.etag):
             return Download(status=304, headers=headers)
-        cached = self.cache.get(identity.key)
-        if cached is not None:
+        stored = await self._cached(identity) if use_cache else None
+        if stored is not None:
             metrics.ARCHIVES_SERVED.labels("cache").inc()
-            headers["X-Downloaded"] = str(cached.meta.get("delivered", ""))
-            headers["X-Failed"] = str(cached.meta.get("failed", ""))
-            return Download(status=200, headers=headers, cached=cached)
+            # Only archives without a skipped deliverable image are cached.
+            headers["X-Downloaded"] = str(len(plan.deliverable))
+            headers["X-Failed"] = str(len(plan.not_ready))
+            return Download(
+                status=200,
+                headers=headers,
+                stored=stored,
+                last_modified=identity.last_modified,
+            )
         wanted = _wanted_range(conditions, identity)
-        manifest = await read_manifest(self._manifests, identity.key) if stream else None
+        manifest = None
+        if stream and self.store is not None:
+            manifest = await read_manifest(self.store, identity.key)
         if manifest is not None and (wanted is not None or _replayable(manifest)):
             resumed = await self._resumed(
                 plan, identity, manifest, wanted or (0, None), conditions, headers, api_key
@@ -297,8 +309,9 @@ class Downloads:
             prefetch=total is None,
             prefetch_max_bytes=self._settings.archive_build_max_bytes,
         )
+        assert self.store is not None  # a manifest was read from it
         writer = ManifestWriter(
-            self._manifests,
+            self.store,
             identity.key,
             stream=manifest.stream,
             persisted=len(manifest.records),
@@ -331,18 +344,18 @@ class Downloads:
         stream: bool,
         started: float,
     ) -> Download:
-        manifest = ManifestWriter(self._manifests, identity.key, stream=secrets.token_hex(8))
+        manifest = None
+        if self.store is not None:
+            manifest = ManifestWriter(self.store, identity.key, stream=secrets.token_hex(8))
         archive = self.archive(plan, api_key=api_key, manifest=manifest)
         try:
             await archive.start()
         except NothingToDeliver:
             _log(archive, started, "nothing_delivered")
             raise
-        writer = self.cache.writer(
-            identity.key,
-            last_modified=identity.last_modified,
-            meta={"order_id": plan.order.order_id, "total": len(plan.images)},
-        )
+        writer = None
+        if self.store is not None and self._settings.archive_cache_max_bytes:
+            writer = self.store.writer(cache_key(identity.key))
         body = self._sent(archive, writer, started, "stream", identity.key)
         if stream:
             metrics.ARCHIVE_TTFB.observe(time.monotonic() - started)
@@ -357,7 +370,7 @@ class Downloads:
     async def _sent(
         self,
         archive: BatchArchive,
-        cache: CacheWriter | None,
+        cache: ObjectWriter | None,
         started: float,
         source: str,
         key: str,
@@ -367,15 +380,13 @@ class Downloads:
         try:
             async for chunk in archive:
                 if cache is not None:
-                    cache.write(chunk)
+                    await cache.write(chunk)
                 metrics.ARCHIVE_BYTES.inc(len(chunk))
                 yield chunk
             outcome = "complete" if not archive.progress.skipped else "partial"
             # Only a complete archive is cached: a transient failure must not be replayed.
             if cache is not None and archive.progress.failed == len(archive.plan.not_ready):
-                cache.commit_with(
-                    delivered=archive.progress.delivered, failed=archive.progress.failed
-                )
+                await cache.commit()
             metrics.ARCHIVES_SERVED.labels(source).inc()
         except BaseException as exc:
             outcome = "client_gone" if _is_disconnect(exc) else "failed"
@@ -387,13 +398,25 @@ class Downloads:
             raise
         finally:
             if cache is not None:
-                cache.discard()
+                await cache.abort()  # harmless after commit
             await archive.aclose()
             _log(archive, started, outcome)
 
+    async def _cached(self, identity: ArchiveIdentity) -> ObjectInfo | None:
+        if self.store is None or not self._settings.archive_cache_max_bytes:
+            return None
+        try:
+            info = await self.store.stat(cache_key(identity.key))
+        except StoreError as exc:  # the store is down: stream afresh rather than fail
+            logger.warning("archive cache unavailable: %s", exc)
+            info = None
+        metrics.CACHE_LOOKUPS.labels("miss" if info is None else "hit").inc()
+        return info
+
     async def _forget(self, key: str) -> None:
-        with contextlib.suppress(Exception):
-            await self._manifests.put_bytes(segment_key(key, 0), b"")
+        if self.store is not None:
+            with contextlib.suppress(Exception):
+                await self.store.delete(segment_key(key, 0))
 
     async def _built(
         self, archive: BatchArchive, body: AsyncIterator[bytes], headers: dict[str, str]
@@ -475,7 +498,9 @@ def _wanted_range(
     """
     if not conditions.range:
         return None
-    if conditions.if_range is not None and not _if_range_matches(conditions.if_range, identity):
+    if not if_range_holds(
+        conditions.if_range, etag=identity.etag, last_modified=identity.last_modified
+    ):
         return None
     unit, _, spec = conditions.range.partition("=")
     if unit.strip().lower() != "bytes" or "," in spec:
@@ -495,22 +520,9 @@ def _wanted_range(
     return int(first), int(last) if last else None
 
 
-def _if_range_matches(value: str, identity: ArchiveIdentity) -> bool:
-    value = value.strip()
-    if value.startswith(('"', "W/")):
-        return value == identity.etag  # strong comparison: a weak tag never matches
-    try:
-        return parsedate_to_datetime(value) == identity.last_modified
-    except (TypeError, ValueError, IndexError):
-        return False
-
-
-def _etag_listed(header: str | None, etag: str) -> bool:
-    if header is None:
-        return False
-    tags = [tag.strip() for tag in header.split(",")]
-    # If-None-Match uses the weak comparison.
-    return "*" in tags or any(tag.removeprefix("W/") == etag for tag in tags)
+def cache_key(key: str) -> str:
+    """Where the complete archive `key` is kept in the store."""
+    return f"cache/{key}.zip"
 
 
 def _is_disconnect(exc: BaseException) -> bool:

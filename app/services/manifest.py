@@ -24,14 +24,10 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
-import tempfile
-from collections.abc import Awaitable
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-import anyio.to_thread
+from app.storage import ArchiveStore
 
 logger = logging.getLogger("app.downloads")
 
@@ -41,14 +37,6 @@ MANIFEST_FORMAT = 1
 SEGMENT_ENTRIES = 512
 # A stored segment larger than this is not a segment this service wrote.
 MAX_SEGMENT_BYTES = 4 * 1024 * 1024
-
-
-class BlobStore(Protocol):
-    """Small objects by key: enough of the archive store to keep manifests."""
-
-    def get_bytes(self, key: str) -> Awaitable[bytes | None]: ...
-
-    def put_bytes(self, key: str, data: bytes) -> Awaitable[None]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +86,7 @@ def segment_key(key: str, number: int) -> str:
     return f"manifests/{key}.{number}.json"
 
 
-async def read_manifest(store: BlobStore, key: str) -> Manifest | None:
+async def read_manifest(store: ArchiveStore, key: str) -> Manifest | None:
     """The manifest of archive `key`, or None when there is none (or it cannot be read).
 
     Never raises for a missing, corrupt or foreign manifest: it simply ends where the
@@ -150,18 +138,26 @@ def _parse_segment(
 class ManifestWriter:
     """Persists the records of one stream; `save()` writes only the segments that changed.
 
-    A failing store does not fail the download: the writer logs once and stops writing, and
-    a later resume finds the manifest as far as it got (which still describes the bytes it
-    covers truthfully).
+    Every segment it wrote is leased until `aclose()`, so eviction cannot remove the start of
+    the manifest of an archive that is still streaming. A failing store does not fail the
+    download: the writer logs once and stops writing, and a later resume finds the manifest
+    as far as it got (which still describes the bytes it covers truthfully).
     """
 
-    def __init__(self, store: BlobStore, key: str, *, stream: str, persisted: int = 0) -> None:
+    def __init__(self, store: ArchiveStore, key: str, *, stream: str, persisted: int = 0) -> None:
         self._store = store
         self._key = key
         self.stream = stream
         self._persisted = persisted  # records already stored by this stream
         self._complete_saved = False
         self._broken = False
+        self._leases = contextlib.AsyncExitStack()
+        self._leased: set[int] = set()
+
+    async def aclose(self) -> None:
+        """Release the leases on the segments (the manifest stays). Idempotent."""
+        self._leased.clear()
+        await self._leases.aclose()
 
     async def save(self, records: list[Record], *, complete: bool) -> None:
         if self._broken or (complete and self._complete_saved):
@@ -184,44 +180,14 @@ class ManifestWriter:
                 }
                 payload = json.dumps(body, separators=(",", ":")).encode()
                 await self._store.put_bytes(segment_key(self._key, number), payload)
+                if number not in self._leased:
+                    self._leased.add(number)
+                    await self._leases.enter_async_context(
+                        self._store.lease(segment_key(self._key, number))
+                    )
         except Exception as exc:
             self._broken = True
             logger.warning("manifest of %s not written: %r", self._key[:16], exc)
             return
         self._persisted = len(records)
         self._complete_saved = complete
-
-
-class DirectoryBlobs:
-    """Small objects as files under a directory (keys may contain `/`), written atomically."""
-
-    def __init__(self, directory: Path) -> None:
-        self._directory = directory
-
-    def _path(self, key: str) -> Path:
-        if key.startswith("/") or ".." in key.split("/"):
-            raise ValueError(f"unsafe key {key!r}")
-        return self._directory / key
-
-    async def get_bytes(self, key: str) -> bytes | None:
-        path = self._path(key)
-        try:
-            return await anyio.to_thread.run_sync(path.read_bytes)
-        except FileNotFoundError:
-            return None
-
-    async def put_bytes(self, key: str, data: bytes) -> None:
-        await anyio.to_thread.run_sync(self._write, self._path(key), data)
-
-    @staticmethod
-    def _write(path: Path, data: bytes) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd, temp = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-            os.replace(temp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(temp)
-            raise

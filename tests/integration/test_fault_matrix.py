@@ -17,7 +17,7 @@ import pytest
 
 from app.core.config import Settings
 from app.main import create_app
-from app.services import cache as cache_module
+from app.storage import _local as local_store
 from tests.conftest import SettingsFactory, create_order
 from tests.support import UvicornThread
 
@@ -279,26 +279,27 @@ def test_full_cache_disk_still_streams_and_logs(
 ) -> None:
     order = create_order(sandbox, images=4, image_bytes=50_000)
     written = {"bytes": 0}
-    real_write = cache_module.CacheWriter.write
+    real_write = local_store._FileUpload.write
 
-    def filling_write(self: cache_module.CacheWriter, chunk: bytes) -> None:
+    async def filling_write(self: local_store._FileUpload, chunk: bytes) -> None:
         written["bytes"] += len(chunk)
         if written["bytes"] > 60_000 and self._file is not None:
             self._file.close()
             self._file = _FullDisk()  # type: ignore[assignment]
-        real_write(self, chunk)
+        await real_write(self, chunk)
 
-    monkeypatch.setattr(cache_module.CacheWriter, "write", filling_write)
-    with caplog.at_level(logging.WARNING, logger="app.cache"):
+    monkeypatch.setattr(local_store._FileUpload, "write", filling_write)
+    with caplog.at_level(logging.INFO, logger="app.storage"):
         response = download(server, order["order_id"])
     assert len(entries(response)) == 4
-    assert "archive cache skipped" in caplog.text
-    cache_dir = settings.data_dir / "cache"
-    assert [p.name for p in cache_dir.iterdir()] == []
+    assert "not storing cache/" in caplog.text
+    cache_dir = settings.data_dir / "archives" / "cache"
+    assert not cache_dir.exists() or [p.name for p in cache_dir.iterdir()] == []
+    # Nothing was cached: the archive is built again, now following its complete manifest,
+    # so its size is known up front.
     again = download(server, order["order_id"])
-    assert "content-length" not in again.headers  # nothing was cached, it streams again
+    assert again.headers["content-length"] == str(len(response.content))
     assert again.content == response.content
-    assert_no_leaks(server, settings)
 
 
 class _FullDisk:

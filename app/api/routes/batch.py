@@ -18,15 +18,16 @@ from app.api.responses import (
     ZIP_MEDIA_TYPE,
     ZIP_RESPONSE_DOC,
     ZipStreamingResponse,
-    archive_file_response,
+    stored_object_response,
 )
 from app.api.upstream import checked_order_id, fetch_order
 from app.core.errors import NotFound, Unprocessable, error_responses
 from app.core.ratelimit import rate_limit
 from app.services.batch import BatchPlan, NothingToDeliver, plan_batch
-from app.services.downloads import Conditions, Download
+from app.services.downloads import Conditions, Download, Downloads
 from app.services.naming import content_disposition
 from app.services.options import DownloadOptions, ImageFormat
+from app.storage import ObjectMissing
 
 router = APIRouter(tags=["download"])
 
@@ -123,19 +124,27 @@ async def download_order_images(
         if_range=if_range,
         if_none_match=if_none_match,
     )
-    answer = downloads.answer(
-        plan,
-        owner=credential.owner,
-        api_key=credential.api_key,
-        conditions=conditions,
-        headers=archive_headers(plan),
-        stream=stream,
-    )
+
+    def answer(use_cache: bool) -> Awaitable[Download]:
+        return downloads.answer(
+            plan,
+            owner=credential.owner,
+            api_key=credential.api_key,
+            conditions=conditions,
+            headers=archive_headers(plan),
+            stream=stream,
+            use_cache=use_cache,
+        )
+
     try:
-        download = await (answer if stream else until_disconnected(request, answer))
+        download = await (answer(True) if stream else until_disconnected(request, answer(True)))
+        try:
+            return await download_response(request, downloads, download)
+        except ObjectMissing:  # the cached copy was evicted since it was looked up
+            download = await answer(False)
+            return await download_response(request, downloads, download)
     except NothingToDeliver as exc:
         raise _nothing_to_deliver(exc) from None
-    return download_response(download, range_header=range_header)
 
 
 router.add_api_route(
@@ -169,11 +178,18 @@ def _nothing_to_deliver(exc: NothingToDeliver) -> Unprocessable:
     )
 
 
-def download_response(download: Download, *, range_header: str | None) -> Response:
+async def download_response(request: Request, downloads: Downloads, download: Download) -> Response:
     """Wrap what the downloads service decided into the response that sends it."""
-    if download.cached is not None:
-        return archive_file_response(
-            download.cached, range_header=range_header, headers=download.headers
+    if download.stored is not None:
+        assert downloads.store is not None  # where it was found
+        return await stored_object_response(
+            request,
+            downloads.store,
+            download.stored,
+            headers=download.headers,
+            etag=download.headers["ETag"],
+            last_modified=download.last_modified,
+            redirect_ttl=downloads.redirect_ttl,
         )
     if download.path is not None:
         return _TemporaryFileResponse(
