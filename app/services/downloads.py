@@ -49,6 +49,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
+import anyio
+
 from app.api.ranges import http_date, if_range_holds, none_match
 from app.core import metrics
 from app.core.config import Settings
@@ -397,9 +399,11 @@ class Downloads:
                 await self._forget(key)
             raise
         finally:
-            if cache is not None:
-                await cache.abort()  # harmless after commit
-            await archive.aclose()
+            # Shielded: a cancelled task (the client left) is cancelled again at every await.
+            with anyio.CancelScope(shield=True):
+                if cache is not None:
+                    await cache.abort()  # harmless after commit
+                await archive.aclose()
             _log(archive, started, outcome)
 
     async def _cached(self, identity: ArchiveIdentity) -> ObjectInfo | None:
