@@ -28,7 +28,19 @@ from tests.support import UvicornThread
 
 @pytest.fixture(params=["local", "s3"])
 def node(request: pytest.FixtureRequest, make_settings: SettingsFactory) -> Iterator[UvicornThread]:
-    """The service with its archive store on a local directory or on S3."""
+    """The service with its archive store on a local directory or on S3, caching no archive:
+    whatever a broken download left, a resume has to regenerate the bytes from the manifest
+    (a small archive could otherwise finish into the socket buffers and be cached)."""
+    settings = store_settings(request.param, make_settings, request, archive_cache_max_bytes=0)
+    with UvicornThread(create_app(settings)) as server:
+        yield server
+
+
+@pytest.fixture(params=["local", "s3"])
+def cached_node(
+    request: pytest.FixtureRequest, make_settings: SettingsFactory
+) -> Iterator[UvicornThread]:
+    """The service with its archive cache on, on either store backend."""
     settings = store_settings(request.param, make_settings, request)
     with UvicornThread(create_app(settings)) as server:
         yield server
@@ -158,10 +170,10 @@ def tamper_manifest(node: UvicornThread, change: Any) -> None:
 
 
 def test_a_complete_archive_has_its_size_ranges_and_validators(
-    node: UvicornThread, sandbox: httpx.Client
+    cached_node: UvicornThread, sandbox: httpx.Client
 ) -> None:
     order = create_order(sandbox, images=3, image_bytes=30_000)
-    url = f"{node.url}/orders/{order['order_id']}/images"
+    url = f"{cached_node.url}/orders/{order['order_id']}/images"
     whole = httpx.get(url, timeout=60)
     size = len(whole.content)
     etag = whole.headers["etag"]
@@ -182,3 +194,22 @@ def test_a_complete_archive_has_its_size_ranges_and_validators(
         if plain.status_code == 200:
             assert plain.content == whole.content
     assert httpx.get(url, headers={"If-None-Match": etag}, timeout=60).status_code == 304
+
+
+def test_a_complete_manifest_gives_size_and_ranges_without_a_cached_copy(
+    node: UvicornThread, sandbox: httpx.Client
+) -> None:
+    order = create_order(sandbox, images=3, image_bytes=30_000)
+    url = f"{node.url}/orders/{order['order_id']}/images"
+    whole = httpx.get(url, timeout=60).content  # streamed; its manifest is now complete
+    head = httpx.head(url, timeout=60)
+    assert head.headers["content-length"] == str(len(whole))
+    again = httpx.get(url, timeout=60)
+    assert again.headers["content-length"] == str(len(whole)) and again.content == whole
+    suffix = httpx.get(url, headers={"Range": "bytes=-70"}, timeout=60)
+    assert suffix.status_code == 206 and suffix.content == whole[-70:]
+    middle = httpx.get(url, headers={"Range": "bytes=100-199"}, timeout=60)
+    assert middle.status_code == 206 and middle.content == whole[100:200]
+    assert middle.headers["content-range"] == f"bytes 100-199/{len(whole)}"
+    past = httpx.get(url, headers={"Range": f"bytes={len(whole)}-"}, timeout=60)
+    assert past.status_code == 416 and past.json()["error"] == "range_not_satisfiable"

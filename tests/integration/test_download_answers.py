@@ -1,0 +1,104 @@
+"""What the downloads service answers besides the bytes: HEAD, stream=false and its bounds
+(real uvicorn server, the standalone sandbox)."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+
+from app.main import create_app
+from tests.conftest import SettingsFactory, create_order
+from tests.support import UvicornThread
+
+
+def image_fetches(sandbox: httpx.Client, order: dict[str, Any]) -> int:
+    ids = {image["image_id"] for image in order["images"]}
+    entries = sandbox.get("/_sandbox/requests").json()["requests"]
+    return sum(1 for e in entries if e["route"] == "enhanced" and e["image_id"] in ids)
+
+
+def wait_for(condition: Any, *, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        time.sleep(0.02)
+
+
+def task_names(server: UvicornThread) -> list[str]:
+    async def names() -> list[str]:
+        return [task.get_name() for task in asyncio.all_tasks()]
+
+    return asyncio.run_coroutine_threadsafe(names(), server.loop).result(timeout=5)
+
+
+@pytest.fixture
+def slow(make_settings: SettingsFactory) -> Iterator[UvicornThread]:
+    settings = make_settings(download_concurrency=2, archive_build_max_bytes=0)
+    with UvicornThread(create_app(settings)) as server:
+        yield server
+
+
+def test_head_answers_what_get_would_without_fetching(
+    service: UvicornThread, sandbox: httpx.Client
+) -> None:
+    waiting = create_order(sandbox, images=2, status="processing")
+    url = f"{service.url}/orders/{waiting['order_id']}/images"
+    get, head = httpx.get(url, timeout=30), httpx.head(url, timeout=30)
+    assert get.status_code == head.status_code == 422
+    assert head.headers["content-type"] == "application/json"
+
+    ready = create_order(sandbox, images=2, image_bytes=20_000)
+    url = f"{service.url}/orders/{ready['order_id']}/images"
+    head = httpx.head(url, timeout=30)
+    assert head.status_code == 200 and image_fetches(sandbox, ready) == 0
+    get = httpx.get(url, timeout=30)
+    for name in ("etag", "last-modified", "accept-ranges", "content-disposition"):
+        assert head.headers[name] == get.headers[name], name
+    assert httpx.head(url, headers={"If-None-Match": get.headers["etag"]}).status_code == 304
+
+
+def test_stream_false_stops_building_when_the_client_leaves(
+    slow: UvicornThread, sandbox: httpx.Client, make_settings: SettingsFactory
+) -> None:
+    order = create_order(sandbox, images=12, image_bytes=20_000)
+    ids = [image["image_id"] for image in order["images"]]
+    sandbox.post(
+        "/_sandbox/faults",
+        json={"kind": "latency", "ms": 400, "scope": "enhanced", "image_ids": ids},
+    ).raise_for_status()
+    target = urlsplit(slow.url)
+    with socket.create_connection((target.hostname, target.port), timeout=10) as client:
+        client.sendall(
+            f"GET /orders/{order['order_id']}/images?stream=false HTTP/1.1\r\n"
+            f"Host: {target.netloc}\r\n\r\n".encode()
+        )
+        wait_for(lambda: image_fetches(sandbox, order) >= 1)
+    # The client has gone: every fetch of the build must stop, and its file go away.
+    wait_for(lambda: not [n for n in task_names(slow) if n.startswith("batch-fetch")])
+    assert image_fetches(sandbox, order) < len(ids)
+    spool = make_settings().data_dir / "spool"
+    wait_for(lambda: not spool.exists() or not any(spool.iterdir()))
+
+
+def test_stream_false_is_bounded(
+    make_settings: SettingsFactory, sandbox: httpx.Client, tmp_path: Path
+) -> None:
+    order = create_order(sandbox, images=3, image_bytes=30_000)
+    settings = make_settings(archive_build_max_bytes=50_000, archive_cache_max_bytes=0)
+    with UvicornThread(create_app(settings)) as server:
+        url = f"{server.url}/orders/{order['order_id']}/images"
+        answer = httpx.get(url, params={"stream": "false"}, timeout=30)
+        assert answer.status_code == 422 and answer.json()["error"] == "archive_too_large"
+        streamed = httpx.get(url, timeout=30)  # streaming has no such bound
+        assert streamed.status_code == 200 and len(streamed.content) > 90_000
+        spool = settings.data_dir / "spool"
+        assert not any(p.suffix == ".zip" for p in spool.iterdir())
