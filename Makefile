@@ -75,7 +75,7 @@ samples: $(VENV)/.runtime
 system-deps:
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-		unzip 7zip libarchive-tools redis-server chromium fonts-dejavu-core
+		unzip 7zip libarchive-tools redis-server chromium fonts-dejavu-core curl wget aria2
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .hypothesis
