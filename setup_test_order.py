@@ -11,11 +11,11 @@ Two ways to reach Autoenhance:
   GET /orders/{id}/images. Sent along when set: AUTOENHANCE_API_KEY as X-Autoenhance-Key (your
   own key), ADMIN_TOKEN as a Bearer token, SERVICE_API_KEY as X-API-Key.
 
-`--download` needs `--service-url` (the ZIP is the service's). A broken transfer is retried and,
-once the service has answered with an ETag (a cached archive), resumed with Range + If-Range:
-the partial file is `<out>.part` with its validator in `<out>.part.json`, so running the same
-command again also resumes. A first, streamed answer has no ETag and no length: if that breaks,
-the download starts over (the service serves a finished archive from its cache next time).
+`--download` needs `--service-url` (the ZIP is the service's). A broken transfer is retried and
+resumed with Range + If-Range (every archive answer carries an ETag, the first streamed one
+too): the partial file is `<out>.part` with its validator in `<out>.part.json`, so running the
+same command again also resumes. A service that answers the Range with 200 (the order changed)
+sends the whole archive again, which replaces the partial file.
 Keys are read from the environment only, never from the command line (where `ps` shows them).
 """
 
