@@ -137,7 +137,9 @@ async def download_order_images(
         )
 
     try:
-        download = await (answer(True) if stream else until_disconnected(request, answer(True)))
+        # Nothing is sent until the answer is decided (the first image, a resume's rest, a
+        # whole stream=false build): a client that leaves meanwhile stops that work.
+        download = await until_disconnected(request, answer(True))
         try:
             return await download_response(request, downloads, download)
         except ObjectMissing:  # the cached copy was evicted since it was looked up
@@ -221,8 +223,9 @@ _T = TypeVar("_T")
 async def until_disconnected(request: Request, work: Awaitable[_T]) -> _T:
     """Await `work`, cancelling it if the client disconnects first.
 
-    Used while nothing has been sent yet (`stream=false` builds the whole archive first):
-    without it, a client that leaves would still have every image fetched and written.
+    Used while nothing has been sent yet (`stream=false` builds the whole archive first, a
+    resume may fetch the rest of the archive): without it, a client that leaves would still
+    have those images fetched and written.
     """
     task = asyncio.ensure_future(work)
     watcher = asyncio.create_task(_disconnect(request), name="download-disconnect-watch")
