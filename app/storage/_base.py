@@ -41,6 +41,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 logger = logging.getLogger("app.storage")
 
@@ -372,6 +373,27 @@ class ArchiveStore(abc.ABC):
         cannot fit give up before writing anything."""
         return ObjectWriter(self, key, size_hint=size_hint)
 
+    async def put_file(self, key: str, path: Path) -> ObjectInfo | None:
+        """Publish the finished local file `path` as `key`, under the same quota rules as a
+        writer's commit; None (and `path` left alone) when it does not fit.
+
+        The file is consumed when it is stored: a local store renames it into place (when on
+        the same file system), object storage uploads it and the caller deletes it.
+
+        Raises:
+            StoreError: the backend failed.
+        """
+        check_key(key)
+        try:
+            size = path.stat().st_size
+        except OSError as exc:
+            raise StoreError(f"cannot read {path.name}: {exc.strerror}") from exc
+        if not await self._make_room(self.quota_of(key), size, exclude=key):
+            return None
+        info = await self._publish_file(key, path)
+        self._note_access(key)
+        return info
+
     async def delete(self, key: str) -> None:
         """Delete the object if it exists (idempotent).
 
@@ -538,6 +560,9 @@ class ArchiveStore(abc.ABC):
 
     @abc.abstractmethod
     async def _open_upload(self, key: str) -> Upload: ...
+
+    @abc.abstractmethod
+    async def _publish_file(self, key: str, path: Path) -> ObjectInfo: ...
 
     @abc.abstractmethod
     async def _delete(self, key: str) -> None: ...

@@ -25,6 +25,7 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import obstore
@@ -158,6 +159,23 @@ class S3ArchiveStore(ArchiveStore):
 
     async def _open_upload(self, key: str) -> Upload:
         return _MultipartUpload(self, key)
+
+    async def _publish_file(self, key: str, path: Path) -> ObjectInfo:
+        try:
+            await obstore.put_async(
+                self._store,
+                key,
+                path,
+                use_multipart=path.stat().st_size > PART_SIZE,
+                chunk_size=PART_SIZE,
+                max_concurrency=PART_CONCURRENCY,
+            )
+        except _FAILED as exc:
+            raise _error(exc) from exc
+        info = await self._stat(key)
+        if info is None:
+            raise StoreError(f"{key} vanished right after its upload")
+        return info
 
     async def _delete(self, key: str) -> None:
         try:
