@@ -329,3 +329,30 @@ async def test_local_files_are_private(tmp_path: Path) -> None:
     for path in [tmp_path / "archives/cache/a.zip", tmp_path / "archives/manifests/a.json"]:
         assert path.stat().st_mode & 0o777 == 0o600
     await store.aclose()
+
+
+async def test_under_eviction_pressure_no_open_read_or_writer_is_harmed(
+    make_store: StoreFactory,
+) -> None:
+    """A store that holds five objects, round after round: reads opened before an eviction
+    return their whole object, and a writer in progress meanwhile commits its own bytes."""
+    size = 20_000
+    store = make_store(quotas=(cache_quota(5 * size),))
+    body = {f"cache/{n}.zip": bytes([n]) * size for n in range(20)}
+    names = list(body)
+    for key in names[:3]:
+        await commit(store, key, body[key])
+    for n in range(3, len(names)):
+        served = [(key, await store.read(key)) for key in names[n - 3 : n]]  # in flight
+        await store.settle()
+        slow_key = f"cache/slow-{n}.zip"
+        slow = store.writer(slow_key)
+        await slow.write(b"s" * (size // 2))  # a partial object of another stream
+        await commit(store, names[n], body[names[n]])  # needs room: evicts what is idle
+        for key, stream in served:
+            assert b"".join([chunk async for chunk in stream]) == body[key]
+        await slow.write(b"s" * (size // 2))
+        assert await slow.commit() is not None, slow.gave_up
+        await store.settle()
+        assert await read_all(store, slow_key) == b"s" * size
+        assert await store.used_bytes(cache_quota(None)) <= 5 * size
