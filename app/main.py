@@ -117,6 +117,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                         http=http,
                         upstream_base=base_url,
                         operator_key=operator_credential(settings).api_key,
+                        store=store,
                     )
                 )
                 yield State(

@@ -426,6 +426,15 @@ class ArchiveStore(abc.ABC):
         """
         return await self._usage((namespace,))
 
+    async def probe(self) -> None:
+        """Ask the backend something cheap that fails when it is unusable: for readiness.
+
+        Raises:
+            StoreError: the backend does not answer, the bucket does not exist, or the
+                credentials are refused.
+        """
+        await self._stat("manifests/readiness-probe")
+
     async def used_bytes(self, quota: Quota) -> int:
         """Bytes of committed objects under `quota`.
 

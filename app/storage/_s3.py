@@ -227,6 +227,17 @@ class S3ArchiveStore(ArchiveStore):
             for key, meta in objects.items()
         ]
 
+    async def probe(self) -> None:
+        # A HEAD of a missing object cannot tell a missing bucket from a missing key: list.
+        try:
+            await obstore.list(
+                self._store, prefix="manifests/readiness-probe", chunk_size=1
+            ).__anext__()
+        except StopAsyncIteration:
+            pass
+        except _FAILED as exc:
+            raise _error(exc) from exc
+
     async def _touch(self, key: str) -> None:
         try:
             await obstore.put_async(

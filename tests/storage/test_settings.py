@@ -7,13 +7,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 from pydantic import ValidationError
 
 from app.core.config import Settings
+from app.main import create_app
 from app.storage import LocalArchiveStore, open_store
 from app.storage._s3 import S3ArchiveStore
-from tests.support import ROOT, free_port
+from tests.conftest import SettingsFactory
+from tests.support import ROOT, S3Server, UvicornThread, free_port
 
 
 def settings(**values: object) -> Settings:
@@ -71,3 +74,28 @@ def test_the_service_does_not_start_with_a_bad_archive_store(tmp_path: Path) -> 
     )
     assert result.returncode != 0
     assert b"ARCHIVE_STORE must be a directory or s3://bucket/prefix" in result.stderr
+
+
+def test_ready_names_an_unusable_bucket(
+    make_settings: SettingsFactory, s3_server: S3Server
+) -> None:
+    good = make_settings(archive_store=f"s3://{s3_server.bucket()}/x", **s3_settings(s3_server))
+    with UvicornThread(create_app(good)) as server:
+        ready = httpx.get(f"{server.url}/ready", timeout=30)
+    assert ready.json()["checks"]["archive_store"]["ok"], ready.text
+    missing = make_settings(archive_store="s3://no-such-bucket/x", **s3_settings(s3_server))
+    with UvicornThread(create_app(missing)) as server:
+        ready = httpx.get(f"{server.url}/ready", timeout=30)
+    assert ready.status_code == 503
+    check = ready.json()["checks"]["archive_store"]
+    assert not check["ok"] and "s3://no-such-bucket/x is unusable" in check["detail"]
+    assert S3Server.SECRET_KEY not in ready.text
+
+
+def s3_settings(server: S3Server) -> dict[str, str]:
+    return {
+        "s3_endpoint_url": server.endpoint,
+        "aws_access_key_id": server.ACCESS_KEY,
+        "aws_secret_access_key": server.SECRET_KEY,
+        "aws_region": server.REGION,
+    }
