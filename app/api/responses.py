@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from datetime import datetime
 from email.utils import format_datetime
 from typing import Any
 
@@ -149,12 +150,15 @@ async def stored_object_response(
     *,
     headers: Mapping[str, str] | None = None,
     etag: str | None = None,
+    last_modified: datetime | None = None,
     media_type: str = ZIP_MEDIA_TYPE,
     redirect_ttl: float | None = None,
 ) -> Response:
     """Answer `request` (GET or HEAD) with the complete stored object `info`.
 
     `etag` is the strong entity tag to send (quoted); default: the object's own version.
+    `last_modified` is the time to send and to compare `If-Range` dates with; default: the
+    object's own.
     `redirect_ttl` set: when the store can presign URLs (S3), answer `302` to a URL valid that
     many seconds instead of sending the bytes (a `304` still wins). The object is opened before
     this returns, so a vanished object surfaces here, never after the status was sent.
@@ -166,18 +170,19 @@ async def stored_object_response(
         StoreError: the store failed.
     """
     etag = etag or f'"{info.etag}"'
+    modified = last_modified or info.last_modified
     size = info.size
     common = {
         **(headers or {}),
         "ETag": etag,
-        "Last-Modified": http_date(info.last_modified),
+        "Last-Modified": http_date(modified),
         "Accept-Ranges": "bytes",
         "Cache-Control": "private, max-age=0, must-revalidate",
     }
     if_none_match = request.headers.get("if-none-match")
     if none_match(if_none_match, etag) or (
         if_none_match is None
-        and not_modified_since(request.headers.get("if-modified-since"), info.last_modified)
+        and not_modified_since(request.headers.get("if-modified-since"), modified)
     ):
         kept = {name: common[name] for name in _NOT_MODIFIED_HEADERS if name in common}
         return Response(status_code=304, headers=kept)
@@ -188,7 +193,7 @@ async def stored_object_response(
     ranges: list[tuple[int, int]] | None = None
     range_header = request.headers.get("range")
     if range_header is not None and if_range_holds(
-        request.headers.get("if-range"), etag=etag, last_modified=info.last_modified
+        request.headers.get("if-range"), etag=etag, last_modified=modified
     ):
         try:
             ranges = parse_range(range_header, size)
