@@ -188,6 +188,10 @@ class ObjectWriter:
         except StoreError as exc:
             self._give_up(f"storage failed: {exc}")
             await self._drop()
+        except BaseException:  # cancelled: the partial data must not outlive the writer
+            self._done = True
+            await self._drop()
+            raise
 
     async def _charge(self, n: int) -> bool:
         """Whether `n` more bytes fit a non-evictable quota (re-measured now and then)."""
@@ -221,13 +225,17 @@ class ObjectWriter:
                 self._give_up(f"no room for {self.size} bytes under the quota")
                 await self._drop()
                 return None
-            upload = self._upload or await self._store._open_upload(self.key)
+            if self._upload is None:
+                self._upload = await self._store._open_upload(self.key)
+            info = await self._upload.complete()
             self._upload = None
-            info = await upload.complete()
         except StoreError as exc:
             self._give_up(f"storage failed: {exc}")
             await self._drop()
             return None
+        except BaseException:
+            await self._drop()
+            raise
         self._store._note_access(self.key)
         return info
 

@@ -356,3 +356,31 @@ async def test_under_eviction_pressure_no_open_read_or_writer_is_harmed(
         await store.settle()
         assert await read_all(store, slow_key) == b"s" * size
         assert await store.used_bytes(cache_quota(None)) <= 5 * size
+
+
+async def test_a_cancelled_writer_leaves_nothing(make_store: StoreFactory, backend: str) -> None:
+    store = make_store()
+    written = 0
+
+    async def write_until_cancelled() -> None:
+        nonlocal written
+        writer = store.writer("cache/a.zip")
+        while True:
+            await writer.write(os.urandom(1024 * 1024))
+            written += 1
+
+    task = asyncio.create_task(write_until_cancelled())
+
+    async def past_one_part() -> bool:
+        return written >= 7  # more than one multipart part is in flight or uploaded
+
+    await until(past_one_part)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert await store.stat("cache/a.zip") is None
+    location = make_store.location  # type: ignore[attr-defined]
+    if backend == "local":
+        assert os.listdir(location["root"] / ".tmp") == []
+    else:
+        assert "<Upload>" not in location["server"].multipart_uploads(location["bucket"])
