@@ -9,8 +9,8 @@ Three checks, each named in the answer:
   concurrent checks share one probe, so a load balancer polling every second costs the API
   one call per `ttl`.
 - `archive_store`: `DATA_DIR` accepts a new file (spool files live there), and the archive
-  store (`ARCHIVE_STORE`, e.g. an S3 bucket) answers a stat with the configured credentials;
-  the store's answer is reused for `ttl` seconds like the upstream probe.
+  store (`ARCHIVE_STORE`, e.g. an S3 bucket) answers with the configured credentials (on S3 a
+  one-key listing); the answer is reused for `ttl` seconds like the upstream probe.
 - `redis`: the rate-limit storage answers, only when `REDIS_URL` is set.
 """
 

@@ -462,11 +462,13 @@ class ArchiveStore(abc.ABC):
         return key in self._leases
 
     async def aclose(self) -> None:
-        """Stop lease refreshers; the store is unusable afterwards."""
+        """Stop lease refreshers and finish pending access-time updates; the store is unusable
+        afterwards."""
         for state in list(self._leases.values()):
             if state.refresher is not None:
                 state.refresher.cancel()
         self._leases.clear()
+        await self.settle()
 
     # --- leases -----------------------------------------------------------------------------
 
