@@ -12,20 +12,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from app.storage._base import (
-    DEFAULT_MIN_IDLE,
+from app.storage._base import DEFAULT_MIN_IDLE, ArchiveStore
+from app.storage._local import LocalArchiveStore
+from app.storage._types import (
     NAMESPACES,
-    ArchiveStore,
     InvalidKey,
     ObjectInfo,
     ObjectMissing,
-    ObjectWriter,
     Quota,
     StoreError,
     Usage,
     check_key,
 )
-from app.storage._local import LocalArchiveStore
+from app.storage._writer import ObjectWriter
 
 if TYPE_CHECKING:
     from app.core.config import Settings

@@ -28,16 +28,9 @@ from typing import IO
 
 import anyio.to_thread
 
-from app.storage._base import (
-    DEFAULT_MIN_IDLE,
-    ArchiveStore,
-    ObjectInfo,
-    ObjectMissing,
-    Quota,
-    StoreError,
-    Upload,
-    Usage,
-)
+from app.storage._base import DEFAULT_MIN_IDLE, ArchiveStore
+from app.storage._types import ObjectInfo, ObjectMissing, Quota, StoreError, Usage
+from app.storage._writer import Upload
 
 # Bytes read per call while streaming a file.
 READ_CHUNK = 256 * 1024

@@ -32,16 +32,9 @@ import obstore
 from obstore.exceptions import BaseError, NotFoundError
 from obstore.store import S3Store
 
-from app.storage._base import (
-    DEFAULT_MIN_IDLE,
-    ArchiveStore,
-    ObjectInfo,
-    ObjectMissing,
-    Quota,
-    StoreError,
-    Upload,
-    Usage,
-)
+from app.storage._base import DEFAULT_MIN_IDLE, ArchiveStore
+from app.storage._types import ObjectInfo, ObjectMissing, Quota, StoreError, Usage
+from app.storage._writer import Upload
 
 if TYPE_CHECKING:
     from obstore import ObjectMeta, PutResult
