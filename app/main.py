@@ -2,9 +2,9 @@
 
 `create_app(settings)` builds the FastAPI application; the lifespan owns every long-lived
 resource — the upstream client and its HTTP clients, the fair limiter, the archive cache, the
-job service, the operations resources (rate limits, readiness probe, stats), and in sandbox
-mode the embedded emulator — and closes them on shutdown. Handlers read
-them from `request.state` (see `app.api.deps`).
+archive store (`ARCHIVE_STORE`), the job service, the operations resources (rate limits,
+readiness probe, stats), and in sandbox mode the embedded emulator — and closes them on
+shutdown. Handlers read them from `request.state` (see `app.api.deps`).
 """
 
 from __future__ import annotations
@@ -95,7 +95,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             limiter = FairLimiter(settings.upstream_max_connections)
             signer = Signer(_signing_secret(settings))
             spool_dir = settings.data_dir / "spool"
+            store = open_store(settings)
             async with contextlib.AsyncExitStack() as clients:
+                clients.push_async_callback(store.aclose)
                 for client in upstream_clients.http_clients:
                     await clients.enter_async_context(client)
                 job_service = await clients.enter_async_context(
@@ -106,6 +108,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                         signer=signer,
                         spool_dir=spool_dir,
                         operator_key=operator_credential(settings).api_key,
+                        archive_store=store,
                     )
                 )
                 ops_resources = await clients.enter_async_context(
@@ -114,10 +117,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                         http=http,
                         upstream_base=base_url,
                         operator_key=operator_credential(settings).api_key,
+                        store=store,
                     )
                 )
-                store = open_store(settings)
-                clients.push_async_callback(store.aclose)
                 downloads = Downloads(
                     settings=settings,
                     upstream=upstream,

@@ -13,6 +13,7 @@ from app.core.errors import Unauthorized
 from app.core.security import OPERATOR, Credential, Signer, same_secret
 from app.services.downloads import Downloads
 from app.services.fairness import FairLimiter
+from app.storage import ArchiveStore
 from app.upstream.client import AutoenhanceClient
 
 # Key sent to the embedded sandbox on the operator's behalf (it accepts any non-empty key).
@@ -51,6 +52,11 @@ def get_downloads(request: Request) -> Downloads:
     return downloads
 
 
+def get_store(request: Request) -> ArchiveStore:
+    store: ArchiveStore = request.state.store
+    return store
+
+
 def get_signer(request: Request) -> Signer:
     signer: Signer = request.state.signer
     return signer
@@ -65,6 +71,7 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 UpstreamDep = Annotated[AutoenhanceClient, Depends(get_upstream)]
 LimiterDep = Annotated[FairLimiter, Depends(get_limiter)]
 DownloadsDep = Annotated[Downloads, Depends(get_downloads)]
+StoreDep = Annotated[ArchiveStore, Depends(get_store)]
 SignerDep = Annotated[Signer, Depends(get_signer)]
 SpoolDirDep = Annotated[Path, Depends(get_spool_dir)]
 

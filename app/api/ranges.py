@@ -106,6 +106,22 @@ def none_match(header: str | None, etag: str) -> bool:
     return "*" in tags or any(_opaque(tag) == _opaque(etag) for tag in tags)
 
 
+def not_modified_since(header: str | None, last_modified: datetime) -> bool:
+    """Whether `If-Modified-Since` says the client's copy is current (answer 304).
+
+    Only consulted without `If-None-Match` (RFC 9110 §13.1.3); an unparseable date is ignored.
+    """
+    if header is None:
+        return False
+    try:
+        when = parsedate_to_datetime(header.strip())
+    except (TypeError, ValueError, IndexError):
+        return False
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return _seconds(last_modified) <= _seconds(when)
+
+
 def if_range_holds(header: str | None, *, etag: str, last_modified: datetime) -> bool:
     """Whether the `Range` may be honoured under `If-Range` (absent: yes).
 

@@ -2,8 +2,9 @@
 
 `stored_object_response` answers a complete object of the archive store: `Accept-Ranges`,
 a strong `ETag`, `Last-Modified`, `Content-Length`; single, suffix and multiple ranges,
-`If-Range`, `If-None-Match` (304), 416 with the JSON error shape, and optionally a redirect to
-a presigned URL of the object store. The Range rules are in `app.api.ranges`.
+`If-Range`, `If-None-Match` and `If-Modified-Since` (304), 416 with the JSON error shape,
+and optionally a redirect to a presigned URL of the object store. The Range rules are in
+`app.api.ranges`.
 """
 
 from __future__ import annotations
@@ -19,7 +20,14 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, RedirectResponse, Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from app.api.ranges import Unsatisfiable, http_date, if_range_holds, none_match, parse_range
+from app.api.ranges import (
+    Unsatisfiable,
+    http_date,
+    if_range_holds,
+    none_match,
+    not_modified_since,
+    parse_range,
+)
 from app.core.errors import AppError
 from app.services.cache import CachedArchive
 from app.storage import ArchiveStore, ObjectInfo
@@ -171,7 +179,11 @@ async def stored_object_response(
         "Accept-Ranges": "bytes",
         "Cache-Control": "private, max-age=0, must-revalidate",
     }
-    if none_match(request.headers.get("if-none-match"), etag):
+    if_none_match = request.headers.get("if-none-match")
+    if none_match(if_none_match, etag) or (
+        if_none_match is None
+        and not_modified_since(request.headers.get("if-modified-since"), modified)
+    ):
         kept = {name: common[name] for name in _NOT_MODIFIED_HEADERS if name in common}
         return Response(status_code=304, headers=kept)
     if redirect_ttl is not None:

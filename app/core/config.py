@@ -71,6 +71,11 @@ class Settings(BaseSettings):
     # Where archives, manifests and job archives live: a directory, or s3://bucket/prefix.
     archive_store: str | None = None  # default DATA_DIR/archives
     s3_endpoint_url: str | None = None  # S3-compatible services (MinIO, R2, B2); unset = AWS
+    # The standard AWS variables; unset = obstore's own lookup (environment, instance role).
+    aws_access_key_id: str | None = None
+    aws_secret_access_key: SecretStr | None = None
+    aws_session_token: SecretStr | None = None
+    aws_region: str | None = None
     archive_store_min_idle: float = Field(default=300.0, ge=0)  # seconds safe from eviction
     archive_redirect: bool = False  # answer complete archives on S3 with a presigned 302
     archive_redirect_ttl: int = Field(default=300, ge=10, le=7 * 86400)  # seconds

@@ -8,7 +8,9 @@ Three checks, each named in the answer:
   who bring their own key are served). The result is reused for `ttl` seconds, and
   concurrent checks share one probe, so a load balancer polling every second costs the API
   one call per `ttl`.
-- `archive_store`: `DATA_DIR` accepts a new file (cache and spool live there).
+- `archive_store`: `DATA_DIR` accepts a new file (spool files live there), and the archive
+  store (`ARCHIVE_STORE`, e.g. an S3 bucket) answers with the configured credentials (on S3 a
+  one-key listing); the answer is reused for `ttl` seconds like the upstream probe.
 - `redis`: the rate-limit storage answers, only when `REDIS_URL` is set.
 """
 
@@ -47,6 +49,8 @@ class Readiness:
         api_version: str,
         data_dir: Path,
         redis_check: Callable[[], Awaitable[bool]] | None = None,
+        store_check: Callable[[], Awaitable[None]] | None = None,
+        store_name: str = "",
         ttl: float = 10.0,
     ) -> None:
         self._http = http
@@ -56,13 +60,17 @@ class Readiness:
             self._headers["x-api-key"] = api_key
         self._data_dir = data_dir
         self._redis_check = redis_check
+        self._store_check = store_check
+        self._store_name = store_name
+        self._store_cached: tuple[float, Check] | None = None
         self._ttl = ttl
         self._lock = asyncio.Lock()
         self._cached: tuple[float, Check] | None = None
 
     async def check(self) -> list[Check]:
         """Every check's result; the instance is ready when all are ok."""
-        checks = [await self._upstream(), self._archive_store()]
+        local = self._archive_store()
+        checks = [await self._upstream(), await self._store() if local.ok else local]
         if self._redis_check is not None:
             checks.append(await self._redis())
         return checks
@@ -105,6 +113,22 @@ class Readiness:
         except OSError as exc:
             return Check("archive_store", False, f"DATA_DIR is not writable ({exc.strerror})")
         return Check("archive_store", True, "writable")
+
+    async def _store(self) -> Check:
+        if self._store_check is None:
+            return Check("archive_store", True, "writable")
+        now = time.monotonic()
+        if self._store_cached is not None and now - self._store_cached[0] < self._ttl:
+            return self._store_cached[1]
+        try:
+            await asyncio.wait_for(self._store_check(), PROBE_TIMEOUT.read or 3.0)
+            result = Check("archive_store", True, f"{self._store_name} answers")
+        except TimeoutError:
+            result = Check("archive_store", False, f"{self._store_name} did not answer in time")
+        except Exception as exc:  # any failure of the store means "not usable"
+            result = Check("archive_store", False, f"{self._store_name} is unusable ({exc})")
+        self._store_cached = (time.monotonic(), result)
+        return result
 
     async def _redis(self) -> Check:
         assert self._redis_check is not None

@@ -12,20 +12,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from app.storage._base import (
-    DEFAULT_MIN_IDLE,
+from app.storage._base import DEFAULT_MIN_IDLE, ArchiveStore
+from app.storage._local import LocalArchiveStore
+from app.storage._types import (
     NAMESPACES,
-    ArchiveStore,
     InvalidKey,
     ObjectInfo,
     ObjectMissing,
-    ObjectWriter,
     Quota,
     StoreError,
     Usage,
     check_key,
 )
-from app.storage._local import LocalArchiveStore
+from app.storage._writer import ObjectWriter
 
 if TYPE_CHECKING:
     from app.core.config import Settings
@@ -64,6 +63,23 @@ def service_quotas(settings: Settings) -> tuple[Quota, Quota]:
     )
 
 
+def _s3_config(settings: Settings) -> dict[str, str]:
+    """Credentials and region from the settings (so `.env` works too); what is unset is left
+    to obstore, which reads the process environment and instance credentials itself."""
+    config: dict[str, str] = {}
+    if settings.aws_access_key_id:
+        config["access_key_id"] = settings.aws_access_key_id
+    for name, secret in (
+        ("secret_access_key", settings.aws_secret_access_key),
+        ("session_token", settings.aws_session_token),
+    ):
+        if secret is not None:
+            config[name] = secret.get_secret_value()
+    if settings.aws_region:
+        config["region"] = settings.aws_region
+    return config
+
+
 def open_store(settings: Settings) -> ArchiveStore:
     """The store `ARCHIVE_STORE` names, with the service's quotas.
 
@@ -83,6 +99,7 @@ def open_store(settings: Settings) -> ArchiveStore:
                 endpoint=settings.s3_endpoint_url,
                 quotas=quotas,
                 min_idle=settings.archive_store_min_idle,
+                config=_s3_config(settings),
             )
         except Exception as exc:  # obstore reports bad configuration as several types
             raise StoreError(f"ARCHIVE_STORE {location} cannot be used: {exc}") from exc

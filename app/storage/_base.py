@@ -36,259 +36,26 @@ import abc
 import asyncio
 import contextlib
 import logging
-import re
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from pathlib import Path
+
+from app.storage._types import ObjectInfo, ObjectMissing, Quota, StoreError, Usage, check_key
+from app.storage._writer import ObjectWriter, Upload, _LeasedStream
 
 logger = logging.getLogger("app.storage")
 
-NAMESPACES = ("cache", "manifests", "jobs")
-# Every segment starts with a letter or digit: no "..", no hidden names, no empty segments.
-_KEY = re.compile(r"(?:cache|manifests|jobs)(?:/[A-Za-z0-9][A-Za-z0-9._=-]{0,199}){1,4}")
-
-# Re-measure a quota's usage after a writer has written this much since the last measurement:
-# other writers grow it too.
-RESCAN_BYTES = 64 * 1024 * 1024
 # Default seconds an object stays safe from eviction after any node last read or wrote it.
 DEFAULT_MIN_IDLE = 300.0
 # Keys whose last recorded access this process remembers before it forgets the oldest.
 TOUCH_MEMORY = 10_000
 
 
-class StoreError(Exception):
-    """The storage backend failed."""
-
-
-class ObjectMissing(StoreError):
-    """No object under this key."""
-
-    def __init__(self, key: str) -> None:
-        super().__init__(f"no stored object {key!r}")
-        self.key = key
-
-
-class InvalidKey(ValueError):
-    """The key is outside the store's namespaces or has unsafe characters."""
-
-
-def check_key(key: str) -> str:
-    """Return `key` if it is a valid store key.
-
-    Raises:
-        InvalidKey: it is not (`cache/<name>`, `manifests/<name>`, `jobs/<name>`; names of
-            letters, digits, `.`, `_`, `=`, `-`, not starting with a dot, up to 4 levels).
-    """
-    if not _KEY.fullmatch(key):
-        raise InvalidKey(f"invalid store key {key!r}")
-    return key
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ObjectInfo:
-    """A stored object: `etag` is an opaque version token (unquoted) that changes with content."""
-
-    key: str
-    size: int
-    last_modified: datetime  # aware, UTC
-    etag: str
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Quota:
-    """A byte bound over the keys under `namespaces`. `max_bytes=None` means unbounded."""
-
-    namespaces: tuple[str, ...]
-    max_bytes: int | None
-    evictable: bool
-
-    def covers(self, key: str) -> bool:
-        return key.split("/", 1)[0] in self.namespaces
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Usage:
-    """One object as eviction sees it: `accessed` is the last read or write, epoch seconds."""
-
-    key: str
-    size: int
-    accessed: float
-
-
 @dataclass(slots=True)
 class _LeaseState:
     count: int = 0
     refresher: asyncio.Task[None] | None = None
-
-
-@dataclass(slots=True)
-class _Room:
-    """What a writer knows of the room left in its quota."""
-
-    left: int
-    since_scan: int = 0
-
-
-class ObjectWriter:
-    """Writes one object; nothing is visible under its key until `commit()` succeeds.
-
-    A writer gives up quietly — `write()` and `commit()` return normally, `gave_up` says why,
-    the partial data is dropped — when the object cannot fit its quota or the backend fails.
-    Callers that must not lose the object (job archives) check `gave_up`.
-    """
-
-    def __init__(self, store: ArchiveStore, key: str, *, size_hint: int | None) -> None:
-        self.key = check_key(key)
-        self.size = 0
-        self.gave_up: str | None = None
-        self.full = False  # gave up because the quota could not hold the object
-        self._store = store
-        self._quota = store.quota_of(key)
-        self._upload: Upload | None = None
-        self._room: _Room | None = None
-        self._done = False
-        if size_hint is not None and not self._fits_alone(size_hint):
-            self._give_up_full(size_hint)
-
-    def _fits_alone(self, size: int) -> bool:
-        return self._quota.max_bytes is None or size <= self._quota.max_bytes
-
-    def _give_up_full(self, size: int) -> None:
-        self.full = True
-        self._give_up(
-            f"{self.key} does not fit: {size} bytes, the quota of "
-            f"{'/'.join(self._quota.namespaces)} is {self._quota.max_bytes} bytes"
-        )
-
-    def _give_up(self, reason: str) -> None:
-        if self.gave_up is None:
-            self.gave_up = reason
-            logger.info("store: not storing %s: %s", self.key, reason)
-
-    @property
-    def active(self) -> bool:
-        """Still collecting bytes (not given up, committed or aborted)."""
-        return self.gave_up is None and not self._done
-
-    async def write(self, chunk: bytes) -> None:
-        """Append `chunk` (kept by reference until written). A no-op once given up."""
-        if not self.active or not chunk:
-            return
-        self.size += len(chunk)
-        if not self._fits_alone(self.size) or not await self._charge(len(chunk)):
-            self._give_up_full(self.size)
-            await self._drop()
-            return
-        try:
-            if self._upload is None:
-                self._upload = await self._store._open_upload(self.key)
-            await self._upload.write(chunk)
-        except StoreError as exc:
-            self._give_up(f"storage failed: {exc}")
-            await self._drop()
-
-    async def _charge(self, n: int) -> bool:
-        """Whether `n` more bytes fit a non-evictable quota (re-measured now and then)."""
-        quota = self._quota
-        if quota.evictable or quota.max_bytes is None:
-            return True
-        room = self._room
-        if room is None:
-            room = self._room = _Room(left=await self._store._room(quota))
-        room.left -= n
-        room.since_scan += n
-        if room.left < 0 or room.since_scan >= RESCAN_BYTES:
-            # Usage counts committed objects only: this writer's own bytes are charged here.
-            room.left = await self._store._room(quota) - self.size
-            room.since_scan = 0
-        return room.left >= 0
-
-    async def commit(self) -> ObjectInfo | None:
-        """Publish the object; None when it was not stored (see `gave_up`).
-
-        Makes room first (evictable quotas evict least recently used objects; see the module
-        docstring); when there is no room the object is dropped and nothing is evicted.
-        """
-        if not self.active:
-            await self._drop()
-            return None
-        self._done = True
-        try:
-            if not await self._store._make_room(self._quota, self.size, exclude=self.key):
-                self.full = True
-                self._give_up(f"no room for {self.size} bytes under the quota")
-                await self._drop()
-                return None
-            upload = self._upload or await self._store._open_upload(self.key)
-            self._upload = None
-            info = await upload.complete()
-        except StoreError as exc:
-            self._give_up(f"storage failed: {exc}")
-            await self._drop()
-            return None
-        self._store._note_access(self.key)
-        return info
-
-    async def abort(self) -> None:
-        """Drop everything written. Idempotent; harmless after `commit()`."""
-        self._done = True
-        await self._drop()
-
-    async def _drop(self) -> None:
-        upload, self._upload = self._upload, None
-        if upload is not None:
-            with contextlib.suppress(Exception):
-                await upload.abort()
-
-
-class _LeasedStream:
-    """Chunks of one read; closing it (or reaching the end) closes the source and ends the
-    lease, even when it was never iterated."""
-
-    def __init__(self, chunks: AsyncIterator[bytes], *, release: Callable[[], None]) -> None:
-        self._chunks = chunks
-        self._release: Callable[[], None] | None = release
-
-    def __aiter__(self) -> _LeasedStream:
-        return self
-
-    async def __anext__(self) -> bytes:
-        if self._release is None:
-            raise StopAsyncIteration
-        try:
-            return await self._chunks.__anext__()
-        except BaseException:
-            await self.aclose()
-            raise
-
-    async def aclose(self) -> None:
-        release, self._release = self._release, None
-        if release is None:
-            return
-        try:
-            close = getattr(self._chunks, "aclose", None)
-            if close is not None:
-                with contextlib.suppress(Exception):
-                    await close()
-        finally:
-            release()
-
-
-class Upload(abc.ABC):
-    """A backend's object being written: invisible until `complete()`."""
-
-    @abc.abstractmethod
-    async def write(self, chunk: bytes) -> None:
-        """Raises: StoreError."""
-
-    @abc.abstractmethod
-    async def complete(self) -> ObjectInfo:
-        """Publish atomically. Raises: StoreError."""
-
-    @abc.abstractmethod
-    async def abort(self) -> None:
-        """Drop the partial data. Never raises."""
 
 
 class ArchiveStore(abc.ABC):
@@ -372,6 +139,27 @@ class ArchiveStore(abc.ABC):
         cannot fit give up before writing anything."""
         return ObjectWriter(self, key, size_hint=size_hint)
 
+    async def put_file(self, key: str, path: Path) -> ObjectInfo | None:
+        """Publish the finished local file `path` as `key`, under the same quota rules as a
+        writer's commit; None (and `path` left alone) when it does not fit.
+
+        The file is consumed when it is stored: a local store renames it into place (when on
+        the same file system), object storage uploads it and the caller deletes it.
+
+        Raises:
+            StoreError: the backend failed.
+        """
+        check_key(key)
+        try:
+            size = path.stat().st_size
+        except OSError as exc:
+            raise StoreError(f"cannot read {path.name}: {exc.strerror}") from exc
+        if not await self._make_room(self.quota_of(key), size, exclude=key):
+            return None
+        info = await self._publish_file(key, path)
+        self._note_access(key)
+        return info
+
     async def delete(self, key: str) -> None:
         """Delete the object if it exists (idempotent).
 
@@ -404,6 +192,15 @@ class ArchiveStore(abc.ABC):
         """
         return await self._usage((namespace,))
 
+    async def probe(self) -> None:
+        """Ask the backend something cheap that fails when it is unusable: for readiness.
+
+        Raises:
+            StoreError: the backend does not answer, the bucket does not exist, or the
+                credentials are refused.
+        """
+        await self._stat("manifests/readiness-probe")
+
     async def used_bytes(self, quota: Quota) -> int:
         """Bytes of committed objects under `quota`.
 
@@ -423,11 +220,13 @@ class ArchiveStore(abc.ABC):
         return key in self._leases
 
     async def aclose(self) -> None:
-        """Stop lease refreshers; the store is unusable afterwards."""
+        """Stop lease refreshers and finish pending access-time updates; the store is unusable
+        afterwards."""
         for state in list(self._leases.values()):
             if state.refresher is not None:
                 state.refresher.cancel()
         self._leases.clear()
+        await self.settle()
 
     # --- leases -----------------------------------------------------------------------------
 
@@ -538,6 +337,9 @@ class ArchiveStore(abc.ABC):
 
     @abc.abstractmethod
     async def _open_upload(self, key: str) -> Upload: ...
+
+    @abc.abstractmethod
+    async def _publish_file(self, key: str, path: Path) -> ObjectInfo: ...
 
     @abc.abstractmethod
     async def _delete(self, key: str) -> None: ...

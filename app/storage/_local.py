@@ -16,8 +16,10 @@ access time that does not change the object's version.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import secrets
+import shutil
 import time
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
@@ -26,16 +28,9 @@ from typing import IO
 
 import anyio.to_thread
 
-from app.storage._base import (
-    DEFAULT_MIN_IDLE,
-    ArchiveStore,
-    ObjectInfo,
-    ObjectMissing,
-    Quota,
-    StoreError,
-    Upload,
-    Usage,
-)
+from app.storage._base import DEFAULT_MIN_IDLE, ArchiveStore
+from app.storage._types import ObjectInfo, ObjectMissing, Quota, StoreError, Usage
+from app.storage._writer import Upload
 
 # Bytes read per call while streaming a file.
 READ_CHUNK = 256 * 1024
@@ -52,6 +47,16 @@ def _info(key: str, stat: os.stat_result) -> ObjectInfo:
         last_modified=datetime.fromtimestamp(stat.st_mtime, tz=UTC),
         etag=f"{stat.st_mtime_ns:x}-{stat.st_size:x}-{stat.st_ino:x}",
     )
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Make a rename in `directory` durable (best effort: not every file system allows it)."""
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def _store_error(exc: OSError) -> StoreError:
@@ -139,6 +144,34 @@ class LocalArchiveStore(ArchiveStore):
         except OSError as exc:
             raise _store_error(exc) from exc
         return _FileUpload(self, key, temp, os.fdopen(fd, "wb"))
+
+    @property
+    def temp_dir(self) -> Path:
+        """Where objects being written live: a file made here is published by renaming it."""
+        return self._temp
+
+    async def _publish_file(self, key: str, path: Path) -> ObjectInfo:
+        try:
+            return await anyio.to_thread.run_sync(self._publish_file_sync, key, path)
+        except OSError as exc:
+            raise _store_error(exc) from exc
+
+    def _publish_file_sync(self, key: str, path: Path) -> ObjectInfo:
+        with open(path, "rb") as file:
+            os.fsync(file.fileno())
+        final = self.path(key)
+        self._mkdir(final.parent)
+        try:
+            os.replace(path, final)
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:
+                raise
+            temp = self._temp_name()  # another file system: copy beside, then rename
+            shutil.copyfile(path, temp)
+            os.chmod(temp, 0o600)
+            os.replace(temp, final)
+        _fsync_directory(final.parent)
+        return _info(key, os.stat(final))
 
     async def _delete(self, key: str) -> None:
         try:
@@ -263,12 +296,7 @@ class _FileUpload(Upload):
         final = self._store.path(self._key)
         self._store._mkdir(final.parent)
         os.replace(self._temp, final)
-        with contextlib.suppress(OSError):
-            directory = os.open(final.parent, os.O_RDONLY)
-            try:
-                os.fsync(directory)
-            finally:
-                os.close(directory)
+        _fsync_directory(final.parent)
         return _info(self._key, os.stat(final))
 
     async def abort(self) -> None:

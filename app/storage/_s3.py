@@ -25,22 +25,16 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import obstore
 from obstore.exceptions import BaseError, NotFoundError
 from obstore.store import S3Store
 
-from app.storage._base import (
-    DEFAULT_MIN_IDLE,
-    ArchiveStore,
-    ObjectInfo,
-    ObjectMissing,
-    Quota,
-    StoreError,
-    Upload,
-    Usage,
-)
+from app.storage._base import DEFAULT_MIN_IDLE, ArchiveStore
+from app.storage._types import ObjectInfo, ObjectMissing, Quota, StoreError, Usage
+from app.storage._writer import Upload
 
 if TYPE_CHECKING:
     from obstore import ObjectMeta, PutResult
@@ -159,6 +153,23 @@ class S3ArchiveStore(ArchiveStore):
     async def _open_upload(self, key: str) -> Upload:
         return _MultipartUpload(self, key)
 
+    async def _publish_file(self, key: str, path: Path) -> ObjectInfo:
+        try:
+            await obstore.put_async(
+                self._store,
+                key,
+                path,
+                use_multipart=path.stat().st_size > PART_SIZE,
+                chunk_size=PART_SIZE,
+                max_concurrency=PART_CONCURRENCY,
+            )
+        except _FAILED as exc:
+            raise _error(exc) from exc
+        info = await self._stat(key)
+        if info is None:
+            raise StoreError(f"{key} vanished right after its upload")
+        return info
+
     async def _delete(self, key: str) -> None:
         try:
             await obstore.delete_async(self._store, key)
@@ -208,6 +219,17 @@ class S3ArchiveStore(ArchiveStore):
             )
             for key, meta in objects.items()
         ]
+
+    async def probe(self) -> None:
+        # A HEAD of a missing object cannot tell a missing bucket from a missing key: list.
+        try:
+            await obstore.list(
+                self._store, prefix="manifests/readiness-probe", chunk_size=1
+            ).__anext__()
+        except StopAsyncIteration:
+            pass
+        except _FAILED as exc:
+            raise _error(exc) from exc
 
     async def _touch(self, key: str) -> None:
         try:

@@ -6,99 +6,13 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
-from app.storage import (
-    ArchiveStore,
-    InvalidKey,
-    LocalArchiveStore,
-    ObjectMissing,
-    Quota,
-)
-from app.storage._s3 import S3ArchiveStore
-from tests.support import S3Server
-
-StoreFactory = Callable[..., ArchiveStore]
-
-CACHE = ("cache", "manifests")
-
-
-def cache_quota(max_bytes: int | None) -> Quota:
-    return Quota(namespaces=CACHE, max_bytes=max_bytes, evictable=True)
-
-
-@pytest.fixture(params=["local", "s3"])
-def backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-@pytest.fixture
-async def make_store(
-    backend: str, tmp_path: Path, request: pytest.FixtureRequest
-) -> AsyncIterator[StoreFactory]:
-    """Stores over ONE location (a directory or a bucket): several stores made by one factory
-    are several nodes sharing it."""
-    stores: list[ArchiveStore] = []
-    location: dict[str, Any] = {}
-    if backend == "local":
-        location["root"] = tmp_path / "archives"
-    else:
-        server: S3Server = request.getfixturevalue("s3_server")
-        location.update(bucket=server.bucket(), server=server)
-
-    def factory(*, quotas: tuple[Quota, ...] = (), min_idle: float = 0.0) -> ArchiveStore:
-        store: ArchiveStore
-        if backend == "local":
-            store = LocalArchiveStore(location["root"], quotas=quotas, min_idle=min_idle)
-        else:
-            server = location["server"]
-            store = S3ArchiveStore(
-                bucket=location["bucket"],
-                prefix="service/archives",
-                endpoint=server.endpoint,
-                quotas=quotas,
-                min_idle=min_idle,
-                config=server.credentials,
-            )
-        stores.append(store)
-        return store
-
-    factory.location = location  # type: ignore[attr-defined]
-    yield factory
-    for store in stores:
-        await store.settle()
-        await store.aclose()
-
-
-async def read_all(store: ArchiveStore, key: str, start: int = 0, end: int | None = None) -> bytes:
-    return b"".join([chunk async for chunk in await store.read(key, start, end)])
-
-
-async def commit(store: ArchiveStore, key: str, data: bytes, *, pieces: int = 3) -> None:
-    writer = store.writer(key)
-    step = max(1, len(data) // pieces)
-    for offset in range(0, len(data), step):
-        await writer.write(data[offset : offset + step])
-    info = await writer.commit()
-    assert info is not None, writer.gave_up
-    assert info.size == len(data)
-    await store.settle()
-
-
-async def keys(store: ArchiveStore, namespace: str = "cache") -> set[str]:
-    return {item.key for item in await store.objects(namespace)}
-
-
-async def until(condition: Callable[[], Awaitable[bool]], *, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not await condition():
-        assert time.monotonic() < deadline, "condition not reached"
-        await asyncio.sleep(0.02)
+from app.storage import InvalidKey, LocalArchiveStore, ObjectMissing, Quota
+from tests.storage.support import StoreFactory, cache_quota, commit, keys, read_all, until
 
 
 async def test_nothing_is_visible_until_commit_and_ranges_read_back(
@@ -206,8 +120,9 @@ async def test_eviction_spares_leased_and_served_objects(make_store: StoreFactor
             assert await writer.commit() is None and writer.full
             assert await keys(store) == {"cache/a.zip", "cache/b.zip", "cache/d.zip"}
     assert b"".join([chunk async for chunk in reading]) == b"a" * 100
-    await commit(store, "cache/f.zip", b"f" * 100)  # the read and the leases ended: a goes
-    assert await keys(store) == {"cache/b.zip", "cache/d.zip", "cache/f.zip"}
+    for name in "fgh":  # the read and the leases ended: every old object may go now
+        await commit(store, f"cache/{name}.zip", name.encode() * 100)
+    assert await keys(store) == {"cache/f.zip", "cache/g.zip", "cache/h.zip"}
 
 
 async def test_a_lease_on_one_node_protects_from_eviction_by_another(
@@ -329,3 +244,58 @@ async def test_local_files_are_private(tmp_path: Path) -> None:
     for path in [tmp_path / "archives/cache/a.zip", tmp_path / "archives/manifests/a.json"]:
         assert path.stat().st_mode & 0o777 == 0o600
     await store.aclose()
+
+
+async def test_under_eviction_pressure_no_open_read_or_writer_is_harmed(
+    make_store: StoreFactory,
+) -> None:
+    """A store that holds five objects, round after round: reads opened before an eviction
+    return their whole object, and a writer in progress meanwhile commits its own bytes."""
+    size = 20_000
+    store = make_store(quotas=(cache_quota(5 * size),))
+    body = {f"cache/{n}.zip": bytes([n]) * size for n in range(20)}
+    names = list(body)
+    for key in names[:3]:
+        await commit(store, key, body[key])
+    for n in range(3, len(names)):
+        served = [(key, await store.read(key)) for key in names[n - 3 : n]]  # in flight
+        await store.settle()
+        slow_key = f"cache/slow-{n}.zip"
+        slow = store.writer(slow_key)
+        await slow.write(b"s" * (size // 2))  # a partial object of another stream
+        await commit(store, names[n], body[names[n]])  # needs room: evicts what is idle
+        for key, stream in served:
+            assert b"".join([chunk async for chunk in stream]) == body[key]
+        await slow.write(b"s" * (size // 2))
+        assert await slow.commit() is not None, slow.gave_up
+        await store.settle()
+        assert await read_all(store, slow_key) == b"s" * size
+        assert await store.used_bytes(cache_quota(None)) <= 5 * size
+
+
+async def test_a_cancelled_writer_leaves_nothing(make_store: StoreFactory, backend: str) -> None:
+    store = make_store()
+    written = 0
+
+    async def write_until_cancelled() -> None:
+        nonlocal written
+        writer = store.writer("cache/a.zip")
+        while True:
+            await writer.write(os.urandom(1024 * 1024))
+            written += 1
+
+    task = asyncio.create_task(write_until_cancelled())
+
+    async def past_one_part() -> bool:
+        return written >= 7  # more than one multipart part is in flight or uploaded
+
+    await until(past_one_part)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert await store.stat("cache/a.zip") is None
+    location = make_store.location  # type: ignore[attr-defined]
+    if backend == "local":
+        assert os.listdir(location["root"] / ".tmp") == []
+    else:
+        assert "<Upload>" not in location["server"].multipart_uploads(location["bucket"])

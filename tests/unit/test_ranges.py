@@ -12,6 +12,7 @@ from app.api.ranges import (
     http_date,
     if_range_holds,
     none_match,
+    not_modified_since,
     parse_range,
 )
 
@@ -93,3 +94,12 @@ def test_if_range() -> None:
     assert if_range_holds(http_date(modified), etag='"a"', last_modified=modified)
     assert not if_range_holds("Tue, 03 Mar 2026 05:06:07 GMT", etag='"a"', last_modified=modified)
     assert not if_range_holds("not a date", etag='"a"', last_modified=modified)
+
+
+def test_if_modified_since() -> None:
+    modified = datetime(2026, 3, 4, 5, 6, 7, 890_000, tzinfo=UTC)
+    assert not_modified_since(http_date(modified), modified)
+    assert not_modified_since("Thu, 05 Mar 2026 00:00:00 GMT", modified)
+    assert not not_modified_since("Tue, 03 Mar 2026 05:06:07 GMT", modified)
+    assert not not_modified_since("yesterday", modified)
+    assert not not_modified_since(None, modified)
