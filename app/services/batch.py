@@ -2,8 +2,9 @@
 
 How it works:
 
-* `plan_batch` reads the order, decides which images can be delivered (status `processed`),
-  and gives every image its safe, unique entry name — before any byte is sent.
+* `plan_batch` (`app.services.plan`) reads the order, decides which images can be delivered
+  (status `processed`), and gives every image its safe, unique entry name — before any byte
+  is sent.
 * `BatchArchive` downloads the deliverable images concurrently (`DOWNLOAD_CONCURRENCY` in
   flight for this request, a prefetch window of twice that ahead of the writer, and a slot of
   the process-wide `FairLimiter` for every fetch) into spooled temporary files, and writes
@@ -28,7 +29,6 @@ import tempfile
 import zlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
@@ -38,87 +38,43 @@ from app.core import metrics
 from app.services.archive import ZipWriter, archive_size
 from app.services.fairness import FairLimiter
 from app.services.manifest import ManifestWriter, Record
-from app.services.naming import extension_for_format, safe_entry_names
-from app.services.options import DownloadOptions
+from app.services.plan import (
+    FALLBACK_TIME,
+    REPORT_NAME,
+    BatchPlan,
+    NothingToDeliver,
+    PlannedImage,
+    Skipped,
+    archive_entries,
+    plan_batch,
+    render_report,
+)
+from app.services.resume import ResumeMismatch, ResumePoint, position
 from app.upstream.client import AutoenhanceClient
 from app.upstream.errors import UpstreamError
-from app.upstream.models import Image, Order
+
+__all__ = [
+    "FALLBACK_TIME",
+    "REPORT_NAME",
+    "BatchArchive",
+    "BatchPlan",
+    "BatchProgress",
+    "NothingToDeliver",
+    "PlannedImage",
+    "ResumeMismatch",
+    "ResumePoint",
+    "Skipped",
+    "archive_entries",
+    "plan_batch",
+    "render_report",
+]
 
 logger = logging.getLogger("app.batch")
 
-REPORT_NAME = "_download_report.txt"
 # Bytes read from a spooled image per chunk written to the client.
 WRITE_CHUNK = 1024 * 1024
 # Images may be fetched this many times DOWNLOAD_CONCURRENCY ahead of the one being written.
 PREFETCH_FACTOR = 2
-# Entry time when neither the image nor the order carries one (the DOS epoch).
-FALLBACK_TIME = datetime(1980, 1, 1, tzinfo=UTC)
-
-
-class NothingToDeliver(Exception):
-    """No image of the order could be delivered; `failures` says why for each."""
-
-    def __init__(self, failures: list[Skipped]) -> None:
-        super().__init__(f"none of {len(failures)} images could be delivered")
-        self.failures = failures
-
-
-@dataclass(frozen=True, slots=True)
-class PlannedImage:
-    image: Image
-    entry_name: str
-    ready: bool
-
-
-@dataclass(frozen=True, slots=True)
-class Skipped:
-    image_id: str
-    image_name: str | None
-    reason: str
-
-
-@dataclass(slots=True)
-class BatchPlan:
-    """What an archive of an order will hold, decided before the first byte."""
-
-    order: Order
-    options: DownloadOptions
-    images: list[PlannedImage]
-
-    @property
-    def deliverable(self) -> list[PlannedImage]:
-        return [p for p in self.images if p.ready]
-
-    @property
-    def not_ready(self) -> list[Skipped]:
-        return [
-            Skipped(p.image.image_id, p.image.image_name, p.image.not_ready_reason)
-            for p in self.images
-            if not p.ready
-        ]
-
-    @property
-    def modified(self) -> datetime:
-        """The archive's own time: the order's last change (never the time of the request)."""
-        return self.order.last_updated_at or self.order.created_at or FALLBACK_TIME
-
-    def entry_time(self, image: Image) -> datetime:
-        return image.added_at or self.modified
-
-
-def plan_batch(order: Order, options: DownloadOptions) -> BatchPlan:
-    """Name every image of `order` and mark which can be downloaded now."""
-    extension = extension_for_format(options.format)
-    names = safe_entry_names(
-        [(img.image_name, img.image_id) for img in order.images],
-        extension=extension,
-        reserved=[REPORT_NAME],
-    )
-    planned = [
-        PlannedImage(image=img, entry_name=name, ready=img.is_ready)
-        for img, name in zip(order.images, names, strict=True)
-    ]
-    return BatchPlan(order=order, options=options, images=planned)
 
 
 @dataclass(slots=True)
@@ -140,54 +96,6 @@ class BatchProgress:
     @property
     def failed(self) -> int:
         return len(self.skipped)
-
-
-class ResumeMismatch(Exception):
-    """This archive cannot continue the one its manifest describes.
-
-    Raised when the offset lies past what the manifest covers, the plan no longer matches
-    the records, a re-fetched image differs from its record (size or CRC-32) or cannot be
-    fetched, or the images still to fetch exceed the bound of a resume. Before the first
-    byte the caller answers with the whole current archive instead; after it the exception
-    escapes the body and the connection is dropped.
-    """
-
-
-@dataclass(frozen=True, slots=True)
-class ResumePoint:
-    """Continue a recorded archive from byte `offset` (up to `end`, exclusive, if given).
-
-    `prefetch` makes `start()` fetch every image still to come before it returns, so the
-    archive's exact size is known before the first byte (needed when the manifest is not
-    complete); `prefetch_max_bytes` bounds the spool that takes.
-    """
-
-    offset: int
-    records: tuple[Record, ...]
-    complete: bool
-    end: int | None = None
-    prefetch: bool = False
-    prefetch_max_bytes: int = 0
-
-
-def archive_entries(plan: BatchPlan, records: list[Record]) -> list[tuple[str, int]]:
-    """(name, size) of every entry of the archive whose deliverable images are `records`."""
-    entries = [(r.name, r.size) for r in records if r.skipped is None]
-    skipped = plan.not_ready + [
-        Skipped(r.image_id, _image_name(plan, r.image_id), r.skipped)
-        for r in records
-        if r.skipped is not None
-    ]
-    if skipped:
-        entries.append((REPORT_NAME, len(render_report(plan, skipped))))
-    return entries
-
-
-def _image_name(plan: BatchPlan, image_id: str) -> str | None:
-    for planned in plan.images:
-        if planned.image.image_id == image_id:
-            return planned.image.image_name
-    return None
 
 
 class BatchArchive:
@@ -246,55 +154,18 @@ class BatchArchive:
             self._position_at(resume)
 
     def _position_at(self, resume: ResumePoint) -> None:
-        """Replay the records that end before the offset into the writer.
+        """Replay the recorded entries that end before the offset into the writer.
 
         Raises:
-            ResumeMismatch: the records do not belong to this plan, or the offset lies
-                beyond the bytes they describe.
+            ResumeMismatch: see `position`.
         """
-        records = resume.records
-        if len(records) > len(self._deliverable) or any(
-            r.image_id != p.image.image_id or r.name != p.entry_name
-            for r, p in zip(records, self._deliverable, strict=False)
-        ):
-            raise ResumeMismatch("the order's images no longer match the recorded archive")
-        if resume.complete and len(records) != len(self._deliverable):
-            raise ResumeMismatch("a complete record must cover every deliverable image")
-        probe = ZipWriter()
-        spanning = len(records)
-        for index, record in enumerate(records):
-            if record.skipped is not None:
-                continue
-            self._replay(probe, index, record)
-            if probe.offset > resume.offset:
-                spanning = index
-                break
-        if spanning == len(records) and not resume.complete and probe.offset < resume.offset:
-            raise ResumeMismatch("the offset lies beyond what the recorded archive covers")
-        for index in range(spanning):
-            record = records[index]
-            if record.skipped is not None:
-                self.progress.skipped.append(
-                    Skipped(
-                        record.image_id, self._deliverable[index].image.image_name, record.skipped
-                    )
-                )
-            else:
-                self._replay(self._writer, index, record)
-                self.progress.delivered += 1
-        self._first = spanning
+        at = position(self.plan, resume, self._writer)
+        self.progress.skipped.extend(at.skipped)
+        self.progress.delivered += at.delivered
+        self._first = at.first
         self._drop = resume.offset - self._writer.offset
         if resume.end is not None:
             self._left = resume.end - resume.offset
-
-    def _replay(self, writer: ZipWriter, index: int, record: Record) -> None:
-        writer.local_header(
-            record.name,
-            size=record.size,
-            crc32=record.crc32,
-            modified=self.plan.entry_time(self._deliverable[index].image),
-        )
-        writer.data_written(record.size)
 
     def _recorded(self, index: int) -> Record | None:
         return self.records[index] if index < len(self.records) else None
@@ -576,32 +447,3 @@ class BatchArchive:
                 await asyncio.gather(*pending, return_exceptions=True)
             if self._manifest is not None:
                 await self._manifest.aclose()
-
-
-def render_report(plan: BatchPlan, skipped: list[Skipped]) -> bytes:
-    """The text of `_download_report.txt`: every skipped image, why, and how to recover.
-
-    Deterministic: the same order state gives the same text (no clock in it).
-    """
-    order = plan.order
-    lines = [
-        f"Download report for order {order.order_id}" + (f" ({order.name})" if order.name else ""),
-        "",
-        f"{len(plan.images) - len(skipped)} of {len(plan.images)} images are in this archive.",
-        f"{len(skipped)} could not be included:",
-        "",
-    ]
-    for item in skipped:
-        lines.append(f"- {item.image_id}  {item.image_name or '(no name)'}")
-        lines.append(f"    reason: {item.reason}")
-    lines += [
-        "",
-        "How to recover:",
-        "- Images that are still processing: wait until the order is processed, then download",
-        f"  the batch again: GET /orders/{order.order_id}/images",
-        "- Images that failed to download: retry the batch; the download is deterministic, so",
-        "  the images that were already fine come out identical.",
-        "- One image alone: GET /v3/images/<image id>/enhanced on the Autoenhance API.",
-        "",
-    ]
-    return "\n".join(lines).encode("utf-8")

@@ -36,8 +36,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import json
 import logging
 import os
 import secrets
@@ -47,11 +45,10 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Literal
 
 import anyio
 
-from app.api.ranges import http_date, if_range_holds, none_match
+from app.api.ranges import none_match
 from app.core import metrics
 from app.core.config import Settings
 from app.core.errors import AppError, Unprocessable
@@ -64,6 +61,14 @@ from app.services.batch import (
     ResumePoint,
     archive_entries,
 )
+from app.services.conditions import (
+    ArchiveIdentity,
+    Conditions,
+    cache_key,
+    identify,
+    sized_headers,
+    wanted_range,
+)
 from app.services.fairness import FairLimiter
 from app.services.manifest import (
     Manifest,
@@ -75,57 +80,6 @@ from app.storage import ArchiveStore, ObjectInfo, ObjectWriter, StoreError
 from app.upstream.client import AutoenhanceClient
 
 logger = logging.getLogger("app.batch")
-
-# Bump whenever the bytes the writer produces for the same inputs change: it is part of the
-# ETag and of every stored key, so old manifests and cached archives are never reused.
-ARCHIVE_FORMAT = "zip-stored/1"
-# A Range position longer than this is beyond any archive (and int() of a huge digit
-# string is slow): the header is ignored as unparseable.
-MAX_RANGE_DIGITS = 19
-
-
-@dataclass(frozen=True, slots=True)
-class ArchiveIdentity:
-    """What names an archive's bytes: its store key, strong ETag and Last-Modified."""
-
-    key: str
-    etag: str
-    last_modified: datetime
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {
-            "ETag": self.etag,
-            "Last-Modified": http_date(self.last_modified),
-            "Accept-Ranges": "bytes",
-        }
-
-
-def identify(plan: BatchPlan, *, owner: str) -> ArchiveIdentity:
-    material = json.dumps(
-        {
-            "format": ARCHIVE_FORMAT,
-            "order": plan.order.order_id,
-            "version": plan.order.version_marker,
-            "options": plan.options.model_dump(mode="json"),
-            "owner": owner,
-        },
-        sort_keys=True,
-    )
-    key = hashlib.sha256(material.encode()).hexdigest()
-    # Second precision: that is all Last-Modified and If-Range dates can express.
-    modified = plan.modified.replace(microsecond=0)
-    return ArchiveIdentity(key=key, etag=f'"{key[:40]}"', last_modified=modified)
-
-
-@dataclass(frozen=True, slots=True)
-class Conditions:
-    """The request's method and conditional/range headers."""
-
-    method: Literal["GET", "HEAD"] = "GET"
-    range: str | None = None
-    if_range: str | None = None
-    if_none_match: str | None = None
 
 
 @dataclass(slots=True)
@@ -257,7 +211,7 @@ class Downloads:
                 stored=stored,
                 last_modified=identity.last_modified,
             )
-        wanted = _wanted_range(conditions, identity)
+        wanted = wanted_range(conditions, identity)
         manifest = None
         if stream and self.store is not None:
             manifest = await read_manifest(self.store, identity.key)
@@ -301,7 +255,7 @@ class Downloads:
             if total is None:
                 return None  # the size is only known once the rest is fetched: a GET does that
             return Download(
-                status=206 if start else 200, headers=_sized(headers, start, last, total)
+                status=206 if start else 200, headers=sized_headers(headers, start, last, total)
             )
         point = ResumePoint(
             offset=start,
@@ -330,7 +284,7 @@ class Downloads:
         metrics.ARCHIVE_TTFB.observe(time.monotonic() - started)
         return Download(
             status=206 if partial else 200,
-            headers={**_sized(headers, start, last, total), "Cache-Control": "no-store"},
+            headers={**sized_headers(headers, start, last, total), "Cache-Control": "no-store"},
             body=self._sent(
                 archive, None, started, "resumed" if partial else "replayed", identity.key
             ),
@@ -482,51 +436,6 @@ def _recorded_size(plan: BatchPlan, manifest: Manifest) -> int | None:
     if not manifest.complete:
         return None
     return archive_size(archive_entries(plan, list(manifest.records)))
-
-
-def _sized(headers: dict[str, str], start: int, last: int | None, total: int) -> dict[str, str]:
-    end = total - 1 if last is None else min(last, total - 1)
-    sized = {**headers, "Content-Length": str(end - start + 1)}
-    if start or end < total - 1:
-        sized["Content-Range"] = f"bytes {start}-{end}/{total}"
-    return sized
-
-
-def _wanted_range(
-    conditions: Conditions, identity: ArchiveIdentity
-) -> tuple[int, int | None] | None:
-    """The single byte range asked for: (start, last or None); start < 0 means a suffix.
-
-    None when there is no Range, it cannot be parsed, has another unit or several ranges
-    (all of which RFC 9110 lets a server ignore), or `If-Range` does not match.
-    """
-    if not conditions.range:
-        return None
-    if not if_range_holds(
-        conditions.if_range, etag=identity.etag, last_modified=identity.last_modified
-    ):
-        return None
-    unit, _, spec = conditions.range.partition("=")
-    if unit.strip().lower() != "bytes" or "," in spec:
-        return None
-    first, dash, last = spec.strip().partition("-")
-    first, last = first.strip(), last.strip()
-    if not dash or len(first) > MAX_RANGE_DIGITS or len(last) > MAX_RANGE_DIGITS:
-        return None
-    if not first:
-        if not last.isdigit() or int(last) == 0:
-            return None
-        return -int(last), None
-    if not first.isdigit() or (last and not last.isdigit()):
-        return None
-    if last and int(last) < int(first):
-        return None
-    return int(first), int(last) if last else None
-
-
-def cache_key(key: str) -> str:
-    """Where the complete archive `key` is kept in the store."""
-    return f"cache/{key}.zip"
 
 
 def _is_disconnect(exc: BaseException) -> bool:

@@ -24,7 +24,8 @@ from app.api.upstream import checked_order_id, fetch_order
 from app.core.errors import NotFound, Unprocessable, error_responses
 from app.core.ratelimit import rate_limit
 from app.services.batch import BatchPlan, NothingToDeliver, plan_batch
-from app.services.downloads import Conditions, Download, Downloads
+from app.services.conditions import Conditions
+from app.services.downloads import Download, Downloads
 from app.services.naming import content_disposition
 from app.services.options import DownloadOptions, ImageFormat
 from app.storage import ObjectMissing

@@ -1,0 +1,136 @@
+"""What an archive of an order will hold, decided before the first byte.
+
+`plan_batch` reads the order, decides which images can be delivered (status `processed`), and
+gives every image its safe, unique entry name; `render_report` writes `_download_report.txt`,
+the list of skipped images; `archive_entries` lists the entries an archive of recorded images
+has (for its size). All of it is a pure function of the order and the options.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from app.services.manifest import Record
+from app.services.naming import extension_for_format, safe_entry_names
+from app.services.options import DownloadOptions
+from app.upstream.models import Image, Order
+
+REPORT_NAME = "_download_report.txt"
+# Entry time when neither the image nor the order carries one (the DOS epoch).
+FALLBACK_TIME = datetime(1980, 1, 1, tzinfo=UTC)
+
+
+class NothingToDeliver(Exception):
+    """No image of the order could be delivered; `failures` says why for each."""
+
+    def __init__(self, failures: list[Skipped]) -> None:
+        super().__init__(f"none of {len(failures)} images could be delivered")
+        self.failures = failures
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedImage:
+    image: Image
+    entry_name: str
+    ready: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    image_id: str
+    image_name: str | None
+    reason: str
+
+
+@dataclass(slots=True)
+class BatchPlan:
+    """What an archive of an order will hold, decided before the first byte."""
+
+    order: Order
+    options: DownloadOptions
+    images: list[PlannedImage]
+
+    @property
+    def deliverable(self) -> list[PlannedImage]:
+        return [p for p in self.images if p.ready]
+
+    @property
+    def not_ready(self) -> list[Skipped]:
+        return [
+            Skipped(p.image.image_id, p.image.image_name, p.image.not_ready_reason)
+            for p in self.images
+            if not p.ready
+        ]
+
+    @property
+    def modified(self) -> datetime:
+        """The archive's own time: the order's last change (never the time of the request)."""
+        return self.order.last_updated_at or self.order.created_at or FALLBACK_TIME
+
+    def entry_time(self, image: Image) -> datetime:
+        return image.added_at or self.modified
+
+
+def plan_batch(order: Order, options: DownloadOptions) -> BatchPlan:
+    """Name every image of `order` and mark which can be downloaded now."""
+    extension = extension_for_format(options.format)
+    names = safe_entry_names(
+        [(img.image_name, img.image_id) for img in order.images],
+        extension=extension,
+        reserved=[REPORT_NAME],
+    )
+    planned = [
+        PlannedImage(image=img, entry_name=name, ready=img.is_ready)
+        for img, name in zip(order.images, names, strict=True)
+    ]
+    return BatchPlan(order=order, options=options, images=planned)
+
+
+def archive_entries(plan: BatchPlan, records: list[Record]) -> list[tuple[str, int]]:
+    """(name, size) of every entry of the archive whose deliverable images are `records`."""
+    entries = [(r.name, r.size) for r in records if r.skipped is None]
+    skipped = plan.not_ready + [
+        Skipped(r.image_id, _image_name(plan, r.image_id), r.skipped)
+        for r in records
+        if r.skipped is not None
+    ]
+    if skipped:
+        entries.append((REPORT_NAME, len(render_report(plan, skipped))))
+    return entries
+
+
+def _image_name(plan: BatchPlan, image_id: str) -> str | None:
+    for planned in plan.images:
+        if planned.image.image_id == image_id:
+            return planned.image.image_name
+    return None
+
+
+def render_report(plan: BatchPlan, skipped: list[Skipped]) -> bytes:
+    """The text of `_download_report.txt`: every skipped image, why, and how to recover.
+
+    Deterministic: the same order state gives the same text (no clock in it).
+    """
+    order = plan.order
+    lines = [
+        f"Download report for order {order.order_id}" + (f" ({order.name})" if order.name else ""),
+        "",
+        f"{len(plan.images) - len(skipped)} of {len(plan.images)} images are in this archive.",
+        f"{len(skipped)} could not be included:",
+        "",
+    ]
+    for item in skipped:
+        lines.append(f"- {item.image_id}  {item.image_name or '(no name)'}")
+        lines.append(f"    reason: {item.reason}")
+    lines += [
+        "",
+        "How to recover:",
+        "- Images that are still processing: wait until the order is processed, then download",
+        f"  the batch again: GET /orders/{order.order_id}/images",
+        "- Images that failed to download: retry the batch; the download is deterministic, so",
+        "  the images that were already fine come out identical.",
+        "- One image alone: GET /v3/images/<image id>/enhanced on the Autoenhance API.",
+        "",
+    ]
+    return "\n".join(lines).encode("utf-8")
