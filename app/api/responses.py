@@ -278,8 +278,9 @@ async def _multipart(
 
 ZIP_RESPONSE_DOC: dict[int | str, dict[str, Any]] = {
     200: {
-        "description": "The ZIP archive (streamed; `stream=false` or a cached copy add "
-        "Content-Length, ETag and Range support)",
+        "description": "The ZIP archive: streamed, with ETag, Last-Modified and "
+        "Accept-Ranges from the first byte; Content-Length once its size is known "
+        "(a cached copy, stream=false, or a complete manifest)",
         "content": {ZIP_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}}},
         "headers": {
             "X-Total-Images": {"description": "Images in the order", "schema": {"type": "integer"}},
@@ -291,10 +292,17 @@ ZIP_RESPONSE_DOC: dict[int | str, dict[str, Any]] = {
                 "description": "RFC 6266 file name",
                 "schema": {"type": "string"},
             },
+            "ETag": {
+                "description": "Strong tag naming the archive's bytes (order version, options, "
+                "owner, format)",
+                "schema": {"type": "string"},
+            },
+            "Accept-Ranges": {"description": "bytes", "schema": {"type": "string"}},
         },
     },
     206: {
-        "description": "Part of a cached archive (HTTP Range)",
+        "description": "The archive from a byte on (HTTP Range; a broken download resumes "
+        "with the bytes the unbroken one would have sent)",
         "content": {ZIP_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}}},
     },
 }
