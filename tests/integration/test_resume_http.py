@@ -213,3 +213,23 @@ def test_a_complete_manifest_gives_size_and_ranges_without_a_cached_copy(
     assert middle.headers["content-range"] == f"bytes 100-199/{len(whole)}"
     past = httpx.get(url, headers={"Range": f"bytes={len(whole)}-"}, timeout=60)
     assert past.status_code == 416 and past.json()["error"] == "range_not_satisfiable"
+
+
+def test_a_mismatch_after_the_first_byte_drops_the_connection_and_the_record(
+    node: UvicornThread, sandbox: httpx.Client
+) -> None:
+    """A replay that finds a later image changed cannot honour its Content-Length: the
+    transfer fails (never a valid-looking archive), and the next request starts afresh."""
+    order = create_order(sandbox, images=4, image_bytes=30_000)
+    url = f"{node.url}/orders/{order['order_id']}/images"
+    whole = httpx.get(url, timeout=60).content
+    tamper_manifest(node, lambda entries: entries[3].update(crc=(entries[3]["crc"] + 1) % 2**32))
+
+    with pytest.raises(httpx.HTTPError):
+        with httpx.stream("GET", url, timeout=60) as replay:
+            assert replay.headers["content-length"] == str(len(whole))
+            replay.read()
+
+    again = httpx.get(url, timeout=60)
+    assert again.status_code == 200 and "content-length" not in again.headers
+    assert again.content == whole
