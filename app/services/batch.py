@@ -139,6 +139,10 @@ class BatchArchive:
         self._manifest = manifest
         self._resume = resume
         self.records: list[Record] = list(resume.records) if resume else []
+        self._given = len(self.records)  # records that came with the resume point
+        self._recorder: asyncio.Task[None] | None = None
+        self._saved = self._given  # records the manifest writer has been asked to keep
+        self._saved_event = asyncio.Event()
         self._results: dict[int, asyncio.Future[_Fetched]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._producer: asyncio.Task[None] | None = None
@@ -168,7 +172,8 @@ class BatchArchive:
             self._left = resume.end - resume.offset
 
     def _recorded(self, index: int) -> Record | None:
-        return self.records[index] if index < len(self.records) else None
+        """The record a resume brought for `index` (to reproduce and check against)."""
+        return self.records[index] if index < self._given else None
 
     def _to_fetch(self) -> list[int]:
         return [
@@ -192,12 +197,14 @@ class BatchArchive:
         self._results = {index: loop.create_future() for index in indices}
         self._spool_dir.mkdir(parents=True, exist_ok=True)
         self._producer = asyncio.create_task(self._produce(indices), name="batch-producer")
+        if self._manifest is not None:
+            self._recorder = asyncio.create_task(self._record_ahead(), name="batch-recorder")
         try:
             if self._resume is None:
                 await self._first_in_hand(indices)
             elif self._resume.prefetch:
                 await self._all_in_hand(indices)
-            elif indices and indices[0] == self._first and self._first < len(self.records):
+            elif indices and indices[0] == self._first and self._first < self._given:
                 await self._checked(indices[0], await_result=True)
         except BaseException:
             # Cancelled (the client left), nothing to deliver or a mismatch: stop every download.
@@ -268,6 +275,52 @@ class BatchArchive:
                 )
         return archive_size(archive_entries(self.plan, records))
 
+    async def _record_ahead(self) -> None:
+        """Record each image as soon as it and every image before it are fetched, and save.
+
+        The manifest thus runs ahead of the bytes sent (a store write overlaps the streaming
+        of the entries before), and `_chunks` only waits for it when it has not caught up.
+        """
+        assert self._manifest is not None
+        index = len(self.records)
+        try:
+            while index < len(self._deliverable):
+                with contextlib.suppress(UpstreamError):
+                    await asyncio.shield(self._results[index])
+                while index < len(self._deliverable) and self._results[index].done():
+                    future = self._results[index]
+                    if future.cancelled():
+                        return
+                    exc = future.exception()
+                    if isinstance(exc, UpstreamError):
+                        self.records.append(self._skip_record(index, exc.message))
+                    else:
+                        planned, fetched = self._deliverable[index], future.result()
+                        self.records.append(
+                            Record(
+                                planned.image.image_id,
+                                planned.entry_name,
+                                fetched.size,
+                                fetched.crc32,
+                            )
+                        )
+                    index += 1
+                await self._manifest.save(self.records, complete=False)
+                self._saved = len(self.records)
+                self._signal_saved()
+        finally:
+            self._recorder = None
+            self._signal_saved()
+
+    def _signal_saved(self) -> None:
+        event, self._saved_event = self._saved_event, asyncio.Event()
+        event.set()
+
+    async def _saved_through(self, index: int) -> None:
+        """Wait until the record of `index` is saved (or nothing more will be)."""
+        while self._saved <= index and self._recorder is not None:
+            await self._saved_event.wait()
+
     def _skip_record(self, index: int, reason: str) -> Record:
         planned = self._deliverable[index]
         return Record(planned.image.image_id, planned.entry_name, skipped=reason)
@@ -325,8 +378,6 @@ class BatchArchive:
         self.progress.skipped.append(
             Skipped(planned.image.image_id, planned.image.image_name, reason)
         )
-        if index >= len(self.records):
-            self.records.append(self._skip_record(index, reason))
 
     def _cut(self, data: bytes) -> bytes:
         """`data` without the bytes before the resume offset or past the range's end."""
@@ -366,14 +417,7 @@ class BatchArchive:
                         self._window.release()
                         continue
                 planned = self._deliverable[index]
-                if recorded is None:
-                    self.records.append(
-                        Record(
-                            planned.image.image_id, planned.entry_name, fetched.size, fetched.crc32
-                        )
-                    )
-                if self._manifest is not None:
-                    await self._manifest.save(self.records, complete=False)
+                await self._saved_through(index)  # the record goes out before the header
                 self._writing = fetched.spool
                 try:
                     if header := self._cut(
@@ -400,6 +444,8 @@ class BatchArchive:
                 if self._on_progress is not None:
                     self._on_progress(self.progress)
             if self._manifest is not None:
+                if self._recorder is not None:
+                    await self._recorder
                 await self._manifest.save(self.records, complete=True)
             if self.progress.skipped and not self._done:
                 report = render_report(self.plan, self.progress.skipped)
@@ -433,6 +479,8 @@ class BatchArchive:
         pending: list[asyncio.Task[None]] = list(self._tasks)
         if self._producer is not None:
             pending.append(self._producer)
+        if self._recorder is not None:
+            pending.append(self._recorder)
         for task in pending:
             task.cancel()
         if self._writing is not None:

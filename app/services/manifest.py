@@ -8,9 +8,11 @@ records into a fresh `ZipWriter` gives every offset, and the central directory, 
 `complete` is set once every entry is recorded; what follows is the download report (which
 is derived from the plan and the recorded skips) and the central directory.
 
-The archive pipeline records an entry *before* its local header is sent and marks the
-manifest complete before the report or the central directory is sent, so whatever byte a
-transfer breaks at, the manifest already describes every byte the client received.
+The archive pipeline records an image as soon as it (and every image before it) is fetched,
+in the background, and sends an entry's local header only once its record is saved; it marks
+the manifest complete before the report or the central directory is sent. So whatever byte a
+transfer breaks at, the manifest already describes every byte the client received, and a store
+write overlaps the streaming of the entries before it instead of holding up the next header.
 
 Storage: records are written in segments of `SEGMENT_ENTRIES` (`manifests/<key>.<n>.json`),
 so each write rewrites at most one segment and an order of 10,000 images costs 10,000 small
