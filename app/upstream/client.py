@@ -13,13 +13,16 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import json
 import logging
 import zlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import IO, Any, TypeVar
+from urllib.parse import quote
 
 import httpx
+from pydantic import BaseModel, ValidationError
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -30,6 +33,7 @@ from tenacity import (
 
 from app.core import metrics
 from app.services.options import DownloadOptions
+from app.services.sniff import DeliveredImage
 from app.upstream.breaker import CircuitBreaker
 from app.upstream.errors import (
     UpstreamError,
@@ -48,8 +52,12 @@ from app.upstream.models import Order, OrderPage, RegisteredImage
 logger = logging.getLogger("app.upstream")
 
 T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
 
 USER_AGENT = "autoenhance-batch-downloader/1.0 (+https://github.com/autoenhance)"
+# Of an error answer to a download only this much is read, for its message: a lying upstream
+# must not make the service hold an unbounded error body in memory.
+ERROR_BODY_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,8 +161,9 @@ class AutoenhanceClient:
             UpstreamNotFound, UpstreamUnauthorized, UpstreamRateLimited, UpstreamServerError,
             UpstreamTimeout, UpstreamNetworkError, CircuitOpen.
         """
-        response = await self._call("get_order", "GET", f"/orders/{order_id}", api_key=api_key)
-        return Order.model_validate(response.json())
+        path = f"/orders/{path_segment(order_id)}"
+        response = await self._call("get_order", "GET", path, api_key=api_key)
+        return _parsed(response, Order)
 
     async def list_orders(
         self, *, api_key: str | None, per_page: int = 20, offset: str | None = None
@@ -165,15 +174,21 @@ class AutoenhanceClient:
         response = await self._call(
             "list_orders", "GET", "/orders/", api_key=api_key, params=params
         )
-        return OrderPage.from_api(response.json())
+        try:
+            return OrderPage.from_api(response.json())
+        except (ValueError, TypeError, AttributeError, ValidationError) as exc:
+            raise UpstreamProtocolError(
+                "upstream answered with something not a page of orders"
+            ) from exc
 
     async def create_order(self, *, api_key: str | None, name: str | None = None) -> Order:
         body = {"name": name} if name else {}
         response = await self._call("create_order", "POST", "/orders/", api_key=api_key, json=body)
-        return Order.model_validate(response.json())
+        return _parsed(response, Order)
 
     async def delete_order(self, order_id: str, *, api_key: str | None) -> None:
-        await self._call("delete_order", "DELETE", f"/orders/{order_id}", api_key=api_key)
+        path = f"/orders/{path_segment(order_id)}"
+        await self._call("delete_order", "DELETE", path, api_key=api_key)
 
     # --- images -------------------------------------------------------------------------------
 
@@ -194,7 +209,7 @@ class AutoenhanceClient:
         response = await self._call(
             "register_image", "POST", "/images/", api_key=api_key, json=body
         )
-        return RegisteredImage.model_validate(response.json())
+        return _parsed(response, RegisteredImage)
 
     async def upload_image(self, upload_url: str, content: bytes, *, content_type: str) -> None:
         """PUT the bytes to the pre-signed upload URL (no API key: the URL is the credential)."""
@@ -231,14 +246,14 @@ class AutoenhanceClient:
         headers = self._headers(api_key)
         if options.dev_mode:
             headers["x-dev-mode"] = "true"
-        url = f"{self._base}/images/{image_id}/enhanced"
+        url = f"{self._base}/images/{path_segment(image_id)}/enhanced"
         params = options.upstream_params()
 
         async def attempt() -> Downloaded:
             sink.seek(0)
             sink.truncate()
             crc = 0
-            size = 0
+            check = DeliveredImage(options.format)
             response = await self._open(
                 "GET",
                 url,
@@ -249,20 +264,29 @@ class AutoenhanceClient:
             )
             async with contextlib.aclosing(response):
                 if response.status_code != 200:
-                    await response.aread()
-                    self._raise_for_status(response)
+                    body = await _read_at_most(response, ERROR_BODY_BYTES)
+                    self._raise_for_status(response, body=body)
+                    raise UpstreamProtocolError(_not_the_image(response))
                 # A length is only comparable with what arrives when nothing decoded it.
                 encoded = response.headers.get("content-encoding", "identity") != "identity"
                 expected = None if encoded else response.headers.get("content-length")
                 async for chunk in response.aiter_bytes():
                     sink.write(chunk)
                     crc = zlib.crc32(chunk, crc)
-                    size += len(chunk)
+                    check.feed(chunk)
                 content_type = response.headers.get("content-type")
-            if expected is not None and expected.isdigit() and int(expected) != size:
-                raise UpstreamNetworkError(
-                    f"image body was {size} bytes, Content-Length said {expected}"
-                )
+            size = check.size
+            if expected is not None and expected.isascii() and expected.isdigit():
+                if int(expected) != size:
+                    raise UpstreamNetworkError(
+                        f"image body was {size} bytes, Content-Length said {expected}"
+                    )
+            problem = check.problem()
+            if problem is not None:
+                # A body cut short is worth another try; anything else will not improve.
+                if problem.cut_short:
+                    raise UpstreamNetworkError(problem.reason)
+                raise UpstreamProtocolError(problem.reason)
             sink.flush()
             return Downloaded(size=size, crc32=crc, content_type=content_type)
 
@@ -405,11 +429,12 @@ class AutoenhanceClient:
             raise UpstreamProtocolError("upstream sent an undecodable body") from exc
 
     @staticmethod
-    def _raise_for_status(response: httpx.Response) -> None:
+    def _raise_for_status(response: httpx.Response, *, body: bytes | None = None) -> None:
+        """Raise the error an answer of 400 or more means; `body` for a streamed answer."""
         status = response.status_code
         if status < 400:
             return
-        message = _upstream_message(response)
+        message = _upstream_message(status, response.content if body is None else body)
         if status == 404:
             raise UpstreamNotFound(message, status_code=status)
         if status in (401, 403):
@@ -421,17 +446,75 @@ class AutoenhanceClient:
         raise UpstreamRejected(message, status_code=status)
 
 
-def _upstream_message(response: httpx.Response) -> str:
+def path_segment(value: str) -> str:
+    """`value` percent-encoded as one URL path segment (ids come from callers and upstream).
+
+    `/`, `?`, `#` and `%` are encoded, so an id cannot reach another path or add query
+    parameters; `.` and `..` would be read as the current or parent path whatever their
+    encoding, so they are refused, as is an empty id.
+
+    Raises:
+        UpstreamProtocolError: `value` is empty, `.` or `..`.
+    """
+    if value in ("", ".", ".."):
+        raise UpstreamProtocolError(f"refusing to call the API with the id {value!r}")
+    return quote(value, safe="", errors="replace")
+
+
+def _parsed(response: httpx.Response, model: type[M]) -> M:
+    """The answer's JSON as `model`.
+
+    Raises:
+        UpstreamProtocolError: the body is not JSON, or not the JSON of a `model`.
+    """
+    try:
+        return model.model_validate(response.json())
+    except (ValueError, ValidationError) as exc:
+        raise UpstreamProtocolError(
+            f"upstream answered {response.status_code} with something that is not "
+            f"{'an' if model.__name__[0] in 'AEIOU' else 'a'} {model.__name__}"
+        ) from exc
+
+
+async def _read_at_most(response: httpx.Response, limit: int) -> bytes:
+    """The first `limit` bytes of a streamed body (the rest is left unread)."""
+    body = bytearray()
+    async for chunk in response.aiter_raw():
+        body += chunk
+        if len(body) >= limit:
+            break
+    return bytes(body[:limit])
+
+
+# Statuses below 400 that are not the image, and what they say.
+_NOT_THE_IMAGE = {
+    202: "accepted, not ready",
+    204: "no content",
+    206: "a part of the image",
+    300: "multiple choices without a Location",
+    304: "not modified",
+}
+
+
+def _not_the_image(response: httpx.Response) -> str:
+    status = response.status_code
+    meaning = _NOT_THE_IMAGE.get(status)
+    if meaning is None and 300 <= status < 400:
+        meaning = "a redirect without a Location"
+    return f"upstream answered {status} ({meaning or 'unexpected status'}) instead of the image"
+
+
+def _upstream_message(status: int, body: bytes) -> str:
     """The upstream's own error message (its `message` field), cut short; never the body raw."""
     try:
-        payload = response.json()
+        payload = json.loads(body)
     except ValueError:
-        return f"upstream answered {response.status_code}"
+        return f"upstream answered {status}"
     if isinstance(payload, dict) and isinstance(payload.get("message"), str):
-        message = f"upstream answered {response.status_code}: {payload['message'][:200]}"
+        message = f"upstream answered {status}: {payload['message'][:200]}"
         first = _first_detail(payload.get("detail"))
         return f"{message} ({first[:200]})" if first else message
-    return f"upstream answered {response.status_code}"
+    return f"upstream answered {status}"
 
 
 def _first_detail(detail: object) -> str | None:
