@@ -47,7 +47,7 @@ from app.upstream.errors import (
     UpstreamTimeout,
     UpstreamUnauthorized,
 )
-from app.upstream.models import Order, OrderPage, RegisteredImage
+from app.upstream.models import Order, OrderPage, RegisteredImage, repair_text
 
 logger = logging.getLogger("app.upstream")
 
@@ -513,7 +513,8 @@ def _upstream_message(status: int, body: bytes) -> str:
     if isinstance(payload, dict) and isinstance(payload.get("message"), str):
         message = f"upstream answered {status}: {payload['message'][:200]}"
         first = _first_detail(payload.get("detail"))
-        return f"{message} ({first[:200]})" if first else message
+        # The message reaches JSON answers and the report: it must encode as UTF-8.
+        return repair_text(f"{message} ({first[:200]})" if first else message)
     return f"upstream answered {status}"
 
 

@@ -16,7 +16,13 @@ from PIL import Image
 
 from app.main import create_app
 from tests.conftest import SettingsFactory
-from tests.integration.hostile_upstream import Answer, HostileUpstream, image_answer, jpeg
+from tests.integration.hostile_upstream import (
+    Answer,
+    HostileUpstream,
+    image_answer,
+    jpeg,
+    json_answer,
+)
 from tests.support import UvicornThread
 
 REPORT = "_download_report.txt"
@@ -269,3 +275,14 @@ def test_a_change_that_moves_no_timestamp_is_never_served_stale(
     after = read_zip(download(service, order_id))
     assert after.namelist() == [name]
     assert after.read(name) == OTHER
+
+
+def test_an_upstream_error_message_utf8_cannot_encode_is_repaired(
+    service: UvicornThread, hostile: HostileUpstream
+) -> None:
+    order_id = add_order(hostile, [image("a", "front")])
+    hostile.images["a"] = json_answer(422, {"message": "cannot \udc80 render", "detail": {}})
+    response = download(service, order_id)
+    assert response.status_code == 422, response.text
+    failures = response.json()["detail"]["failures"]
+    assert failures[0]["reason"] == "upstream answered 422: cannot \ufffd render"
