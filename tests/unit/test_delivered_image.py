@@ -58,6 +58,7 @@ def test_padded_synthetic_images_are_whole(fmt: str) -> None:
 def test_jpeg_padding_after_the_end_marker_is_tolerated_but_not_a_cut() -> None:
     body = encoded("jpeg")
     assert judge("jpeg", body + b"\0" * 5000).problem() is None
+    assert judge("jpeg", body + b"\0" * 600_000, chunk=300_000).problem() is None
     assert judge("jpeg", body[:-2] + b"\0" * 10).problem() is not None
 
 
