@@ -19,10 +19,9 @@ import zlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import IO, Any, TypeVar
-from urllib.parse import quote
 
 import httpx
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -34,6 +33,13 @@ from tenacity import (
 from app.core import metrics
 from app.services.options import DownloadOptions
 from app.services.sniff import DeliveredImage
+from app.upstream.answers import (
+    ERROR_BODY_BYTES,
+    not_the_image,
+    parsed,
+    path_segment,
+    read_at_most,
+)
 from app.upstream.breaker import CircuitBreaker
 from app.upstream.errors import (
     UpstreamError,
@@ -52,12 +58,8 @@ from app.upstream.models import Order, OrderPage, RegisteredImage, repair_text
 logger = logging.getLogger("app.upstream")
 
 T = TypeVar("T")
-M = TypeVar("M", bound=BaseModel)
 
 USER_AGENT = "autoenhance-batch-downloader/1.0 (+https://github.com/autoenhance)"
-# Of an error answer to a download only this much is read, for its message: a lying upstream
-# must not make the service hold an unbounded error body in memory.
-ERROR_BODY_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,7 +165,7 @@ class AutoenhanceClient:
         """
         path = f"/orders/{path_segment(order_id)}"
         response = await self._call("get_order", "GET", path, api_key=api_key)
-        return _parsed(response, Order)
+        return parsed(response, Order)
 
     async def list_orders(
         self, *, api_key: str | None, per_page: int = 20, offset: str | None = None
@@ -184,7 +186,7 @@ class AutoenhanceClient:
     async def create_order(self, *, api_key: str | None, name: str | None = None) -> Order:
         body = {"name": name} if name else {}
         response = await self._call("create_order", "POST", "/orders/", api_key=api_key, json=body)
-        return _parsed(response, Order)
+        return parsed(response, Order)
 
     async def delete_order(self, order_id: str, *, api_key: str | None) -> None:
         path = f"/orders/{path_segment(order_id)}"
@@ -209,7 +211,7 @@ class AutoenhanceClient:
         response = await self._call(
             "register_image", "POST", "/images/", api_key=api_key, json=body
         )
-        return _parsed(response, RegisteredImage)
+        return parsed(response, RegisteredImage)
 
     async def upload_image(self, upload_url: str, content: bytes, *, content_type: str) -> None:
         """PUT the bytes to the pre-signed upload URL (no API key: the URL is the credential)."""
@@ -233,15 +235,20 @@ class AutoenhanceClient:
         """Download one enhanced image into `sink`, computing its CRC-32 as it goes.
 
         A failed attempt (also one that breaks mid-body) truncates the sink and starts over,
-        so `sink` holds exactly one complete image when this returns. The byte count is
-        checked against Content-Length: a body that is shorter or longer is a failure, never
-        a silently corrupt image.
+        so `sink` holds exactly one complete image when this returns. Only a 200 is taken
+        (after redirects); its byte count must match Content-Length when one is given, and
+        its bytes must be a whole image of `options.format` (`DeliveredImage`: signature
+        and the format's own end), whatever Content-Type it claims. A body that ends early
+        is retried like a broken connection; any other answer below 400 (202, 204, 206, a
+        3xx without Location) or a body of another kind is an `UpstreamProtocolError`,
+        not retried. Of an error answer only `ERROR_BODY_BYTES` are read.
 
         Raises:
             UpstreamNotFound, UpstreamUnauthorized, UpstreamRejected (e.g. not processed yet,
-            format not available, no credits), UpstreamProtocolError, and after the last
-            retry UpstreamRateLimited, UpstreamServerError, UpstreamTimeout,
-            UpstreamNetworkError; CircuitOpen when the upstream is known to be failing.
+            format not available, no credits), UpstreamProtocolError (also for an id of
+            `.` or `..`, before any request), and after the last retry
+            UpstreamRateLimited, UpstreamServerError, UpstreamTimeout, UpstreamNetworkError;
+            CircuitOpen when the upstream is known to be failing.
         """
         headers = self._headers(api_key)
         if options.dev_mode:
@@ -264,9 +271,9 @@ class AutoenhanceClient:
             )
             async with contextlib.aclosing(response):
                 if response.status_code != 200:
-                    body = await _read_at_most(response, ERROR_BODY_BYTES)
+                    body = await read_at_most(response, ERROR_BODY_BYTES)
                     self._raise_for_status(response, body=body)
-                    raise UpstreamProtocolError(_not_the_image(response))
+                    raise UpstreamProtocolError(not_the_image(response))
                 # A length is only comparable with what arrives when nothing decoded it.
                 encoded = response.headers.get("content-encoding", "identity") != "identity"
                 expected = None if encoded else response.headers.get("content-length")
@@ -444,64 +451,6 @@ class AutoenhanceClient:
         if status >= 500:
             raise UpstreamServerError(message, status_code=status)
         raise UpstreamRejected(message, status_code=status)
-
-
-def path_segment(value: str) -> str:
-    """`value` percent-encoded as one URL path segment (ids come from callers and upstream).
-
-    `/`, `?`, `#` and `%` are encoded, so an id cannot reach another path or add query
-    parameters; `.` and `..` would be read as the current or parent path whatever their
-    encoding, so they are refused, as is an empty id.
-
-    Raises:
-        UpstreamProtocolError: `value` is empty, `.` or `..`.
-    """
-    if value in ("", ".", ".."):
-        raise UpstreamProtocolError(f"refusing to call the API with the id {value!r}")
-    return quote(value, safe="", errors="replace")
-
-
-def _parsed(response: httpx.Response, model: type[M]) -> M:
-    """The answer's JSON as `model`.
-
-    Raises:
-        UpstreamProtocolError: the body is not JSON, or not the JSON of a `model`.
-    """
-    try:
-        return model.model_validate(response.json())
-    except (ValueError, ValidationError) as exc:
-        raise UpstreamProtocolError(
-            f"upstream answered {response.status_code} with something that is not "
-            f"{'an' if model.__name__[0] in 'AEIOU' else 'a'} {model.__name__}"
-        ) from exc
-
-
-async def _read_at_most(response: httpx.Response, limit: int) -> bytes:
-    """The first `limit` bytes of a streamed body (the rest is left unread)."""
-    body = bytearray()
-    async for chunk in response.aiter_raw():
-        body += chunk
-        if len(body) >= limit:
-            break
-    return bytes(body[:limit])
-
-
-# Statuses below 400 that are not the image, and what they say.
-_NOT_THE_IMAGE = {
-    202: "accepted, not ready",
-    204: "no content",
-    206: "a part of the image",
-    300: "multiple choices without a Location",
-    304: "not modified",
-}
-
-
-def _not_the_image(response: httpx.Response) -> str:
-    status = response.status_code
-    meaning = _NOT_THE_IMAGE.get(status)
-    if meaning is None and 300 <= status < 400:
-        meaning = "a redirect without a Location"
-    return f"upstream answered {status} ({meaning or 'unexpected status'}) instead of the image"
 
 
 def _upstream_message(status: int, body: bytes) -> str:
