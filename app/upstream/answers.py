@@ -45,7 +45,7 @@ def parsed(response: httpx.Response, model: type[M]) -> M:
     """
     try:
         return model.model_validate(response.json())
-    except (ValueError, ValidationError) as exc:
+    except (ValueError, RecursionError, ValidationError) as exc:
         raise UpstreamProtocolError(
             f"upstream answered {response.status_code} with something that is not "
             f"{'an' if model.__name__[0] in 'AEIOU' else 'a'} {model.__name__}"

@@ -178,7 +178,7 @@ class AutoenhanceClient:
         )
         try:
             return OrderPage.from_api(response.json())
-        except (ValueError, TypeError, AttributeError, ValidationError) as exc:
+        except (ValueError, RecursionError, TypeError, AttributeError, ValidationError) as exc:
             raise UpstreamProtocolError(
                 "upstream answered with something not a page of orders"
             ) from exc
@@ -457,7 +457,7 @@ def _upstream_message(status: int, body: bytes) -> str:
     """The upstream's own error message (its `message` field), cut short; never the body raw."""
     try:
         payload = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         return f"upstream answered {status}"
     if isinstance(payload, dict) and isinstance(payload.get("message"), str):
         message = f"upstream answered {status}: {payload['message'][:200]}"

@@ -52,11 +52,12 @@ def json_answer(status: int, payload: Any) -> Answer:
 
 
 class HostileUpstream:
-    """`orders[order_id]` is the OrderOut JSON served for that order; `images[image_id]` the
-    answer (or list of answers, one per request, the last repeating) to its `/enhanced`."""
+    """`orders[order_id]` is the OrderOut JSON served for that order (or an `Answer` sent
+    as it is); `images[image_id]` the answer (or list of answers, one per request, the last
+    repeating) to its `/enhanced`."""
 
     def __init__(self) -> None:
-        self.orders: dict[str, dict[str, Any]] = {}
+        self.orders: dict[str, dict[str, Any] | Answer] = {}
         self.images: dict[str, Answer | list[Answer]] = {}
         self._requests: list[str] = []
         self._lock = threading.Lock()
@@ -100,6 +101,8 @@ class HostileUpstream:
         # ["", "v3", "orders", <id>] or ["", "v3", "images", <id>, "enhanced"]
         if len(parts) == 4 and parts[1:3] == ["v3", "orders"]:
             order = self.orders.get(unquote(parts[3]))
+            if isinstance(order, Answer):
+                return order
             if order is not None:
                 return json_answer(200, order)
         if len(parts) == 5 and parts[1:3] == ["v3", "images"] and parts[4] == "enhanced":

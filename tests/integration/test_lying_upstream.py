@@ -269,7 +269,9 @@ def test_a_change_that_moves_no_timestamp_is_never_served_stale(
     first = read_zip(download(service, order_id))
     assert read_zip(download(service, order_id)).namelist() == first.namelist()  # cached
 
-    hostile.orders[order_id]["images"][0].update(change)
+    order = hostile.orders[order_id]
+    assert isinstance(order, dict)
+    order["images"][0].update(change)
     hostile.images["a"] = image_answer(OTHER)
     name = f"{change.get('image_name', 'front')}.jpg"
     after = read_zip(download(service, order_id))
@@ -286,3 +288,23 @@ def test_an_upstream_error_message_utf8_cannot_encode_is_repaired(
     assert response.status_code == 422, response.text
     failures = response.json()["detail"]["failures"]
     assert failures[0]["reason"] == "upstream answered 422: cannot \ufffd render"
+
+
+ORDERS_THAT_ARE_NOT = {
+    "HTML": Answer(body=b"<html>maintenance</html>", headers={"Content-Type": "text/html"}),
+    "204": Answer(status=204),
+    "JSON without an order id": Answer(body=b'{"images": []}'),
+    "JSON nested past any parser's depth": Answer(body=b"[" * 60_000 + b"]" * 60_000),
+}
+
+
+@pytest.mark.parametrize("answer", ORDERS_THAT_ARE_NOT.values(), ids=ORDERS_THAT_ARE_NOT.keys())
+def test_an_order_that_is_not_an_order_is_a_502(
+    service: UvicornThread, hostile: HostileUpstream, answer: Answer
+) -> None:
+    order_id = str(uuid.uuid4())
+    hostile.orders[order_id] = answer
+    for path in (f"/orders/{order_id}", f"/orders/{order_id}/images"):
+        response = httpx.get(f"{service.url}{path}", timeout=30)
+        assert response.status_code == 502, response.text
+        assert set(response.json()) == {"error", "detail", "request_id"}
