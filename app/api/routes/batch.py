@@ -26,7 +26,7 @@ from app.core.ratelimit import rate_limit
 from app.services.batch import BatchPlan, NothingToDeliver, plan_batch
 from app.services.conditions import Conditions
 from app.services.downloads import Download, Downloads
-from app.services.naming import content_disposition
+from app.services.naming import archive_filename, content_disposition
 from app.services.options import DownloadOptions, ImageFormat
 from app.storage import ObjectMissing
 
@@ -64,7 +64,7 @@ OptionsDep = Annotated[DownloadOptions, Depends(download_options)]
 
 
 def archive_headers(plan: BatchPlan) -> dict[str, str]:
-    filename = f"{plan.order.name or plan.order.order_id}.zip"
+    filename = archive_filename(plan.order.name, plan.order.order_id)
     return {
         "Content-Disposition": content_disposition(filename),
         "X-Total-Images": str(len(plan.images)),
