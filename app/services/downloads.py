@@ -254,8 +254,9 @@ class Downloads:
         if conditions.method == "HEAD":
             if total is None:
                 return None  # the size is only known once the rest is fetched: a GET does that
+            partial = bool(start) or (last is not None and last < total - 1)
             return Download(
-                status=206 if start else 200, headers=sized_headers(headers, start, last, total)
+                status=206 if partial else 200, headers=sized_headers(headers, start, last, total)
             )
         point = ResumePoint(
             offset=start,

@@ -204,6 +204,9 @@ def test_a_complete_manifest_gives_size_and_ranges_without_a_cached_copy(
     whole = httpx.get(url, timeout=60).content  # streamed; its manifest is now complete
     head = httpx.head(url, timeout=60)
     assert head.headers["content-length"] == str(len(whole))
+    head_part = httpx.head(url, headers={"Range": "bytes=0-9"}, timeout=60)
+    assert head_part.status_code == 206
+    assert head_part.headers["content-range"] == f"bytes 0-9/{len(whole)}"
     again = httpx.get(url, timeout=60)
     assert again.headers["content-length"] == str(len(whole)) and again.content == whole
     suffix = httpx.get(url, headers={"Range": "bytes=-70"}, timeout=60)
