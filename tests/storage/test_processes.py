@@ -1,6 +1,5 @@
 """The S3 store across real processes: web processes with their own DATA_DIR (one answering with
-presigned redirects) and an arq
-worker share one bucket (and Redis for jobs)."""
+presigned redirects) and an arq worker share one bucket (and Redis for jobs)."""
 
 from __future__ import annotations
 
