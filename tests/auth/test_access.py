@@ -73,6 +73,27 @@ def test_signed_links_open_their_own_path_until_they_expire(locked: UvicornThrea
         assert client.get(forged).status_code == 401
 
 
+@pytest.mark.parametrize(
+    "query",
+    [
+        "expires=9999999999&sig=%C3%A9",  # a signature that is not ASCII
+        "expires=%C2%B2&sig=" + "0" * 64,  # "²" passes str.isdigit but not int()
+        "expires=" + "9" * 5000 + "&sig=" + "0" * 64,  # past int()'s 4,300-digit limit
+        "expires=-1&sig=" + "0" * 64,
+        "expires=9999999999&sig=" + "0" * 63 + "%00",
+    ],
+)
+def test_a_crafted_signed_link_is_refused_not_an_error(locked: UvicornThread, query: str) -> None:
+    job = "/jobs/00000000-0000-4000-8000-000000000000/download"
+    with http(locked) as client:
+        for path, status in ((f"/orders/{DEMO_ORDER_ID}/images", 401), (job, 403)):
+            response = client.get(f"{path}?{query}")
+            assert response.status_code == status, (path, response.text)
+            assert set(response.json()) == {"error", "detail", "request_id"}
+        errors = client.get("/api/stats", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+        assert errors.json()["recent_errors"] == []
+
+
 @pytest.mark.parametrize("key", [b"x" * 300, b"key with spaces", "ké".encode()])
 def test_a_malformed_own_key_is_refused_before_any_upstream_call(
     locked: UvicornThread, sandbox: httpx.Client, key: bytes
