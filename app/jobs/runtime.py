@@ -17,7 +17,12 @@ import httpx
 from app.core.config import Settings
 from app.core.security import Signer, load_or_create_secret
 from app.jobs.backend import JobBackend
-from app.jobs.callbacks import CallbackSender, summary_payload
+from app.jobs.callbacks import (
+    CALLBACK_CONNECTIONS,
+    CallbackSender,
+    outcome_recorder,
+    summary_payload,
+)
 from app.jobs.context import JobContext, archive_store_dir, worker_id
 from app.jobs.keybox import KeyBox
 from app.jobs.models import JobRecord
@@ -25,9 +30,6 @@ from app.jobs.service import JobService
 from app.jobs.store import ArchiveStore
 from app.services.fairness import FairLimiter
 from app.upstream.client import AutoenhanceClient
-
-# Connection pool of the callback client: callbacks are rare and short.
-CALLBACK_CONNECTIONS = 10
 
 
 def signing_secret(settings: Settings) -> bytes:
@@ -63,14 +65,18 @@ def callback_sender(settings: Settings, client: httpx.AsyncClient) -> CallbackSe
 
 
 def notifier(ctx: JobContext) -> Callable[[JobRecord], Awaitable[None]]:
-    """Sends the callback of a job the sweeper ended."""
+    """Sends (in the background, so a slow receiver never holds up a sweep) the callback of a
+    job the sweeper ended, and records its outcome."""
 
     async def notify(record: JobRecord) -> None:
-        if record.callback_url:
-            payload = summary_payload(
-                record, signer=ctx.signer, link_ttl=ctx.settings.download_link_ttl
-            )
-            await ctx.callbacks.send(record.callback_url, payload)
+        if not record.callback_url:
+            return
+        payload = summary_payload(
+            record, signer=ctx.signer, link_ttl=ctx.settings.download_link_ttl
+        )
+        ctx.callbacks.dispatch(
+            record.callback_url, payload, on_outcome=outcome_recorder(ctx.backend, record.job_id)
+        )
 
     return notify
 
@@ -141,4 +147,5 @@ async def open_jobs(
             if worker is not None:
                 await worker.aclose()
             await service.aclose()
+            await callbacks.aclose(grace=settings.callback_timeout)
             await backend.aclose()

@@ -86,6 +86,9 @@ async def shutdown(ctx: dict[str, Any]) -> None:
         sweeper.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await sweeper
+    if "jobs" in ctx:
+        jobs: JobContext = ctx["jobs"]
+        await jobs.callbacks.aclose(grace=jobs.settings.callback_timeout)
     for client in ctx.get("clients", []):
         await client.aclose()
 
