@@ -15,7 +15,8 @@ from pathlib import Path
 import httpx
 
 from app.core.config import Settings
-from app.core.security import Signer, load_or_create_secret
+from app.core.keys import ServiceKeys
+from app.core.security import Signer
 from app.jobs.backend import JobBackend
 from app.jobs.callbacks import (
     CALLBACK_CONNECTIONS,
@@ -32,19 +33,6 @@ from app.services.fairness import FairLimiter
 from app.upstream.client import AutoenhanceClient
 
 
-def signing_secret(settings: Settings) -> bytes:
-    """The service's signing secret (the same one the app's `Signer` uses)."""
-    if settings.signing_secret is not None:
-        return settings.signing_secret.get_secret_value().encode()
-    return load_or_create_secret(settings.data_dir / "signing.key")
-
-
-def callback_secret(settings: Settings) -> bytes:
-    if settings.callback_secret is not None:
-        return settings.callback_secret.get_secret_value().encode()
-    return signing_secret(settings)
-
-
 def callback_client() -> httpx.AsyncClient:
     """Redirects are followed by hand (each hop is checked); no environment proxies."""
     return httpx.AsyncClient(
@@ -55,10 +43,12 @@ def callback_client() -> httpx.AsyncClient:
     )
 
 
-def callback_sender(settings: Settings, client: httpx.AsyncClient) -> CallbackSender:
+def callback_sender(
+    settings: Settings, client: httpx.AsyncClient, *, keys: ServiceKeys
+) -> CallbackSender:
     return CallbackSender(
         client,
-        secret=callback_secret(settings),
+        secret=keys.callbacks,
         allow_private=settings.callback_allow_private,
         timeout=settings.callback_timeout,
     )
@@ -105,6 +95,7 @@ async def open_jobs(
     upstream: AutoenhanceClient,
     limiter: FairLimiter,
     signer: Signer,
+    keys: ServiceKeys,
     spool_dir: Path,
     operator_key: str | None,
 ) -> AsyncIterator[JobService]:
@@ -112,14 +103,14 @@ async def open_jobs(
     from app.jobs.sqlite import EmbeddedWorker, SQLiteBackend
 
     store = ArchiveStore(archive_store_dir(settings), max_bytes=settings.job_storage_max_bytes)
-    keybox = KeyBox(signing_secret(settings))
+    keybox = KeyBox(keys.sealing)
     backend: JobBackend
     if settings.redis_url:
         backend = await redis_backend(settings)
     else:
         backend = SQLiteBackend(settings.data_dir / "jobs.sqlite3")
     async with callback_client() as client:
-        callbacks = callback_sender(settings, client)
+        callbacks = callback_sender(settings, client, keys=keys)
         service = JobService(
             settings=settings, backend=backend, store=store, keybox=keybox, callbacks=callbacks
         )

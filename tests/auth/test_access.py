@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from app.api.auth import SESSION_COOKIE
+from app.core.keys import ServiceKeys
 from app.core.security import Signer
 from app.main import create_app
 from app.sandbox import DEMO_ORDER_ID
@@ -59,7 +60,7 @@ def test_a_key_in_the_query_string_is_ignored(locked: UvicornThread, name: str) 
 
 
 def test_signed_links_open_their_own_path_until_they_expire(locked: UvicornThread) -> None:
-    signer = Signer(SECRET.encode())
+    signer = Signer(ServiceKeys.derive(SECRET.encode()).links)
     path = f"/orders/{DEMO_ORDER_ID}/images"
     with http(locked) as client:
         good = client.get(signer.sign(path, {"format": "jpeg"}, ttl=60))

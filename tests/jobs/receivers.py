@@ -1,5 +1,6 @@
-"""Hostile callback receivers on loopback: raw HTTP/1.1 over a socket, so that an answer can be
-as large or as slow as a misbehaving receiver makes it."""
+"""Callback receivers on loopback: a well-behaved one (an ASGI app, to run under uvicorn) and
+hostile ones speaking raw HTTP/1.1 over a socket, so that an answer can be as large or as slow
+as a misbehaving receiver makes it."""
 
 from __future__ import annotations
 
@@ -8,6 +9,11 @@ import socketserver
 import threading
 import time
 from typing import Literal
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 Mode = Literal["huge", "slow_headers", "slow_body"]
 CHUNK = 64 * 1024
@@ -128,3 +134,18 @@ def _read_request(conn: socket.socket) -> bool:
     except OSError:
         return False
     return True
+
+
+class Receiver:
+    """A callback receiver on loopback that records what it is sent."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[dict[str, str], bytes]] = []
+        self.event = threading.Event()
+
+        async def hook(request: Request) -> Response:
+            self.received.append((dict(request.headers), await request.body()))
+            self.event.set()
+            return Response(status_code=204)
+
+        self.app = Starlette(routes=[Route("/hook", hook, methods=["POST"])])

@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from app.core.keys import ServiceKeys
 from app.jobs.callbacks import (
     CallbackRefused,
     CallbackSender,
@@ -134,11 +135,23 @@ async def test_every_redirect_hop_is_checked() -> None:
 
 
 def test_sealed_keys_open_only_with_the_same_secret() -> None:
-    box = KeyBox(b"secret-one")
+    box = KeyBox(ServiceKeys.derive(b"secret-one").sealing)
     sealed = box.seal("customer-key")
     assert "customer-key" not in sealed and box.open(sealed) == "customer-key"
     with pytest.raises(KeyUnavailable):
-        KeyBox(b"secret-two").open(sealed)
+        KeyBox(ServiceKeys.derive(b"secret-two").sealing).open(sealed)
+
+
+# Sealed by the release before keys were derived per purpose: pending jobs' keys must still open.
+EARLIER_SEALED = (
+    "gAAAAABrDzlld-Ofs_ra0V679qycnfp_aq5md4-76xVC-fO-e7OyY5-Hvbezqe2bvsOI65AW3ifLRXXhAqvyqTqo0WDz"
+    "reIuLQ=="
+)
+
+
+def test_keys_sealed_before_the_upgrade_still_open() -> None:
+    box = KeyBox(ServiceKeys.derive(b"jobs-test-signing-secret-0123456789").sealing)
+    assert box.open(EARLIER_SEALED) == "customer-key"
 
 
 def test_store_bound_is_enforced_while_writing(tmp_path: Path) -> None:
