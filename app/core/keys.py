@@ -37,6 +37,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from app.core.config import Settings
+from app.core.files import private_dir
 from app.core.security import load_or_create_secret
 
 _LABEL = "autoenhance-batch-downloader:{}:v1"
@@ -83,7 +84,7 @@ def root_secret(settings: Settings) -> bytes:
     """`SIGNING_SECRET`, or the secret generated into `DATA_DIR/signing.key`."""
     if settings.signing_secret is not None:
         return settings.signing_secret.get_secret_value().encode()
-    return load_or_create_secret(settings.data_dir / "signing.key")
+    return load_or_create_secret(private_dir(settings.data_dir) / "signing.key")
 
 
 def service_keys(settings: Settings) -> ServiceKeys:

@@ -55,7 +55,7 @@ async def test_a_receiver_answering_a_byte_at_a_time_is_cut_off_at_the_deadline(
 async def test_a_status_followed_by_a_trickling_body_counts_as_delivered() -> None:
     with HostileReceiver("slow_body", size=400, interval=0.05) as receiver:
         async with callback_client() as client:
-            outcome = await sender(client, timeout=1.0).send(receiver.url, {"job_id": "j"})
+            outcome = await sender(client, timeout=2.0).send(receiver.url, {"job_id": "j"})
         assert outcome == "delivered (200)"
         assert receiver.connections == 1
 
