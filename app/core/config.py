@@ -53,6 +53,7 @@ class Settings(BaseSettings):
     upstream_max_redirects: int = Field(default=5, ge=0, le=20)
     circuit_failure_threshold: int = Field(default=20, ge=1)  # consecutive failures that open it
     circuit_cooldown: float = Field(default=15.0, gt=0)  # seconds before a trial call
+    circuit_max_credentials: int = Field(default=10_000, ge=1)  # keys with a failure remembered
 
     # --- Sandbox (embedded emulator, used when no upstream key is set) ---------------------
     sandbox_processing_delay: float = Field(default=3.0, ge=0)  # seconds per uploaded image
