@@ -100,10 +100,12 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["text", "json"] = "text"
     metrics_token: SecretStr | None = None
-    rate_limit_downloads: str = "60/minute"
+    rate_limit_downloads: str = "60/minute"  # GET /orders/{id}/images
+    rate_limit_lookups: str = "120/minute"  # GET /orders/{id}, HEAD /orders/{id}/images
     rate_limit_create_orders: str = "10/minute"
     rate_limit_jobs: str = "30/minute"  # POST/GET /orders/{id}/jobs
-    rate_limit_links: str = "60/minute"  # POST /orders/{id}/download-link
+    rate_limit_job_status: str = "120/minute"  # GET/DELETE /jobs/{id}
+    rate_limit_links: str = "60/minute"  # POST /orders/{id}/download-link, /jobs/{id}/...
     max_request_body_bytes: int = Field(default=1024 * 1024, ge=1024)  # non-upload routes
     shutdown_grace_seconds: float = Field(default=30.0, ge=0)
     sentry_dsn: SecretStr | None = None
@@ -124,9 +126,12 @@ class Settings(BaseSettings):
 
     @field_validator(
         "rate_limit_downloads",
+        "rate_limit_lookups",
         "rate_limit_create_orders",
         "rate_limit_jobs",
+        "rate_limit_job_status",
         "rate_limit_links",
+        "ask_rate_limit",
     )
     @classmethod
     def _check_rate_limit(cls, value: str) -> str:
