@@ -107,6 +107,9 @@ class Settings(BaseSettings):
     rate_limit_job_status: str = "120/minute"  # GET/DELETE /jobs/{id}
     rate_limit_links: str = "60/minute"  # POST /orders/{id}/download-link, /jobs/{id}/...
     max_request_body_bytes: int = Field(default=1024 * 1024, ge=1024)  # non-upload routes
+    request_header_timeout: float = Field(default=10.0, gt=0)  # seconds to send the headers
+    request_body_idle_timeout: float = Field(default=30.0, gt=0)  # seconds between body parts
+    request_body_timeout: float = Field(default=900.0, gt=0)  # seconds for a whole body
     shutdown_grace_seconds: float = Field(default=30.0, ge=0)
     sentry_dsn: SecretStr | None = None
     sentry_environment: str = "production"
