@@ -7,9 +7,9 @@ Records owned by nobody (the demo order, synthetic orders created without a key)
 with any key and cannot be changed through the API.
 
 Bounded: past `max_orders` orders, or `max_bytes` of image bytes held (uploads and synthetic
-payloads; the demo order's photos are not counted), the oldest orders are forgotten with their images, as an unused upload would expire
-on the real account. The demo order and the order just written are never evicted, so anyone
-may upload to a public sandbox for ever without growing its memory.
+payloads; the demo order's photos are not counted), the oldest orders are forgotten with their
+images. The demo order and the order just written are never evicted, so anyone may upload to
+a public sandbox for ever without growing its memory.
 
 Not thread-safe: mutated from the event loop only.
 """
