@@ -10,6 +10,8 @@ A fault is a JSON object with a `kind` and optional targeting fields:
   `"asset"`: only `/assets/<token>` (the redirect target);
   `"any"` (default): all of the above plus `/uploads/...`. `/_sandbox/*` is never affected.
 - `image_ids`: only requests about these images (orders routes never match).
+- `api_keys`: only requests whose `x-api-key` is one of these (a request without a key never
+  matches): a fault that belongs to one caller's key, such as its own rate limit.
 - `count`: how many requests (or images, for `stuck`) it affects before it retires; absent =
   until cleared.
 
@@ -17,7 +19,7 @@ Kinds and their parameters:
 
 - `latency` (`ms`): wait before answering.
 - `bandwidth` (`bytes_per_s`): send the response body at this rate.
-- `status` (`status`: 429/500/502/503, `retry_after` seconds): answer with that error instead;
+- `status` (`status`: 401/429/500/502/503, `retry_after` seconds): answer with that error instead;
   429 and 503 carry a `Retry-After` header.
 - `stall` (`seconds`, `phase`): hang; `"before"` = before the status line, `"mid_body"` = after
   the headers and half of the body.
@@ -36,6 +38,13 @@ Kinds and their parameters:
 - `down` (`retry_after`): refuse every matching request with 503. (Closing the connection
   without any answer is not possible from inside an ASGI app: uvicorn answers 500 for an app
   that fails before its first message.)
+- `wrong_status` (`status`: 202/204/206/300/304): a successful answer goes out with that
+  status instead of 200, as a misbehaving upstream or proxy might send it: 202 and 300 (with
+  no `Location`) keep the image's bytes, 206 sends its first half with a `Content-Range`, 204
+  and 304 no body at all. A client must not take any of them for the image.
+- `html_page` (`content_type`, default `text/html; charset=utf-8`): a successful answer is
+  replaced by a 200 carrying an HTML page (a login wall, a CDN error page); set
+  `content_type` to `image/jpeg` for a page that even lies about its type.
 - `stuck` (`status`: `"processing"` | `"error"`, `status_reason`): matching images stop at that
   status instead of becoming processed; listed images that are already processed switch to it
   at once. A `"processing"` hold ends (and the image completes) when the fault is cleared.
@@ -58,6 +67,7 @@ class _FaultBase(BaseModel):
 
     scope: Scope = "any"
     image_ids: list[str] | None = None
+    api_keys: list[str] | None = None
     count: int | None = Field(default=None, ge=1)
 
 
@@ -73,7 +83,7 @@ class BandwidthFault(_FaultBase):
 
 class StatusFault(_FaultBase):
     kind: Literal["status"]
-    status: Literal[429, 500, 502, 503] = 500
+    status: Literal[401, 429, 500, 502, 503] = 500
     retry_after: int = Field(default=1, ge=0, le=86_400)
 
 
@@ -112,6 +122,16 @@ class DownFault(_FaultBase):
     retry_after: int | None = Field(default=None, ge=0, le=86_400)
 
 
+class WrongStatusFault(_FaultBase):
+    kind: Literal["wrong_status"]
+    status: Literal[202, 204, 206, 300, 304] = 202
+
+
+class HtmlPageFault(_FaultBase):
+    kind: Literal["html_page"]
+    content_type: str = Field(default="text/html; charset=utf-8", min_length=1, max_length=200)
+
+
 class StuckFault(_FaultBase):
     kind: Literal["stuck"]
     status: Literal["processing", "error"] = "processing"
@@ -129,13 +149,25 @@ Fault = Annotated[
     | RedirectLoopFault
     | BadRedirectFault
     | DownFault
-    | StuckFault,
+    | StuckFault
+    | WrongStatusFault
+    | HtmlPageFault,
     Field(discriminator="kind"),
 ]
 
 # Faults that reshape a response body; everything else (except `stuck`) acts before the answer.
-BodyFault = BandwidthFault | StallFault | ResetFault | ShortBodyFault | LongBodyFault
-_BODY_KINDS = frozenset({"bandwidth", "reset", "short_body", "long_body"})
+BodyFault = (
+    BandwidthFault
+    | StallFault
+    | ResetFault
+    | ShortBodyFault
+    | LongBodyFault
+    | WrongStatusFault
+    | HtmlPageFault
+)
+_BODY_KINDS = frozenset(
+    {"bandwidth", "reset", "short_body", "long_body", "wrong_status", "html_page"}
+)
 
 
 def is_body_fault(fault: Fault) -> bool:
@@ -194,7 +226,9 @@ class FaultBook:
     def is_active(self, fault_id: int) -> bool:
         return any(a.id == fault_id for a in self._active)
 
-    def take(self, route: RouteKind, image_id: str | None, *, body: bool) -> list[Fault]:
+    def take(
+        self, route: RouteKind, image_id: str | None, *, body: bool, api_key: str | None = None
+    ) -> list[Fault]:
         """Return, and charge one use of, the faults that apply to this request.
 
         `body=False` selects faults acting before the answer, `body=True` those reshaping a
@@ -208,6 +242,8 @@ class FaultBook:
             if not _scope_matches(fault, route, body=body):
                 continue
             if fault.image_ids is not None and image_id not in fault.image_ids:
+                continue
+            if fault.api_keys is not None and api_key not in fault.api_keys:
                 continue
             taken.append(fault)
             self._charge(active)
