@@ -25,6 +25,7 @@ from app.core.ratelimit import RateLimits
 from app.core.sentry import SentryIssues
 from app.core.stats import ErrorLog, ErrorLogHandler, multiprocess_mode
 from app.services.readiness import Readiness
+from app.upstream.breaker import CircuitBreaker
 
 if TYPE_CHECKING:
     from app.storage import ArchiveStore
@@ -46,6 +47,7 @@ async def operations(
     upstream_base: str,
     operator_key: str | None,
     store: ArchiveStore | None = None,
+    breaker: CircuitBreaker | None = None,
 ) -> AsyncIterator[Operations]:
     """Build the operations resources for one application's lifetime."""
     rate_limits = RateLimits.from_settings(settings)
@@ -59,6 +61,7 @@ async def operations(
         redis_check=rate_limits.storage.check if settings.redis_url else None,
         store_check=store.probe if store is not None else None,
         store_name=store.description if store is not None else "",
+        breaker=breaker,
         ttl=settings.readiness_cache_seconds,
     )
     sentry_issues = SentryIssues.from_settings(settings)

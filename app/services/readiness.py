@@ -1,6 +1,6 @@
 """Readiness: can this instance serve downloads right now?
 
-Three checks, each named in the answer:
+Four checks, each named in the answer:
 
 - `upstream`: the Autoenhance API answers. The probe lists one order with the operator's key
   (`GET /orders/?per_page=1`): cheap, read-only, and it spends no credit. Any HTTP answer
@@ -8,6 +8,10 @@ Three checks, each named in the answer:
   who bring their own key are served). The result is reused for `ttl` seconds, and
   concurrent checks share one probe, so a load balancer polling every second costs the API
   one call per `ttl`.
+- `circuit`: the shared upstream circuit is not open. While it is open this instance fails
+  every download fast, so a load balancer should send callers elsewhere; half-open (a trial
+  call may go through) counts as ready. Circuits of single keys (429/401 for one caller's
+  key) do not count: they harm no other caller.
 - `archive_store`: `DATA_DIR` accepts a new file (spool files live there), and the archive
   store (`ARCHIVE_STORE`, e.g. an S3 bucket) answers with the configured credentials (on S3 a
   one-key listing); the answer is reused for `ttl` seconds like the upstream probe.
@@ -17,6 +21,7 @@ Three checks, each named in the answer:
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import tempfile
 import time
@@ -25,6 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+
+from app.upstream.breaker import CircuitBreaker
 
 PROBE_TIMEOUT = httpx.Timeout(3.0)
 REDIS_TIMEOUT = 2.0  # seconds
@@ -51,6 +58,7 @@ class Readiness:
         redis_check: Callable[[], Awaitable[bool]] | None = None,
         store_check: Callable[[], Awaitable[None]] | None = None,
         store_name: str = "",
+        breaker: CircuitBreaker | None = None,
         ttl: float = 10.0,
     ) -> None:
         self._http = http
@@ -63,6 +71,7 @@ class Readiness:
         self._store_check = store_check
         self._store_name = store_name
         self._store_cached: tuple[float, Check] | None = None
+        self._breaker = breaker
         self._ttl = ttl
         self._lock = asyncio.Lock()
         self._cached: tuple[float, Check] | None = None
@@ -71,6 +80,8 @@ class Readiness:
         """Every check's result; the instance is ready when all are ok."""
         local = self._archive_store()
         checks = [await self._upstream(), await self._store() if local.ok else local]
+        if self._breaker is not None:
+            checks.insert(1, self._circuit(self._breaker))
         if self._redis_check is not None:
             checks.append(await self._redis())
         return checks
@@ -102,6 +113,17 @@ class Readiness:
         if status in (401, 403):
             return Check("upstream", True, f"reachable, but it refused the operator key ({status})")
         return Check("upstream", True, f"reachable ({status})")
+
+    @staticmethod
+    def _circuit(breaker: CircuitBreaker) -> Check:
+        if breaker.state == "open":
+            return Check(
+                "circuit",
+                False,
+                f"open after repeated upstream failures; next trial call in "
+                f"{math.ceil(breaker.retry_after)} s",
+            )
+        return Check("circuit", True, breaker.state)
 
     def _archive_store(self) -> Check:
         try:

@@ -1,5 +1,5 @@
-"""The S3 store across real processes: two web processes with their own DATA_DIR and an arq
-worker share one bucket (and Redis for jobs)."""
+"""The S3 store across real processes: web processes with their own DATA_DIR (one answering with
+presigned redirects) and an arq worker share one bucket (and Redis for jobs)."""
 
 from __future__ import annotations
 
@@ -45,6 +45,8 @@ def test_a_job_built_by_a_worker_into_s3_is_served_by_every_web_process(
         )
         web_a, url_a = start_web(job_env(sandbox_url, tmp_path / "a", **common))
         web_b, url_b = start_web(job_env(sandbox_url, tmp_path / "b", **common))
+        redirecting = {**common, "archive_redirect": True, "archive_redirect_ttl": 60}
+        web_c, url_c = start_web(job_env(sandbox_url, tmp_path / "c", **redirecting))
         try:
             order = create_order(sandbox, images=5, image_bytes=12_000)
             with httpx.Client(timeout=30) as client:
@@ -66,8 +68,12 @@ def test_a_job_built_by_a_worker_into_s3_is_served_by_every_web_process(
                     headers={"Range": "bytes=100-", "If-Range": from_a.headers["etag"]},
                 )
                 assert part.status_code == 206 and part.content == from_b.content[100:]
+                moved = client.get(f"{url_c}/jobs/{job['job_id']}/download")
+                assert moved.status_code == 302
+                assert moved.headers["location"].startswith(f"{s3_server.endpoint}/{bucket}/")
+                assert client.get(moved.headers["location"]).content == from_b.content
                 # Nothing of the archive is on any machine's own disk.
-                for data_dir in ("worker", "a", "b"):
+                for data_dir in ("worker", "a", "b", "c"):
                     local = [p.name for p in (tmp_path / data_dir).rglob("*.zip")]
                     assert local == [], (data_dir, local)
 
@@ -77,5 +83,5 @@ def test_a_job_built_by_a_worker_into_s3_is_served_by_every_web_process(
                 gone = client.get(f"{url_a}/jobs/{job['job_id']}/download")
                 assert gone.status_code == 410
         finally:
-            for process in (web_a, web_b, worker):
+            for process in (web_a, web_b, web_c, worker):
                 stop_group(process)
