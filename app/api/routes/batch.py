@@ -246,8 +246,12 @@ async def until_disconnected(request: Request, work: Awaitable[_T]) -> _T:
 
 
 async def _disconnect(request: Request) -> None:
+    task = asyncio.current_task()
     while (await request.receive())["type"] != "http.disconnect":
-        pass
+        # asyncio.wait_for (which a receive wrapper may use) can swallow a cancellation that
+        # meets a message arriving: stop anyway once cancelled, or this waits for ever.
+        if task is not None and task.cancelling():
+            return
 
 
 class _TemporaryFileResponse(FileResponse):
