@@ -23,6 +23,7 @@ different streams of the same archive are never mixed.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -100,7 +101,8 @@ async def read_manifest(store: ArchiveStore, key: str) -> Manifest | None:
     number = 0
     while True:
         try:
-            raw = await store.get_bytes(segment_key(key, number))
+            # Shielded: a read cancelled half-way (the client left) must still close its file.
+            raw = await asyncio.shield(store.get_bytes(segment_key(key, number)))
         except Exception as exc:  # a store outage makes the archive unresumable, not a 500
             logger.warning("manifest of %s unreadable: %r", key[:16], exc)
             break

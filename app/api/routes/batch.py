@@ -141,6 +141,8 @@ async def download_order_images(
         # Nothing is sent until the answer is decided (the first image, a resume's rest, a
         # whole stream=false build): a client that leaves meanwhile stops that work.
         download = await until_disconnected(request, answer(True))
+        if download is None:
+            return Response(status_code=CLIENT_CLOSED_REQUEST)
         try:
             return await download_response(request, downloads, download)
         except ObjectMissing:  # the cached copy was evicted since it was looked up
@@ -220,9 +222,13 @@ _NOT_MODIFIED_HEADERS = {"ETag", "Last-Modified", "Cache-Control", "Content-Disp
 
 _T = TypeVar("_T")
 
+# What the access log and metrics show for a request whose client left before any answer
+# (nginx's convention); nothing is sent.
+CLIENT_CLOSED_REQUEST = 499
 
-async def until_disconnected(request: Request, work: Awaitable[_T]) -> _T:
-    """Await `work`, cancelling it if the client disconnects first.
+
+async def until_disconnected(request: Request, work: Awaitable[_T]) -> _T | None:
+    """Await `work`; None (and `work` cancelled) if the client disconnects first.
 
     Used while nothing has been sent yet (`stream=false` builds the whole archive first, a
     resume may fetch the rest of the archive): without it, a client that leaves would still
@@ -241,7 +247,7 @@ async def until_disconnected(request: Request, work: Awaitable[_T]) -> _T:
     if task.cancelled():
         with contextlib.suppress(asyncio.CancelledError):
             await task
-        raise asyncio.CancelledError("the client disconnected")
+        return None  # the client left: nobody receives an answer
     return task.result()
 
 
