@@ -29,8 +29,9 @@ def test_a_head_is_not_an_archive_served(service: UvicornThread, sandbox: httpx.
     assert head.status_code == 200
     assert int(head.headers["content-length"]) > 0  # the cached copy answered the HEAD
     assert served("cache") == before
-    assert httpx.get(f"{service.url}/api/stats").json()["archives_served"] == (
-        stats["archives_served"]
+    assert (
+        httpx.get(f"{service.url}/api/stats").json()["archives_served"]
+        == (stats["archives_served"])
     )
 
     httpx.get(url, timeout=30).raise_for_status()
