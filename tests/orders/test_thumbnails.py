@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import time
 
 import httpx
 import pytest
@@ -24,6 +25,20 @@ def upstream_requests(sandbox: httpx.Client, image_id: str) -> list[dict]:
     return [e for e in entries if e["image_id"] == image_id and e["route"] != "order"]
 
 
+def logged_fetch(sandbox: httpx.Client, image_id: str, *, timeout: float = 10) -> list[dict]:
+    """The sandbox's log of one picture fetch, once complete: it logs a request after
+    answering it, so the last entry may land just after the service has its bytes."""
+    deadline = time.monotonic() + timeout
+    while True:
+        entries = upstream_requests(sandbox, image_id)
+        enhanced = [e for e in entries if e["route"] == "enhanced"]
+        redirected = bool(enhanced) and enhanced[0]["status"] == 302
+        if enhanced and (not redirected or any(e["route"] == "asset" for e in entries)):
+            return entries
+        assert time.monotonic() < deadline, f"no complete fetch logged: {entries}"
+        time.sleep(0.01)
+
+
 def test_a_thumbnail_is_a_small_free_preview_with_a_validator(
     service: UvicornThread, sandbox: httpx.Client, sandbox_url: str
 ) -> None:
@@ -43,7 +58,7 @@ def test_a_thumbnail_is_a_small_free_preview_with_a_validator(
         assert first.headers["cache-control"] == "private, max-age=300"
         assert "X-Autoenhance-Key" in first.headers["vary"]
 
-        fetched = upstream_requests(sandbox, image_id)
+        fetched = logged_fetch(sandbox, image_id)
         assert [e["path"] for e in fetched if e["route"] == "enhanced"] == [
             f"/v3/images/{image_id}/enhanced"
         ]
