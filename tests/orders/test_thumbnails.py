@@ -169,7 +169,8 @@ def test_an_oversized_preview_from_the_upstream_is_refused(
     order = synthetic_order(sandbox, images=1, image_bytes=5 * 1024 * 1024)
     response = httpx.get(service.url + thumb_path(order), timeout=30)
     assert response.status_code == 502
-    assert response.json()["error"] == "upstream_error"
+    assert response.json()["error"] == "bad_preview"
+    assert "larger than" in response.json()["detail"]
 
 
 def test_thumbnails_are_rate_limited(
