@@ -53,11 +53,17 @@ class Tabs {
   }
 }
 
+/**
+ * Fill the curl lines of the API tab. A <wbr> after each "/", "?" and "&" lets a long URL wrap
+ * there instead of mid-word; it adds no text, so what is copied is the command as shown.
+ */
 function fillTemplates(orderId) {
   for (const node of document.querySelectorAll("[data-template]")) {
-    node.textContent = node.dataset.template
+    const text = node.dataset.template
       .replaceAll("{origin}", window.location.origin)
       .replaceAll("{order}", orderId);
+    const parts = text.split(/(?<=[/?&])/);
+    node.replaceChildren(...parts.flatMap((part, index) => (index ? [document.createElement("wbr"), part] : [part])));
   }
 }
 
@@ -109,7 +115,6 @@ async function boot() {
     $("sandbox-banner").hidden = false;
     download.offerDemo();
   }
-  status.refresh();
   document.body.dataset.ready = "true";
 }
 

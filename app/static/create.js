@@ -3,7 +3,7 @@
 // All chosen files go up in one request, so the progress bar is the upload of the whole batch
 // (XMLHttpRequest upload events); each file's outcome comes from the answer.
 
-import { access, ApiError, el, formatBytes, request, showMessage } from "./api.js";
+import { ACCEPTED_EXTENSIONS, access, ApiError, el, formatBytes, request, showMessage } from "./api.js";
 import { imageItem } from "./download.js";
 
 const POLL_MS = 1500;
@@ -17,6 +17,7 @@ export class CreateTab {
   constructor({ onReady }) {
     this.onReady = onReady;
     this.files = [];
+    this.results = null; // file name -> outcome, once the chosen files were uploaded
     this.polling = 0;
     const input = $("file-input");
     $("choose-files").addEventListener("click", () => input.click());
@@ -47,14 +48,27 @@ export class CreateTab {
   }
 
   choose(fileList) {
-    const images = [...fileList].filter((file) => file.type.startsWith("image/") || /\.(jpe?g|png|webp|heic|heif)$/i.test(file.name));
+    // A first filter only (RAW files often have no MIME type); the service checks the content.
+    const isImage = (file) => file.type.startsWith("image/") ||
+      ACCEPTED_EXTENSIONS.some((ext) => file.name.toLowerCase().endsWith(ext));
+    const images = [...fileList].filter(isImage);
     const rejected = fileList.length - images.length;
+    if (this.results) {
+      // A new batch after an upload: the previous outcomes no longer describe the list.
+      this.results = null;
+      this.files = [];
+    }
     this.files = [...this.files, ...images];
     this.renderFiles();
     showMessage($("create-message"), rejected ? `${rejected} file${rejected === 1 ? " is" : "s are"} not an image and ${rejected === 1 ? "was" : "were"} left out.` : "", { kind: "info" });
   }
 
-  renderFiles(results = new Map()) {
+  /**
+   * The chosen files, or after an upload each file with its outcome (then there is nothing
+   * left to create: the button hides until new files are chosen).
+   */
+  renderFiles() {
+    const results = this.results || new Map();
     $("file-list").replaceChildren(...this.files.map((file, index) => {
       const result = results.get(file.name);
       const remove = el("button", { text: "Remove", cls: "link", attrs: { type: "button", "aria-label": `Remove ${file.name}` } });
@@ -67,7 +81,7 @@ export class CreateTab {
         el("span", { cls: "image-name", text: file.name }), el("span", { cls: "image-status", text: state }), result ? "" : remove);
     }));
     const button = $("upload-button");
-    button.hidden = this.files.length === 0;
+    button.hidden = this.files.length === 0 || this.results !== null;
     button.textContent = `Create order from ${this.files.length} image${this.files.length === 1 ? "" : "s"}`;
   }
 
@@ -75,8 +89,18 @@ export class CreateTab {
     for (const id of ["upload-button", "sample-button", "choose-files"]) $(id).disabled = on;
   }
 
+  /** Forget the order shown (a new upload starts, or failed): its card must not linger. */
+  forgetOrder() {
+    this.polling += 1; // stops a poll still running for it
+    this.orderId = null;
+    $("created-order").hidden = true;
+    $("created-images").replaceChildren();
+    $("created-status").textContent = "";
+  }
+
   async useSamples() {
     this.busy(true);
+    this.forgetOrder();
     showMessage($("create-message"), "");
     $("upload-progress").hidden = false;
     $("upload-bar").removeAttribute("value"); // indeterminate: the service uploads the samples
@@ -124,7 +148,8 @@ export class CreateTab {
         body = null;
       }
       if (xhr.status >= 200 && xhr.status < 300 && body) {
-        this.renderFiles(new Map(body.images.map((image) => [image.file, image])));
+        this.results = new Map(body.images.map((image) => [image.file, image]));
+        this.renderFiles();
         this.created(body);
       } else {
         $("upload-progress").hidden = true;
@@ -138,13 +163,13 @@ export class CreateTab {
       showMessage($("create-message"), new ApiError(0, "network", null, null).message);
     });
     this.busy(true);
+    this.forgetOrder();
     showMessage($("create-message"), "");
     xhr.send(form);
   }
 
   created(order) {
     this.orderId = order.order_id;
-    this.files = [];
     $("upload-progress").hidden = true;
     const failed = order.images.filter((image) => !image.uploaded);
     showMessage(

@@ -3,14 +3,18 @@
 // How a download is done, and why:
 // * A large archive must never be held in this tab's memory, so the page asks the service for a
 //   short-lived signed link (POST /orders/{id}/download-link) and never builds a Blob.
-// * Where the File System Access API exists (Chromium desktop) and "Show progress on this page"
-//   is on, the person picks where to save, and the page streams the link with fetch(), through
-//   a counting TransformStream, straight into that file (backpressure keeps memory flat). The
-//   counter reads the ZIP local headers, so the page shows bytes received, images written out
-//   of X-Total-Images, speed and time left.
-// * Everywhere else the link goes to the browser's own download manager (an <a download>
-//   click). The page then cannot see the bytes, so it says so and points to the browser's
-//   download list instead of drawing a progress bar it could not keep honest.
+// * By default the link goes to the browser's own download manager (an <a download> click):
+//   one click, and the ZIP lands in the downloads folder, in every browser. The page then
+//   cannot see the bytes, so it says so and points to the browser's download list instead of
+//   drawing a progress bar it could not keep honest.
+// * Where the File System Access API exists (Chromium desktop) and "Choose where to save and
+//   show progress" is ticked, the person picks where to save, and the page streams the link
+//   with fetch(), through a counting TransformStream, straight into that file (backpressure
+//   keeps memory flat). The counter reads the ZIP local headers, so the page shows bytes
+//   received, images written out of X-Total-Images, speed and time left.
+// * A bring-your-own-key caller gets no signed link (it would spend the operator's key), and a
+//   download manager cannot send their key header, so for them the page always streams into a
+//   file they pick, where the browser can.
 
 import {
   access, ApiError, DEMO_ORDER_ID, el, errorFrom, formatBytes, formatDuration, request, showMessage,
@@ -62,7 +66,7 @@ export class DownloadTab {
     this.canSaveInPage = typeof window.showSaveFilePicker === "function";
 
     const inPage = $("opt-in-page");
-    inPage.checked = this.canSaveInPage;
+    inPage.checked = false;
     inPage.disabled = !this.canSaveInPage;
     if (!this.canSaveInPage) {
       $("in-page-hint").textContent = "(not available in this browser: follow the download in its download list)";
@@ -113,7 +117,7 @@ export class DownloadTab {
       if (!raw) return null;
       const value = Number(raw);
       if (!Number.isInteger(value) || value < min || value > max) {
-        throw new Error(`${label} must be a whole number from ${min} to ${max}.`);
+        throw Object.assign(new Error(`${label} must be a whole number from ${min} to ${max}.`), { field: id });
       }
       return value;
     };
@@ -144,13 +148,30 @@ export class DownloadTab {
     }
   }
 
+  /** Say what is wrong with an option next to the options (styled and announced as an error). */
+  optionsProblem(error) {
+    const feedback = $("options-feedback");
+    for (const id of ["opt-quality", "opt-max-width"]) {
+      $(id).setAttribute("aria-invalid", String(error?.field === id));
+    }
+    if (error) {
+      feedback.textContent = error.message;
+      feedback.className = "feedback bad";
+      $("advanced").open = true;
+      if (error.field) $(error.field).focus();
+    } else {
+      feedback.textContent = "";
+      feedback.className = "feedback";
+    }
+  }
+
   onOptionsChange() {
     let options;
     try {
       options = this.options();
-      $("options-feedback").textContent = "";
+      this.optionsProblem(null);
     } catch (error) {
-      $("options-feedback").textContent = error.message;
+      this.optionsProblem(error);
       return;
     }
     if (options.preview === false && !options.dev_mode) {
@@ -188,6 +209,7 @@ export class DownloadTab {
     try {
       options = this.options();
     } catch (error) {
+      this.optionsProblem(error);
       showMessage(this.message, error.message);
       return;
     }
@@ -245,16 +267,23 @@ export class DownloadTab {
       await this.loadSummary({ announceInvalid: true });
       if (!this.summary) return;
     }
-    const options = this.options();
-    const inPage = this.canSaveInPage && $("opt-in-page").checked;
+    let options;
+    try {
+      options = this.options();
+    } catch (error) {
+      this.optionsProblem(error);
+      showMessage(this.message, error.message);
+      return;
+    }
     const ownKey = access.get()?.kind === "own";
+    const inPage = this.canSaveInPage && ($("opt-in-page").checked || ownKey);
     this.downloadButton.disabled = true;
     showMessage(this.message, "");
     try {
       if (inPage) {
         await this.downloadInPage(orderId, options, ownKey);
       } else if (ownKey) {
-        showMessage(this.message, "With your own Autoenhance key this browser cannot hand the download to its download manager. Turn on “Show progress on this page” (Chrome or Edge), or use curl with the X-Autoenhance-Key header (see the API tab).");
+        showMessage(this.message, "With your own Autoenhance key this browser cannot hand the download to its download manager. Use Chrome or Edge (they save it from this page), or curl with the X-Autoenhance-Key header (see the API tab).");
       } else {
         await this.downloadWithBrowser(orderId, options);
       }
