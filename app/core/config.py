@@ -103,6 +103,8 @@ class Settings(BaseSettings):
     rate_limit_create_orders: str = "10/minute"
     rate_limit_jobs: str = "30/minute"  # POST/GET /orders/{id}/jobs
     rate_limit_links: str = "60/minute"  # POST /orders/{id}/download-link
+    # GET /orders, /orders/{id} and thumbnails; a page of orders loads dozens of thumbnails
+    rate_limit_reads: str = "600/minute"
     max_request_body_bytes: int = Field(default=1024 * 1024, ge=1024)  # non-upload routes
     shutdown_grace_seconds: float = Field(default=30.0, ge=0)
     sentry_dsn: SecretStr | None = None
@@ -126,6 +128,7 @@ class Settings(BaseSettings):
         "rate_limit_create_orders",
         "rate_limit_jobs",
         "rate_limit_links",
+        "rate_limit_reads",
     )
     @classmethod
     def _check_rate_limit(cls, value: str) -> str:

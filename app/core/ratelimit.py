@@ -9,7 +9,8 @@ Routes attach a rule by name with a dependency:
     @router.post("/orders/{order_id}/jobs", dependencies=[Depends(rate_limit("jobs"))])
 
 Rules: `downloads` (RATE_LIMIT_DOWNLOADS), `create_orders` (RATE_LIMIT_CREATE_ORDERS),
-`jobs` (RATE_LIMIT_JOBS), `links` (RATE_LIMIT_LINKS). A refused request gets the JSON 429
+`jobs` (RATE_LIMIT_JOBS), `links` (RATE_LIMIT_LINKS), `reads` (RATE_LIMIT_READS: the order list,
+summaries and thumbnails). A refused request gets the JSON 429
 with `Retry-After`. When the Redis storage fails, requests are let through and a warning is
 logged: a rate limiter must not take the service down with it.
 """
@@ -37,7 +38,7 @@ from app.core.security import key_fingerprint
 
 logger = logging.getLogger("app.ratelimit")
 
-RuleName = Literal["downloads", "create_orders", "jobs", "links"]
+RuleName = Literal["downloads", "create_orders", "jobs", "links", "reads"]
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
@@ -47,6 +48,7 @@ def _rules(settings: Settings) -> dict[str, list[RateLimitItem]]:
         "create_orders": settings.rate_limit_create_orders,
         "jobs": settings.rate_limit_jobs,
         "links": settings.rate_limit_links,
+        "reads": settings.rate_limit_reads,
     }
     return {name: parse_many(text) if text else [] for name, text in configured.items()}
 
