@@ -1,10 +1,12 @@
 // The "Create test order" tab: upload images (or the samples), then follow their processing.
 //
-// All chosen files go up in one request, so the progress bar is the upload of the whole batch
-// (XMLHttpRequest upload events); each file's outcome comes from the answer.
+// All chosen files go up in one request, in the order they are listed (the service keeps that
+// order in the order and the ZIP), so the progress bar is the upload of the whole batch
+// (XMLHttpRequest upload events); each file's outcome comes from the answer. While Autoenhance
+// processes them, the order's thumbnails show each image's state.
 
 import { ACCEPTED_EXTENSIONS, access, ApiError, el, formatBytes, request, showMessage } from "./api.js";
-import { imageItem } from "./download.js";
+import { ThumbnailLoader } from "./thumbs.js";
 
 const POLL_MS = 1500;
 // Polling stops after this long; processing is normally seconds to minutes.
@@ -14,10 +16,12 @@ const FINAL_STATUSES = new Set(["processed", "error", "expired"]);
 const $ = (id) => document.getElementById(id);
 
 export class CreateTab {
-  constructor({ onReady }) {
+  constructor({ onReady, onCreated = () => {} }) {
     this.onReady = onReady;
+    this.onCreated = onCreated;
     this.files = [];
     this.results = null; // file name -> outcome, once the chosen files were uploaded
+    this.thumbnails = new ThumbnailLoader();
     this.polling = 0;
     const input = $("file-input");
     $("choose-files").addEventListener("click", () => input.click());
@@ -57,6 +61,7 @@ export class CreateTab {
       // A new batch after an upload: the previous outcomes no longer describe the list.
       this.results = null;
       this.files = [];
+      $("order-name").value = "";
     }
     this.files = [...this.files, ...images];
     this.renderFiles();
@@ -81,7 +86,7 @@ export class CreateTab {
         el("span", { cls: "image-name", text: file.name }), el("span", { cls: "image-status", text: state }), result ? "" : remove);
     }));
     const button = $("upload-button");
-    button.hidden = this.files.length === 0 || this.results !== null;
+    $("upload-form").hidden = this.files.length === 0 || this.results !== null;
     button.textContent = `Create order from ${this.files.length} image${this.files.length === 1 ? "" : "s"}`;
   }
 
@@ -94,6 +99,8 @@ export class CreateTab {
     this.polling += 1; // stops a poll still running for it
     this.orderId = null;
     $("created-order").hidden = true;
+    this.thumbnails.reset();
+    this.drawn = "";
     $("created-images").replaceChildren();
     $("created-status").textContent = "";
   }
@@ -119,6 +126,8 @@ export class CreateTab {
   upload() {
     if (!this.files.length) return;
     const form = new FormData();
+    const name = $("order-name").value.trim();
+    if (name) form.append("name", name);
     for (const file of this.files) form.append("files", file, file.name);
     const total = this.files.reduce((sum, file) => sum + file.size, 0);
     const xhr = new XMLHttpRequest();
@@ -170,6 +179,7 @@ export class CreateTab {
 
   created(order) {
     this.orderId = order.order_id;
+    this.onCreated(order.order_id);
     $("upload-progress").hidden = true;
     const failed = order.images.filter((image) => !image.uploaded);
     showMessage(
@@ -178,6 +188,7 @@ export class CreateTab {
       { items: failed.map((image) => `${image.file}: ${image.error || "failed"}`) },
     );
     $("created-title").textContent = `${order.name || "Your order"} (${order.order_id})`;
+    this.drawn = "";
     $("created-images").replaceChildren();
     $("go-download").hidden = true;
     $("created-order").hidden = false;
@@ -204,7 +215,13 @@ export class CreateTab {
         // Transient (network, 5xx, 429): keep polling.
       }
       if (summary) {
-        $("created-images").replaceChildren(...summary.images.map(imageItem));
+        // Redraw only when an image changed, so thumbnails are not fetched again every poll.
+        const drawn = summary.images.map((i) => `${i.image_id}:${i.ready}:${i.status}:${i.thumbnail_url}`).join();
+        if (drawn !== this.drawn) {
+          this.drawn = drawn;
+          this.thumbnails.reset();
+          $("created-images").replaceChildren(...summary.images.map((image) => this.thumbnails.tile(image)));
+        }
         const finished = summary.image_count > 0 && summary.images.every((image) => image.ready || FINAL_STATUSES.has(image.status));
         if (finished) {
           status.classList.remove("spinning");

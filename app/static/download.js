@@ -20,36 +20,13 @@ import {
   access, ApiError, DEMO_ORDER_ID, el, errorFrom, formatBytes, formatDuration, request, showMessage,
   optionsQuery, UUID_RE,
 } from "./api.js";
+import { ThumbnailLoader } from "./thumbs.js";
 import { progressStream } from "./zipprogress.js";
 
 const SUMMARY_DELAY_MS = 350;
 const ANNOUNCE_EVERY_MS = 5000;
-const STATUS_WORDS = {
-  processed: "ready",
-  processing: "still processing",
-  waiting: "waiting to be processed",
-  error: "failed to enhance",
-  expired: "expired",
-};
 
 const $ = (id) => document.getElementById(id);
-
-export function statusLabel(image) {
-  if (image.ready) return "ready";
-  const words = STATUS_WORDS[image.status] || image.status || "not ready";
-  return image.status_reason ? `${words}: ${image.status_reason}` : words;
-}
-
-export function imageItem(image) {
-  const state = image.ready ? "ready" : image.status === "processing" || image.status === "waiting" ? "busy" : "failed";
-  return el(
-    "li",
-    { cls: `image ${state}` },
-    el("span", { cls: "dot", attrs: { "aria-hidden": "true" } }),
-    el("span", { cls: "image-name", text: image.image_name || image.entry_name }),
-    el("span", { cls: "image-status", text: statusLabel(image) }),
-  );
-}
 
 export class DownloadTab {
   constructor() {
@@ -64,6 +41,9 @@ export class DownloadTab {
     this.loading = null;
     this.abort = null;
     this.canSaveInPage = typeof window.showSaveFilePicker === "function";
+    this.thumbnails = new ThumbnailLoader();
+    this.selected = new Set(); // ticked image ids of the order shown, kept across option changes
+    this.onAccessChange = () => {};
 
     const inPage = $("opt-in-page");
     inPage.checked = false;
@@ -77,7 +57,10 @@ export class DownloadTab {
       $("key-kind").value = saved.kind;
       $("key-value").value = saved.key;
     }
-    const saveKey = () => access.set($("key-kind").value, $("key-value").value.trim());
+    const saveKey = () => {
+      access.set($("key-kind").value, $("key-value").value.trim());
+      this.onAccessChange();
+    };
     $("key-kind").addEventListener("change", saveKey);
     $("key-value").addEventListener("change", saveKey);
 
@@ -91,6 +74,9 @@ export class DownloadTab {
     }
     $("use-demo").addEventListener("click", () => this.setOrder(DEMO_ORDER_ID));
     this.downloadButton.addEventListener("click", () => this.download());
+    $("download-selected").addEventListener("click", () => this.download({ selection: [...this.selected] }));
+    $("select-all").addEventListener("click", () => this.selectAll(true));
+    $("select-none").addEventListener("click", () => this.selectAll(false));
     $("cancel-download").addEventListener("click", () => this.abort?.abort());
   }
 
@@ -101,8 +87,21 @@ export class DownloadTab {
   }
 
   setOrder(orderId) {
+    if (this.input.value.trim().toLowerCase() !== orderId) this.selected.clear();
     this.input.value = orderId;
     this.onIdInput({ immediate: true });
+  }
+
+  /** Show this order and bring its thumbnails into view once they are drawn ("Show images"). */
+  openOrder(orderId) {
+    this.reveal = true;
+    this.setOrder(orderId);
+  }
+
+  /** One click from "Your orders": this order, every image, the default way. */
+  async downloadOrder(orderId) {
+    this.setOrder(orderId);
+    await this.download();
   }
 
   orderId() {
@@ -140,10 +139,13 @@ export class DownloadTab {
     else if (!valid) this.feedback.textContent = "Not an order id yet: it is a UUID of 32 hexadecimal digits, such as 8f5c2a4e-3b1d-4e7a-9c6f-0a1b2c3d4e5f.";
     else this.feedback.textContent = "Looks like an order id.";
     this.feedback.className = `feedback ${value && !valid ? "bad" : "good"}`;
+    // A summary still loading is for the id as it was: it must not land after this change.
     if (valid && this.summaryKey !== this.key()) {
+      this.loading?.abort();
       this.clearSummary();
       this.timer = setTimeout(() => this.loadSummary(), immediate ? 0 : SUMMARY_DELAY_MS);
     } else if (!valid) {
+      this.loading?.abort();
       this.clearSummary();
     }
   }
@@ -191,6 +193,8 @@ export class DownloadTab {
   clearSummary() {
     this.summary = null;
     this.summaryKey = "";
+    this.thumbnails.reset();
+    $("summary-images").replaceChildren();
     $("summary").hidden = true;
     this.downloadButton.disabled = true;
     showMessage(this.message, "");
@@ -245,8 +249,24 @@ export class DownloadTab {
     if (busy) parts.push(`${busy} still processing`);
     if (failed) parts.push(`${failed} in error`);
     $("summary-counts").textContent = parts.join(" · ");
-    $("summary-images").replaceChildren(...summary.images.map(imageItem));
+    const ready = new Set(summary.images.filter((image) => image.ready).map((image) => image.image_id));
+    for (const id of [...this.selected]) if (!ready.has(id)) this.selected.delete(id);
+    this.thumbnails.reset();
+    $("summary-images").replaceChildren(...summary.images.map((image) => this.thumbnails.tile(image, {
+      checked: this.selected.has(image.image_id),
+      onToggle: (id, checked) => {
+        if (checked) this.selected.add(id);
+        else this.selected.delete(id);
+        this.showSelection();
+      },
+    })));
+    this.showSelection();
     $("summary").hidden = false;
+    if (this.reveal) {
+      this.reveal = false;
+      $("summary-title").focus({ preventScroll: true });
+      $("summary").scrollIntoView({ block: "start", behavior: "instant" });
+    }
     this.downloadButton.disabled = summary.ready_count === 0;
     if (summary.image_count === 0) {
       showMessage(this.message, "This order has no images yet. Upload images to it first, or create a test order.", { kind: "info" });
@@ -257,7 +277,33 @@ export class DownloadTab {
     }
   }
 
-  async download() {
+  /** Tick or untick every ready image. */
+  selectAll(on) {
+    for (const box of $("summary-images").querySelectorAll("input[type=checkbox]:not(:disabled)")) {
+      box.checked = on;
+      if (on) this.selected.add(box.value);
+      else this.selected.delete(box.value);
+    }
+    this.showSelection();
+  }
+
+  /** The selection bar: "Download 3 of 12" once something is ticked, else a hint. */
+  showSelection() {
+    const summary = this.summary;
+    const count = this.selected.size;
+    const total = summary?.image_count ?? 0;
+    const selectable = summary ? summary.images.filter((image) => image.ready).length : 0;
+    const button = $("download-selected");
+    button.hidden = count === 0;
+    button.textContent = `Download ${count} of ${total}`;
+    $("select-none").hidden = count === 0;
+    $("select-all").hidden = selectable === 0 || count === selectable;
+    $("selection-hint").textContent = count
+      ? `${count} image${count === 1 ? "" : "s"} ticked; Download ZIP still takes them all.`
+      : selectable ? "Tick images to download only those." : "";
+  }
+
+  async download({ selection = null } = {}) {
     // A summary refresh still pending from typing would land after, and wipe, the download's
     // own message; the download checks the order again itself (HEAD or the stream's headers).
     clearTimeout(this.timer);
@@ -275,9 +321,11 @@ export class DownloadTab {
       showMessage(this.message, error.message);
       return;
     }
+    if (selection?.length) options.images = selection;
     const ownKey = access.get()?.kind === "own";
     const inPage = this.canSaveInPage && ($("opt-in-page").checked || ownKey);
     this.downloadButton.disabled = true;
+    $("download-selected").disabled = true;
     showMessage(this.message, "");
     try {
       if (inPage) {
@@ -296,6 +344,7 @@ export class DownloadTab {
       $("progress").hidden = true;
     } finally {
       this.downloadButton.disabled = false;
+      $("download-selected").disabled = false;
       this.abort = null;
     }
   }

@@ -31,6 +31,7 @@ export class StatusTab {
     this.timer = 0;
     this.visible = false;
     this.admin = false;
+    this.onAdminChange = () => {};
     $("admin-form").addEventListener("submit", (event) => {
       event.preventDefault();
       this.signIn();
@@ -105,7 +106,9 @@ export class StatusTab {
   }
 
   setAdmin(admin) {
+    const changed = admin !== this.admin;
     this.admin = admin;
+    if (changed) this.onAdminChange();
     $("admin-form").hidden = admin;
     $("admin-signed-in").hidden = !admin;
     if (admin) this.loadSentry();

@@ -115,7 +115,7 @@ def test_one_click_download_goes_to_the_browser_even_where_the_page_could_stream
 ) -> None:
     server = start_service()
     # Chromium desktop offers the File System Access API: still no save dialog by default.
-    page, _ = open_page(server, save_picker=FAKE_SAVE_PICKER)
+    page, _ = open_page(server, path="/#download", save_picker=FAKE_SAVE_PICKER)
     expect(page.locator("#summary-counts")).to_have_text("3 images · 3 ready")
     expect(page.locator("#opt-in-page")).not_to_be_checked()
     with page.expect_download() as info:
@@ -134,7 +134,7 @@ def test_an_invalid_quality_is_an_option_error_not_a_page_error(
     start_service: StartService, open_page: OpenPage
 ) -> None:
     server = start_service()
-    page, _ = open_page(server)
+    page, _ = open_page(server, path="/#download")
     expect(page.locator("#summary-counts")).to_have_text("3 images · 3 ready")
     page.locator("#advanced summary").click()
     quality = page.get_by_label("Quality (1–90)")
@@ -199,7 +199,7 @@ def test_service_wide_counters_are_on_the_status_tab_only(
     server = start_service()
     httpx.post(f"{server.url}/api/create-sample-order", timeout=30).raise_for_status()
     stats_calls: list[str] = []
-    page, _ = open_page(server)
+    page, _ = open_page(server, path="/#download")
     page.on("request", lambda r: stats_calls.append(r.url) if "/api/stats" in r.url else None)
     expect(page.locator("#summary-counts")).to_have_text("3 images · 3 ready")
     header = page.locator("header").inner_text()
@@ -219,7 +219,7 @@ def test_messages_use_alert_for_errors_only_and_labels_are_unique(
     start_service: StartService, open_page: OpenPage
 ) -> None:
     server = start_service()
-    page, _ = open_page(server, allow_statuses=(404,))
+    page, _ = open_page(server, path="/#download", allow_statuses=(404,))
     page.get_by_label("Order id").fill("00000000-0000-4000-8000-000000000000")
     message = page.locator("#download-message")
     expect(message).to_contain_text("No order with this id is visible")
