@@ -244,3 +244,31 @@ def test_twenty_named_files_come_back_in_shot_order(
     saved = tmp_path / "shoot.zip"
     download.save_as(saved)
     assert _entries(saved) == shots
+
+
+def test_signing_in_as_administrator_shows_the_operators_orders(
+    start_service: StartService,
+    open_page: OpenPage,
+    make_settings: SettingsFactory,
+    sandbox: httpx.Client,
+) -> None:
+    operator_key = _live(make_settings)["autoenhance_api_key"].get_secret_value()
+    operator_order = create_order(
+        sandbox, images=1, api_key=operator_key, name=f"Operator {uuid4()}"
+    )
+    server = start_service(**_live(make_settings), admin_token="browser-admin-token")
+    page, _ = open_page(server, path="/#status")
+    tab = page.get_by_role("tab", name="Your orders")
+    # The operator's orders are every customer's: not listed to an anonymous visitor.
+    expect(page.get_by_role("tab", name="Status")).to_have_attribute("aria-selected", "true")
+    expect(tab).to_be_hidden()
+    page.get_by_label("Admin token").fill("browser-admin-token")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.locator("#admin-signed-in")).to_be_visible()
+    expect(tab).to_be_visible()
+    tab.click()
+    row = page.locator(f"#orders-list li[data-order-id='{operator_order['order_id']}']")
+    expect(row).to_contain_text(operator_order["name"])
+    page.get_by_role("tab", name="Status").click()
+    page.get_by_role("button", name="Sign out").click()
+    expect(tab).to_be_hidden()
