@@ -321,7 +321,8 @@ export class DownloadTab {
       showMessage(this.message, error.message);
       return;
     }
-    if (selection?.length) options.images = selection;
+    // Every image ticked is the whole order (and its report of images not ready).
+    if (selection?.length && selection.length < this.summary.image_count) options.images = selection;
     const ownKey = access.get()?.kind === "own";
     const inPage = this.canSaveInPage && ($("opt-in-page").checked || ownKey);
     this.downloadButton.disabled = true;

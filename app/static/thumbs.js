@@ -3,9 +3,16 @@
 // A thumbnail is access-checked like its order. Without a key header (sandbox, no service key,
 // or an administrator's session cookie) an <img src> does it, lazily, with the browser's
 // cache; with a key the page fetches the picture with the header and shows it as a blob: URL
-// (an <img> cannot send a header), revoked when the tiles are replaced.
+// (an <img> cannot send a header), revoked when the tiles are replaced. Those fetches start
+// only when a tile comes near the screen, and a few at a time, so a large order costs the
+// rate limit (and the service) only what the person scrolls past.
 
 import { access, el } from "./api.js";
+
+// Thumbnails fetched with a key header at once; the browser itself allows six per host.
+const FETCH_CONCURRENCY = 4;
+// Start fetching a little before a tile scrolls into view.
+const NEAR_SCREEN = "300px";
 
 const STATE_WORDS = {
   processed: "ready",
@@ -33,14 +40,56 @@ export class ThumbnailLoader {
   constructor() {
     this.urls = [];
     this.controller = null;
+    this.queue = [];
+    this.running = 0;
+    this.pending = new Map(); // <img> -> its thumbnail path, until it comes near the screen
+    this.observer = new IntersectionObserver((entries) => this.near(entries), { rootMargin: NEAR_SCREEN });
   }
 
   /** Forget the previous grid's pictures (call before drawing a new one). */
   reset() {
     this.controller?.abort();
     this.controller = new AbortController();
+    this.observer.disconnect();
+    this.pending.clear();
+    this.queue = [];
     for (const url of this.urls) URL.revokeObjectURL(url);
     this.urls = [];
+  }
+
+  near(entries) {
+    for (const entry of entries) {
+      if (!entry.isIntersecting || !this.pending.has(entry.target)) continue;
+      this.observer.unobserve(entry.target);
+      this.queue.push([entry.target, this.pending.get(entry.target)]);
+      this.pending.delete(entry.target);
+    }
+    this.pump();
+  }
+
+  pump() {
+    while (this.running < FETCH_CONCURRENCY && this.queue.length) {
+      const [img, url] = this.queue.shift();
+      this.running += 1;
+      this.fetchInto(img, url).finally(() => {
+        this.running -= 1;
+        this.pump();
+      });
+    }
+  }
+
+  async fetchInto(img, url) {
+    const { signal } = this.controller;
+    try {
+      const response = await fetch(url, { headers: access.headers(), signal });
+      const blob = response.ok ? await response.blob() : null;
+      if (!blob || signal.aborted) return;
+      const objectUrl = URL.createObjectURL(blob);
+      this.urls.push(objectUrl);
+      img.src = objectUrl;
+    } catch {
+      // Aborted (a new grid) or unreachable: the tile keeps its name and state without a picture.
+    }
   }
 
   /** An <img> for `url` (a thumbnail path of this service), or a placeholder when there is none. */
@@ -55,18 +104,8 @@ export class ThumbnailLoader {
       return img;
     }
     if (!this.controller) this.reset();
-    const { signal } = this.controller;
-    fetch(url, { headers, signal })
-      .then((response) => (response.ok ? response.blob() : null))
-      .then((blob) => {
-        if (!blob || signal.aborted) return;
-        const objectUrl = URL.createObjectURL(blob);
-        this.urls.push(objectUrl);
-        img.src = objectUrl;
-      })
-      .catch(() => {
-        // Aborted (a new grid) or unreachable: the tile keeps its name and state without a picture.
-      });
+    this.pending.set(img, url);
+    this.observer.observe(img);
     return img;
   }
 
