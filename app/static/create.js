@@ -20,7 +20,6 @@ export class CreateTab {
     this.onReady = onReady;
     this.onCreated = onCreated;
     this.files = [];
-    this.results = null; // file name -> outcome, once the chosen files were uploaded
     this.thumbnails = new ThumbnailLoader();
     this.polling = 0;
     const input = $("file-input");
@@ -57,36 +56,24 @@ export class CreateTab {
       ACCEPTED_EXTENSIONS.some((ext) => file.name.toLowerCase().endsWith(ext));
     const images = [...fileList].filter(isImage);
     const rejected = fileList.length - images.length;
-    if (this.results) {
-      // A new batch after an upload: the previous outcomes no longer describe the list.
-      this.results = null;
-      this.files = [];
-      $("order-name").value = "";
-    }
     this.files = [...this.files, ...images];
     this.renderFiles();
     showMessage($("create-message"), rejected ? `${rejected} file${rejected === 1 ? " is" : "s are"} not an image and ${rejected === 1 ? "was" : "were"} left out.` : "", { kind: "info" });
   }
 
-  /**
-   * The chosen files, or after an upload each file with its outcome (then there is nothing
-   * left to create: the button hides until new files are chosen).
-   */
+  /** The files chosen for the next order; the form to create it shows only when there are some. */
   renderFiles() {
-    const results = this.results || new Map();
     $("file-list").replaceChildren(...this.files.map((file, index) => {
-      const result = results.get(file.name);
       const remove = el("button", { text: "Remove", cls: "link", attrs: { type: "button", "aria-label": `Remove ${file.name}` } });
       remove.addEventListener("click", () => {
         this.files.splice(index, 1);
         this.renderFiles();
       });
-      const state = result ? (result.uploaded ? "uploaded" : `failed: ${result.error || "not uploaded"}`) : formatBytes(file.size);
-      return el("li", { cls: result && !result.uploaded ? "failed" : "" },
-        el("span", { cls: "image-name", text: file.name }), el("span", { cls: "image-status", text: state }), result ? "" : remove);
+      return el("li", {},
+        el("span", { cls: "image-name", text: file.name }), el("span", { cls: "image-status", text: formatBytes(file.size) }), remove);
     }));
     const button = $("upload-button");
-    $("upload-form").hidden = this.files.length === 0 || this.results !== null;
+    $("upload-form").hidden = this.files.length === 0;
     button.textContent = `Create order from ${this.files.length} image${this.files.length === 1 ? "" : "s"}`;
   }
 
@@ -157,7 +144,10 @@ export class CreateTab {
         body = null;
       }
       if (xhr.status >= 200 && xhr.status < 300 && body) {
-        this.results = new Map(body.images.map((image) => [image.file, image]));
+        // Uploaded: the files became the order below (its thumbnails; failures in the message),
+        // so nothing is left to create until new files are chosen.
+        this.files = [];
+        $("order-name").value = "";
         this.renderFiles();
         this.created(body);
       } else {

@@ -55,9 +55,10 @@ def test_create_button_is_gone_once_the_files_are_uploaded(
     expect(create).to_be_enabled()
     create.click()
     expect(page.locator("#created-status")).to_contain_text("Processed: 3 of 3", timeout=30_000)
-    # Nothing is left to create: no button that would do nothing, and each file says it went up.
+    # Nothing is left to create: no button that would do nothing; the files became the order.
     expect(page.locator("#upload-button")).to_be_hidden()
-    expect(page.locator("#file-list")).to_contain_text("uploaded")
+    expect(page.locator("#file-list li")).to_have_count(0)
+    expect(page.locator("#created-images li.thumb.ready")).to_have_count(3)
     # Choosing new files starts a new batch with its own button.
     page.locator("#file-input").set_input_files(str(SAMPLES[0]))
     expect(page.get_by_role("button", name="Create order from 1 image")).to_be_enabled()
