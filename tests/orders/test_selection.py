@@ -11,7 +11,7 @@ import pytest
 from app.services.batch import REPORT_NAME
 from app.services.options import MAX_SELECTED_IMAGES
 from tests.jobs.support import wait_state
-from tests.orders.conftest import synthetic_order
+from tests.orders.conftest import ServiceFactory, synthetic_order, unique_key
 from tests.support import UvicornThread
 
 NAMES = ["kitchen", "hall", "garden", "bath", "bedroom"]
@@ -174,3 +174,38 @@ def test_a_job_builds_just_the_selection(service: UvicornThread, order: dict) ->
         assert status["state"] == "complete", status
         archive = client.get(created.json()["download_url"])
     assert names_in(archive.content) == ["garden.jpg", "bedroom.jpg"]
+
+
+def test_a_job_whose_selected_image_left_the_order_fails_with_the_reason(
+    live_service: ServiceFactory, sandbox: httpx.Client, sandbox_url: str
+) -> None:
+    key = unique_key("job-selection")
+    order = synthetic_order(sandbox, images=2, api_key=key, statuses={1: "processing"})
+    chosen, pending = order["images"][0]["image_id"], order["images"][1]["image_id"]
+    headers = {"X-Autoenhance-Key": key}
+    with (
+        live_service(sandbox_url, job_wait_poll_min=0.05, job_wait_poll_max=0.1) as server,
+        httpx.Client(base_url=server.url, headers=headers, timeout=30) as client,
+    ):
+        created = client.post(
+            f"/orders/{order['order_id']}/jobs", params={"images": chosen, "wait": "true"}
+        )
+        assert created.status_code == 202, created.text
+        wait_state(client, created.json()["status_url"], until={"waiting"})
+        httpx.delete(f"{sandbox_url}/images/{chosen}", headers={"x-api-key": key})
+        sandbox.post(f"/_sandbox/images/{pending}/status", json={"status": "processed"})
+        status = wait_state(client, created.json()["status_url"])
+    assert status["state"] == "failed"
+    assert chosen in status["reason"]
+
+
+def test_a_job_with_a_selection_on_an_empty_order_is_refused(
+    service: UvicornThread, sandbox: httpx.Client
+) -> None:
+    order = synthetic_order(sandbox, images=0)
+    response = httpx.post(
+        f"{service.url}/orders/{order['order_id']}/jobs",
+        params={"images": "some-image", "wait": "true"},
+    )
+    assert response.status_code == 422
+    assert response.json()["detail"]["image_ids"] == ["some-image"]
