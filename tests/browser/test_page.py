@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import time
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -221,7 +222,9 @@ def test_screenshot(start_service: StartService, open_page: OpenPage) -> None:
     """
     target = os.environ.get("SCREENSHOT")
     server = start_service()
-    httpx.post(f"{server.url}/api/create-sample-order", timeout=30).raise_for_status()
+    created = httpx.post(f"{server.url}/api/create-sample-order", timeout=30)
+    created.raise_for_status()
+    _wait_until_processed(server, created.json()["order_id"])
     page, _ = open_page(server, width=1200, height=860)
     rows = page.locator("#orders-list li.order-row")
     expect(rows).to_have_count(2)
@@ -240,6 +243,17 @@ def test_screenshot(start_service: StartService, open_page: OpenPage) -> None:
     if target:
         page.screenshot(path=target, full_page=True)
         assert Path(target).stat().st_size > 10_000
+
+
+def _wait_until_processed(server: Server, order_id: str) -> None:
+    """Poll the summary until every image of the order is ready (bounded)."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        summary = httpx.get(f"{server.url}/orders/{order_id}", timeout=10).json()
+        if summary["image_count"] and summary["ready_count"] == summary["image_count"]:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"order {order_id} not processed within 30 s")
 
 
 def _wait_for_pictures(page: Page, selector: str, count: int) -> None:
