@@ -42,6 +42,12 @@ REQUEST_ID_HEADER = "X-Request-ID"
 # Accepted from a client as-is: short and harmless in a log line or a header.
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 UNMATCHED_ROUTE = "unmatched"
+# The `method` label of the HTTP metrics: uvicorn's h11 parser passes any token as a method,
+# so anything outside the standard methods (RFC 9110, plus PATCH) is counted as `other`.
+KNOWN_METHODS = frozenset(
+    {"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT"}
+)
+OTHER_METHOD = "other"
 
 # Multipart framing and form fields around the files of an upload.
 UPLOAD_OVERHEAD_BYTES = 1024 * 1024
@@ -85,6 +91,12 @@ def request_id_from(scope: Scope) -> str:
                 return candidate
             break
     return uuid.uuid4().hex
+
+
+def method_label(scope: Scope) -> str:
+    """The request method as a metric label and log field: bounded to `KNOWN_METHODS`."""
+    method = scope.get("method")
+    return method if method in KNOWN_METHODS else OTHER_METHOD
 
 
 def route_template(scope: Scope, plain: PlainRoutes | None = None, status: int = 200) -> str:
@@ -172,7 +184,7 @@ class EdgeMiddleware:
                         headers.append((name, value))
                 message = {**message, "headers": headers}
                 route = route_template(scope, self.plain_routes, status)
-                metrics.HTTP_LATENCY.labels(scope["method"], route).observe(
+                metrics.HTTP_LATENCY.labels(method_label(scope), route).observe(
                     time.perf_counter() - started
                 )
             elif message["type"] == "http.response.body":
@@ -198,7 +210,7 @@ class EdgeMiddleware:
         failure: BaseException | None,
     ) -> None:
         route = route_template(scope, self.plain_routes, status)
-        method = scope["method"]
+        method = method_label(scope)
         duration = time.perf_counter() - started
         metrics.HTTP_REQUESTS.labels(method, route, str(status)).inc()
         outcome = "ok" if failure is None else type(failure).__name__
