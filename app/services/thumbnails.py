@@ -6,16 +6,18 @@ used because newer API versions fold it into `/enhanced`). Nothing is bought: pr
 credits.
 
 What comes back is not trusted: at most `MAX_THUMBNAIL_SOURCE_BYTES` are read (the download
-stops there), the bytes must decode as an image of at most `MAX_SOURCE_PIXELS`, and one wider
-than `THUMBNAIL_MAX_WIDTH` (an upstream that ignored `max_width`) is scaled down here. A JPEG,
-PNG or WebP that already fits is passed through unchanged, so the service spends CPU only on
-an upstream that misbehaves.
+stops there), the bytes must be an image of at most `MAX_SOURCE_PIXELS` (read from its header,
+before decoding), and one wider than `THUMBNAIL_MAX_WIDTH` (an upstream that ignored
+`max_width`) is scaled down here, at most `DECODE_SLOTS` at a time in the process, so a
+misbehaving upstream costs bounded memory and CPU. A JPEG, PNG or WebP that already fits is
+passed through unchanged.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import threading
 import warnings
 from dataclasses import dataclass
 
@@ -28,8 +30,12 @@ from app.upstream.models import Image, Order
 THUMBNAIL_MAX_WIDTH = 320
 # A 320 px preview is tens of KB; anything far beyond that is not a thumbnail.
 MAX_THUMBNAIL_SOURCE_BYTES = 4 * 1024 * 1024
-# Largest picture decoded when it must be scaled down (bounds memory and CPU of one request).
-MAX_SOURCE_PIXELS = 40_000_000
+# Largest picture decoded when it must be scaled down: 12 MB of RGB at most per decode. A
+# preview asked for 320 px wide has no business being larger.
+MAX_SOURCE_PIXELS = 4_000_000
+# Pictures being scaled down at once in this process (each holds up to ~12 MB decoded).
+DECODE_SLOTS = 2
+_decoding = threading.BoundedSemaphore(DECODE_SLOTS)
 THUMBNAIL_QUALITY = 80
 THUMBNAIL_OPTIONS = DownloadOptions(format="jpeg", preview=True, max_width=THUMBNAIL_MAX_WIDTH)
 _PASS_THROUGH = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
@@ -80,9 +86,10 @@ def fit_thumbnail(data: bytes) -> Thumbnail:
                 if kind is not None and width <= THUMBNAIL_MAX_WIDTH:
                     picture.verify()
                     return Thumbnail(content=data, media_type=kind)
-                picture.draft("RGB", (THUMBNAIL_MAX_WIDTH, THUMBNAIL_MAX_WIDTH * 4))
-                picture.load()
-                small = picture.convert("RGB")
+                with _decoding:
+                    picture.draft("RGB", (THUMBNAIL_MAX_WIDTH, THUMBNAIL_MAX_WIDTH * 4))
+                    picture.load()
+                    small = _scaled(picture.convert("RGB"))
         except NotAThumbnail:
             raise
         except (
@@ -92,13 +99,18 @@ def fit_thumbnail(data: bytes) -> Thumbnail:
             PILImage.DecompressionBombError,
             PILImage.DecompressionBombWarning,
         ) as exc:
-            raise NotAThumbnail(f"the preview is not a readable image ({exc})") from exc
-    if small.width > THUMBNAIL_MAX_WIDTH:
-        ratio = THUMBNAIL_MAX_WIDTH / small.width
-        small = small.resize((THUMBNAIL_MAX_WIDTH, max(1, round(small.height * ratio))))
+            # Pillow's message may name objects in memory: say what is wrong, not how.
+            raise NotAThumbnail("the preview is not a readable image") from exc
     out = io.BytesIO()
     small.save(out, format="JPEG", quality=THUMBNAIL_QUALITY)
     return Thumbnail(content=out.getvalue(), media_type="image/jpeg")
+
+
+def _scaled(picture: PILImage.Image) -> PILImage.Image:
+    if picture.width <= THUMBNAIL_MAX_WIDTH:
+        return picture
+    ratio = THUMBNAIL_MAX_WIDTH / picture.width
+    return picture.resize((THUMBNAIL_MAX_WIDTH, max(1, round(picture.height * ratio))))
 
 
 def thumbnail_etag(order: Order, image: Image) -> str:

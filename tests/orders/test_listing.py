@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
+from app.api.routes.orders import MAX_CURSOR_CHARS
 from app.sandbox import DEMO_ORDER_ID
 from tests.orders.conftest import (
     ADMIN_TOKEN,
@@ -14,6 +21,7 @@ from tests.orders.conftest import (
     synthetic_order,
     unique_key,
 )
+from tests.support import UvicornThread
 
 
 def page(client: httpx.Client, **params: object) -> dict:
@@ -157,7 +165,8 @@ def test_in_sandbox_mode_anyone_may_list(sandbox_mode_service: ServiceFactory) -
         ({"limit": 51}, "validation_error"),
         ({"limit": "many"}, "validation_error"),
         ({"cursor": "%%%"}, "invalid_cursor"),
-        ({"cursor": "x" * 201}, "validation_error"),
+        ({"cursor": "x" * (MAX_CURSOR_CHARS + 1)}, "validation_error"),
+        ({"cursor": "_w"}, "invalid_cursor"),  # base64url of a byte that is no UTF-8
         ({"cursor": "bm90LWEtdG9rZW4"}, "invalid_cursor"),  # well-formed, never issued
     ],
 )
@@ -174,3 +183,31 @@ def test_bad_paging_input_is_a_422(
         )
     assert response.status_code == 422, response.text
     assert response.json()["error"] == code
+
+
+LIES = {
+    "not json": "<html>busy</html>",
+    "not an object": json.dumps(["orders"]),
+    "an order without id": json.dumps({"orders": [{"name": "x"}]}),
+    "a number as token": json.dumps({"orders": [], "pagination": {"next_offset": 7}}),
+    "a huge token": json.dumps(
+        {"orders": [{"order_id": "a"}], "pagination": {"next_offset": "t" * 5000}}
+    ),
+}
+
+
+@pytest.mark.parametrize("lie", list(LIES))
+def test_an_upstream_answer_that_is_no_order_list_is_a_502(
+    live_service: ServiceFactory, lie: str
+) -> None:
+    async def orders(request: Request) -> Response:
+        return Response(LIES[lie], media_type="application/json")
+
+    fake = Starlette(routes=[Route("/v3/orders/", orders)])
+    with (
+        UvicornThread(fake) as upstream,
+        live_service(f"{upstream.url}/v3", upstream_retries=0) as server,
+    ):
+        response = httpx.get(f"{server.url}/orders", headers={"X-Autoenhance-Key": "k-123"})
+    assert response.status_code == 502, response.text
+    assert response.json()["error"] == "upstream_error"

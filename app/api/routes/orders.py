@@ -9,13 +9,15 @@ order with the same credential rules as a download.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from app.api.auth import AdminVia, admin_via, bearer
 from app.api.deps import (
@@ -30,7 +32,7 @@ from app.api.deps import (
 from app.api.routes.batch import OptionsDep
 from app.api.selection import planned
 from app.api.upstream import checked_order_id, fetch_order, to_app_error
-from app.core.errors import Forbidden, Unauthorized, Unprocessable, error_responses
+from app.core.errors import BadGateway, Forbidden, Unauthorized, Unprocessable, error_responses
 from app.core.ratelimit import rate_limit
 from app.core.security import Credential, same_secret
 from app.services.batch import REPORT_NAME
@@ -42,6 +44,7 @@ from app.services.overview import (
     order_state,
     thumbnail_path,
 )
+from app.upstream.client import AutoenhanceClient
 from app.upstream.errors import UpstreamError, UpstreamRejected
 from app.upstream.models import Order, OrderPage
 
@@ -52,8 +55,11 @@ MAX_PAGE = 50
 # The upstream may answer a shorter page than asked (its per_page cap); a page of this service
 # is filled from at most this many upstream pages.
 MAX_UPSTREAM_PAGES = 5
-# A cursor is the upstream's opaque offset token, passed through; this is all it may look like.
-CURSOR_PATTERN = re.compile(r"[A-Za-z0-9._~=+/-]{1,200}")
+# A cursor is the upstream's opaque offset token in base64url: whatever the token looks like,
+# the cursor is safe in a URL. Longer tokens than this are not believed.
+MAX_OFFSET_CHARS = 1000
+MAX_CURSOR_CHARS = 4 * -(-MAX_OFFSET_CHARS // 3)
+CURSOR_PATTERN = re.compile(r"[A-Za-z0-9_-]+")
 
 
 class ImageSummary(BaseModel):
@@ -142,6 +148,61 @@ async def order_lister(
 ListerDep = Annotated[Credential, Depends(order_lister)]
 
 
+def encode_cursor(offset: str) -> str:
+    return base64.urlsafe_b64encode(offset.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> str:
+    """The upstream offset token inside a cursor.
+
+    Raises:
+        Unprocessable: not a cursor this service handed out.
+    """
+    try:
+        if not CURSOR_PATTERN.fullmatch(cursor):
+            raise ValueError(cursor)
+        offset = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise Unprocessable(
+            "That is not a cursor this service handed out.", code="invalid_cursor"
+        ) from None
+    if not offset or not offset.isprintable():
+        raise Unprocessable("That is not a cursor this service handed out.", code="invalid_cursor")
+    return offset
+
+
+async def _upstream_page(
+    upstream: AutoenhanceClient, credential: Credential, *, per_page: int, offset: str | None
+) -> OrderPage:
+    """One page of the upstream's order list, every failure mapped to this service's errors.
+
+    Raises:
+        Unprocessable: the upstream refused the offset (a cursor no longer valid).
+        AppError: 401, 502 or 503 as for any upstream call; 502 for an answer that is not an
+            order list, or whose next offset is not a short string.
+    """
+    try:
+        page = await upstream.list_orders(
+            api_key=credential.api_key, per_page=per_page, offset=offset
+        )
+    except UpstreamRejected as exc:
+        if offset is not None and exc.status_code in (400, 422):
+            raise Unprocessable(
+                "That cursor is not valid (any more); start from the first page.",
+                code="invalid_cursor",
+            ) from exc
+        raise to_app_error(exc) from exc
+    except UpstreamError as exc:
+        raise to_app_error(exc) from exc
+    except (ValidationError, ValueError, AttributeError, TypeError) as exc:
+        raise BadGateway(
+            "The Autoenhance API answered with something that is no order list."
+        ) from exc
+    if page.next_offset is not None and not 0 < len(page.next_offset) <= MAX_OFFSET_CHARS:
+        raise BadGateway("The Autoenhance API answered with an unusable page token.")
+    return page
+
+
 def _list_item(order: Order) -> OrderListItem:
     cover = cover_image(order)
     return OrderListItem(
@@ -166,33 +227,25 @@ async def list_orders(
     upstream: UpstreamDep,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="Orders per page")] = DEFAULT_PAGE,
     cursor: Annotated[
-        str | None, Query(max_length=200, description="`next_cursor` of the previous page")
+        str | None,
+        Query(max_length=MAX_CURSOR_CHARS, description="`next_cursor` of the previous page"),
     ] = None,
 ) -> OrderList:
     """The orders of your key (or, for administrators, of the service's key)."""
-    if cursor is not None and not CURSOR_PATTERN.fullmatch(cursor):
-        raise Unprocessable("That is not a cursor this service handed out.", code="invalid_cursor")
+    offset = decode_cursor(cursor) if cursor is not None else None
     orders: list[Order] = []
-    offset = cursor
     for _ in range(MAX_UPSTREAM_PAGES):
-        try:
-            page: OrderPage = await upstream.list_orders(
-                api_key=credential.api_key, per_page=limit - len(orders), offset=offset
-            )
-        except UpstreamRejected as exc:
-            if offset is not None and exc.status_code in (400, 422):
-                raise Unprocessable(
-                    "That cursor is not valid (any more); start from the first page.",
-                    code="invalid_cursor",
-                ) from exc
-            raise to_app_error(exc) from exc
-        except UpstreamError as exc:
-            raise to_app_error(exc) from exc
+        page = await _upstream_page(
+            upstream, credential, per_page=limit - len(orders), offset=offset
+        )
         orders.extend(page.orders[: limit - len(orders)])
         offset = page.next_offset
         if offset is None or len(orders) >= limit or not page.orders:
             break
-    return OrderList(orders=[_list_item(order) for order in orders], next_cursor=offset)
+    return OrderList(
+        orders=[_list_item(order) for order in orders],
+        next_cursor=encode_cursor(offset) if offset is not None else None,
+    )
 
 
 @router.get(

@@ -28,7 +28,7 @@ from app.services.thumbnails import (
     fit_thumbnail,
     thumbnail_etag,
 )
-from app.upstream.errors import UpstreamError
+from app.upstream.errors import UpstreamError, UpstreamProtocolError
 
 router = APIRouter(tags=["orders"])
 
@@ -102,6 +102,10 @@ async def image_thumbnail(
             await upstream.download_enhanced(
                 image_id, sink, options=THUMBNAIL_OPTIONS, api_key=credential.api_key
             )
+    except UpstreamProtocolError as exc:  # also: the preview passed MAX_THUMBNAIL_SOURCE_BYTES
+        raise BadGateway(
+            f"The Autoenhance API's preview cannot be used: {exc.message}", code="bad_preview"
+        ) from exc
     except UpstreamError as exc:
         raise to_app_error(exc, what="image") from exc
     try:
