@@ -158,8 +158,15 @@ async function boot() {
     $("sandbox-banner").hidden = false;
     download.offerDemo();
   }
+  // Each key or sign-in change asks again; only the latest answer counts (an earlier one,
+  // still awaiting the session check, must not hide the tab a later key just showed).
+  let asked = 0;
   const showOrders = async ({ open }) => {
+    const ask = ++asked;
     const allowed = await mayListOrders(health);
+    // How many checks have finished, applied or not (tests wait on it, as on data-ready).
+    document.body.dataset.accessChecks = String(Number(document.body.dataset.accessChecks || 0) + 1);
+    if (ask !== asked) return;
     orders.clear();
     tabs.toggle($("tab-orders"), allowed);
     // "Your orders" opens first unless the address names another tab.

@@ -16,7 +16,7 @@ from uuid import uuid4
 
 import httpx
 import pytest
-from playwright.sync_api import Page, Request, expect
+from playwright.sync_api import Page, Request, Route, expect
 
 from app.sandbox import DEMO_ORDER_ID
 from tests.browser.conftest import FAKE_SAVE_PICKER, PageProblems, Server
@@ -272,3 +272,33 @@ def test_signing_in_as_administrator_shows_the_operators_orders(
     page.get_by_role("tab", name="Status").click()
     page.get_by_role("button", name="Sign out").click()
     expect(tab).to_be_hidden()
+
+
+def test_a_late_answer_about_an_earlier_key_does_not_hide_your_orders(
+    start_service: StartService,
+    open_page: OpenPage,
+    make_settings: SettingsFactory,
+    sandbox: httpx.Client,
+) -> None:
+    key = f"own-key-{uuid4()}"
+    create_order(sandbox, images=1, api_key=key, name="Late answer")
+    server = start_service(**_live(make_settings))
+    page, _ = open_page(server)
+    expect(page.locator("body")).to_have_attribute("data-access-checks", "1")
+    # Hold the session checks made from now on, to answer them late.
+    held: list[Route] = []
+    page.route("**/api/admin/session", lambda route: held.append(route))
+    page.locator("#access summary").click()
+    # Choosing the key type first saves "no key": that check asks whether this is an admin...
+    with page.expect_request("**/api/admin/session"):
+        page.get_by_label("Key type").select_option("own")
+    # ...and before its answer comes, the own key is entered (no session check needed).
+    page.get_by_label("Key", exact=True).fill(key)
+    page.get_by_label("Key", exact=True).blur()
+    tab = page.get_by_role("tab", name="Your orders")
+    expect(tab).to_be_visible()
+    expect(page.locator("body")).to_have_attribute("data-access-checks", "2")
+    assert len(held) == 1
+    held[0].continue_()
+    expect(page.locator("body")).to_have_attribute("data-access-checks", "3")
+    expect(tab).to_be_visible()
