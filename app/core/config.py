@@ -21,6 +21,18 @@ DEFAULT_API_VERSION = "2025-01-01"
 
 CommaList = Annotated[list[str], NoDecode]
 
+# Secrets this service checks callers against or signs with: guessing one must be hopeless.
+# (Keys of other services, such as CHAT_API_KEY or SENTRY_AUTH_TOKEN, are theirs to define.)
+OWN_SECRETS = (
+    "service_api_key",
+    "admin_token",
+    "signing_secret",
+    "callback_secret",
+    "webhook_auth_token",
+    "metrics_token",
+)
+MIN_SECRET_CHARS = 16
+
 
 def _split_commas(value: object) -> object:
     if isinstance(value, str):
@@ -53,6 +65,7 @@ class Settings(BaseSettings):
     upstream_max_redirects: int = Field(default=5, ge=0, le=20)
     circuit_failure_threshold: int = Field(default=20, ge=1)  # consecutive failures that open it
     circuit_cooldown: float = Field(default=15.0, gt=0)  # seconds before a trial call
+    circuit_max_credentials: int = Field(default=10_000, ge=1)  # keys with a failure remembered
 
     # --- Sandbox (embedded emulator, used when no upstream key is set) ---------------------
     sandbox_processing_delay: float = Field(default=3.0, ge=0)  # seconds per uploaded image
@@ -99,13 +112,18 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["text", "json"] = "text"
     metrics_token: SecretStr | None = None
-    rate_limit_downloads: str = "60/minute"
+    rate_limit_downloads: str = "60/minute"  # GET /orders/{id}/images
+    rate_limit_lookups: str = "120/minute"  # GET /orders/{id}, HEAD /orders/{id}/images
     rate_limit_create_orders: str = "10/minute"
     rate_limit_jobs: str = "30/minute"  # POST/GET /orders/{id}/jobs
-    rate_limit_links: str = "60/minute"  # POST /orders/{id}/download-link
-    # GET /orders, /orders/{id} and thumbnails; a page of orders loads dozens of thumbnails
+    rate_limit_job_status: str = "120/minute"  # GET/DELETE /jobs/{id}
+    rate_limit_links: str = "60/minute"  # POST /orders/{id}/download-link, /jobs/{id}/...
+    # GET /orders and thumbnails; a page of orders, or an order's grid, loads dozens of thumbnails
     rate_limit_reads: str = "600/minute"
     max_request_body_bytes: int = Field(default=1024 * 1024, ge=1024)  # non-upload routes
+    request_header_timeout: float = Field(default=10.0, gt=0)  # seconds to send the headers
+    request_body_idle_timeout: float = Field(default=30.0, gt=0)  # seconds between body parts
+    request_body_timeout: float = Field(default=900.0, gt=0)  # seconds for a whole body
     shutdown_grace_seconds: float = Field(default=30.0, ge=0)
     sentry_dsn: SecretStr | None = None
     sentry_environment: str = "production"
@@ -125,10 +143,13 @@ class Settings(BaseSettings):
 
     @field_validator(
         "rate_limit_downloads",
+        "rate_limit_lookups",
         "rate_limit_create_orders",
         "rate_limit_jobs",
+        "rate_limit_job_status",
         "rate_limit_links",
         "rate_limit_reads",
+        "ask_rate_limit",
     )
     @classmethod
     def _check_rate_limit(cls, value: str) -> str:
@@ -161,10 +182,20 @@ class Settings(BaseSettings):
                 "ALLOWED_ORIGINS='*' would let any web site spend the operator's credits; "
                 "list the origins of your own pages instead"
             )
-        for name in ("service_api_key", "admin_token", "signing_secret"):
+        for name in OWN_SECRETS:
             secret = getattr(self, name)
-            if secret is not None and len(secret.get_secret_value()) < 16:
-                raise ValueError(f"{name.upper()} must be at least 16 characters long")
+            if secret is not None and len(secret.get_secret_value()) < MIN_SECRET_CHARS:
+                raise ValueError(
+                    f"{name.upper()} must be at least {MIN_SECRET_CHARS} characters long"
+                )
+        if (
+            self.callback_secret is not None
+            and self.signing_secret is not None
+            and self.callback_secret.get_secret_value() == self.signing_secret.get_secret_value()
+        ):
+            raise ValueError(
+                "CALLBACK_SECRET must differ from SIGNING_SECRET: callback receivers hold it"
+            )
         if self.spool_memory_bytes > 64 * 1024 * 1024:
             raise ValueError("SPOOL_MEMORY_BYTES above 64 MiB defeats constant-memory streaming")
         return self

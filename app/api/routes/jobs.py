@@ -5,6 +5,7 @@ Also `POST /webhooks/autoenhance`, which starts jobs that wait for their order t
 
 from __future__ import annotations
 
+import logging
 import os
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -38,12 +39,19 @@ from app.core.errors import (
 )
 from app.core.ratelimit import rate_limit
 from app.core.security import same_secret
-from app.jobs.callbacks import CallbackRefused, check_callback_url, iso, resolve_allowed
+from app.jobs.callbacks import (
+    NOT_ALLOWED,
+    CallbackRefused,
+    check_callback_url,
+    iso,
+    resolve_allowed,
+)
 from app.jobs.models import Failure, JobRecord, JobState
 from app.jobs.service import JobService
 from app.services.cache import CachedArchive
 from app.services.naming import content_disposition
 
+logger = logging.getLogger("app.jobs")
 router = APIRouter(tags=["jobs"])
 
 
@@ -179,6 +187,9 @@ async def create_job(
 ) -> JSONResponse:
     """Queue a job writing the same archive as GET /orders/{order_id}/images."""
     order_id = checked_order_id(order_id)
+    # Reading the order proves the credential; only then is the callback URL looked at, and
+    # every refusal gets the same answer (which check failed would map our network).
+    order = await fetch_order(upstream, order_id, credential)
     if callback_url:
         try:
             check_callback_url(callback_url)
@@ -186,8 +197,11 @@ async def create_job(
                 httpx.URL(callback_url), allow_private=settings.callback_allow_private
             )
         except CallbackRefused as exc:
-            raise Unprocessable(str(exc), code="invalid_callback_url") from None
-    order = await fetch_order(upstream, order_id, credential)
+            logger.info("callback_url refused: %r", str(exc))
+            raise Unprocessable(
+                f"callback_url is {NOT_ALLOWED}: an absolute http(s) URL of a public host.",
+                code="invalid_callback_url",
+            ) from None
     if not order.images and not wait and options.images is None:
         raise NotFound("This order has no images yet.", code="empty_order")
     # A selection must name images of the order now, before the job is queued.
@@ -216,8 +230,9 @@ async def create_job(
     "/jobs/{job_id}",
     name="job_status",
     response_model=JobStatus,
-    responses=error_responses(401, 404),
+    responses=error_responses(401, 404, 429),
     summary="State and progress of a job",
+    dependencies=[Depends(rate_limit("job_status"))],
 )
 async def job_status(
     job_id: str, request: Request, credential: CredentialDep, jobs: JobsDep
@@ -229,8 +244,9 @@ async def job_status(
 @router.delete(
     "/jobs/{job_id}",
     response_model=JobStatus,
-    responses=error_responses(401, 404),
+    responses=error_responses(401, 404, 429),
     summary="Cancel a job and delete its archive",
+    dependencies=[Depends(rate_limit("job_status"))],
 )
 async def cancel_job(
     job_id: str, request: Request, credential: CredentialDep, jobs: JobsDep
@@ -246,8 +262,9 @@ async def cancel_job(
 @router.post(
     "/jobs/{job_id}/download-link",
     response_model=DownloadLink,
-    responses=error_responses(401, 404, 409, 410),
+    responses=error_responses(401, 404, 409, 410, 429),
     summary="A signed, expiring link to the archive, usable without credentials",
+    dependencies=[Depends(rate_limit("links"))],
 )
 async def job_download_link(
     job_id: str,

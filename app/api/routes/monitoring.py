@@ -95,7 +95,7 @@ async def health_head(request: Request, settings: SettingsDep) -> Health:
     responses={503: {"model": ReadinessOut, "description": "A check failed; it is named"}},
 )
 async def ready(ops: OpsDep, response: Response) -> ReadinessOut:
-    """ReadinessOut: upstream reachable (cached probe), archive store writable, Redis reachable."""
+    """ReadinessOut: upstream reachable (cached probe), circuit not open, store writable, Redis."""
     checks = await ops.readiness.check()
     ok = all(check.ok for check in checks)
     response.status_code = 200 if ok else 503
@@ -132,7 +132,7 @@ async def stats(request: Request, settings: SettingsDep, ops: OpsDep) -> Stats:
     """Service counters across every worker; administrators also get the recent errors."""
     figures = service_stats()
     recent = None
-    if is_admin(request, settings):
+    if await is_admin(request, settings):
         recent = [
             ErrorEventOut(
                 at=datetime.fromtimestamp(event.at, UTC),

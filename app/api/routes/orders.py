@@ -122,7 +122,7 @@ async def order_lister(
     """
     if own_key and own_key.strip():
         return Credential.own_key(checked_own_key(own_key))
-    if admin_via(request, settings) in (AdminVia.BEARER, AdminVia.COOKIE):
+    if await admin_via(request, settings) in (AdminVia.BEARER, AdminVia.COOKIE):
         return operator_credential(settings)
     if settings.sandbox_mode:
         expected = settings.service_api_key
@@ -252,8 +252,8 @@ async def list_orders(
     "/orders/{order_id}",
     response_model=OrderSummary,
     responses=error_responses(400, 401, 404, 422, 429, 502, 503),
-    dependencies=[Depends(rate_limit("reads"))],
     summary="Summary of an order: its images, their status and their names in the ZIP",
+    dependencies=[Depends(rate_limit("lookups"))],
 )
 async def order_summary(
     order_id: str, options: OptionsDep, credential: CredentialDep, upstream: UpstreamDep
