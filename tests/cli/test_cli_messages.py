@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
 import httpx
@@ -118,7 +119,11 @@ def test_after_creating_an_order_it_says_to_continue_with_its_id(
     env = {"AUTOENHANCE_API_KEY": "cli-test-key", "AUTOENHANCE_API_BASE": sandbox_url}
     assert main(argv, env=env) == EXIT_TIMEOUT
     err = stderr_of(capsys)
-    order_id = err.split("order ", 1)[1].split(" ", 1)[0]
+    printed = re.search(
+        r"\border ([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})", err
+    )
+    assert printed is not None, err
+    order_id = printed.group(1)
     # Running the same command again would upload the photos into a second order.
     assert f"run again with --order-id {order_id} instead of the photos" in err
 

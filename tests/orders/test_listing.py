@@ -211,3 +211,15 @@ def test_an_upstream_answer_that_is_no_order_list_is_a_502(
         response = httpx.get(f"{server.url}/orders", headers={"X-Autoenhance-Key": "k-123"})
     assert response.status_code == 502, response.text
     assert response.json()["error"] == "upstream_error"
+
+
+def test_the_list_counts_against_the_lookups_limit(
+    live_service: ServiceFactory, private_sandbox_url: str
+) -> None:
+    key = unique_key("limited")
+    with live_service(private_sandbox_url, rate_limit_lookups="1/minute") as server:
+        first = httpx.get(f"{server.url}/orders", headers={"X-Autoenhance-Key": key})
+        second = httpx.get(f"{server.url}/orders", headers={"X-Autoenhance-Key": key})
+    assert first.status_code == 200
+    assert second.status_code == 429
+    assert second.json()["error"] == "rate_limited"

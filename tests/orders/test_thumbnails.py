@@ -177,7 +177,7 @@ def test_thumbnails_are_rate_limited(
     live_service: ServiceFactory, sandbox: httpx.Client, sandbox_url: str
 ) -> None:
     order = synthetic_order(sandbox)
-    with live_service(sandbox_url, rate_limit_reads="2/minute") as server:
+    with live_service(sandbox_url, rate_limit_thumbnails="2/minute") as server:
         statuses = [httpx.get(server.url + thumb_path(order)).status_code for _ in range(3)]
         limited = httpx.get(server.url + thumb_path(order))
     assert statuses == [200, 200, 429]

@@ -219,7 +219,7 @@ def _list_item(order: Order) -> OrderListItem:
     "/orders",
     response_model=OrderList,
     responses=error_responses(401, 403, 422, 429, 502, 503),
-    dependencies=[Depends(rate_limit("reads"))],
+    dependencies=[Depends(rate_limit("lookups"))],
     summary="Your recent orders, newest first, one page at a time",
 )
 async def list_orders(

@@ -63,7 +63,7 @@ def _matches(if_none_match: str | None, etag: str) -> bool:
         304: {"description": "Not modified (If-None-Match matched the ETag)"},
         **error_responses(400, 401, 404, 409, 429, 502, 503),
     },
-    dependencies=[Depends(rate_limit("reads"))],
+    dependencies=[Depends(rate_limit("thumbnails"))],
     summary="A small preview of one image of an order",
 )
 async def image_thumbnail(
