@@ -20,10 +20,11 @@ from app.api.responses import (
     ZipStreamingResponse,
     stored_object_response,
 )
+from app.api.selection import SelectionDep, planned
 from app.api.upstream import checked_order_id, fetch_order
 from app.core.errors import NotFound, Unprocessable, error_responses
 from app.core.ratelimit import rate_limit
-from app.services.batch import BatchPlan, NothingToDeliver, plan_batch
+from app.services.batch import BatchPlan, NothingToDeliver
 from app.services.conditions import Conditions
 from app.services.downloads import Download, Downloads
 from app.services.naming import archive_filename, content_disposition
@@ -48,6 +49,7 @@ def download_options(
     dev_mode: Annotated[
         bool, Query(description="Send x-dev-mode: true (try the flow without credits)")
     ] = False,
+    images: SelectionDep = None,
 ) -> DownloadOptions:
     return DownloadOptions(
         format=format,
@@ -57,6 +59,7 @@ def download_options(
         max_width=max_width,
         scale=scale,
         dev_mode=dev_mode,
+        images=images,
     )
 
 
@@ -111,14 +114,14 @@ async def download_order_images(
     """Stream a ZIP of the order's enhanced images, in order; a report lists skipped images."""
     order_id = checked_order_id(order_id)
     order = await fetch_order(upstream, order_id, credential)
-    if not order.images:
+    if not order.images and options.images is None:
         raise NotFound("This order has no images yet.", code="empty_order")
-    if len(order.images) > settings.max_images_per_order:
+    plan = planned(order, options)
+    if len(plan.images) > settings.max_images_per_order:
         raise Unprocessable(
-            f"This order has {len(order.images)} images; the limit per archive is "
-            f"{settings.max_images_per_order}. Use an async job instead."
+            f"This archive would hold {len(plan.images)} images; the limit per archive is "
+            f"{settings.max_images_per_order}. Use an async job or select fewer images."
         )
-    plan = plan_batch(order, options)
     conditions = Conditions(
         method="HEAD" if request.method == "HEAD" else "GET",
         range=range_header,
