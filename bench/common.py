@@ -24,6 +24,7 @@ import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 MB = 1024 * 1024
+GB = 1024 * MB
 API_KEY = "bench-key"
 T = TypeVar("T")
 
@@ -95,6 +96,10 @@ class Service:
     process: psutil.Process
     data_dir: Path
 
+    def __iter__(self) -> Iterator[object]:
+        """`base, process = service(...)`, as the benchmarks wrote it before `data_dir`."""
+        return iter((self.base, self.process))
+
 
 @contextlib.contextmanager
 def service(sandbox_root: str, *, workers: int = 1, **env: str) -> Iterator[Service]:
@@ -144,6 +149,16 @@ def _wait_for_workers(log: Path, workers: int, timeout: float = 60) -> None:
             return
         time.sleep(0.1)
     raise RuntimeError(f"{workers} workers did not come up")
+
+
+def cpu_seconds(process: psutil.Process) -> float:
+    """User + system CPU time of a process and its live children (uvicorn's workers)."""
+    total = 0.0
+    for proc in (process, *process.children(recursive=True)):
+        with contextlib.suppress(psutil.Error):
+            times = proc.cpu_times()
+            total += times.user + times.system
+    return total
 
 
 class RssSampler:

@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench.profile --scenario d     # 50 x 10 MB, no latency
     .venv/bin/python -m bench.profile --scenario g     # a cached 500 MB archive served again
+    .venv/bin/python -m bench.profile --scenario b     # 300 x 1 MB, no latency (per-image costs)
 
 Starts the sandbox and the service (one worker), downloads the scenario's archive with curl
 for at most `--seconds` (and at most `--max-downloads` times) while `py-spy record` samples the
@@ -22,6 +23,8 @@ from pathlib import Path
 
 from bench.common import MB, ROOT, create_order, sandbox, service, set_latency, through
 
+# Images and bytes per image of each scenario's order.
+ORDERS = {"d": (50, 10 * MB), "g": (50, 10 * MB), "b": (300, MB)}
 # Frames whose inclusive share says which part of the pipeline costs what.
 WATCHED = (
     "h11",
@@ -43,7 +46,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--scenario", choices=("d", "g"), default="d")
+    parser.add_argument("--scenario", choices=tuple(ORDERS), default="d")
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--max-downloads", type=int, default=20)
     parser.add_argument("--rate", type=int, default=200, help="samples per second")
@@ -57,7 +60,8 @@ def main() -> None:
 
     with sandbox() as sb, service(sb, ARCHIVE_CACHE_MAX_BYTES=cache) as svc:
         set_latency(sb, 0)
-        order = create_order(sb, images=50, image_bytes=10 * MB)
+        images, image_bytes = ORDERS[args.scenario]
+        order = create_order(sb, images=images, image_bytes=image_bytes)
         url = f"{svc.base}/orders/{order}/images"
         through([url])  # warm (and, for g, fill the cache)
         downloads = 0
