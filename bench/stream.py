@@ -276,16 +276,32 @@ class Bench:
         two_urls = [archive_url(svc2, o) for o in orders]
         through(one_urls)  # warm every worker's pools
         through(two_urls)
+        workers = [  # uvicorn's workers, not multiprocessing's resource tracker
+            c for c in svc2.process.children() if "resource_tracker" not in " ".join(c.cmdline())
+        ]
+        shares: list[list[float]] = []
+        two_measure = self.through_service(two_urls, svc2)
+
+        def two_workers() -> list[Timed]:
+            """Also records how the CPU split between the workers: the kernel hands each
+            connection to whichever worker accepts first, which need not be an even split."""
+            before = [cpu_seconds(w) for w in workers]
+            results = two_measure()
+            spent = [cpu_seconds(w) - b for w, b in zip(workers, before, strict=True)]
+            shares.append([x / (sum(spent) or 1) for x in spent])
+            return results
+
         best = interleaved(
             self.runs,
             {
                 "one": self.through_service(one_urls),
-                "two": self.through_service(two_urls, svc2),
+                "two": two_workers,
                 "ceiling": self.straight(orders),
             },
             fastest=by_throughput,
         )
         one, two = aggregate_mb_s(best["one"]), aggregate_mb_s(best["two"])
+        split = ", ".join("/".join(f"{100 * x:.0f}" for x in run) for run in shares)
         ceiling = aggregate_mb_s(best["ceiling"])
         return [
             Row(
@@ -305,6 +321,7 @@ class Bench:
                 "MB/s",
                 f">= 1.6 x one worker (was {two / one:.2f} x)",
                 two >= 1.6 * one,
+                notes=[f"CPU split between the workers, per run: {split} %"],
             ),
         ]
 
