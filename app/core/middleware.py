@@ -40,6 +40,12 @@ REQUEST_ID_HEADER = "X-Request-ID"
 # Accepted from a client as-is: short and harmless in a log line or a header.
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 UNMATCHED_ROUTE = "unmatched"
+# The `method` label of the HTTP metrics: uvicorn's h11 parser passes any token as a method,
+# so anything outside the standard methods (RFC 9110, plus PATCH) is counted as `other`.
+KNOWN_METHODS = frozenset(
+    {"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT"}
+)
+OTHER_METHOD = "other"
 
 # Multipart framing and form fields around the files of an upload.
 UPLOAD_OVERHEAD_BYTES = 1024 * 1024
@@ -83,6 +89,12 @@ def request_id_from(scope: Scope) -> str:
                 return candidate
             break
     return uuid.uuid4().hex
+
+
+def method_label(scope: Scope) -> str:
+    """The request method as a metric label and log field: bounded to `KNOWN_METHODS`."""
+    method = scope.get("method")
+    return method if method in KNOWN_METHODS else OTHER_METHOD
 
 
 def route_template(scope: Scope) -> str:
@@ -131,7 +143,7 @@ class EdgeMiddleware:
                     if name not in present:
                         headers.append((name, value))
                 message = {**message, "headers": headers}
-                metrics.HTTP_LATENCY.labels(scope["method"], route_template(scope)).observe(
+                metrics.HTTP_LATENCY.labels(method_label(scope), route_template(scope)).observe(
                     time.perf_counter() - started
                 )
             elif message["type"] == "http.response.body":
@@ -153,7 +165,7 @@ class EdgeMiddleware:
         scope: Scope, status: int, started: float, sent_bytes: int, failure: BaseException | None
     ) -> None:
         route = route_template(scope)
-        method = scope["method"]
+        method = method_label(scope)
         duration = time.perf_counter() - started
         metrics.HTTP_REQUESTS.labels(method, route, str(status)).inc()
         outcome = "ok" if failure is None else type(failure).__name__

@@ -29,6 +29,7 @@ from app.jobs.keybox import KeyUnavailable
 from app.jobs.models import KEY_GONE_REASON, PENDING_STATES, Failure, JobRecord, JobState
 from app.jobs.store import StorageFull
 from app.services.batch import BatchArchive, NothingToDeliver, Skipped, plan_batch
+from app.services.naming import archive_filename
 from app.upstream.errors import UpstreamError
 from app.upstream.models import Order
 
@@ -177,7 +178,7 @@ class _Run:
     async def _build(self, order: Order, api_key: str | None) -> None:
         ctx = self.ctx
         plan = plan_batch(order, self.record.options)
-        filename = f"{order.name or order.order_id}.zip"
+        filename = archive_filename(order.name, order.order_id)
 
         def start(record: JobRecord) -> None:
             record.state = "running"

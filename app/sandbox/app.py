@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -22,8 +24,20 @@ logger = logging.getLogger("app.sandbox")
 _SERVER_LOGGERS = ("uvicorn.error",)
 
 
+class SandboxJSONResponse(JSONResponse):
+    """JSON as the real API may send it: text UTF-8 cannot carry (a lone surrogate in a name
+    stored through `/_sandbox/orders`) goes out as `\\uXXXX` escapes, as JSON allows."""
+
+    def render(self, content: Any) -> bytes:
+        try:
+            return super().render(content)
+        except UnicodeEncodeError:
+            text = json.dumps(content, ensure_ascii=True, allow_nan=False, separators=(",", ":"))
+            return text.encode("ascii")
+
+
 def _error_response(error: SandboxError) -> JSONResponse:
-    return JSONResponse(error.body(), status_code=error.status, headers=error.headers)
+    return SandboxJSONResponse(error.body(), status_code=error.status, headers=error.headers)
 
 
 async def _on_sandbox_error(request: Request, exc: Exception) -> JSONResponse:
@@ -80,6 +94,7 @@ def create_sandbox_app(config: SandboxConfig | None = None) -> FastAPI:
         description="Offline emulator of the Autoenhance.ai v3 API, with fault injection.",
         lifespan=lifespan,
         redirect_slashes=False,
+        default_response_class=SandboxJSONResponse,
     )
     app.state.sandbox = state
     app.include_router(routes_orders.router)

@@ -23,14 +23,17 @@ router = APIRouter(prefix="/_sandbox", tags=["sandbox control"])
 
 MAX_SYNTHETIC_IMAGES = 10_000
 MAX_SYNTHETIC_BYTES = 1024 * 1024 * 1024
+MAX_NAME_CHARS = 1000
 
 
 class SyntheticOrderIn(BaseModel):
     """A ready-made order for benchmarks and failure scenarios.
 
-    Every image's download is exactly `image_bytes` bytes (a JPEG padded after its end
-    marker). `statuses` and `status_reasons` override single images by 0-based index;
-    `names` sets image names by index (the rest are `image-0001`, ...). Statuses are final:
+    Every image's download is exactly `image_bytes` bytes (a tiny image of the requested
+    format, padded). `statuses` and `status_reasons` override single images by 0-based index;
+    `names` sets image names by index (the rest are `image-0001`, ...). `name` and `names`
+    may hold lone surrogates (`"\\udc80"` escapes), served back as such, to try a client on
+    names UTF-8 cannot encode. Statuses are final:
     no processing happens on synthetic images. `api_key` makes the order private to that key;
     without it the order is shared like the demo order.
     """
@@ -39,7 +42,8 @@ class SyntheticOrderIn(BaseModel):
 
     images: int = Field(default=10, ge=0, le=MAX_SYNTHETIC_IMAGES)
     image_bytes: int = Field(default=200_000, ge=1, le=MAX_SYNTHETIC_BYTES)
-    name: str = Field(default="Synthetic order", max_length=1000)
+    # Lengths are checked in `_check`: a length constraint would refuse lone surrogates.
+    name: str = "Synthetic order"
     order_id: str | None = Field(default=None, min_length=1, max_length=200)
     status: ImageStatus = "processed"
     statuses: dict[int, ImageStatus] = Field(default_factory=dict)
@@ -49,6 +53,8 @@ class SyntheticOrderIn(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> SyntheticOrderIn:
+        if len(self.name) > MAX_NAME_CHARS or any(len(n) > MAX_NAME_CHARS for n in self.names):
+            raise ValueError(f"names are at most {MAX_NAME_CHARS} characters")
         if self.image_bytes < min_padded_size():
             raise ValueError(f"image_bytes must be at least {min_padded_size()}")
         bad = [i for i in [*self.statuses, *self.status_reasons] if not 0 <= i < self.images]

@@ -5,8 +5,10 @@ validate, charge credits, then answer 302 with a root-relative `Location: /asset
 asset URL needs no key. A relative Location resolves against whatever host the client used, so
 it works on a socket and in-process (`http://sandbox.internal/v3` through ASGITransport).
 
-Synthetic images (from `POST /_sandbox/orders`) always serve their fixed JPEG payload,
-whatever format or size is asked for: they exist to move an exact number of bytes.
+Synthetic images (from `POST /_sandbox/orders`) always serve exactly their fixed number of
+bytes, whatever size is asked for: they exist to move an exact number of bytes. The payload
+is a valid image of the requested format (a tiny picture padded inside its own framing), so
+a client that checks what it received sees the format it asked for.
 """
 
 from __future__ import annotations
@@ -19,7 +21,14 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 
 from app.sandbox.deps import ApiKey, DevMode, State
 from app.sandbox.errors import InvalidInput, NotFound, SandboxError
-from app.sandbox.imaging import MIME_TYPES, OutputFormat, RenderSpec, UnreadableImage, render
+from app.sandbox.imaging import (
+    MIME_TYPES,
+    OutputFormat,
+    RenderSpec,
+    UnreadableImage,
+    padded_image,
+    render,
+)
 from app.sandbox.records import ImageRecord
 from app.sandbox.state import SandboxState
 
@@ -102,7 +111,9 @@ def _ensure_ready(state: SandboxState, image: ImageRecord, *, need_processed: bo
 
 async def _bytes_for(state: SandboxState, image: ImageRecord, spec: RenderSpec) -> bytes:
     if image.fixed_payload is not None:
-        return image.fixed_payload
+        if spec.format == "jpeg":
+            return image.fixed_payload
+        return await anyio.to_thread.run_sync(padded_image, spec.format, len(image.fixed_payload))
     source = image.original
     if source is None:
         raise NotFound("Image has no content", detail={"image_id": image.image_id})
@@ -134,13 +145,14 @@ async def _deliver(
 
 async def _image_response(state: SandboxState, image: ImageRecord, spec: RenderSpec) -> Response:
     data = await _bytes_for(state, image, spec)
-    fmt: OutputFormat = "jpeg" if image.fixed_payload is not None else spec.format
+    fmt: OutputFormat = spec.format
     filename = f"{image.image_name}.{_EXTENSIONS[fmt]}"
     return Response(
         content=data,
         media_type=MIME_TYPES[fmt],
         headers={
-            "Content-Disposition": f"inline; filename*=UTF-8''{quote(filename, safe='')}",
+            "Content-Disposition": "inline; filename*=UTF-8''"
+            + quote(filename, safe="", errors="replace"),
             "Cache-Control": "private, max-age=3600",
         },
     )

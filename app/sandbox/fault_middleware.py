@@ -26,6 +26,7 @@ from app.sandbox.faults import (
     BandwidthFault,
     DownFault,
     Fault,
+    HtmlPageFault,
     LatencyFault,
     LongBodyFault,
     RedirectLoopFault,
@@ -34,6 +35,7 @@ from app.sandbox.faults import (
     ShortBodyFault,
     StallFault,
     StatusFault,
+    WrongStatusFault,
 )
 from app.sandbox.records import iso
 from app.sandbox.state import SandboxState
@@ -136,12 +138,47 @@ async def _pre_response(faults: list[Fault], scope: Scope, send: Send) -> bool:
     return False
 
 
+HTML_PAGE = (
+    b"<!DOCTYPE html>\n<html><head><title>Sign in</title></head>"
+    b"<body><p>Please sign in to continue.</p></body></html>\n"
+)
+
+
+def _replace_answer(start: Message, body: bytes, faults: list[Fault]) -> tuple[Message, bytes]:
+    """The answer that `wrong_status` or `html_page` puts in place of a successful one."""
+    wrong = next((f for f in faults if isinstance(f, WrongStatusFault)), None)
+    html = next((f for f in faults if isinstance(f, HtmlPageFault)), None)
+    if wrong is None and html is None:
+        return start, body
+    status: int = start["status"]
+    replaced: dict[bytes, bytes] = {}
+    if html is not None:
+        body, replaced[b"content-type"] = HTML_PAGE, html.content_type.encode("latin-1")
+    if wrong is not None:
+        status = wrong.status
+        if status in (204, 304):
+            body = b""
+        elif status == 206:
+            total, body = len(body), body[: len(body) // 2]
+            replaced[b"content-range"] = f"bytes 0-{len(body) - 1}/{total}".encode()
+    headers = [
+        (name, value)
+        for name, value in start.get("headers", [])
+        if name.lower() not in {b"content-length", *replaced}
+    ]
+    headers += list(replaced.items())
+    if status not in (204, 304):
+        headers.append((b"content-length", str(len(body)).encode()))
+    return {**start, "status": status, "headers": headers}, body
+
+
 async def _play_body(send: Send, start: Message, body: bytes, faults: list[Fault]) -> None:
     """Send `start` and `body` as the body faults dictate.
 
     Raises:
         InjectedAbort: for `reset`, and when the server refuses a short or long body.
     """
+    start, body = _replace_answer(start, body, faults)
     rates = [f.bytes_per_s for f in faults if isinstance(f, BandwidthFault)]
     stall = next((f for f in faults if isinstance(f, StallFault)), None)
     reset = next((f for f in faults if isinstance(f, ResetFault)), None)

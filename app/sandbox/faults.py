@@ -36,6 +36,13 @@ Kinds and their parameters:
 - `down` (`retry_after`): refuse every matching request with 503. (Closing the connection
   without any answer is not possible from inside an ASGI app: uvicorn answers 500 for an app
   that fails before its first message.)
+- `wrong_status` (`status`: 202/204/206/300/304): a successful answer goes out with that
+  status instead of 200, as a misbehaving upstream or proxy might send it: 202 and 300 (with
+  no `Location`) keep the image's bytes, 206 sends its first half with a `Content-Range`, 204
+  and 304 no body at all. A client must not take any of them for the image.
+- `html_page` (`content_type`, default `text/html; charset=utf-8`): a successful answer is
+  replaced by a 200 carrying an HTML page (a login wall, a CDN error page); set
+  `content_type` to `image/jpeg` for a page that even lies about its type.
 - `stuck` (`status`: `"processing"` | `"error"`, `status_reason`): matching images stop at that
   status instead of becoming processed; listed images that are already processed switch to it
   at once. A `"processing"` hold ends (and the image completes) when the fault is cleared.
@@ -112,6 +119,16 @@ class DownFault(_FaultBase):
     retry_after: int | None = Field(default=None, ge=0, le=86_400)
 
 
+class WrongStatusFault(_FaultBase):
+    kind: Literal["wrong_status"]
+    status: Literal[202, 204, 206, 300, 304] = 202
+
+
+class HtmlPageFault(_FaultBase):
+    kind: Literal["html_page"]
+    content_type: str = Field(default="text/html; charset=utf-8", min_length=1, max_length=200)
+
+
 class StuckFault(_FaultBase):
     kind: Literal["stuck"]
     status: Literal["processing", "error"] = "processing"
@@ -129,13 +146,25 @@ Fault = Annotated[
     | RedirectLoopFault
     | BadRedirectFault
     | DownFault
-    | StuckFault,
+    | StuckFault
+    | WrongStatusFault
+    | HtmlPageFault,
     Field(discriminator="kind"),
 ]
 
 # Faults that reshape a response body; everything else (except `stuck`) acts before the answer.
-BodyFault = BandwidthFault | StallFault | ResetFault | ShortBodyFault | LongBodyFault
-_BODY_KINDS = frozenset({"bandwidth", "reset", "short_body", "long_body"})
+BodyFault = (
+    BandwidthFault
+    | StallFault
+    | ResetFault
+    | ShortBodyFault
+    | LongBodyFault
+    | WrongStatusFault
+    | HtmlPageFault
+)
+_BODY_KINDS = frozenset(
+    {"bandwidth", "reset", "short_body", "long_body", "wrong_status", "html_page"}
+)
 
 
 def is_body_fault(fault: Fault) -> bool:

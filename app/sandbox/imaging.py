@@ -9,6 +9,7 @@ import functools
 import io
 import threading
 import warnings
+import zlib
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Literal
@@ -154,20 +155,26 @@ def render(source: bytes, spec: RenderSpec) -> bytes:
     return out.getvalue()
 
 
-@functools.lru_cache(maxsize=1)
-def _tiny_jpeg() -> bytes:
+@functools.lru_cache(maxsize=3)
+def _tiny(fmt: OutputFormat = "jpeg") -> bytes:
     image = Image.new("RGB", (64, 48))
     draw = ImageDraw.Draw(image)
     for y in range(48):
         draw.line([(0, y), (63, y)], fill=(90 + y * 2, 140, 200 - y * 2))
     out = io.BytesIO()
-    image.save(out, "JPEG", quality=80)
+    if fmt == "jpeg":
+        image.save(out, "JPEG", quality=80)
+    elif fmt == "webp":
+        image.save(out, "WEBP", lossless=True)
+    else:
+        image.save(out, "PNG")
     return out.getvalue()
 
 
 def min_padded_size() -> int:
-    """Smallest payload `padded_jpeg` can produce."""
-    return len(_tiny_jpeg())
+    """Smallest payload `padded_image` can produce in every format."""
+    # JPEG pads after its end; PNG needs a 12-byte chunk, WebP an 8-byte one (and one odd byte).
+    return max(len(_tiny("jpeg")), len(_tiny("png")) + 12, len(_tiny("webp")) + 9)
 
 
 @functools.lru_cache(maxsize=8)
@@ -180,10 +187,39 @@ def padded_jpeg(size: int) -> bytes:
     Raises:
         ValueError: `size` is smaller than `min_padded_size()`.
     """
-    base = _tiny_jpeg()
-    if size < len(base):
-        raise ValueError(f"a JPEG needs at least {len(base)} bytes")
+    base = _tiny("jpeg")
+    if size < min_padded_size():
+        raise ValueError(f"a synthetic image needs at least {min_padded_size()} bytes")
     return base + b"\0" * (size - len(base))
+
+
+@functools.lru_cache(maxsize=8)
+def padded_image(fmt: OutputFormat, size: int) -> bytes:
+    """A valid image of `fmt` and exactly `size` bytes, whole by its format's own framing.
+
+    JPEG is `padded_jpeg`. PNG carries the padding in a private ancillary chunk before its
+    IEND (decoders skip unknown ancillary chunks); WebP in an unknown RIFF chunk counted in
+    its RIFF size (plus one byte after it when the padding is odd, since RIFF chunks are
+    even-sized).
+
+    Raises:
+        ValueError: `size` is smaller than `min_padded_size()`.
+    """
+    if fmt == "jpeg":
+        return padded_jpeg(size)
+    if size < min_padded_size():
+        raise ValueError(f"a synthetic image needs at least {min_padded_size()} bytes")
+    base = _tiny(fmt)
+    room = size - len(base)
+    if fmt == "png":
+        data = b"\0" * (room - 12)
+        chunk = b"sbPd" + data
+        body = len(data).to_bytes(4, "big") + chunk + zlib.crc32(chunk).to_bytes(4, "big")
+        return base[:-12] + body + base[-12:]
+    data = b"\0" * ((room - 8) & ~1)
+    riff = base[12:] + b"SBPD" + len(data).to_bytes(4, "little") + data
+    webp = b"RIFF" + (len(riff) + 4).to_bytes(4, "little") + b"WEBP" + riff
+    return webp + b"\0" * (size - len(webp))
 
 
 class RenderCache:

@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import logging
 import tempfile
+import unicodedata
 import zlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -334,30 +335,56 @@ class BatchArchive:
 def render_report(plan: BatchPlan, skipped: list[Skipped]) -> bytes:
     """The text of `_download_report.txt`: every skipped image, why, and how to recover.
 
-    Deterministic: the same order state gives the same text (no clock in it).
+    Deterministic: the same order state gives the same text (no clock in it). Names, ids and
+    reasons come from the upstream, so each is written on its own line with every line
+    break and control character escaped (see `printable`): one name cannot forge lines.
     """
     order = plan.order
+    order_id = printable(order.order_id)
     lines = [
-        f"Download report for order {order.order_id}" + (f" ({order.name})" if order.name else ""),
+        f"Download report for order {order_id}"
+        + (f" ({printable(order.name)})" if order.name else ""),
         "",
         f"{len(plan.images) - len(skipped)} of {len(plan.images)} images are in this archive.",
         f"{len(skipped)} could not be included:",
         "",
     ]
     for item in skipped:
-        lines.append(f"- {item.image_id}  {item.image_name or '(no name)'}")
-        lines.append(f"    reason: {item.reason}")
+        name = printable(item.image_name) if item.image_name else "(no name)"
+        lines.append(f"- {printable(item.image_id)}  {name}")
+        lines.append(f"    reason: {printable(item.reason)}")
     lines += [
         "",
         "How to recover:",
         "- Images that are still processing: wait until the order is processed, then download",
-        f"  the batch again: GET /orders/{order.order_id}/images",
+        f"  the batch again: GET /orders/{order_id}/images",
         "- Images that failed to download: retry the batch; the download is deterministic, so",
         "  the images that were already fine come out identical.",
         "- One image alone: GET /v3/images/<image id>/enhanced on the Autoenhance API.",
         "",
     ]
     return "\n".join(lines).encode("utf-8")
+
+
+# Characters that end, rewrite or reorder a line: C0/C1 controls and DEL, format characters
+# (bidirectional overrides among them), line and paragraph separators, lone surrogates.
+_UNPRINTABLE_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
+# Format characters that scripts need inside words (Persian, Indic, emoji sequences).
+_JOINERS = frozenset("\u200c\u200d")
+_SHORT_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def printable(text: str) -> str:
+    """`text` on one line: line breaks and control characters as Python-style escapes."""
+    out = []
+    for char in text:
+        if unicodedata.category(char) not in _UNPRINTABLE_CATEGORIES or char in _JOINERS:
+            out.append(char)
+        elif char in _SHORT_ESCAPES:
+            out.append(_SHORT_ESCAPES[char])
+        else:
+            out.append(char.encode("unicode_escape").decode("ascii"))
+    return "".join(out)
 
 
 @contextlib.asynccontextmanager

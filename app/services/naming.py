@@ -1,4 +1,4 @@
-"""Safe, unique ZIP entry names and the download's Content-Disposition header.
+"""Safe, unique ZIP entry names, the download's file name and its Content-Disposition header.
 
 Image names come from the upstream API and are treated as hostile: a name such as
 ``../../etc/passwd.jpg`` must not become a path inside the archive ("zip slip"), and a name
@@ -6,6 +6,13 @@ that Windows or macOS cannot create makes Explorer call the whole archive invali
 name is therefore reduced to one flat, portable file name, and names that would collide on a
 case-insensitive file system are renamed deterministically (``name (1).jpg``), so the same
 order always yields the same names.
+
+The download's own file name (from the order's name) follows the same rules, kept shorter
+(`MAX_DOWNLOAD_NAME_BYTES`), with path separators and other Windows-illegal characters
+replaced by ``_`` rather than dropped, so that "Smith/Jones" stays readable. Its ASCII
+fallback for old clients (``filename=``, which ``curl -OJ`` uses) is transliterated with
+`anyascii` ("Demo order — Café" → "Demo order - Cafe"), because replacing every non-ASCII
+character with ``_`` made names unreadable in any language but English.
 """
 
 from __future__ import annotations
@@ -15,10 +22,23 @@ import unicodedata
 from collections.abc import Collection, Sequence
 from urllib.parse import quote
 
-__all__ = ["content_disposition", "extension_for_format", "safe_entry_names"]
+from anyascii import anyascii
+
+__all__ = [
+    "archive_filename",
+    "content_disposition",
+    "extension_for_format",
+    "safe_entry_names",
+]
 
 # Most file systems limit one path component to 255 bytes (ext4, APFS in UTF-8).
 MAX_NAME_BYTES = 255
+# The download's name leaves room for what browsers and curl add while saving (" (1)",
+# ".crdownload", ".part") and keeps the Content-Disposition header small (at most ~600 bytes
+# once percent-encoded, next to a fallback of the same length in ASCII).
+MAX_DOWNLOAD_NAME_BYTES = 150
+# Used when neither the order's name nor its id leaves any usable character.
+FALLBACK_DOWNLOAD_STEM = "download"
 
 # Used when neither the image name nor its id leaves any usable character.
 FALLBACK_STEM = "image"
@@ -57,7 +77,8 @@ _INVISIBLE_CONTROLS = frozenset(
 )
 _STRIPPED_AT_ENDS = " ."
 _EXTENSION_PATTERN = re.compile(r"[A-Za-z0-9]{1,16}")
-_FALLBACK_UNSAFE = frozenset('"\\%')
+_FALLBACK_UNSAFE = frozenset("%") | _WINDOWS_ILLEGAL
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def extension_for_format(fmt: str) -> str:
@@ -101,13 +122,13 @@ def _avoid_device_name(stem: str) -> str:
     return stem
 
 
-def _fit(stem: str, tail: str) -> str:
-    """Return ``stem + tail`` within MAX_NAME_BYTES, or "" if no part of the stem is left.
+def _fit(stem: str, tail: str, *, max_bytes: int = MAX_NAME_BYTES) -> str:
+    """Return ``stem + tail`` within `max_bytes`, or "" if no part of the stem is left.
 
     The stem is shortened on a character boundary; the tail is always kept whole.
     """
     stem = _avoid_device_name(stem)
-    budget = MAX_NAME_BYTES - len(tail.encode("utf-8"))
+    budget = max_bytes - len(tail.encode("utf-8"))
     limit = budget
     while len(stem.encode("utf-8")) > budget:
         cut = stem.encode("utf-8")[:limit].decode("utf-8", "ignore")
@@ -172,24 +193,64 @@ def safe_entry_names(
     return result
 
 
-def content_disposition(filename: str) -> str:
-    """Return an RFC 6266 ``attachment`` header value for ``filename``.
+def _download_stem(raw: str) -> str:
+    """One flat name from any text: controls and invisible characters dropped, path
+    separators and other Windows-illegal characters replaced by ``_``, no dots or spaces at
+    the ends, lone surrogates replaced by U+FFFD."""
+    text = unicodedata.normalize("NFC", _LONE_SURROGATE.sub("\ufffd", raw))
+    kept = "".join(
+        "_" if char in _WINDOWS_ILLEGAL else char
+        for char in text
+        if char in _WINDOWS_ILLEGAL or _keep_character(char)
+    )
+    return unicodedata.normalize("NFC", kept).strip(_STRIPPED_AT_ENDS)
 
-    The quoted ``filename`` is an ASCII fallback (accents dropped, other non-ASCII
-    characters, controls, quotes, backslashes and percent signs replaced by ``_``); the
-    exact name travels UTF-8 percent-encoded in ``filename*`` (RFC 8187).
 
-    Raises:
-        ValueError: ``filename`` is empty or holds lone surrogates (not encodable as UTF-8).
+def archive_filename(name: str | None, fallback: str) -> str:
+    """The file name of an order's archive: ``<name>.zip``, made safe.
+
+    `name` (the order's name) is cleaned like an entry name (see `_download_stem`) and cut
+    on a character boundary to `MAX_DOWNLOAD_NAME_BYTES` with its ``.zip``; when nothing is
+    left of it, `fallback` (the order id) is used the same way, then ``download.zip``.
     """
-    if not filename:
-        raise ValueError("filename must not be empty")
-    exact = unicodedata.normalize("NFC", filename)
-    fallback = []
-    for char in unicodedata.normalize("NFKD", exact):
-        if unicodedata.combining(char):
-            continue
-        printable = " " <= char <= "~"
-        fallback.append(char if printable and char not in _FALLBACK_UNSAFE else "_")
+    for candidate in (name or "", fallback, FALLBACK_DOWNLOAD_STEM):
+        fitted = _fit(_download_stem(candidate), ".zip", max_bytes=MAX_DOWNLOAD_NAME_BYTES)
+        if fitted:
+            return fitted
+    raise AssertionError("the fallback stem always yields a name")  # pragma: no cover
+
+
+def _safe_download_name(filename: str) -> str:
+    """`filename` under the rules of `archive_filename`, keeping a short extension."""
+    stem, dot, extension = filename.rpartition(".")
+    if not dot or not _EXTENSION_PATTERN.fullmatch(extension):
+        stem, extension = filename, ""
+    tail = f".{extension}" if extension else ""
+    for candidate in (stem, FALLBACK_DOWNLOAD_STEM):
+        fitted = _fit(_download_stem(candidate), tail, max_bytes=MAX_DOWNLOAD_NAME_BYTES)
+        if fitted:
+            return fitted
+    raise AssertionError("the fallback stem always yields a name")  # pragma: no cover
+
+
+def _ascii_fallback(name: str) -> str:
+    """Printable ASCII for ``filename=``: transliterated, then anything unsafe as ``_``."""
+    text = anyascii(name)
+    chars = [c if " " <= c <= "~" and c not in _FALLBACK_UNSAFE else "_" for c in text]
+    return "".join(chars)[:MAX_DOWNLOAD_NAME_BYTES].strip(_STRIPPED_AT_ENDS) or "download"
+
+
+def content_disposition(filename: str) -> str:
+    """Return an RFC 6266 ``attachment`` header value for `filename`.
+
+    Whatever it is given, the name sent follows the rules of `archive_filename` (at most
+    `MAX_DOWNLOAD_NAME_BYTES`, no path separators, controls or bidirectional overrides).
+    The exact name travels UTF-8 percent-encoded in ``filename*`` (RFC 8187); the quoted
+    ``filename`` is an ASCII fallback for clients that ignore it, transliterated with
+    `anyascii` (``—`` → ``-``, ``é`` → ``e``, ``Дом`` → ``Dom``), with quotes, backslashes,
+    slashes, percent signs and anything else not printable ASCII replaced by ``_``.
+    """
+    exact = _safe_download_name(filename)
     encoded = quote(exact, safe="!#$&+^`|~", encoding="utf-8", errors="strict")
-    return f"attachment; filename=\"{''.join(fallback)}\"; filename*=UTF-8''{encoded}"
+    fallback = _ascii_fallback(exact)
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{encoded}"

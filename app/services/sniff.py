@@ -92,3 +92,149 @@ def _sniff_iso_bmff(head: bytes) -> ImageKind | None:
     if brands & _HEIF_BRANDS:
         return HEIC
     return None
+
+
+# The last chunk of a PNG: IEND, with no data, and its CRC.
+_PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"
+_JXL_CODESTREAM = b"\xff\x0a"
+_JXL_CONTAINER = b"\x00\x00\x00\x0cJXL \r\n\x87\n"
+# A box header: 32-bit size and type, then a 64-bit size when the first says 1.
+_BOX_HEADER = 16
+# Compared against a chunk to tell padding from image data at memcmp speed.
+_ZEROS = bytes(256 * 1024)
+
+
+@dataclass(frozen=True, slots=True)
+class BodyProblem:
+    """Why a body is not the image asked for; `cut_short` when it is its start only."""
+
+    reason: str
+    cut_short: bool = False
+
+
+class DeliveredImage:
+    """Checks, as its bytes stream by, that a body is one whole image of the format asked for.
+
+    Feed every chunk to `feed`, then ask `problem()`. Only the first `SNIFF_BYTES`, the last
+    few bytes and, for box-structured formats (AVIF, the JPEG XL container), one box header
+    at a time are kept, so the check costs constant memory whatever the image's size.
+
+    What "whole" means per format, from each format's own framing rather than the transport
+    (a body without Content-Length that the connection cut short looks complete to HTTP):
+    JPEG ends with its EOI marker (zero bytes after it are tolerated: they are padding, not
+    image); PNG ends with its IEND chunk; WebP holds at least the length its RIFF header
+    declares; AVIF and the JPEG XL container are a run of boxes ending exactly at the body's
+    end. A bare JPEG XL codestream declares no length, so only its signature is checked.
+    """
+
+    def __init__(self, image_format: str) -> None:
+        self.format = image_format.strip().lower()
+        self.size = 0
+        self._head = bytearray()
+        self._tail = b""
+        self._end_before_zeros = b""  # last two bytes before any trailing NULs
+        self._next_box = 0
+        self._box_header = bytearray()
+        self._boxes_ok = True
+        self._open_box = False  # a box of size 0 runs to the end of the body
+
+    def feed(self, chunk: bytes) -> None:
+        """Take the next chunk of the body."""
+        if not chunk:
+            return
+        if len(self._head) < SNIFF_BYTES:
+            self._head += chunk[: SNIFF_BYTES - len(self._head)]
+        # Only the ends of a chunk are ever concatenated: no copy of the image passes here.
+        self._tail = (self._tail + chunk[-len(_PNG_END) :])[-len(_PNG_END) :]
+        if chunk[-1]:
+            self._end_before_zeros = (self._end_before_zeros + chunk[-2:])[-2:]
+        elif len(chunk) > len(_ZEROS) or not _ZEROS.startswith(chunk):
+            # Not all padding: rstrip walks the trailing NULs only (a scan of a chunk that
+            # is all NULs, as in padded synthetic images, is what `_ZEROS` answers faster).
+            stripped = chunk.rstrip(b"\0")
+            if stripped:
+                self._end_before_zeros = (self._end_before_zeros + stripped[-2:])[-2:]
+        if self.format in ("avif", "jxl"):
+            self._walk_boxes(chunk)
+        self.size += len(chunk)
+
+    def _walk_boxes(self, chunk: bytes) -> None:
+        start = self.size
+        end = start + len(chunk)
+        while self._boxes_ok and not self._open_box and self._next_box < end:
+            offset = self._next_box - start
+            if offset >= 0:
+                self._box_header = bytearray()
+            take = chunk[max(offset, 0) : max(offset, 0) + _BOX_HEADER - len(self._box_header)]
+            self._box_header += take
+            if len(self._box_header) < 8:
+                return
+            size = int.from_bytes(self._box_header[:4], "big")
+            if size == 1:
+                if len(self._box_header) < _BOX_HEADER:
+                    if max(offset, 0) + len(take) >= len(chunk):
+                        return  # the 64-bit size continues in the next chunk
+                size = int.from_bytes(self._box_header[8:16], "big")
+            if size == 0:
+                self._open_box = True
+                return
+            if size < 8:
+                self._boxes_ok = False
+                return
+            self._next_box += size
+            self._box_header = bytearray()
+
+    def problem(self) -> BodyProblem | None:
+        """None when the body is a whole image of the format; else what is wrong with it."""
+        if self.size == 0:
+            return BodyProblem("the answer had an empty body")
+        head = bytes(self._head)
+        if not matches_format(head, self.format):
+            return BodyProblem(
+                f"the answer was not a {self.format.upper()} image but {_describe(head)}"
+            )
+        if not self._complete(head):
+            return BodyProblem(
+                f"the {self.format.upper()} image ends early ({self.size} bytes arrived)",
+                cut_short=True,
+            )
+        return None
+
+    def _complete(self, head: bytes) -> bool:
+        if self.format in ("jpeg", "jpg"):
+            return self._end_before_zeros == b"\xff\xd9"
+        if self.format == "png":
+            return self._tail == _PNG_END
+        if self.format == "webp":
+            return self.size >= int.from_bytes(head[4:8], "little") + 8
+        if self.format == "jxl" and head.startswith(_JXL_CODESTREAM):
+            return True
+        return self._boxes_ok and (self._open_box or self._next_box == self.size)
+
+
+def matches_format(head: bytes, image_format: str) -> bool:
+    """Whether `head` (a body's first `SNIFF_BYTES`) starts like an image of `image_format`.
+
+    Formats are those the service asks Autoenhance for: jpeg (or jpg), png, webp, avif, jxl.
+    """
+    image_format = image_format.strip().lower()
+    if image_format == "jxl":
+        return head.startswith((_JXL_CODESTREAM, _JXL_CONTAINER))
+    kind = sniff_image(head)
+    expected = {"jpg": JPEG, "jpeg": JPEG, "png": PNG, "webp": WEBP, "avif": AVIF}
+    return kind is not None and kind == expected.get(image_format)
+
+
+def _describe(head: bytes) -> str:
+    """What a body that is not the expected image looks like, for the download report."""
+    kind = sniff_image(head)
+    if kind is not None:
+        return f"a {kind.name.upper()} image"
+    text = head.lstrip().lower()
+    if text.startswith((b"<!doctype html", b"<html", b"<head", b"<body", b"<!--")):
+        return "an HTML page"
+    if text.startswith((b"{", b"[")):
+        return "JSON"
+    if text.startswith(b"<"):
+        return "markup (XML or HTML)"
+    return "unrecognised bytes"

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import json
 import logging
 import zlib
 from collections.abc import Awaitable, Callable, Sequence
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from typing import IO, Any, TypeVar
 
 import httpx
+from pydantic import ValidationError
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -30,6 +32,14 @@ from tenacity import (
 
 from app.core import metrics
 from app.services.options import DownloadOptions
+from app.services.sniff import DeliveredImage
+from app.upstream.answers import (
+    ERROR_BODY_BYTES,
+    not_the_image,
+    parsed,
+    path_segment,
+    read_at_most,
+)
 from app.upstream.breaker import CircuitBreaker
 from app.upstream.errors import (
     UpstreamError,
@@ -43,7 +53,7 @@ from app.upstream.errors import (
     UpstreamTimeout,
     UpstreamUnauthorized,
 )
-from app.upstream.models import Order, OrderPage, RegisteredImage
+from app.upstream.models import Order, OrderPage, RegisteredImage, repair_text
 
 logger = logging.getLogger("app.upstream")
 
@@ -153,8 +163,9 @@ class AutoenhanceClient:
             UpstreamNotFound, UpstreamUnauthorized, UpstreamRateLimited, UpstreamServerError,
             UpstreamTimeout, UpstreamNetworkError, CircuitOpen.
         """
-        response = await self._call("get_order", "GET", f"/orders/{order_id}", api_key=api_key)
-        return Order.model_validate(response.json())
+        path = f"/orders/{path_segment(order_id)}"
+        response = await self._call("get_order", "GET", path, api_key=api_key)
+        return parsed(response, Order)
 
     async def list_orders(
         self, *, api_key: str | None, per_page: int = 20, offset: str | None = None
@@ -165,15 +176,21 @@ class AutoenhanceClient:
         response = await self._call(
             "list_orders", "GET", "/orders/", api_key=api_key, params=params
         )
-        return OrderPage.from_api(response.json())
+        try:
+            return OrderPage.from_api(response.json())
+        except (ValueError, RecursionError, TypeError, AttributeError, ValidationError) as exc:
+            raise UpstreamProtocolError(
+                "upstream answered with something not a page of orders"
+            ) from exc
 
     async def create_order(self, *, api_key: str | None, name: str | None = None) -> Order:
         body = {"name": name} if name else {}
         response = await self._call("create_order", "POST", "/orders/", api_key=api_key, json=body)
-        return Order.model_validate(response.json())
+        return parsed(response, Order)
 
     async def delete_order(self, order_id: str, *, api_key: str | None) -> None:
-        await self._call("delete_order", "DELETE", f"/orders/{order_id}", api_key=api_key)
+        path = f"/orders/{path_segment(order_id)}"
+        await self._call("delete_order", "DELETE", path, api_key=api_key)
 
     # --- images -------------------------------------------------------------------------------
 
@@ -194,7 +211,7 @@ class AutoenhanceClient:
         response = await self._call(
             "register_image", "POST", "/images/", api_key=api_key, json=body
         )
-        return RegisteredImage.model_validate(response.json())
+        return parsed(response, RegisteredImage)
 
     async def upload_image(self, upload_url: str, content: bytes, *, content_type: str) -> None:
         """PUT the bytes to the pre-signed upload URL (no API key: the URL is the credential)."""
@@ -218,27 +235,32 @@ class AutoenhanceClient:
         """Download one enhanced image into `sink`, computing its CRC-32 as it goes.
 
         A failed attempt (also one that breaks mid-body) truncates the sink and starts over,
-        so `sink` holds exactly one complete image when this returns. The byte count is
-        checked against Content-Length: a body that is shorter or longer is a failure, never
-        a silently corrupt image.
+        so `sink` holds exactly one complete image when this returns. Only a 200 is taken
+        (after redirects); its byte count must match Content-Length when one is given, and
+        its bytes must be a whole image of `options.format` (`DeliveredImage`: signature
+        and the format's own end), whatever Content-Type it claims. A body that ends early
+        is retried like a broken connection; any other answer below 400 (202, 204, 206, a
+        3xx without Location) or a body of another kind is an `UpstreamProtocolError`,
+        not retried. Of an error answer only `ERROR_BODY_BYTES` are read.
 
         Raises:
             UpstreamNotFound, UpstreamUnauthorized, UpstreamRejected (e.g. not processed yet,
-            format not available, no credits), UpstreamProtocolError, and after the last
-            retry UpstreamRateLimited, UpstreamServerError, UpstreamTimeout,
-            UpstreamNetworkError; CircuitOpen when the upstream is known to be failing.
+            format not available, no credits), UpstreamProtocolError (also for an id of
+            `.` or `..`, before any request), and after the last retry
+            UpstreamRateLimited, UpstreamServerError, UpstreamTimeout, UpstreamNetworkError;
+            CircuitOpen when the upstream is known to be failing.
         """
         headers = self._headers(api_key)
         if options.dev_mode:
             headers["x-dev-mode"] = "true"
-        url = f"{self._base}/images/{image_id}/enhanced"
+        url = f"{self._base}/images/{path_segment(image_id)}/enhanced"
         params = options.upstream_params()
 
         async def attempt() -> Downloaded:
             sink.seek(0)
             sink.truncate()
             crc = 0
-            size = 0
+            check = DeliveredImage(options.format)
             response = await self._open(
                 "GET",
                 url,
@@ -249,20 +271,29 @@ class AutoenhanceClient:
             )
             async with contextlib.aclosing(response):
                 if response.status_code != 200:
-                    await response.aread()
-                    self._raise_for_status(response)
+                    body = await read_at_most(response, ERROR_BODY_BYTES)
+                    self._raise_for_status(response, body=body)
+                    raise UpstreamProtocolError(not_the_image(response))
                 # A length is only comparable with what arrives when nothing decoded it.
                 encoded = response.headers.get("content-encoding", "identity") != "identity"
                 expected = None if encoded else response.headers.get("content-length")
                 async for chunk in response.aiter_bytes():
                     sink.write(chunk)
                     crc = zlib.crc32(chunk, crc)
-                    size += len(chunk)
+                    check.feed(chunk)
                 content_type = response.headers.get("content-type")
-            if expected is not None and expected.isdigit() and int(expected) != size:
-                raise UpstreamNetworkError(
-                    f"image body was {size} bytes, Content-Length said {expected}"
-                )
+            size = check.size
+            if expected is not None and expected.isascii() and expected.isdigit():
+                if int(expected) != size:
+                    raise UpstreamNetworkError(
+                        f"image body was {size} bytes, Content-Length said {expected}"
+                    )
+            problem = check.problem()
+            if problem is not None:
+                # A body cut short is worth another try; anything else will not improve.
+                if problem.cut_short:
+                    raise UpstreamNetworkError(problem.reason)
+                raise UpstreamProtocolError(problem.reason)
             sink.flush()
             return Downloaded(size=size, crc32=crc, content_type=content_type)
 
@@ -405,11 +436,12 @@ class AutoenhanceClient:
             raise UpstreamProtocolError("upstream sent an undecodable body") from exc
 
     @staticmethod
-    def _raise_for_status(response: httpx.Response) -> None:
+    def _raise_for_status(response: httpx.Response, *, body: bytes | None = None) -> None:
+        """Raise the error an answer of 400 or more means; `body` for a streamed answer."""
         status = response.status_code
         if status < 400:
             return
-        message = _upstream_message(response)
+        message = _upstream_message(status, response.content if body is None else body)
         if status == 404:
             raise UpstreamNotFound(message, status_code=status)
         if status in (401, 403):
@@ -421,17 +453,18 @@ class AutoenhanceClient:
         raise UpstreamRejected(message, status_code=status)
 
 
-def _upstream_message(response: httpx.Response) -> str:
+def _upstream_message(status: int, body: bytes) -> str:
     """The upstream's own error message (its `message` field), cut short; never the body raw."""
     try:
-        payload = response.json()
-    except ValueError:
-        return f"upstream answered {response.status_code}"
+        payload = json.loads(body)
+    except (ValueError, RecursionError):
+        return f"upstream answered {status}"
     if isinstance(payload, dict) and isinstance(payload.get("message"), str):
-        message = f"upstream answered {response.status_code}: {payload['message'][:200]}"
+        message = f"upstream answered {status}: {payload['message'][:200]}"
         first = _first_detail(payload.get("detail"))
-        return f"{message} ({first[:200]})" if first else message
-    return f"upstream answered {response.status_code}"
+        # The message reaches JSON answers and the report: it must encode as UTF-8.
+        return repair_text(f"{message} ({first[:200]})" if first else message)
+    return f"upstream answered {status}"
 
 
 def _first_detail(detail: object) -> str | None:

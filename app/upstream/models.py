@@ -3,24 +3,92 @@
 The models ignore fields they do not know and accept every spelling the API has used
 (`image_id` / `id`, `upload_url` / `s3PutObjectUrl`), so a new API version or an older
 account pin does not break parsing.
+
+Every string is repaired on the way in: JSON may carry a lone surrogate (`"\\udc80"`), which
+Python keeps but UTF-8 cannot encode, so one such name would break every answer, header and
+report that repeats it. Lone surrogates become U+FFFD, the replacement character.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import re
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ModelWrapValidatorHandler,
+    PrivateAttr,
+    field_validator,
+    model_validator,
+)
 
 # Image statuses the API documents; anything else is treated as "not ready".
 READY_STATUS = "processed"
 
 
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+# Fields that never change an archive's bytes: billing ("already paid for"), the user's
+# rating, and URLs (pre-signed links may change on every read). Every other field of an
+# image may (its settings echo, `ai_version`, `scene` and `finetune_settings` change when it
+# is reprocessed), so all the others count. An order's images are digested one by one.
+_INERT_FIELDS = frozenset({"downloaded", "rating", "images"})
+
+
+def _inert(key: object) -> bool:
+    return not isinstance(key, str) or key in _INERT_FIELDS or key.lower().endswith("url")
+
+
+def _digest(raw: Any) -> str:
+    """A stable digest of the API's JSON for one record, without its inert fields."""
+    if not isinstance(raw, dict):
+        return ""
+    kept = {key: value for key, value in raw.items() if not _inert(key)}
+    canonical = json.dumps(kept, sort_keys=True, ensure_ascii=True, default=str)
+    return hashlib.sha256(canonical.encode("ascii")).hexdigest()
+
+
+def repair_text(value: str) -> str:
+    """`value` with every lone surrogate replaced by U+FFFD, so that it encodes as UTF-8."""
+    return _LONE_SURROGATE.sub("\ufffd", value)
+
+
 class _Lenient(BaseModel):
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
 
+    @field_validator("*", mode="before")
+    @classmethod
+    def _repaired(cls, value: Any) -> Any:
+        return repair_text(value) if isinstance(value, str) else value
 
-class Image(_Lenient):
+
+class _Revisioned(_Lenient):
+    """A record that remembers a digest of the JSON it was read from (`revision`)."""
+
+    _revision: str = PrivateAttr(default="")
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _remember(cls, value: Any, handler: ModelWrapValidatorHandler[Any]) -> Any:
+        record = handler(value)
+        if isinstance(record, _Revisioned) and isinstance(value, dict):
+            record._revision = _digest(value)
+        return record
+
+    @property
+    def revision(self) -> str:
+        """Changes whenever any field of the record that may change its bytes changes."""
+        return self._revision
+
+
+class Image(_Revisioned):
     image_id: str = Field(validation_alias=AliasChoices("image_id", "id"))
     image_name: str | None = None
     order_id: str | None = None
@@ -61,7 +129,7 @@ class Image(_Lenient):
             return None
 
 
-class Order(_Lenient):
+class Order(_Revisioned):
     order_id: str
     name: str | None = None
     created_at: datetime | None = None
@@ -79,9 +147,35 @@ class Order(_Lenient):
 
     @property
     def version_marker(self) -> str:
-        """A string that changes whenever the order or one of its images changes."""
-        stamp = self.last_updated_at.isoformat() if self.last_updated_at else ""
-        return f"{stamp}|" + ",".join(f"{i.image_id}:{i.status}" for i in self.images)
+        """A digest of everything in the order that changes an archive's bytes.
+
+        Each image's id, name (entry names), status and reason (what is delivered, what the
+        report says) and time (entry times); every other field the API shows for it (its
+        settings echo and `ai_version` change when it is reprocessed: a new rendition under
+        the same id), except billing and rating; and the order's own fields (name, times).
+        `last_updated_at` alone is not trusted to move on a rename or a reprocessing.
+        """
+        state = {
+            "order": [self.order_id, self.name, _stamp(self.created_at), self.revision],
+            "updated": _stamp(self.last_updated_at),
+            "images": [
+                [
+                    image.image_id,
+                    image.image_name,
+                    image.status,
+                    image.status_reason,
+                    image.date_added,
+                    image.revision,
+                ]
+                for image in self.images
+            ],
+        }
+        canonical = json.dumps(state, separators=(",", ":"), ensure_ascii=True)
+        return hashlib.sha256(canonical.encode("ascii")).hexdigest()
+
+
+def _stamp(value: datetime | None) -> str:
+    return value.isoformat() if value else ""
 
 
 class OrderPage(_Lenient):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import zlib
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 import httpx
 import pytest
@@ -190,7 +190,7 @@ async def test_network_error_after_retries_is_mapped() -> None:
 
 
 async def test_download_follows_redirect_and_computes_crc() -> None:
-    payload = b"\xff\xd8" + bytes(range(256)) * 100 + b"\xff\xd9"
+    payload = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 100 + b"\0\0\0\0IEND\xaeB`\x82"
 
     def handler(request: httpx.Request) -> httpx.Response:
         if request.url.path.endswith("/enhanced"):
@@ -236,7 +236,7 @@ async def test_redirect_to_non_http_scheme_is_refused() -> None:
 
 
 async def test_short_body_is_detected_and_retried_into_a_clean_sink() -> None:
-    good = b"x" * 1000
+    good = b"\xff\xd8\xff" + b"x" * 995 + b"\xff\xd9"
     calls = {"n": 0}
 
     def handler(request: httpx.Request) -> httpx.Response:
@@ -341,3 +341,52 @@ async def test_keys_never_reach_log_lines(caplog: pytest.LogCaptureFixture) -> N
         await client.get_order(ORDER_ID, api_key="secret-key-value-123")
     assert caplog.records, "retries should have been logged"
     assert "secret-key-value-123" not in caplog.text
+
+
+async def test_ids_are_quoted_as_one_path_segment() -> None:
+    client, seen = make_client(lambda r: httpx.Response(200, json=order_json()))
+    await client.get_order("../../images/x?format=png#", api_key="k")
+    await client.delete_order("a/b", api_key="k")
+    assert [r.url.raw_path for r in seen] == [
+        b"/v3/orders/..%2F..%2Fimages%2Fx%3Fformat%3Dpng%23",
+        b"/v3/orders/a%2Fb",
+    ]
+    for dots in ("", ".", ".."):
+        with pytest.raises(UpstreamProtocolError, match="refusing"):
+            await client.get_order(dots, api_key="k")
+    assert len(seen) == 2
+
+
+@pytest.mark.parametrize(
+    "response",
+    [
+        httpx.Response(200, text="<html>maintenance</html>"),
+        httpx.Response(204),
+        httpx.Response(200, json={"images": []}),  # no order_id
+        httpx.Response(200, json=[1, 2]),
+    ],
+)
+async def test_an_answer_that_is_not_an_order_is_a_protocol_error(response: httpx.Response) -> None:
+    client, _ = make_client(lambda r: response)
+    with pytest.raises(UpstreamProtocolError, match="not an Order"):
+        await client.get_order(ORDER_ID, api_key="k")
+
+
+async def test_only_the_start_of_an_error_body_is_read() -> None:
+    sent = {"chunks": 0}
+
+    class Endless(httpx.AsyncByteStream):
+        async def __aiter__(self) -> AsyncIterator[bytes]:
+            yield b'{"message": "'
+            while True:
+                sent["chunks"] += 1
+                yield b"x" * 16384
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(422, stream=Endless())
+
+    client, _ = make_client(handler)
+    with pytest.raises(UpstreamRejected) as caught:
+        await client.download_enhanced("img", io.BytesIO(), options=DownloadOptions(), api_key="k")
+    assert caught.value.message == "upstream answered 422"  # cut JSON: no message parsed
+    assert sent["chunks"] <= 64 * 1024 // 16384 + 1

@@ -9,7 +9,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.services.naming import content_disposition, extension_for_format, safe_entry_names
+from app.services.naming import (
+    MAX_DOWNLOAD_NAME_BYTES,
+    archive_filename,
+    content_disposition,
+    extension_for_format,
+    safe_entry_names,
+)
 
 WINDOWS_ILLEGAL = set('<>:"/\\|?*')
 DEVICES = {"CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$"} | {
@@ -188,26 +194,56 @@ def test_content_disposition_ascii() -> None:
 def test_content_disposition_non_ascii_and_unsafe_characters() -> None:
     value = content_disposition('Résidence "Les Pins" 東京\\%.zip')
     assert value == (
-        'attachment; filename="Residence _Les Pins_ ____.zip"; '
-        "filename*=UTF-8''R%C3%A9sidence%20%22Les%20Pins%22%20%E6%9D%B1%E4%BA%AC%5C%25.zip"
+        'attachment; filename="Residence _Les Pins_ DongJing__.zip"; '
+        "filename*=UTF-8''R%C3%A9sidence%20_Les%20Pins_%20%E6%9D%B1%E4%BA%AC_%25.zip"
     )
+
+
+def test_content_disposition_fallback_is_a_readable_transliteration() -> None:
+    value = content_disposition("Demo order — 12 Harbour View.zip")
+    assert 'filename="Demo order - 12 Harbour View.zip"' in value
+    assert 'filename="Cafe Muller - Strasse.zip"' in content_disposition("Café Müller – Straße.zip")
+    assert 'filename="Dom u morya.zip"' in content_disposition("Дом у моря.zip")
 
 
 def test_content_disposition_cannot_inject_header_lines() -> None:
     value = content_disposition("a\r\nSet-Cookie: x=1.zip")
     assert "\r" not in value and "\n" not in value
-    assert 'filename="a__Set-Cookie: x=1.zip"' in value
-    with pytest.raises(ValueError, match="empty"):
-        content_disposition("")
+    assert 'filename="aSet-Cookie_ x=1.zip"' in value
+    assert content_disposition("") == "attachment; filename=\"download\"; filename*=UTF-8''download"
+
+
+def test_archive_filename_is_bounded_flat_and_falls_back_to_the_id() -> None:
+    name = archive_filename("../..\r\nSet-Cookie: x=1\0\u202egpj.exe" + "é" * 200_000, "id")
+    assert name.startswith("_..Set-Cookie_ x=1gpj.exeé") and name.endswith("é.zip")
+    assert len(name.encode()) <= MAX_DOWNLOAD_NAME_BYTES
+    assert archive_filename("Smith/Jones\\Lee", "id") == "Smith_Jones_Lee.zip"
+    assert archive_filename("a\udc80b", "id") == "a\ufffdb.zip"
+    for unusable in (None, "", "..", " . ", "\u202e\u2066", "\0\r\n"):
+        assert archive_filename(unusable, "8f5c2a4e") == "8f5c2a4e.zip"
+    assert archive_filename("CON", "id") == "CON_.zip"
 
 
 @settings(max_examples=200, deadline=None)
-@given(filename=st.text(min_size=1, alphabet=st.characters(exclude_categories=("Cs",))))
-def test_content_disposition_round_trips_through_filename_star(filename: str) -> None:
+@given(filename=st.text())
+def test_content_disposition_of_any_text_is_safe_and_bounded(filename: str) -> None:
     value = content_disposition(filename)
     assert value.isascii()
     fallback = value.split('filename="', 1)[1].split('"; filename*=', 1)[0]
-    assert all(" " <= char <= "~" and char not in '"\\%' for char in fallback)
+    assert fallback and all(" " <= char <= "~" and char not in '"\\%/:*?<>|' for char in fallback)
     encoded = value.split("filename*=UTF-8''", 1)[1]
     assert all(char.isalnum() or char in "!#$&+-.^_`|~%" for char in encoded)
-    assert unquote(encoded, errors="strict") == unicodedata.normalize("NFC", filename)
+    exact = unquote(encoded, errors="strict")
+    assert 0 < len(exact.encode("utf-8")) <= MAX_DOWNLOAD_NAME_BYTES
+    assert exact == unicodedata.normalize("NFC", exact)
+    assert exact[0] not in " ." and exact[-1] not in " ."
+    assert not any(unicodedata.category(char) in {"Cc", "Cs"} for char in exact)
+    assert not set(exact) & set('/\\<>:"|?*\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069')
+
+
+@settings(max_examples=100, deadline=None)
+@given(stem=st.text(max_size=30, alphabet=st.characters(categories=("L", "N", "Zs"))))
+def test_content_disposition_keeps_a_safe_name_exactly(stem: str) -> None:
+    name = f"Order {stem}x.zip"  # never a device name, never blank at the ends
+    encoded = content_disposition(name).split("filename*=UTF-8''", 1)[1]
+    assert unquote(encoded, errors="strict") == unicodedata.normalize("NFC", name)

@@ -38,7 +38,7 @@ from app.core.ratelimit import rate_limit
 from app.core.security import Credential
 from app.services.batch import BatchArchive, BatchPlan, NothingToDeliver, plan_batch
 from app.services.cache import CacheWriter, cache_key
-from app.services.naming import content_disposition
+from app.services.naming import archive_filename, content_disposition
 from app.services.options import DownloadOptions, ImageFormat
 
 logger = logging.getLogger("app.batch")
@@ -85,7 +85,7 @@ def archive_key(plan: BatchPlan, credential: Credential) -> str:
 
 
 def archive_headers(plan: BatchPlan) -> dict[str, str]:
-    filename = f"{plan.order.name or plan.order.order_id}.zip"
+    filename = archive_filename(plan.order.name, plan.order.order_id)
     return {
         "Content-Disposition": content_disposition(filename),
         "X-Total-Images": str(len(plan.images)),
