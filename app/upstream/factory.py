@@ -6,18 +6,11 @@ from dataclasses import dataclass
 from typing import TypedDict
 
 import httpx
-from httpx_aiohttp import AiohttpTransport
-from httpx_aiohttp.transport import AiohttpResponseStream
 
 from app.core.config import Settings
+from app.upstream.aiohttp_transport import AiohttpTransport
 from app.upstream.breaker import CircuitBreaker
 from app.upstream.client import AutoenhanceClient, build_download_pool, build_http_client
-
-# The most bytes one body chunk carries from aiohttp (its default is 16 kB). Every chunk is
-# written to a spool, hashed, checked and counted in Python; at 16 kB those per-chunk costs
-# were a third of the service's CPU (`make bench`, (d): 2.3 -> 1.6 CPU-seconds per GB; 1 MiB
-# bought nothing more).
-AiohttpResponseStream.CHUNK_SIZE = 256 * 1024
 
 
 class _ClientLimits(TypedDict):
@@ -49,7 +42,7 @@ def build_upstream(
     anyio streams costs more per byte than aiohttp's C parser, so by default the download
     client sends through aiohttp behind the same httpx interface: redirects, retries and error
     mapping stay in `AutoenhanceClient` (`make bench`, (d): the service's CPU per GB streamed
-    fell from 2.6 to 2.3 s, and to 1.6 s with the chunk size above). An injected `transport`
+    fell from 2.6 to 2.3 s, and to 1.6 s with larger body chunks). An injected `transport`
     (the embedded sandbox, tests) is used for everything.
     """
     limits: _ClientLimits = {
@@ -81,4 +74,4 @@ def build_upstream(
 def _aiohttp(settings: Settings) -> AiohttpTransport:
     """aiohttp's connector keeps idle connections per host in a deque, so one pool of every
     connection does not cost the per-request scan that made httpcore need shards."""
-    return AiohttpTransport(limits=httpx.Limits(max_connections=settings.upstream_max_connections))
+    return AiohttpTransport(max_connections=settings.upstream_max_connections)

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from httpx_aiohttp import AiohttpTransport
 
 from app.core.config import Settings
+from app.upstream.aiohttp_transport import AiohttpTransport
 from app.upstream.factory import build_upstream
 
 
@@ -22,7 +22,7 @@ async def test_image_downloads_go_through_aiohttp_by_default(tmp_path: Path) -> 
         (download,) = clients.download_pool
         transport = download._transport
         assert isinstance(transport, AiohttpTransport)
-        assert transport.limits.max_connections == 40
+        assert transport.max_connections == 40
         assert not isinstance(clients.http._transport, AiohttpTransport)  # API calls: httpx
     finally:
         for client in clients.http_clients:
