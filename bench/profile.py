@@ -2,7 +2,8 @@
 
     .venv/bin/python -m bench.profile --scenario d     # 50 x 10 MB, no latency
     .venv/bin/python -m bench.profile --scenario g     # a cached 500 MB archive served again
-    .venv/bin/python -m bench.profile --scenario b     # 300 x 1 MB, no latency (per-image costs)
+    .venv/bin/python -m bench.profile --scenario b     # 300 x 1 MB, no latency
+    .venv/bin/python -m bench.profile --scenario s     # 1000 x 50 kB: the fixed cost per image
 
 Starts the sandbox and the service (one worker), downloads the scenario's archive with curl
 for at most `--seconds` (and at most `--max-downloads` times) while `py-spy record` samples the
@@ -24,7 +25,7 @@ from pathlib import Path
 from bench.common import MB, ROOT, create_order, sandbox, service, set_latency, through
 
 # Images and bytes per image of each scenario's order.
-ORDERS = {"d": (50, 10 * MB), "g": (50, 10 * MB), "b": (300, MB)}
+ORDERS = {"d": (50, 10 * MB), "g": (50, 10 * MB), "b": (300, MB), "s": (1000, 50_000)}
 # Frames whose inclusive share says which part of the pipeline costs what.
 WATCHED = (
     "h11",
