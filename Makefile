@@ -11,6 +11,15 @@ WORKERS ?= 1
 SHUTDOWN_GRACE_SECONDS ?= 30
 # Per-worker metric files; emptied at every start so counters begin at zero.
 PROMETHEUS_MULTIPROC_DIR ?= var/prometheus
+# Connections and requests one worker serves at once; past it uvicorn answers 503.
+LIMIT_CONCURRENCY ?= 256
+# Seconds an idle keep-alive connection stays open.
+TIMEOUT_KEEP_ALIVE ?= 5
+# Proxies whose X-Forwarded-For/-Proto uvicorn believes: TRUSTED_PROXIES when set.
+FORWARDED_ALLOW_IPS ?= $(or $(TRUSTED_PROXIES),127.0.0.1)
+# The protocol that also closes connections whose request headers never arrive
+# (REQUEST_HEADER_TIMEOUT, see app/core/server.py).
+HTTP_PROTOCOL := app.core.server:HeaderDeadlineProtocol
 
 .PHONY: run test lint format bench load screenshot samples system-deps worker clean
 
@@ -35,7 +44,10 @@ run: $(VENV)/.runtime
 	rm -rf "$(PROMETHEUS_MULTIPROC_DIR)" && mkdir -p "$(PROMETHEUS_MULTIPROC_DIR)"
 	PROMETHEUS_MULTIPROC_DIR="$(PROMETHEUS_MULTIPROC_DIR)" $(BIN)/uvicorn app:app \
 		--host $(HOST) --port $(PORT) --workers $(WORKERS) \
-		--timeout-graceful-shutdown $(SHUTDOWN_GRACE_SECONDS)
+		--timeout-graceful-shutdown $(SHUTDOWN_GRACE_SECONDS) \
+		--http $(HTTP_PROTOCOL) --limit-concurrency $(LIMIT_CONCURRENCY) \
+		--timeout-keep-alive $(TIMEOUT_KEEP_ALIVE) \
+		--proxy-headers --forwarded-allow-ips "$(FORWARDED_ALLOW_IPS)"
 
 ## test: set up and run the whole suite
 test: $(VENV)/.dev

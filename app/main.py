@@ -112,6 +112,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                         http=http,
                         upstream_base=base_url,
                         operator_key=operator_credential(settings).api_key,
+                        breaker=upstream.breaker,
                     )
                 )
                 yield State(

@@ -55,6 +55,7 @@ class Settings(BaseSettings):
     upstream_download_client: Literal["aiohttp", "httpx"] = "aiohttp"
     circuit_failure_threshold: int = Field(default=20, ge=1)  # consecutive failures that open it
     circuit_cooldown: float = Field(default=15.0, gt=0)  # seconds before a trial call
+    circuit_max_credentials: int = Field(default=10_000, ge=1)  # keys with a failure remembered
 
     # --- Sandbox (embedded emulator, used when no upstream key is set) ---------------------
     sandbox_processing_delay: float = Field(default=3.0, ge=0)  # seconds per uploaded image
@@ -101,11 +102,16 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["text", "json"] = "text"
     metrics_token: SecretStr | None = None
-    rate_limit_downloads: str = "60/minute"
+    rate_limit_downloads: str = "60/minute"  # GET /orders/{id}/images
+    rate_limit_lookups: str = "120/minute"  # GET /orders/{id}, HEAD /orders/{id}/images
     rate_limit_create_orders: str = "10/minute"
     rate_limit_jobs: str = "30/minute"  # POST/GET /orders/{id}/jobs
-    rate_limit_links: str = "60/minute"  # POST /orders/{id}/download-link
+    rate_limit_job_status: str = "120/minute"  # GET/DELETE /jobs/{id}
+    rate_limit_links: str = "60/minute"  # POST /orders/{id}/download-link, /jobs/{id}/...
     max_request_body_bytes: int = Field(default=1024 * 1024, ge=1024)  # non-upload routes
+    request_header_timeout: float = Field(default=10.0, gt=0)  # seconds to send the headers
+    request_body_idle_timeout: float = Field(default=30.0, gt=0)  # seconds between body parts
+    request_body_timeout: float = Field(default=900.0, gt=0)  # seconds for a whole body
     shutdown_grace_seconds: float = Field(default=30.0, ge=0)
     sentry_dsn: SecretStr | None = None
     sentry_environment: str = "production"
@@ -125,9 +131,12 @@ class Settings(BaseSettings):
 
     @field_validator(
         "rate_limit_downloads",
+        "rate_limit_lookups",
         "rate_limit_create_orders",
         "rate_limit_jobs",
+        "rate_limit_job_status",
         "rate_limit_links",
+        "ask_rate_limit",
     )
     @classmethod
     def _check_rate_limit(cls, value: str) -> str:

@@ -209,6 +209,7 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
         401: "Missing or wrong credentials",
         403: "Not allowed",
         404: "Unknown order or nothing to download",
+        408: "The request body did not arrive in time",
         409: "Not ready yet",
         410: "Expired",
         413: "Too large",

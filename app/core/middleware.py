@@ -1,4 +1,5 @@
-"""Pure ASGI middleware: request id, access log, HTTP metrics, security headers, body limits.
+"""Pure ASGI middleware: request id, access log, HTTP metrics, security headers, body limits
+and body deadlines.
 
 Everything here is plain ASGI (no `BaseHTTPMiddleware`, which buffers and runs the app in
 another task): a streamed archive passes through chunk by chunk, and closing the connection
@@ -11,11 +12,16 @@ Order, outermost first:
    is counted and logged like any other answer.
 2. `ServerErrorMiddleware` (Starlette) — the one JSON 500.
 3. `CORSMiddleware` (Starlette) — only when `ALLOWED_ORIGINS` lists origins.
-4. `BodyLimitMiddleware` — 413 for request bodies over the limit.
+4. `BodyDeadlineMiddleware` — 408 for request bodies that stall or take too long.
+5. `BodyLimitMiddleware` — 413 for request bodies over the limit.
+
+A client that never finishes its request headers is not seen here (the app only starts once
+they are complete): `app.core.server` closes those connections.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -264,6 +270,81 @@ class BodyLimitMiddleware:
         await response(scope, receive, send)
 
 
+class BodyDeadlineMiddleware:
+    """Bound how long a request body may take to arrive: 408 and the connection closed.
+
+    Each body message must arrive within `idle_timeout` seconds of the previous one, and the
+    whole body within `total_timeout` seconds of the request's start; a client that stalls
+    (or trickles bytes) cannot hold a connection, a handler and its spooled upload for ever.
+    Once the body is complete, `receive` is passed through untouched (a streamed response
+    waits on it for the client's disconnect).
+
+    On a deadline the JSON 408 is sent (when no response has started), the handler gets
+    `http.disconnect` from then on, and whatever it sends or raises afterwards is dropped:
+    it saw a vanished client, which is what the caller became.
+    """
+
+    def __init__(self, app: ASGIApp, *, idle_timeout: float, total_timeout: float) -> None:
+        self.app = app
+        self.idle_timeout = idle_timeout
+        self.total_timeout = total_timeout
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        deadline = time.monotonic() + self.total_timeout
+        body_done = False
+        started = False
+        timed_out = False
+
+        async def guarded_receive() -> Message:
+            nonlocal body_done, timed_out
+            if timed_out:
+                return {"type": "http.disconnect"}
+            if body_done:
+                return await receive()
+            wait = min(self.idle_timeout, deadline - time.monotonic())
+            try:
+                message = await asyncio.wait_for(receive(), timeout=max(0.0, wait))
+            except TimeoutError:
+                timed_out = True
+                if not started:
+                    await self._refuse(scope, send)
+                return {"type": "http.disconnect"}
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                body_done = True
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if timed_out:
+                return
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, guarded_receive, tracking_send)
+        except Exception:
+            if not timed_out:
+                raise
+
+    async def _refuse(self, scope: Scope, send: Send) -> None:
+        response = error_response(
+            Request(scope),
+            408,
+            "request_timeout",
+            f"The request body did not arrive in time (at most {self.idle_timeout:g} s "
+            f"between parts, {self.total_timeout:g} s in all).",
+            headers={"Connection": "close"},
+        )
+
+        async def nothing() -> Message:
+            return {"type": "http.disconnect"}
+
+        await response(scope, nothing, send)
+
+
 def _content_length(scope: Scope) -> int | None:
     for name, value in scope.get("headers", ()):
         if name == b"content-length":
@@ -281,6 +362,11 @@ def install_middleware(app: FastAPI, settings: Settings) -> None:
         BodyLimitMiddleware,
         limit=settings.max_request_body_bytes,
         path_limits={path: upload_limit for path in UPLOAD_PATHS},
+    )
+    app.add_middleware(
+        BodyDeadlineMiddleware,
+        idle_timeout=settings.request_body_idle_timeout,
+        total_timeout=settings.request_body_timeout,
     )
     if settings.allowed_origins:
         app.add_middleware(

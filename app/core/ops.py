@@ -24,6 +24,7 @@ from app.core.ratelimit import RateLimits
 from app.core.sentry import SentryIssues
 from app.core.stats import ErrorLog, ErrorLogHandler, multiprocess_mode
 from app.services.readiness import Readiness
+from app.upstream.breaker import CircuitBreaker
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -41,6 +42,7 @@ async def operations(
     http: httpx.AsyncClient,
     upstream_base: str,
     operator_key: str | None,
+    breaker: CircuitBreaker | None = None,
 ) -> AsyncIterator[Operations]:
     """Build the operations resources for one application's lifetime."""
     rate_limits = RateLimits.from_settings(settings)
@@ -52,6 +54,7 @@ async def operations(
         api_version=settings.autoenhance_api_version,
         data_dir=settings.data_dir,
         redis_check=rate_limits.storage.check if settings.redis_url else None,
+        breaker=breaker,
         ttl=settings.readiness_cache_seconds,
     )
     sentry_issues = SentryIssues.from_settings(settings)

@@ -1,17 +1,21 @@
 """Rate limits per client, with the `limits` library (in memory, or Redis when configured).
 
-A client is the hash of the Autoenhance key it brings (`X-Autoenhance-Key`), else its
-address. `X-Forwarded-For` is believed only when the peer is one of `TRUSTED_PROXIES`: the
-client is then the right-most address in the chain that is not a trusted proxy.
+Every request counts against its client address. `X-Forwarded-For` is believed only when the
+peer is one of `TRUSTED_PROXIES`: the client is then the right-most address in the chain that
+is not a trusted proxy. A request that brings its own Autoenhance key (`X-Autoenhance-Key`)
+also counts against the hash of that key: a key adds a budget of its own (a key spread over
+many addresses is limited too) and never lifts the address's, so made-up keys buy an
+attacker nothing. The key is unchecked at this point, which is why it can only restrict.
 
 Routes attach a rule by name with a dependency:
 
     @router.post("/orders/{order_id}/jobs", dependencies=[Depends(rate_limit("jobs"))])
 
-Rules: `downloads` (RATE_LIMIT_DOWNLOADS), `create_orders` (RATE_LIMIT_CREATE_ORDERS),
-`jobs` (RATE_LIMIT_JOBS), `links` (RATE_LIMIT_LINKS). A refused request gets the JSON 429
-with `Retry-After`. When the Redis storage fails, requests are let through and a warning is
-logged: a rate limiter must not take the service down with it.
+Rules: `downloads` (RATE_LIMIT_DOWNLOADS), `lookups` (RATE_LIMIT_LOOKUPS),
+`create_orders` (RATE_LIMIT_CREATE_ORDERS), `jobs` (RATE_LIMIT_JOBS), `job_status`
+(RATE_LIMIT_JOB_STATUS), `links` (RATE_LIMIT_LINKS), `ask` (ASK_RATE_LIMIT). A refused
+request gets the JSON 429 with `Retry-After`. When the Redis storage fails, requests are let
+through and a warning is logged: a rate limiter must not take the service down with it.
 """
 
 from __future__ import annotations
@@ -37,16 +41,19 @@ from app.core.security import key_fingerprint
 
 logger = logging.getLogger("app.ratelimit")
 
-RuleName = Literal["downloads", "create_orders", "jobs", "links"]
+RuleName = Literal["downloads", "lookups", "create_orders", "jobs", "job_status", "links", "ask"]
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 def _rules(settings: Settings) -> dict[str, list[RateLimitItem]]:
     configured = {
         "downloads": settings.rate_limit_downloads,
+        "lookups": settings.rate_limit_lookups,
         "create_orders": settings.rate_limit_create_orders,
         "jobs": settings.rate_limit_jobs,
+        "job_status": settings.rate_limit_job_status,
         "links": settings.rate_limit_links,
+        "ask": settings.ask_rate_limit,
     }
     return {name: parse_many(text) if text else [] for name, text in configured.items()}
 
@@ -94,13 +101,20 @@ class RateLimits:
         if aclose is not None:
             await aclose()
 
-    async def hit(self, rule: str, client: str) -> None:
-        """Count one request of `client` against `rule`.
+    async def hit(self, rule: str, *clients: str) -> None:
+        """Count one request against `rule` for each of `clients`, in order.
+
+        The first client over a limit refuses the request; the clients after it are not
+        counted (a refused address does not spend the budget of the key it sent).
 
         Raises:
             TooManyRequests: a limit of the rule is exhausted; `Retry-After` says when the
                 oldest counted request leaves the window.
         """
+        for client in clients:
+            await self._hit_one(rule, client)
+
+    async def _hit_one(self, rule: str, client: str) -> None:
         for item in self.rules.get(rule, []):
             try:
                 if await self._limiter.hit(item, rule, client):
@@ -149,12 +163,13 @@ def _is_trusted(address: str, trusted: tuple[Network, ...]) -> bool:
     return any(ip in network for network in trusted)
 
 
-def client_key(request: Request, trusted: tuple[Network, ...]) -> str:
-    """Whom a request counts against: the caller's own key (hashed), else its address."""
-    own_key = request.headers.get("x-autoenhance-key")
+def client_keys(request: Request, trusted: tuple[Network, ...]) -> tuple[str, ...]:
+    """Whom a request counts against: its address, and the hash of its own key if it sent one."""
+    address = "ip:" + client_address(request, trusted)
+    own_key = request.headers.get("x-autoenhance-key", "").strip()
     if own_key:
-        return "byok:" + key_fingerprint(own_key)
-    return "ip:" + client_address(request, trusted)
+        return address, "byok:" + key_fingerprint(own_key)
+    return (address,)
 
 
 def rate_limit(rule: RuleName) -> Callable[[Request], Awaitable[None]]:
@@ -166,7 +181,7 @@ def rate_limit(rule: RuleName) -> Callable[[Request], Awaitable[None]]:
 
     async def check_rate_limit(request: Request) -> None:
         limits: RateLimits = request.state.ops.rate_limits
-        await limits.hit(rule, client_key(request, limits.trusted_proxies))
+        await limits.hit(rule, *client_keys(request, limits.trusted_proxies))
 
     check_rate_limit.__name__ = f"rate_limit_{rule}"
     return check_rate_limit

@@ -79,6 +79,17 @@ class SandboxConfig(BaseSettings):
     max_upload_bytes: int = Field(
         default=100 * 1024 * 1024, ge=1, description="Largest accepted PUT upload, bytes."
     )
+    max_orders: int = Field(
+        default=1000,
+        ge=1,
+        description="Orders kept; past it the oldest is forgotten (the demo order never).",
+    )
+    max_stored_bytes: int = Field(
+        default=256 * 1024 * 1024,
+        ge=0,
+        description="Image bytes kept (uploads, synthetic payloads); past it the oldest "
+        "orders are forgotten (the demo order and the one just written never).",
+    )
     enforce_upload_content_type: bool = Field(
         default=False,
         description="Reject uploads whose Content-Type differs from the declared one with an "

@@ -91,7 +91,21 @@ async def create_synthetic_order(state: State, body: SyntheticOrderIn) -> dict[s
         name = body.names[index] if index < len(body.names) else f"image-{index + 1:04d}"
         image = state.store.add_processed_image(order, name=name, fixed_payload=payload)
         image.status, image.status_reason = status, reason
+    state.store.enforce_bounds(keep=order.order_id)
     return state.store.order_out(order)
+
+
+@router.get("/stats")
+async def stats(state: State) -> dict[str, int]:
+    """What the store holds now: orders, images and image bytes (and their bounds)."""
+    store = state.store
+    return {
+        "orders": len(store.orders),
+        "images": len(store.images),
+        "stored_bytes": store.stored_bytes(),
+        "max_orders": store.max_orders or 0,
+        "max_stored_bytes": store.max_bytes or 0,
+    }
 
 
 @router.post("/images/{image_id}/status")

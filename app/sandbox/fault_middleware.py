@@ -44,6 +44,7 @@ from app.sandbox.state import SandboxState
 THROTTLE_SLICE_SECONDS = 0.05
 MAX_THROTTLE_SLICE = 256 * 1024
 _STATUS_MESSAGES = {
+    401: "Invalid API key",
     429: "Too many requests",
     500: "Internal server error",
     502: "Bad gateway",
@@ -275,10 +276,13 @@ class SandboxMiddleware:
             await self.app(scope, receive, send)
             return
         faults = self.state.faults
-        if await _pre_response(faults.take(route, image_id, body=False), scope, send):
+        key = _header(scope, b"x-api-key")
+        if await _pre_response(faults.take(route, image_id, body=False, api_key=key), scope, send):
             return
         await self.app(
-            scope, receive, _body_fault_send(send, lambda: faults.take(route, image_id, body=True))
+            scope,
+            receive,
+            _body_fault_send(send, lambda: faults.take(route, image_id, body=True, api_key=key)),
         )
 
 

@@ -10,6 +10,8 @@ A fault is a JSON object with a `kind` and optional targeting fields:
   `"asset"`: only `/assets/<token>` (the redirect target);
   `"any"` (default): all of the above plus `/uploads/...`. `/_sandbox/*` is never affected.
 - `image_ids`: only requests about these images (orders routes never match).
+- `api_keys`: only requests whose `x-api-key` is one of these (a request without a key never
+  matches): a fault that belongs to one caller's key, such as its own rate limit.
 - `count`: how many requests (or images, for `stuck`) it affects before it retires; absent =
   until cleared.
 
@@ -17,7 +19,7 @@ Kinds and their parameters:
 
 - `latency` (`ms`): wait before answering.
 - `bandwidth` (`bytes_per_s`): send the response body at this rate.
-- `status` (`status`: 429/500/502/503, `retry_after` seconds): answer with that error instead;
+- `status` (`status`: 401/429/500/502/503, `retry_after` seconds): answer with that error instead;
   429 and 503 carry a `Retry-After` header.
 - `stall` (`seconds`, `phase`): hang; `"before"` = before the status line, `"mid_body"` = after
   the headers and half of the body.
@@ -65,6 +67,7 @@ class _FaultBase(BaseModel):
 
     scope: Scope = "any"
     image_ids: list[str] | None = None
+    api_keys: list[str] | None = None
     count: int | None = Field(default=None, ge=1)
 
 
@@ -80,7 +83,7 @@ class BandwidthFault(_FaultBase):
 
 class StatusFault(_FaultBase):
     kind: Literal["status"]
-    status: Literal[429, 500, 502, 503] = 500
+    status: Literal[401, 429, 500, 502, 503] = 500
     retry_after: int = Field(default=1, ge=0, le=86_400)
 
 
@@ -223,7 +226,9 @@ class FaultBook:
     def is_active(self, fault_id: int) -> bool:
         return any(a.id == fault_id for a in self._active)
 
-    def take(self, route: RouteKind, image_id: str | None, *, body: bool) -> list[Fault]:
+    def take(
+        self, route: RouteKind, image_id: str | None, *, body: bool, api_key: str | None = None
+    ) -> list[Fault]:
         """Return, and charge one use of, the faults that apply to this request.
 
         `body=False` selects faults acting before the answer, `body=True` those reshaping a
@@ -237,6 +242,8 @@ class FaultBook:
             if not _scope_matches(fault, route, body=body):
                 continue
             if fault.image_ids is not None and image_id not in fault.image_ids:
+                continue
+            if fault.api_keys is not None and api_key not in fault.api_keys:
                 continue
             taken.append(fault)
             self._charge(active)

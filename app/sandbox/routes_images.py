@@ -128,6 +128,7 @@ async def upload(request: Request, state: State, token: str) -> Response:
             )
     image.original = bytes(data)
     image.fixed_payload = None
+    state.store.enforce_bounds(keep=image.order_id)
     await state.processor.start(image)
     etag = '"' + hashlib.md5(image.original, usedforsecurity=False).hexdigest() + '"'
     return Response(status_code=200, headers={"ETag": etag})

@@ -46,13 +46,20 @@ class SandboxState:
         webhooks = (
             WebhookSender(config.webhook_url, config.webhook_auth) if config.webhook_url else None
         )
-        self.store = Store(credits=config.credits)
+        self.store = self._new_store()
         self.processor = Processor(
             store=self.store, faults=self.faults, delay=config.processing_delay, webhooks=webhooks
         )
         self._seeded = False
         for fault in config.start_faults():
             self.faults.add(fault)
+
+    def _new_store(self) -> Store:
+        return Store(
+            credits=self.config.credits,
+            max_orders=self.config.max_orders,
+            max_bytes=self.config.max_stored_bytes,
+        )
 
     def ensure_seeded(self) -> None:
         """Create the demo order once (idempotent; called at start-up and on first request)."""
@@ -68,7 +75,7 @@ class SandboxState:
     def reset(self) -> None:
         """Back to the start state: fresh account, start-up faults, empty log and cache."""
         self.processor.cancel_all()
-        self.store = Store(credits=self.config.credits)
+        self.store = self._new_store()
         self.processor.store = self.store
         self.faults.clear()
         for fault in self.config.start_faults():

@@ -6,6 +6,11 @@ order/image metadata because the real API documents those two routes as unauthen
 Records owned by nobody (the demo order, synthetic orders created without a key) are readable
 with any key and cannot be changed through the API.
 
+Bounded: past `max_orders` orders, or `max_bytes` of image bytes held (uploads and synthetic
+payloads; the demo order's photos are not counted), the oldest orders are forgotten with their
+images. The demo order and the order just written are never evicted, so anyone may upload to
+a public sandbox for ever without growing its memory.
+
 Not thread-safe: mutated from the event loop only.
 """
 
@@ -42,10 +47,17 @@ def _visible(owner: str | None, key: str | None) -> bool:
 
 
 class Store:
-    """All state a sandbox instance serves; `Store(credits=n)` is an empty account."""
+    """All state a sandbox instance serves; `Store(credits=n)` is an empty account.
 
-    def __init__(self, *, credits: int) -> None:
+    `max_orders` and `max_bytes` bound it (see the module docstring); `None` = unbounded.
+    """
+
+    def __init__(
+        self, *, credits: int, max_orders: int | None = None, max_bytes: int | None = None
+    ) -> None:
         self.credits = credits
+        self.max_orders = max_orders
+        self.max_bytes = max_bytes
         self.orders: dict[str, OrderRecord] = {}
         self.images: dict[str, ImageRecord] = {}
         self._uploads: dict[str, str] = {}
@@ -69,7 +81,39 @@ class Store:
             order_id=order_id, name=name or "", owner=owner, sequence=next(self._sequence)
         )
         self.orders[order_id] = order
+        self.enforce_bounds(keep=order_id)
         return order
+
+    def stored_bytes(self) -> int:
+        """Bytes of image content callers added (a payload shared by several images counts
+        once; the demo order's sample photos are not counted)."""
+        held: dict[int, int] = {}
+        for image in self.images.values():
+            if image.order_id == DEMO_ORDER_ID:
+                continue
+            for blob in (image.original, image.fixed_payload):
+                if blob is not None:
+                    held[id(blob)] = len(blob)
+        return sum(held.values())
+
+    def enforce_bounds(self, *, keep: str | None = None) -> list[str]:
+        """Forget the oldest orders until the store is within its bounds; their ids.
+
+        The demo order and `keep` (the order just written) always stay.
+        """
+        evicted: list[str] = []
+        while self._over_bounds():
+            victim = next((oid for oid in self.orders if oid not in {DEMO_ORDER_ID, keep}), None)
+            if victim is None:
+                break
+            self.delete_order(self.orders[victim])
+            evicted.append(victim)
+        return evicted
+
+    def _over_bounds(self) -> bool:
+        if self.max_orders is not None and len(self.orders) > self.max_orders:
+            return True
+        return self.max_bytes is not None and self.stored_bytes() > self.max_bytes
 
     def order(self, order_id: str, key: str | None) -> OrderRecord:
         """The order as `key` may see it (None = unauthenticated read).

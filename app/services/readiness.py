@@ -1,6 +1,6 @@
 """Readiness: can this instance serve downloads right now?
 
-Three checks, each named in the answer:
+Four checks, each named in the answer:
 
 - `upstream`: the Autoenhance API answers. The probe lists one order with the operator's key
   (`GET /orders/?per_page=1`): cheap, read-only, and it spends no credit. Any HTTP answer
@@ -8,6 +8,10 @@ Three checks, each named in the answer:
   who bring their own key are served). The result is reused for `ttl` seconds, and
   concurrent checks share one probe, so a load balancer polling every second costs the API
   one call per `ttl`.
+- `circuit`: the shared upstream circuit is not open. While it is open this instance fails
+  every download fast, so a load balancer should send callers elsewhere; half-open (a trial
+  call may go through) counts as ready. Circuits of single keys (429/401 for one caller's
+  key) do not count: they harm no other caller.
 - `archive_store`: `DATA_DIR` accepts a new file (cache and spool live there).
 - `redis`: the rate-limit storage answers, only when `REDIS_URL` is set.
 """
@@ -15,6 +19,7 @@ Three checks, each named in the answer:
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import tempfile
 import time
@@ -23,6 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+
+from app.upstream.breaker import CircuitBreaker
 
 PROBE_TIMEOUT = httpx.Timeout(3.0)
 REDIS_TIMEOUT = 2.0  # seconds
@@ -47,6 +54,7 @@ class Readiness:
         api_version: str,
         data_dir: Path,
         redis_check: Callable[[], Awaitable[bool]] | None = None,
+        breaker: CircuitBreaker | None = None,
         ttl: float = 10.0,
     ) -> None:
         self._http = http
@@ -56,6 +64,7 @@ class Readiness:
             self._headers["x-api-key"] = api_key
         self._data_dir = data_dir
         self._redis_check = redis_check
+        self._breaker = breaker
         self._ttl = ttl
         self._lock = asyncio.Lock()
         self._cached: tuple[float, Check] | None = None
@@ -63,6 +72,8 @@ class Readiness:
     async def check(self) -> list[Check]:
         """Every check's result; the instance is ready when all are ok."""
         checks = [await self._upstream(), self._archive_store()]
+        if self._breaker is not None:
+            checks.insert(1, self._circuit(self._breaker))
         if self._redis_check is not None:
             checks.append(await self._redis())
         return checks
@@ -94,6 +105,17 @@ class Readiness:
         if status in (401, 403):
             return Check("upstream", True, f"reachable, but it refused the operator key ({status})")
         return Check("upstream", True, f"reachable ({status})")
+
+    @staticmethod
+    def _circuit(breaker: CircuitBreaker) -> Check:
+        if breaker.state == "open":
+            return Check(
+                "circuit",
+                False,
+                f"open after repeated upstream failures; next trial call in "
+                f"{math.ceil(breaker.retry_after)} s",
+            )
+        return Check("circuit", True, breaker.state)
 
     def _archive_store(self) -> Check:
         try:

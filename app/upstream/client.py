@@ -3,7 +3,9 @@
 Every call goes through one shared `httpx.AsyncClient` (created by the application's lifespan)
 and through `_send`, which maps failures into `app.upstream.errors`, retries what is worth
 retrying with tenacity (exponential backoff with jitter; a 429's Retry-After honoured up to
-`retry_max_wait`), never retries other 4xx, and feeds the circuit breaker.
+`retry_max_wait`), never retries other 4xx, and feeds the circuit breakers: upstream-wide
+failures (5xx, timeouts, connection errors) the shared one, failures of one key (429,
+401/403) only that key's (`app.upstream.breaker`).
 
 API keys travel only in the `x-api-key` header. They are never logged: log lines name the
 endpoint, never the URL's query or headers.
@@ -40,7 +42,7 @@ from app.upstream.answers import (
     path_segment,
     read_at_most,
 )
-from app.upstream.breaker import CircuitBreaker
+from app.upstream.breaker import CircuitBreaker, CredentialBreakers
 from app.upstream.errors import (
     UpstreamError,
     UpstreamNetworkError,
@@ -142,6 +144,7 @@ class AutoenhanceClient:
         retries: int = 3,
         retry_max_wait: float = 10.0,
         breaker: CircuitBreaker | None = None,
+        credential_breakers: CredentialBreakers | None = None,
         download_pool: Sequence[httpx.AsyncClient] = (),
     ) -> None:
         self._http = http
@@ -152,6 +155,9 @@ class AutoenhanceClient:
         self._retries = retries
         self._retry_max_wait = retry_max_wait
         self.breaker = breaker or CircuitBreaker(failure_threshold=20, cooldown=15.0)
+        self.credential_breakers = credential_breakers or CredentialBreakers(
+            failure_threshold=self.breaker.failure_threshold, cooldown=self.breaker.cooldown
+        )
         self._backoff = wait_exponential_jitter(multiplier=0.2, max=retry_max_wait, jitter=0.2)
 
     # --- orders -----------------------------------------------------------------------------
@@ -222,7 +228,8 @@ class AutoenhanceClient:
             )
             self._raise_for_status(response)
 
-        await self._with_retries("upload_image", attempt)
+        # The pre-signed URL is the credential: its 403s count against it alone.
+        await self._with_retries("upload_image", attempt, credential=upload_url)
 
     async def download_enhanced(
         self,
@@ -299,7 +306,7 @@ class AutoenhanceClient:
             sink.flush()
             return Downloaded(size=size, crc32=crc, content_type=content_type)
 
-        return await self._with_retries("download_enhanced", attempt)
+        return await self._with_retries("download_enhanced", attempt, credential=api_key)
 
     # --- plumbing -----------------------------------------------------------------------------
 
@@ -328,7 +335,7 @@ class AutoenhanceClient:
             self._raise_for_status(response)
             return response
 
-        return await self._with_retries(endpoint, attempt)
+        return await self._with_retries(endpoint, attempt, credential=api_key)
 
     async def _open(
         self,
@@ -381,8 +388,11 @@ class AutoenhanceClient:
             url, params = str(target), None
         raise UpstreamProtocolError("upstream redirected too many times")
 
-    async def _with_retries(self, endpoint: str, attempt: Callable[[], Awaitable[T]]) -> T:
+    async def _with_retries(
+        self, endpoint: str, attempt: Callable[[], Awaitable[T]], *, credential: str | None
+    ) -> T:
         self.breaker.check()
+        self.credential_breakers.check(credential)
 
         def before_sleep(state: RetryCallState) -> None:
             metrics.UPSTREAM_RETRIES.labels(endpoint).inc()
@@ -407,11 +417,14 @@ class AutoenhanceClient:
                     result = await self._mapped(attempt)
         except UpstreamError as exc:
             metrics.UPSTREAM_REQUESTS.labels(endpoint, type(exc).__name__).inc()
-            if isinstance(exc, UpstreamRetryable):
+            if isinstance(exc, UpstreamRateLimited | UpstreamUnauthorized):
+                self.credential_breakers.record_failure(credential, exc)
+            elif isinstance(exc, UpstreamRetryable):
                 self.breaker.record_failure()
             raise
         metrics.UPSTREAM_REQUESTS.labels(endpoint, "ok").inc()
         self.breaker.record_success()
+        self.credential_breakers.record_success(credential)
         return result
 
     def _wait(self, state: RetryCallState) -> float:

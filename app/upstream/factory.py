@@ -9,7 +9,7 @@ import httpx
 
 from app.core.config import Settings
 from app.upstream.aiohttp_transport import AiohttpTransport
-from app.upstream.breaker import CircuitBreaker
+from app.upstream.breaker import CircuitBreaker, CredentialBreakers
 from app.upstream.client import AutoenhanceClient, build_download_pool, build_http_client
 
 
@@ -65,6 +65,11 @@ def build_upstream(
         breaker=CircuitBreaker(
             failure_threshold=settings.circuit_failure_threshold,
             cooldown=settings.circuit_cooldown,
+        ),
+        credential_breakers=CredentialBreakers(
+            failure_threshold=settings.circuit_failure_threshold,
+            cooldown=settings.circuit_cooldown,
+            max_entries=settings.circuit_max_credentials,
         ),
         download_pool=download_pool,
     )

@@ -16,7 +16,7 @@ from starlette.requests import Request
 from app.core.config import Settings
 from app.core.errors import TooManyRequests
 from app.core.logging import JsonFormatter, configure_logging, redact, request_id_var
-from app.core.ratelimit import RateLimits, client_address, client_key
+from app.core.ratelimit import RateLimits, client_address, client_keys
 from app.core.security import key_fingerprint
 from app.core.sentry import SentryApiError, SentryIssues, scrub_event
 from app.core.stats import ErrorLog
@@ -103,10 +103,12 @@ def test_client_address_walks_back_through_trusted_proxies_only() -> None:
     assert client_address(garbled, limits.trusted_proxies) == "10.0.0.2"
 
 
-def test_client_key_prefers_the_hash_of_an_own_key() -> None:
+def test_client_keys_are_the_address_and_the_hash_of_an_own_key() -> None:
     request = make_request("203.0.113.9", {"X-Autoenhance-Key": "my-key"})
-    key = client_key(request, ())
-    assert key == "byok:" + key_fingerprint("my-key") and "my-key" not in key
+    keys = client_keys(request, ())
+    assert keys == ("ip:203.0.113.9", "byok:" + key_fingerprint("my-key"))
+    assert "my-key" not in "".join(keys)
+    assert client_keys(make_request("203.0.113.9", {}), ()) == ("ip:203.0.113.9",)
 
 
 def _memory() -> Any:

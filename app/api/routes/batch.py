@@ -271,6 +271,7 @@ router.add_api_route(
     },
     summary="Look at the download's headers without fetching images",
     operation_id="head_order_images",
+    dependencies=[Depends(rate_limit("lookups"))],
 )
 
 

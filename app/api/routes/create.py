@@ -1,11 +1,14 @@
 """Order creation (`/api/create-order`, `/api/create-sample-order`) and admin sign-in.
 
-Status policy of order creation: every file is checked (count, size, content) before anything
-is created upstream, so a refused upload (400/413/415) leaves nothing behind. Once the order
-exists, each image is registered and uploaded on its own; the answer is 201 with one line per
-file (`uploaded`, or the `error`) as soon as at least one image made it, and 502 with the same
-list (and the order id) when none did. A failure creating the order itself is 401/502/503 as
-for any upstream call, and nothing was created.
+Status policy of order creation: a caller's own key (`X-Autoenhance-Key`) is checked upstream
+before any file part is read, so a made-up key costs one cheap upstream call, never a spooled
+upload (401 from the upstream's refusal). Every file is then checked (count, size, content)
+before anything is created upstream, so a refused upload (400/413/415) leaves nothing behind.
+A body that stalls or takes too long is cut off with 408 (`BodyDeadlineMiddleware`). Once the
+order exists, each image is registered and uploaded on its own; the answer is 201 with one
+line per file (`uploaded`, or the `error`) as soon as at least one image made it, and 502
+with the same list (and the order id) when none did. A failure creating the order itself is
+401/502/503 as for any upstream call, and nothing was created.
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ from app.core.errors import (
     error_responses,
 )
 from app.core.ratelimit import rate_limit
-from app.core.security import Credential, same_secret
+from app.core.security import OPERATOR, Credential, same_secret
 from app.services.ordering import CreatedOrder, ImageUpload, create_order_with_images
 from app.services.ordering import uploads_from_paths as sample_uploads
 from app.services.uploads import (
@@ -141,6 +144,22 @@ def _answer(created: CreatedOrder) -> OrderCreated:
     )
 
 
+async def _check_own_key(upstream: AutoenhanceClient, credential: Credential) -> None:
+    """Ask the upstream whether a caller's own key is good (one read-only listing, no credit).
+
+    The operator's key is the service's own and is not re-checked on every upload.
+
+    Raises:
+        AppError: 401 when the upstream refuses the key; 502/503 as for any upstream call.
+    """
+    if credential.owner == OPERATOR:
+        return
+    try:
+        await upstream.list_orders(api_key=credential.api_key, per_page=1)
+    except UpstreamError as exc:
+        raise to_app_error(exc) from exc
+
+
 async def _create(
     upstream: AutoenhanceClient,
     uploads: list[ImageUpload],
@@ -176,7 +195,7 @@ async def _create(
     "/api/create-order",
     status_code=201,
     response_model=OrderCreated,
-    responses=error_responses(400, 401, 403, 413, 415, 429, 502, 503),
+    responses=error_responses(400, 401, 403, 408, 413, 415, 429, 502, 503),
     openapi_extra=_MULTIPART_BODY,
     summary="Create an order from uploaded images",
 )
@@ -189,6 +208,7 @@ async def create_order(
 ) -> OrderCreated:
     """Create an order and upload the images sent in the multipart `files` field."""
     await _count_creation(request)
+    await _check_own_key(upstream, credential)
     try:
         received = await receive_uploads(
             request.stream(),

@@ -213,8 +213,9 @@ async def create_job(
     "/jobs/{job_id}",
     name="job_status",
     response_model=JobStatus,
-    responses=error_responses(401, 404),
+    responses=error_responses(401, 404, 429),
     summary="State and progress of a job",
+    dependencies=[Depends(rate_limit("job_status"))],
 )
 async def job_status(
     job_id: str, request: Request, credential: CredentialDep, jobs: JobsDep
@@ -226,8 +227,9 @@ async def job_status(
 @router.delete(
     "/jobs/{job_id}",
     response_model=JobStatus,
-    responses=error_responses(401, 404),
+    responses=error_responses(401, 404, 429),
     summary="Cancel a job and delete its archive",
+    dependencies=[Depends(rate_limit("job_status"))],
 )
 async def cancel_job(
     job_id: str, request: Request, credential: CredentialDep, jobs: JobsDep
@@ -243,8 +245,9 @@ async def cancel_job(
 @router.post(
     "/jobs/{job_id}/download-link",
     response_model=DownloadLink,
-    responses=error_responses(401, 404, 409, 410),
+    responses=error_responses(401, 404, 409, 410, 429),
     summary="A signed, expiring link to the archive, usable without credentials",
+    dependencies=[Depends(rate_limit("links"))],
 )
 async def job_download_link(
     job_id: str,

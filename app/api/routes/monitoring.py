@@ -95,7 +95,7 @@ async def health_head(request: Request, settings: SettingsDep) -> Health:
     responses={503: {"model": ReadinessOut, "description": "A check failed; it is named"}},
 )
 async def ready(ops: OpsDep, response: Response) -> ReadinessOut:
-    """ReadinessOut: upstream reachable (cached probe), archive store writable, Redis reachable."""
+    """ReadinessOut: upstream reachable (cached probe), circuit not open, store writable, Redis."""
     checks = await ops.readiness.check()
     ok = all(check.ok for check in checks)
     response.status_code = 200 if ok else 503

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from pydantic import BaseModel
 
 from app.api.deps import CredentialDep, UpstreamDep
 from app.api.routes.batch import OptionsDep
 from app.api.upstream import checked_order_id, fetch_order
 from app.core.errors import error_responses
+from app.core.ratelimit import rate_limit
 from app.services.batch import REPORT_NAME, plan_batch
 
 router = APIRouter(tags=["orders"])
@@ -41,8 +42,9 @@ class OrderSummary(BaseModel):
 @router.get(
     "/orders/{order_id}",
     response_model=OrderSummary,
-    responses=error_responses(400, 401, 404, 422, 502, 503),
+    responses=error_responses(400, 401, 404, 422, 429, 502, 503),
     summary="Summary of an order: its images, their status and their names in the ZIP",
+    dependencies=[Depends(rate_limit("lookups"))],
 )
 async def order_summary(
     order_id: str, options: OptionsDep, credential: CredentialDep, upstream: UpstreamDep

@@ -18,16 +18,13 @@ import httpx
 from fastapi import APIRouter, Body, Depends, FastAPI, Request
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
-from limits import RateLimitItem, parse
-from limits.storage import MemoryStorage
-from limits.strategies import MovingWindowRateLimiter
 from pydantic import BaseModel, Field
 
 from app.api.deps import CredentialDep, SettingsDep, SignerDep
 from app.api.routes.batch import OptionsDep
 from app.api.upstream import checked_order_id
 from app.core.config import Settings
-from app.core.errors import Forbidden, TooManyRequests, error_responses
+from app.core.errors import Forbidden, error_responses
 from app.core.ratelimit import rate_limit
 from app.core.security import OPERATOR
 from app.services.ask import MAX_QUESTION_CHARS, AskService, AssistantClient, DocIndex
@@ -41,19 +38,11 @@ ASSISTANT_CONNECT_TIMEOUT = 5.0
 
 class UiState(TypedDict):
     ask: AskService
-    ask_limiter: MovingWindowRateLimiter
-    ask_limit: RateLimitItem
 
 
 @contextlib.asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[UiState]:
     settings: Settings = app.state.settings
-    try:
-        limit = parse(settings.ask_rate_limit)
-    except ValueError:
-        raise ValueError(
-            f"ASK_RATE_LIMIT={settings.ask_rate_limit!r} is not a rate such as '20/minute'"
-        ) from None
     index = DocIndex.for_project(PROJECT_ROOT)
     async with contextlib.AsyncExitStack() as stack:
         assistant = None
@@ -72,11 +61,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[UiState]:
                 url=settings.chat_api_url,
                 api_key=key.get_secret_value() if key is not None else None,
             )
-        yield UiState(
-            ask=AskService(index, assistant=assistant),
-            ask_limiter=MovingWindowRateLimiter(MemoryStorage()),
-            ask_limit=limit,
-        )
+        yield UiState(ask=AskService(index, assistant=assistant))
 
 
 router = APIRouter(lifespan=lifespan)
@@ -153,20 +138,11 @@ class AskAnswer(BaseModel):
     response_model=AskAnswer,
     responses=error_responses(422, 429),
     tags=["page"],
+    dependencies=[Depends(rate_limit("ask"))],
     summary="Answer a question about this service from its documentation",
 )
 async def ask(question: Question, request: Request) -> AskAnswer:
     """Searched in README and docs locally; forwarded to the assistant when one is configured."""
-    limiter: MovingWindowRateLimiter = request.state.ask_limiter
-    limit: RateLimitItem = request.state.ask_limit
-    client = request.client.host if request.client else "unknown"
-    if not limiter.hit(limit, "ask", client):
-        reset = limiter.get_window_stats(limit, "ask", client).reset_time
-        retry_after = max(1, int(reset - time.time()) + 1)
-        raise TooManyRequests(
-            f"Too many questions; ask again in {retry_after} seconds.",
-            headers={"Retry-After": str(retry_after)},
-        )
     service: AskService = request.state.ask
     answer = await service.answer(question.question)
     return AskAnswer(
