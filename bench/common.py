@@ -130,6 +130,11 @@ def service(sandbox_root: str, *, workers: int = 1, **env: str) -> Iterator[Serv
             str(port),
             "--workers",
             str(workers),
+            # As `make run` starts it: the protocol with a deadline on request headers.
+            "--http",
+            "app.core.server:HeaderDeadlineProtocol",
+            "--limit-concurrency",
+            "256",
             "--no-access-log",
             "--log-level",
             "info",  # no access log: info adds only the start-up lines waited for below
