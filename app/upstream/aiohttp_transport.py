@@ -29,6 +29,9 @@ import yarl
 # and counted in Python; at aiohttp's usual 16 kB those per-chunk costs were a third of the
 # service's CPU (`make bench`, (d): 2.3 -> 1.6 CPU-seconds per GB; 1 MiB bought no more).
 CHUNK_SIZE = 256 * 1024
+# What a lying upstream's answer head may cost: at most this many header lines of at most
+# 8 kB each (aiohttp's line limit) per connection, ~0.5 MB, instead of aiohttp's 128.
+MAX_HEADERS = 64
 
 
 @contextlib.contextmanager
@@ -94,7 +97,10 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 limit=self._max_connections, keepalive_timeout=self._keepalive_expiry
             )
             self._session = aiohttp.ClientSession(
-                connector=connector, auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar()
+                connector=connector,
+                auto_decompress=False,
+                cookie_jar=aiohttp.DummyCookieJar(),  # httpx keeps the cookies
+                max_headers=MAX_HEADERS,
             )
         return self._session
 

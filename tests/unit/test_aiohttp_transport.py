@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import httpx
 import pytest
 
-from app.upstream.aiohttp_transport import AiohttpTransport
+from app.upstream.aiohttp_transport import MAX_HEADERS, AiohttpTransport
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
@@ -179,3 +179,15 @@ async def test_redirects_are_handed_back_not_followed(client: httpx.AsyncClient)
     assert response.status_code == 302
     assert response.headers["location"] == "/elsewhere"
     assert len(server.heads) == 1
+
+
+async def test_an_answer_with_too_many_headers_is_refused(client: httpx.AsyncClient) -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await server.head(reader)
+        lines = b"".join(b"X-Filler-%d: %s\r\n" % (n, b"v" * 8000) for n in range(MAX_HEADERS + 1))
+        writer.write(b"HTTP/1.1 200 OK\r\n" + lines + b"Content-Length: 0\r\n\r\n")
+        await writer.drain()
+
+    async with RawServer(handler) as server:
+        with pytest.raises(httpx.RemoteProtocolError):
+            await client.get(f"{server.url}/a")
