@@ -1,7 +1,9 @@
 """Processes and measurements shared by the benchmarks.
 
-Everything runs on loopback: the standalone sandbox, the service (one uvicorn worker) and the
-clients. Peak RSS is sampled from the service process every few milliseconds with psutil.
+Everything runs on loopback, on free ports, and is stopped on the way out: the standalone
+sandbox, the service (uvicorn, one worker unless asked), nginx for the static-file ceiling, and
+curl as every client (`curl --parallel` for the direct ceiling). Peak RSS is sampled from the
+service process every few milliseconds with psutil; CPU time is read from it and its workers.
 """
 
 from __future__ import annotations
