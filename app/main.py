@@ -23,11 +23,14 @@ from app.api.deps import operator_credential
 from app.api.routes import batch, create, jobs, monitoring, orders, ui
 from app.core.config import Settings
 from app.core.errors import install_error_handlers
+from app.core.files import private_dir
+from app.core.keys import service_keys
 from app.core.logging import configure_logging
 from app.core.middleware import install_middleware
 from app.core.ops import Operations, operations
-from app.core.security import Signer, load_or_create_secret
+from app.core.security import Signer
 from app.core.sentry import init_sentry
+from app.core.sessions import SessionStore, open_sessions
 from app.jobs.runtime import open_jobs
 from app.jobs.service import JobService
 from app.services.cache import ArchiveCache
@@ -47,16 +50,12 @@ class State(TypedDict):
     upstream: AutoenhanceClient
     limiter: FairLimiter
     cache: ArchiveCache
-    signer: Signer
+    signer: Signer  # signed links
+    session_signer: Signer  # administrator sessions
+    sessions: SessionStore
     spool_dir: Path
     jobs: JobService
     ops: Operations
-
-
-def _signing_secret(settings: Settings) -> bytes:
-    if settings.signing_secret is not None:
-        return settings.signing_secret.get_secret_value().encode()
-    return load_or_create_secret(settings.data_dir / "signing.key")
 
 
 @contextlib.asynccontextmanager
@@ -86,12 +85,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[State]:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(settings.data_dir)
+        keys = service_keys(settings)
         async with _upstream_transport(settings) as (transport, base_url):
             upstream_clients = build_upstream(settings, base_url=base_url, transport=transport)
             http, upstream = upstream_clients.http, upstream_clients.client
             limiter = FairLimiter(settings.upstream_max_connections)
-            signer = Signer(_signing_secret(settings))
+            signer = Signer(keys.links)
             spool_dir = settings.data_dir / "spool"
             async with contextlib.AsyncExitStack() as clients:
                 for client in upstream_clients.http_clients:
@@ -102,10 +102,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                         upstream=upstream,
                         limiter=limiter,
                         signer=signer,
+                        keys=keys,
                         spool_dir=spool_dir,
                         operator_key=operator_credential(settings).api_key,
                     )
                 )
+                sessions = await clients.enter_async_context(open_sessions(settings))
                 ops_resources = await clients.enter_async_context(
                     operations(
                         settings,
@@ -124,6 +126,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                         settings.data_dir / "cache", max_bytes=settings.archive_cache_max_bytes
                     ),
                     signer=signer,
+                    session_signer=Signer(keys.sessions),
+                    sessions=sessions,
                     spool_dir=spool_dir,
                     jobs=job_service,
                     ops=ops_resources,

@@ -2,12 +2,15 @@
 
 An administrator presents `ADMIN_TOKEN` either as `Authorization: Bearer <token>` (scripts) or
 as the session cookie handed out by `POST /api/admin/session` in exchange for the token (the
-page). The cookie is `v1.<expires>.<nonce>.<mac>`: the expiry is inside the signed value, and
-the MAC (the service's `Signer`) also covers a fingerprint of `ADMIN_TOKEN`, so changing the
-token ends every session. It is httponly, SameSite=Strict, and Secure when the request came in
-over https. The scheme is uvicorn's view of the request: behind a TLS-terminating proxy run
-uvicorn with `--proxy-headers --forwarded-allow-ips=<proxy>` so that only that proxy's
-X-Forwarded-Proto is believed; this module never reads forwarding headers itself.
+page). The cookie is `v2.<expires>.<nonce>.<mac>`: the expiry is inside the signed value, and
+the MAC (keyed with the sessions key, `app.core.keys`) also covers a fingerprint of
+`ADMIN_TOKEN`, so changing the token ends every session. A valid MAC is not enough: the
+session must also still be listed in the session store (`app.core.sessions`), which signing
+out removes it from, so a copied cookie stops working when its owner signs out. It is
+httponly, SameSite=Strict, and Secure when the request came in over https. The scheme is
+uvicorn's view of the request: behind a TLS-terminating proxy run uvicorn with
+`--proxy-headers --forwarded-allow-ips=<proxy>` so that only that proxy's X-Forwarded-Proto
+is believed; this module never reads forwarding headers itself.
 
 A cookie alone is what a browser sends on a forged cross-site request, so on state-changing
 methods (POST, PUT, PATCH, DELETE) the cookie counts only with a same-origin `Origin` header
@@ -21,6 +24,8 @@ from __future__ import annotations
 import enum
 import hashlib
 import hmac
+import logging
+import re
 import secrets
 import time
 from dataclasses import dataclass
@@ -39,13 +44,18 @@ from app.api.deps import (
 from app.core.config import Settings
 from app.core.errors import Forbidden, Unauthorized
 from app.core.security import Credential, Signer, same_secret
+from app.core.sessions import SessionStore, SessionStoreError, session_id
+
+logger = logging.getLogger("app.auth")
 
 bearer = HTTPBearer(auto_error=False, description="ADMIN_TOKEN, for administrators")
 
 SESSION_COOKIE = "ae_admin_session"
 CSRF_HEADER = "X-CSRF-Token"
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-_SESSION_VERSION = "v1"
+# v1 cookies were keyed with the signing secret itself; they are no longer accepted.
+_SESSION_VERSION = "v2"
+_EXPIRES = re.compile(r"[0-9]{1,12}")
 
 
 class AdminVia(enum.Enum):
@@ -63,6 +73,11 @@ class AdminSession:
 
     value: str
     expires: int
+
+    @property
+    def session_id(self) -> str:
+        """The key of this session in the session store."""
+        return session_id(self.value.split(".")[2])
 
 
 def _token_tag(settings: Settings) -> str:
@@ -88,7 +103,7 @@ def read_session(
     payload, _, mac = value.rpartition(".")
     version, _, rest = payload.partition(".")
     expires_text, _, nonce = rest.partition(".")
-    if version != _SESSION_VERSION or not expires_text.isdigit() or not nonce:
+    if version != _SESSION_VERSION or not _EXPIRES.fullmatch(expires_text) or not nonce:
         return None
     expected = signer.mac(f"admin-session|{_token_tag(settings)}|{payload}".encode())
     if not hmac.compare_digest(mac.encode(), expected.encode()):
@@ -118,19 +133,34 @@ def origin_allowed(request: Request, settings: Settings) -> bool:
 
 
 def _signer(request: Request) -> Signer | None:
-    signer: Signer | None = getattr(request.state, "signer", None)
+    signer: Signer | None = getattr(request.state, "session_signer", None)
     return signer
 
 
-def session_of(request: Request, settings: Settings) -> AdminSession | None:
-    """The request's valid admin session, if it carries one."""
+def cookie_session(request: Request, settings: Settings) -> AdminSession | None:
+    """The session the request's cookie carries, if its signature and expiry are valid (it may
+    have been revoked: see `session_of`)."""
     signer = _signer(request)
     if signer is None:
         return None
     return read_session(request.cookies.get(SESSION_COOKIE), signer, settings)
 
 
-def admin_via(request: Request, settings: Settings) -> AdminVia:
+async def session_of(request: Request, settings: Settings) -> AdminSession | None:
+    """The request's live admin session: validly signed, unexpired, not signed out."""
+    session = cookie_session(request, settings)
+    if session is None:
+        return None
+    store: SessionStore = request.state.sessions
+    try:
+        live = await store.active(session.session_id)
+    except SessionStoreError as exc:
+        logger.warning("admin session not checked, counted as ended: %s", exc)
+        return None
+    return session if live else None
+
+
+async def admin_via(request: Request, settings: Settings) -> AdminVia:
     """How the request is authorised as an administrator (see the module docstring)."""
     if settings.admin_token is None:
         return AdminVia.NONE
@@ -140,7 +170,7 @@ def admin_via(request: Request, settings: Settings) -> AdminVia:
         token.strip(), settings.admin_token.get_secret_value()
     ):
         return AdminVia.BEARER
-    session = session_of(request, settings)
+    session = await session_of(request, settings)
     if session is None:
         return AdminVia.NONE
     if request.method not in UNSAFE_METHODS or origin_allowed(request, settings):
@@ -152,9 +182,9 @@ def admin_via(request: Request, settings: Settings) -> AdminVia:
     return AdminVia.COOKIE_CROSS_SITE
 
 
-def is_admin(request: Request, settings: Settings) -> bool:
+async def is_admin(request: Request, settings: Settings) -> bool:
     """True when the request carries valid administrator credentials."""
-    return admin_via(request, settings) in (AdminVia.BEARER, AdminVia.COOKIE)
+    return await admin_via(request, settings) in (AdminVia.BEARER, AdminVia.COOKIE)
 
 
 def _refuse(via: AdminVia) -> Unauthorized | Forbidden:
@@ -181,7 +211,7 @@ async def require_admin(
     """
     if settings.admin_token is None:
         raise Forbidden("Administration is disabled: ADMIN_TOKEN is not set.")
-    via = admin_via(request, settings)
+    via = await admin_via(request, settings)
     if via not in (AdminVia.BEARER, AdminVia.COOKIE):
         raise _refuse(via)
 
@@ -209,7 +239,7 @@ async def order_creator(
     """
     if own_key and own_key.strip():
         return Credential.own_key(checked_own_key(own_key))
-    via = admin_via(request, settings)
+    via = await admin_via(request, settings)
     if via in (AdminVia.BEARER, AdminVia.COOKIE):
         return operator_credential(settings)
     if settings.sandbox_mode:

@@ -11,6 +11,7 @@ from fastapi.security import APIKeyHeader
 from app.core.config import Settings
 from app.core.errors import Unauthorized
 from app.core.security import OPERATOR, Credential, Signer, same_secret
+from app.core.sessions import SessionStore
 from app.services.cache import ArchiveCache
 from app.services.fairness import FairLimiter
 from app.upstream.client import AutoenhanceClient
@@ -56,6 +57,16 @@ def get_signer(request: Request) -> Signer:
     return signer
 
 
+def get_session_signer(request: Request) -> Signer:
+    signer: Signer = request.state.session_signer
+    return signer
+
+
+def get_sessions(request: Request) -> SessionStore:
+    sessions: SessionStore = request.state.sessions
+    return sessions
+
+
 def get_spool_dir(request: Request) -> Path:
     spool_dir: Path = request.state.spool_dir
     return spool_dir
@@ -65,7 +76,9 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 UpstreamDep = Annotated[AutoenhanceClient, Depends(get_upstream)]
 LimiterDep = Annotated[FairLimiter, Depends(get_limiter)]
 CacheDep = Annotated[ArchiveCache, Depends(get_cache)]
-SignerDep = Annotated[Signer, Depends(get_signer)]
+SignerDep = Annotated[Signer, Depends(get_signer)]  # signed links
+SessionSignerDep = Annotated[Signer, Depends(get_session_signer)]
+SessionsDep = Annotated[SessionStore, Depends(get_sessions)]
 SpoolDirDep = Annotated[Path, Depends(get_spool_dir)]
 
 

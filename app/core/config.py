@@ -21,6 +21,18 @@ DEFAULT_API_VERSION = "2025-01-01"
 
 CommaList = Annotated[list[str], NoDecode]
 
+# Secrets this service checks callers against or signs with: guessing one must be hopeless.
+# (Keys of other services, such as CHAT_API_KEY or SENTRY_AUTH_TOKEN, are theirs to define.)
+OWN_SECRETS = (
+    "service_api_key",
+    "admin_token",
+    "signing_secret",
+    "callback_secret",
+    "webhook_auth_token",
+    "metrics_token",
+)
+MIN_SECRET_CHARS = 16
+
 
 def _split_commas(value: object) -> object:
     if isinstance(value, str):
@@ -169,10 +181,20 @@ class Settings(BaseSettings):
                 "ALLOWED_ORIGINS='*' would let any web site spend the operator's credits; "
                 "list the origins of your own pages instead"
             )
-        for name in ("service_api_key", "admin_token", "signing_secret"):
+        for name in OWN_SECRETS:
             secret = getattr(self, name)
-            if secret is not None and len(secret.get_secret_value()) < 16:
-                raise ValueError(f"{name.upper()} must be at least 16 characters long")
+            if secret is not None and len(secret.get_secret_value()) < MIN_SECRET_CHARS:
+                raise ValueError(
+                    f"{name.upper()} must be at least {MIN_SECRET_CHARS} characters long"
+                )
+        if (
+            self.callback_secret is not None
+            and self.signing_secret is not None
+            and self.callback_secret.get_secret_value() == self.signing_secret.get_secret_value()
+        ):
+            raise ValueError(
+                "CALLBACK_SECRET must differ from SIGNING_SECRET: callback receivers hold it"
+            )
         if self.spool_memory_bytes > 64 * 1024 * 1024:
             raise ValueError("SPOOL_MEMORY_BYTES above 64 MiB defeats constant-memory streaming")
         return self

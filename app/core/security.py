@@ -11,6 +11,7 @@ import base64
 import hashlib
 import hmac
 import os
+import re
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -19,6 +20,10 @@ from urllib.parse import urlencode
 
 OPERATOR = "operator"
 ANONYMOUS = "anonymous"
+
+# What `Signer.sign` writes: a Unix time (12 digits reach the year 33658) and a hex SHA-256.
+_EXPIRES = re.compile(r"[0-9]{1,12}")
+_SIGNATURE = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,15 +94,20 @@ class Signer:
         return path + "?" + urlencode(sorted(signed.items()))
 
     def verify(self, path: str, params: dict[str, str], *, now: float | None = None) -> bool:
-        """True when `params` carry a valid, unexpired signature for `path`."""
-        sig = params.get("sig")
+        """True when `params` carry a valid, unexpired signature for `path`.
+
+        Anything that is not what `sign` writes — an expiry that is not 1 to 12 ASCII digits
+        (`str.isdigit` also accepts "²", and `int` refuses strings of over 4,300 digits), a
+        signature that is not 64 lowercase hex digits — is simply invalid, never an error.
+        """
+        sig = params.get("sig", "")
         expires = params.get("expires", "")
-        if not sig or not expires.isdigit():
+        if not _SIGNATURE.fullmatch(sig) or not _EXPIRES.fullmatch(expires):
             return False
         if int(expires) < (now if now is not None else time.time()):
             return False
         unsigned = {k: v for k, v in params.items() if k != "sig"}
-        return hmac.compare_digest(sig, self._digest(path, unsigned))
+        return hmac.compare_digest(sig.encode(), self._digest(path, unsigned).encode())
 
     def mac(self, message: bytes) -> str:
         """A hex HMAC-SHA256 of `message` (for callback signatures and session cookies)."""

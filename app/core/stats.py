@@ -27,6 +27,7 @@ from typing import Any
 from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from app.core.files import private_sqlite
 from app.core.logging import redact
 
 ERROR_RING_SIZE = 200
@@ -121,7 +122,7 @@ class ErrorLog:
     def __init__(self, path: Path, *, capacity: int = ERROR_RING_SIZE) -> None:
         self.path = path
         self.capacity = capacity
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_sqlite(path)
         with self._connect() as db:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute(

@@ -12,14 +12,27 @@ address (the URL's host becomes that IP; `Host` and TLS SNI keep the name, so ce
 still verified against it), which closes the DNS-rebinding window between check and connect.
 No library does this pinning with httpx, hence the few lines here.
 
+Addresses that carry an IPv4 address inside an IPv6 one (IPv4-mapped `::ffff:0:0/96`, 6to4
+`2002::/16`, Teredo `2001::/32`, NAT64 `64:ff9b::/96`) are judged by the IPv4 address they
+lead to as well.
+
+Each attempt has one deadline, `CALLBACK_TIMEOUT`, for everything: resolving, connecting,
+every redirect hop and the answer's headers. A receiver that trickles its answer a byte at a
+time is cut off there, not after a read timeout per byte. Only the status is used, so the
+answer is streamed and at most `MAX_ANSWER_BYTES` of its body are read (enough to let a short
+body finish so the connection can be reused); the rest is never fetched.
+
 Delivery is retried three times with exponential backoff (tenacity) on connection errors,
 timeouts, 429 and 5xx; never on a refused target or another 4xx. It never raises: the outcome
-is a short text stored on the job.
+is a short text stored on the job. `dispatch` delivers in the background, at most
+`CALLBACK_CONNECTIONS` at once per process, so that a slow receiver holds no job slot; what is
+still pending when the process stops gets `aclose`'s grace period, then is dropped (logged).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import ipaddress
@@ -27,6 +40,7 @@ import json
 import logging
 import socket
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -34,6 +48,7 @@ import httpx
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from app.core.security import Signer
+from app.jobs.backend import JobBackend
 from app.jobs.models import JobRecord
 
 logger = logging.getLogger("app.jobs.callbacks")
@@ -41,6 +56,16 @@ logger = logging.getLogger("app.jobs.callbacks")
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 MAX_REDIRECTS = 3
 MAX_URL_LENGTH = 2048
+# Body bytes of a receiver's answer read at most (only its status is used).
+MAX_ANSWER_BYTES = 4 * 1024
+# Deliveries running at once per process, and waiting beyond those before new ones are dropped.
+CALLBACK_CONNECTIONS = 10
+MAX_PENDING = 1000
+# Prefixes that embed an IPv4 address in an IPv6 one (RFC 3056, RFC 4380, RFC 6052).
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+# The one answer to a refused `callback_url`: which check failed would tell a caller what
+# exists inside our network (whether a host name resolves, what kind of address it has).
+NOT_ALLOWED = "not an allowed callback URL"
 
 
 class CallbackRefused(Exception):
@@ -70,9 +95,35 @@ def check_callback_url(url: str) -> str:
     return url
 
 
-def _refused_reason(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def _embedded_ipv4(address: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses an IPv6 address leads to (mapped, 6to4, Teredo server and client)."""
+    embedded: list[ipaddress.IPv4Address] = []
+    if address.ipv4_mapped is not None:
+        embedded.append(address.ipv4_mapped)
+    if address.sixtofour is not None:
+        embedded.append(address.sixtofour)
+    if address.teredo is not None:
+        embedded.extend(address.teredo)
+    if address in _NAT64:
+        embedded.append(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
+    return embedded
+
+
+def _refused_reason(address: Address) -> str | None:
+    if isinstance(address, ipaddress.IPv6Address):
+        for inner in _embedded_ipv4(address):
+            reason = _address_reason(inner)
+            if reason is not None:
+                return reason
+        if address.ipv4_mapped is not None:
+            return None
+    return _address_reason(address)
+
+
+def _address_reason(address: Address) -> str | None:
     for label, flag in (
         ("unspecified", address.is_unspecified),
         ("multicast", address.is_multicast),
@@ -119,6 +170,9 @@ def signature_header(body: bytes, *, secret: bytes, timestamp: int) -> str:
     return f"t={timestamp},v1={digest}"
 
 
+Outcome = Callable[[str], Awaitable[None]]
+
+
 class CallbackSender:
     """Delivers job summaries; one instance (and HTTP client) per process."""
 
@@ -132,14 +186,21 @@ class CallbackSender:
         attempts: int = 3,
         backoff: float = 0.5,
         backoff_max: float = 5.0,
+        concurrency: int = CALLBACK_CONNECTIONS,
+        max_pending: int = MAX_PENDING,
     ) -> None:
         self._client = client
         self._secret = secret
         self._allow_private = allow_private
+        self._deadline = timeout
         self._timeout = httpx.Timeout(timeout)
         self._attempts = attempts
         self._backoff = backoff
         self._backoff_max = backoff_max
+        self._slots = asyncio.Semaphore(concurrency)
+        self._max_pending = max_pending
+        self._pending: set[asyncio.Task[None]] = set()
+        self._closed = False
 
     async def send(self, url: str, payload: dict[str, Any]) -> str:
         """POST `payload` to `url`; returns "delivered (<status>)" or "failed: <why>"."""
@@ -153,9 +214,11 @@ class CallbackSender:
                 reraise=True,
             ):
                 with attempt:
-                    status = await self._post(httpx.URL(url), body)
+                    status = await self._attempt(httpx.URL(url), body)
         except CallbackRefused as exc:
-            outcome = f"failed: refused target ({exc})"
+            # The job's owner sees the outcome: the detail (what a host resolves to) is logged.
+            logger.info("callback to %s refused: %s", host, exc, extra={"event": "job_callback"})
+            outcome = f"failed: {NOT_ALLOWED}"
         except _Retryable as exc:
             outcome = f"failed after {self._attempts} attempts: {exc}"
         else:
@@ -163,7 +226,64 @@ class CallbackSender:
         logger.info("callback to %s %s", host, outcome, extra={"event": "job_callback"})
         return outcome
 
-    async def _post(self, url: httpx.URL, body: bytes) -> int:
+    def dispatch(self, url: str, payload: dict[str, Any], *, on_outcome: Outcome) -> None:
+        """Deliver in the background and hand the outcome to `on_outcome`; returns at once.
+
+        Beyond `max_pending` deliveries not yet finished, or once closing, the callback is not
+        sent and the outcome says so.
+        """
+        if self._closed or len(self._pending) >= self._max_pending:
+            why = "the service is stopping" if self._closed else "too many callbacks pending"
+            self._spawn(on_outcome(f"failed: not sent, {why}"))
+            return
+        self._spawn(self._deliver(url, payload, on_outcome))
+
+    async def aclose(self, *, grace: float) -> None:
+        """Stop accepting callbacks; give pending ones `grace` seconds, then cancel them."""
+        self._closed = True
+        if not self._pending:
+            return
+        _, late = await asyncio.wait(set(self._pending), timeout=grace)
+        for task in late:
+            task.cancel()
+        if late:
+            logger.warning("%d job callback(s) dropped: the process is stopping", len(late))
+            await asyncio.wait(late)
+
+    def _spawn(self, coroutine: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(coroutine)
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def _deliver(self, url: str, payload: dict[str, Any], on_outcome: Outcome) -> None:
+        async with self._slots:
+            outcome = await self.send(url, payload)
+        try:
+            await on_outcome(outcome)
+        except Exception as exc:  # the job record is gone or storage failed: nothing to undo
+            logger.warning("callback outcome not recorded: %r", exc)
+
+    async def _attempt(self, url: httpx.URL, body: bytes) -> int:
+        """One attempt within the deadline, every hop included; the final answer's status."""
+        deadline = asyncio.get_running_loop().time() + self._deadline
+        try:
+            async with asyncio.timeout_at(deadline):
+                response = await self._final_response(url, body)
+        except TimeoutError:
+            raise _Retryable(f"no answer within {self._deadline:g} s") from None
+        try:
+            # The status is known: a body that stalls past the deadline changes nothing.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout_at(deadline):
+                    await _drain(response)
+        finally:
+            await response.aclose()
+        if response.status_code == 429 or response.status_code >= 500:
+            raise _Retryable(f"answered {response.status_code}")
+        return response.status_code
+
+    async def _final_response(self, url: httpx.URL, body: bytes) -> httpx.Response:
+        """POST, following redirects by hand; the last answer, its body not yet read."""
         for _ in range(MAX_REDIRECTS + 1):
             address = await resolve_allowed(url, allow_private=self._allow_private)
             request = self._client.build_request(
@@ -181,17 +301,40 @@ class CallbackSender:
                 extensions={"sni_hostname": url.host},
             )
             try:
-                response = await self._client.send(request)
-                await response.aclose()
+                response = await self._client.send(request, stream=True)
             except httpx.TransportError as exc:
                 raise _Retryable(type(exc).__name__) from None
-            if response.status_code in REDIRECT_STATUSES and "location" in response.headers:
-                url = url.join(response.headers["location"])
-                continue
-            if response.status_code == 429 or response.status_code >= 500:
-                raise _Retryable(f"answered {response.status_code}")
-            return response.status_code
+            if response.status_code not in REDIRECT_STATUSES or "location" not in response.headers:
+                return response
+            try:
+                await _drain(response)
+            finally:
+                await response.aclose()
+            url = url.join(response.headers["location"])
         raise CallbackRefused(f"more than {MAX_REDIRECTS} redirects")
+
+
+async def _drain(response: httpx.Response) -> None:
+    """Read up to `MAX_ANSWER_BYTES` of the body, ignoring a body that fails midway."""
+    received = 0
+    with contextlib.suppress(httpx.HTTPError, httpx.StreamError):
+        async for chunk in response.aiter_raw():
+            received += len(chunk)
+            if received >= MAX_ANSWER_BYTES:
+                return
+
+
+def outcome_recorder(backend: JobBackend, job_id: str) -> Callable[[str], Awaitable[None]]:
+    """Stores a callback's outcome on its job."""
+
+    async def record_outcome(outcome: str) -> None:
+        def note(stored: JobRecord) -> bool:
+            stored.callback_outcome = outcome
+            return True
+
+        await backend.update(job_id, note)
+
+    return record_outcome
 
 
 def iso(timestamp: float | None) -> str | None:

@@ -3,10 +3,11 @@
 A job made with a bring-your-own key must fetch images with that key, possibly in another
 process (a second uvicorn worker, an arq worker on another machine) or after a restart. The key
 is therefore stored with the job, but only encrypted with Fernet (AES-128-CBC + HMAC-SHA256,
-from the well-kept `cryptography` package) under a key derived by HKDF from the service's
-signing secret. Every node that shares the signing secret can run the job; anyone reading
-SQLite or Redis sees ciphertext. The sealed key is erased when the job ends. If the secret
-changed in between, opening fails and the job fails with "key no longer available; resubmit".
+from the well-kept `cryptography` package) under the sealing key, derived by HKDF from the
+service's signing secret for this purpose alone (`app.core.keys`). Every node that shares the
+signing secret can run the job; anyone reading SQLite or Redis sees ciphertext. The sealed key
+is erased when the job ends. If the secret changed in between, opening fails and the job fails
+with "key no longer available; resubmit".
 """
 
 from __future__ import annotations
@@ -14,8 +15,6 @@ from __future__ import annotations
 import base64
 
 from cryptography.fernet import Fernet, InvalidToken
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 
 class KeyUnavailable(Exception):
@@ -23,13 +22,10 @@ class KeyUnavailable(Exception):
 
 
 class KeyBox:
-    """Seal and open short secrets with a key derived from the signing secret."""
+    """Seal and open short secrets with the 32-byte sealing key (`ServiceKeys.sealing`)."""
 
-    def __init__(self, secret: bytes) -> None:
-        derived = HKDF(
-            algorithm=hashes.SHA256(), length=32, salt=None, info=b"autoenhance-jobs:byok"
-        ).derive(secret)
-        self._fernet = Fernet(base64.urlsafe_b64encode(derived))
+    def __init__(self, key: bytes) -> None:
+        self._fernet = Fernet(base64.urlsafe_b64encode(key))
 
     def seal(self, plaintext: str) -> str:
         return self._fernet.encrypt(plaintext.encode()).decode("ascii")

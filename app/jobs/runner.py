@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 
 from app.core import metrics
-from app.jobs.callbacks import summary_payload
+from app.jobs.callbacks import outcome_recorder, summary_payload
 from app.jobs.context import JobContext
 from app.jobs.keybox import KeyUnavailable
 from app.jobs.models import KEY_GONE_REASON, PENDING_STATES, Failure, JobRecord, JobState
@@ -339,19 +339,18 @@ class _Run:
         return beat
 
     async def _notify(self) -> None:
+        """Hand the callback to the background sender: a slow receiver holds no job slot."""
         record = self.record
         if not record.callback_url:
             return
         payload = summary_payload(
             record, signer=self.ctx.signer, link_ttl=self.ctx.settings.download_link_ttl
         )
-        outcome = await self.ctx.callbacks.send(record.callback_url, payload)
-
-        def note(stored: JobRecord) -> bool:
-            stored.callback_outcome = outcome
-            return True
-
-        await self.ctx.backend.update(self.job_id, note)
+        self.ctx.callbacks.dispatch(
+            record.callback_url,
+            payload,
+            on_outcome=outcome_recorder(self.ctx.backend, self.job_id),
+        )
 
 
 def _failures(skipped: list[Skipped]) -> list[Failure]:

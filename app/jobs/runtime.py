@@ -15,9 +15,15 @@ from pathlib import Path
 import httpx
 
 from app.core.config import Settings
-from app.core.security import Signer, load_or_create_secret
+from app.core.keys import ServiceKeys
+from app.core.security import Signer
 from app.jobs.backend import JobBackend
-from app.jobs.callbacks import CallbackSender, summary_payload
+from app.jobs.callbacks import (
+    CALLBACK_CONNECTIONS,
+    CallbackSender,
+    outcome_recorder,
+    summary_payload,
+)
 from app.jobs.context import JobContext, archive_store_dir, worker_id
 from app.jobs.keybox import KeyBox
 from app.jobs.models import JobRecord
@@ -25,22 +31,6 @@ from app.jobs.service import JobService
 from app.jobs.store import ArchiveStore
 from app.services.fairness import FairLimiter
 from app.upstream.client import AutoenhanceClient
-
-# Connection pool of the callback client: callbacks are rare and short.
-CALLBACK_CONNECTIONS = 10
-
-
-def signing_secret(settings: Settings) -> bytes:
-    """The service's signing secret (the same one the app's `Signer` uses)."""
-    if settings.signing_secret is not None:
-        return settings.signing_secret.get_secret_value().encode()
-    return load_or_create_secret(settings.data_dir / "signing.key")
-
-
-def callback_secret(settings: Settings) -> bytes:
-    if settings.callback_secret is not None:
-        return settings.callback_secret.get_secret_value().encode()
-    return signing_secret(settings)
 
 
 def callback_client() -> httpx.AsyncClient:
@@ -53,24 +43,30 @@ def callback_client() -> httpx.AsyncClient:
     )
 
 
-def callback_sender(settings: Settings, client: httpx.AsyncClient) -> CallbackSender:
+def callback_sender(
+    settings: Settings, client: httpx.AsyncClient, *, keys: ServiceKeys
+) -> CallbackSender:
     return CallbackSender(
         client,
-        secret=callback_secret(settings),
+        secret=keys.callbacks,
         allow_private=settings.callback_allow_private,
         timeout=settings.callback_timeout,
     )
 
 
 def notifier(ctx: JobContext) -> Callable[[JobRecord], Awaitable[None]]:
-    """Sends the callback of a job the sweeper ended."""
+    """Sends (in the background, so a slow receiver never holds up a sweep) the callback of a
+    job the sweeper ended, and records its outcome."""
 
     async def notify(record: JobRecord) -> None:
-        if record.callback_url:
-            payload = summary_payload(
-                record, signer=ctx.signer, link_ttl=ctx.settings.download_link_ttl
-            )
-            await ctx.callbacks.send(record.callback_url, payload)
+        if not record.callback_url:
+            return
+        payload = summary_payload(
+            record, signer=ctx.signer, link_ttl=ctx.settings.download_link_ttl
+        )
+        ctx.callbacks.dispatch(
+            record.callback_url, payload, on_outcome=outcome_recorder(ctx.backend, record.job_id)
+        )
 
     return notify
 
@@ -99,6 +95,7 @@ async def open_jobs(
     upstream: AutoenhanceClient,
     limiter: FairLimiter,
     signer: Signer,
+    keys: ServiceKeys,
     spool_dir: Path,
     operator_key: str | None,
 ) -> AsyncIterator[JobService]:
@@ -106,14 +103,14 @@ async def open_jobs(
     from app.jobs.sqlite import EmbeddedWorker, SQLiteBackend
 
     store = ArchiveStore(archive_store_dir(settings), max_bytes=settings.job_storage_max_bytes)
-    keybox = KeyBox(signing_secret(settings))
+    keybox = KeyBox(keys.sealing)
     backend: JobBackend
     if settings.redis_url:
         backend = await redis_backend(settings)
     else:
         backend = SQLiteBackend(settings.data_dir / "jobs.sqlite3")
     async with callback_client() as client:
-        callbacks = callback_sender(settings, client)
+        callbacks = callback_sender(settings, client, keys=keys)
         service = JobService(
             settings=settings, backend=backend, store=store, keybox=keybox, callbacks=callbacks
         )
@@ -141,4 +138,5 @@ async def open_jobs(
             if worker is not None:
                 await worker.aclose()
             await service.aclose()
+            await callbacks.aclose(grace=settings.callback_timeout)
             await backend.aclose()

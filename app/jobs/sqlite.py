@@ -25,6 +25,7 @@ from typing import Any
 
 import anyio.to_thread
 
+from app.core.files import private_sqlite
 from app.jobs.backend import Mutation
 from app.jobs.context import JobContext
 from app.jobs.models import JobRecord, JobState
@@ -56,9 +57,12 @@ class SQLiteBackend:
     name = "sqlite"
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        # 0600 in a 0700 directory: records carry sealed keys and customers' order ids.
         self._conn = sqlite3.connect(
-            path, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False
+            private_sqlite(path),
+            timeout=BUSY_TIMEOUT,
+            isolation_level=None,
+            check_same_thread=False,
         )
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")

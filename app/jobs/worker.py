@@ -24,12 +24,13 @@ import os
 from typing import Any
 
 from app.core.config import Settings
+from app.core.keys import service_keys
 from app.core.security import Signer
 from app.jobs.context import JobContext, archive_store_dir, worker_id
 from app.jobs.keybox import KeyBox
 from app.jobs.redis import RUN_FUNCTION, WORKERS_KEY, RedisBackend
 from app.jobs.runner import run_job
-from app.jobs.runtime import callback_client, callback_sender, notifier, signing_secret
+from app.jobs.runtime import callback_client, callback_sender, notifier
 from app.jobs.store import ArchiveStore
 from app.jobs.sweeper import sweep
 from app.services.fairness import FairLimiter
@@ -54,7 +55,7 @@ async def startup(ctx: dict[str, Any]) -> None:
             "process; point AUTOENHANCE_API_BASE at `python -m app.sandbox` to test instead"
         )
     upstream_clients = build_upstream(settings, base_url=settings.autoenhance_api_base)
-    secret = signing_secret(settings)
+    keys = service_keys(settings)
     callbacks_http = callback_client()
     assert settings.autoenhance_api_key is not None
     jobs = JobContext(
@@ -63,9 +64,9 @@ async def startup(ctx: dict[str, Any]) -> None:
         store=ArchiveStore(archive_store_dir(settings), max_bytes=settings.job_storage_max_bytes),
         upstream=upstream_clients.client,
         limiter=FairLimiter(settings.upstream_max_connections),
-        keybox=KeyBox(secret),
-        signer=Signer(secret),
-        callbacks=callback_sender(settings, callbacks_http),
+        keybox=KeyBox(keys.sealing),
+        signer=Signer(keys.links),
+        callbacks=callback_sender(settings, callbacks_http, keys=keys),
         spool_dir=settings.data_dir / "spool",
         operator_key=settings.autoenhance_api_key.get_secret_value(),
         worker_id=worker_id(),
@@ -86,6 +87,9 @@ async def shutdown(ctx: dict[str, Any]) -> None:
         sweeper.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await sweeper
+    if "jobs" in ctx:
+        jobs: JobContext = ctx["jobs"]
+        await jobs.callbacks.aclose(grace=jobs.settings.callback_timeout)
     for client in ctx.get("clients", []):
         await client.aclose()
 

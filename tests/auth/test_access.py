@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from app.api.auth import SESSION_COOKIE
+from app.core.keys import ServiceKeys
 from app.core.security import Signer
 from app.main import create_app
 from app.sandbox import DEMO_ORDER_ID
@@ -59,7 +60,7 @@ def test_a_key_in_the_query_string_is_ignored(locked: UvicornThread, name: str) 
 
 
 def test_signed_links_open_their_own_path_until_they_expire(locked: UvicornThread) -> None:
-    signer = Signer(SECRET.encode())
+    signer = Signer(ServiceKeys.derive(SECRET.encode()).links)
     path = f"/orders/{DEMO_ORDER_ID}/images"
     with http(locked) as client:
         good = client.get(signer.sign(path, {"format": "jpeg"}, ttl=60))
@@ -71,6 +72,27 @@ def test_signed_links_open_their_own_path_until_they_expire(locked: UvicornThrea
         assert client.get(expired).status_code == 401
         forged = Signer(b"another secret..").sign(path, {}, ttl=60)
         assert client.get(forged).status_code == 401
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "expires=9999999999&sig=%C3%A9",  # a signature that is not ASCII
+        "expires=%C2%B2&sig=" + "0" * 64,  # "²" passes str.isdigit but not int()
+        "expires=" + "9" * 5000 + "&sig=" + "0" * 64,  # past int()'s 4,300-digit limit
+        "expires=-1&sig=" + "0" * 64,
+        "expires=9999999999&sig=" + "0" * 63 + "%00",
+    ],
+)
+def test_a_crafted_signed_link_is_refused_not_an_error(locked: UvicornThread, query: str) -> None:
+    job = "/jobs/00000000-0000-4000-8000-000000000000/download"
+    with http(locked) as client:
+        for path, status in ((f"/orders/{DEMO_ORDER_ID}/images", 401), (job, 403)):
+            response = client.get(f"{path}?{query}")
+            assert response.status_code == status, (path, response.text)
+            assert set(response.json()) == {"error", "detail", "request_id"}
+        errors = client.get("/api/stats", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+        assert errors.json()["recent_errors"] == []
 
 
 @pytest.mark.parametrize("key", [b"x" * 300, b"key with spaces", "ké".encode()])

@@ -34,7 +34,7 @@ def test_tampering_with_any_part_breaks_the_signature() -> None:
     for forged in (
         f"{version}.{later}.{nonce}.{mac}",
         f"{version}.{expires}.{nonce}x.{mac}",
-        f"v2.{expires}.{nonce}.{mac}",
+        f"v1.{expires}.{nonce}.{mac}",
         f"{version}.{expires}.{nonce}.{'0' * len(mac)}",
         f"{version}.{expires}.{nonce}",
         "",

@@ -6,23 +6,22 @@ import hashlib
 import hmac
 import io
 import json
-import threading
 import time
 import zipfile
 from typing import Any
 
 import httpx
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
 
+from app.core.keys import ServiceKeys
 from app.main import create_app
 from tests.conftest import SettingsFactory, create_order
 from tests.jobs.conftest import JobsApi
+from tests.jobs.receivers import Receiver
 from tests.jobs.support import FAST_JOBS, SIGNING_SECRET, WEBHOOK_TOKEN, wait_state
 from tests.support import UvicornThread
 
+# What receivers check callbacks with when CALLBACK_SECRET is unset.
+CALLBACK_KEY = ServiceKeys.derive(SIGNING_SECRET.encode()).callbacks
 OTHER_KEY = {"X-Autoenhance-Key": "someone-elses-key-123"}
 
 
@@ -210,21 +209,6 @@ def test_failed_job_says_why(jobs_api: JobsApi, sandbox: httpx.Client) -> None:
         assert bad_callback.json()["error"] == "invalid_callback_url"
 
 
-class Receiver:
-    """A callback receiver on loopback that records what it is sent."""
-
-    def __init__(self) -> None:
-        self.received: list[tuple[dict[str, str], bytes]] = []
-        self.event = threading.Event()
-
-        async def hook(request: Request) -> Response:
-            self.received.append((dict(request.headers), await request.body()))
-            self.event.set()
-            return Response(status_code=204)
-
-        self.app = Starlette(routes=[Route("/hook", hook, methods=["POST"])])
-
-
 def test_job_end_is_posted_signed_to_the_callback(jobs_api: JobsApi, sandbox: httpx.Client) -> None:
     order = create_order(sandbox, images=2)
     receiver = Receiver()
@@ -241,9 +225,7 @@ def test_job_end_is_posted_signed_to_the_callback(jobs_api: JobsApi, sandbox: ht
     headers, body = receiver.received[0]
     stamp, _, digest = headers["x-signature"].partition(",v1=")
     timestamp = stamp.removeprefix("t=")
-    expected = hmac.new(
-        SIGNING_SECRET.encode(), timestamp.encode() + b"." + body, hashlib.sha256
-    ).hexdigest()
+    expected = hmac.new(CALLBACK_KEY, timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
     assert hmac.compare_digest(digest, expected)
     assert abs(int(timestamp) - time.time()) < 60
     summary = json.loads(body)

@@ -11,6 +11,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 import httpx
 import pytest
 
+from app.core.keys import ServiceKeys
 from app.core.security import Signer
 from app.sandbox import DEMO_ORDER_ID
 from tests.ui.conftest import ServiceFactory
@@ -94,7 +95,7 @@ def test_link_for_one_order_does_not_open_another(sandbox_service: ServiceFactor
 def test_expired_link_is_refused(sandbox_service: ServiceFactory) -> None:
     secret = "signing-secret-0123456789"
     path = f"/orders/{DEMO_ORDER_ID}/images"
-    signer = Signer(secret.encode())
+    signer = Signer(ServiceKeys.derive(secret.encode()).links)
     expired = signer.sign(path, {"format": "jpeg"}, ttl=10, now=time.time() - 60)
     fresh = signer.sign(path, {"format": "jpeg"}, ttl=10)
     with sandbox_service(service_api_key=SERVICE_KEY, signing_secret=secret) as server:

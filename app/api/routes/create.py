@@ -27,12 +27,19 @@ from app.api.auth import (
     AdminVia,
     CreatorDep,
     admin_via,
+    cookie_session,
     csrf_token,
     issue_session,
     origin_allowed,
     session_of,
 )
-from app.api.deps import SettingsDep, SignerDep, SpoolDirDep, UpstreamDep
+from app.api.deps import (
+    SessionsDep,
+    SessionSignerDep,
+    SettingsDep,
+    SpoolDirDep,
+    UpstreamDep,
+)
 from app.api.upstream import to_app_error
 from app.core import metrics
 from app.core.config import Settings
@@ -42,12 +49,14 @@ from app.core.errors import (
     BadRequest,
     Forbidden,
     PayloadTooLarge,
+    ServiceUnavailable,
     Unauthorized,
     UnsupportedMediaType,
     error_responses,
 )
 from app.core.ratelimit import rate_limit
 from app.core.security import OPERATOR, Credential, same_secret
+from app.core.sessions import SessionStoreError
 from app.services.ordering import CreatedOrder, ImageUpload, create_order_with_images
 from app.services.ordering import uploads_from_paths as sample_uploads
 from app.services.uploads import (
@@ -248,11 +257,11 @@ async def create_sample_order(
 # --- admin session ------------------------------------------------------------------------------
 
 
-def _whoami(request: Request, settings: Settings, signer: Any) -> AdminSessionOut:
-    via = admin_via(request, settings)
+async def _whoami(request: Request, settings: Settings, signer: Any) -> AdminSessionOut:
+    via = await admin_via(request, settings)
     if via is AdminVia.BEARER:
         return AdminSessionOut(admin=True, via="bearer")
-    session = session_of(request, settings)
+    session = await session_of(request, settings)
     if via is AdminVia.COOKIE and session is not None:
         return AdminSessionOut(
             admin=True,
@@ -275,9 +284,10 @@ async def sign_in(
     request: Request,
     response: Response,
     settings: SettingsDep,
-    signer: SignerDep,
+    signer: SessionSignerDep,
+    sessions: SessionsDep,
 ) -> AdminSessionOut:
-    """Check the token (JSON body, never the query) and set the signed session cookie."""
+    """Check the token (JSON body, never the query), list a new session, set its cookie."""
     if settings.admin_token is None:
         raise Forbidden("Administration is disabled: ADMIN_TOKEN is not set.")
     if "origin" in request.headers and not origin_allowed(request, settings):
@@ -285,6 +295,13 @@ async def sign_in(
     if not same_secret(body.token.get_secret_value(), settings.admin_token.get_secret_value()):
         raise Unauthorized("That is not the administrator token.")
     session = issue_session(signer, settings)
+    try:
+        await sessions.add(session.session_id, expires=session.expires)
+    except SessionStoreError as exc:
+        raise ServiceUnavailable(
+            "Signing in is unavailable: the session store cannot be reached.",
+            code="session_store_unavailable",
+        ) from exc
     response.set_cookie(
         SESSION_COOKIE,
         session.value,
@@ -310,21 +327,32 @@ async def sign_in(
     summary="Who am I: administrator or not, and the CSRF token of the session",
 )
 async def whoami(
-    request: Request, response: Response, settings: SettingsDep, signer: SignerDep
+    request: Request, response: Response, settings: SettingsDep, signer: SessionSignerDep
 ) -> AdminSessionOut:
     """Whether this request is an administrator's, and how."""
     response.headers["Cache-Control"] = "no-store"
-    return _whoami(request, settings, signer)
+    return await _whoami(request, settings, signer)
 
 
 @router.delete(
     "/api/admin/session",
     status_code=204,
+    responses=error_responses(503),
     tags=["admin"],
-    summary="Sign out: drop the session cookie",
+    summary="Sign out: end the session on the server and drop its cookie",
 )
-async def sign_out(request: Request) -> Response:
-    """Expire the session cookie in the browser (harmless to forge, so no CSRF check)."""
+async def sign_out(request: Request, settings: SettingsDep, sessions: SessionsDep) -> Response:
+    """End the cookie's session in the session store, so that a copy of the cookie stops
+    working too, and expire the cookie (only ending one's own session: no CSRF check)."""
+    session = cookie_session(request, settings)
+    if session is not None:
+        try:
+            await sessions.revoke(session.session_id)
+        except SessionStoreError as exc:
+            raise ServiceUnavailable(
+                "Signing out failed: the session store cannot be reached; try again.",
+                code="session_store_unavailable",
+            ) from exc
     response = Response(status_code=204)
     response.delete_cookie(
         SESSION_COOKIE,

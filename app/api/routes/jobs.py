@@ -5,6 +5,7 @@ Also `POST /webhooks/autoenhance`, which starts jobs that wait for their order t
 
 from __future__ import annotations
 
+import logging
 import os
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -37,12 +38,19 @@ from app.core.errors import (
 )
 from app.core.ratelimit import rate_limit
 from app.core.security import same_secret
-from app.jobs.callbacks import CallbackRefused, check_callback_url, iso, resolve_allowed
+from app.jobs.callbacks import (
+    NOT_ALLOWED,
+    CallbackRefused,
+    check_callback_url,
+    iso,
+    resolve_allowed,
+)
 from app.jobs.models import Failure, JobRecord, JobState
 from app.jobs.service import JobService
 from app.services.cache import CachedArchive
 from app.services.naming import content_disposition
 
+logger = logging.getLogger("app.jobs")
 router = APIRouter(tags=["jobs"])
 
 
@@ -178,6 +186,9 @@ async def create_job(
 ) -> JSONResponse:
     """Queue a job writing the same archive as GET /orders/{order_id}/images."""
     order_id = checked_order_id(order_id)
+    # Reading the order proves the credential; only then is the callback URL looked at, and
+    # every refusal gets the same answer (which check failed would map our network).
+    order = await fetch_order(upstream, order_id, credential)
     if callback_url:
         try:
             check_callback_url(callback_url)
@@ -185,8 +196,11 @@ async def create_job(
                 httpx.URL(callback_url), allow_private=settings.callback_allow_private
             )
         except CallbackRefused as exc:
-            raise Unprocessable(str(exc), code="invalid_callback_url") from None
-    order = await fetch_order(upstream, order_id, credential)
+            logger.info("callback_url refused: %r", str(exc))
+            raise Unprocessable(
+                f"callback_url is {NOT_ALLOWED}: an absolute http(s) URL of a public host.",
+                code="invalid_callback_url",
+            ) from None
     if not order.images and not wait:
         raise NotFound("This order has no images yet.", code="empty_order")
     record = await jobs.create(

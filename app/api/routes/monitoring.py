@@ -132,7 +132,7 @@ async def stats(request: Request, settings: SettingsDep, ops: OpsDep) -> Stats:
     """Service counters across every worker; administrators also get the recent errors."""
     figures = service_stats()
     recent = None
-    if is_admin(request, settings):
+    if await is_admin(request, settings):
         recent = [
             ErrorEventOut(
                 at=datetime.fromtimestamp(event.at, UTC),

@@ -1,0 +1,53 @@
+"""Local state is private to the service's user: directories 0700, files 0600.
+
+The data directory holds customers' archives, job records (with sealed keys), sessions and
+the signing secret. Modes are set when a file or directory is created, whatever the umask;
+SQLite creates its `-wal`, `-shm` and `-journal` files with the mode of the database file, and
+files left more open by an earlier version are tightened when opened.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import stat
+from pathlib import Path
+
+logger = logging.getLogger("app.files")
+
+PRIVATE_DIR = 0o700
+PRIVATE_FILE = 0o600
+SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
+
+
+def private_dir(path: Path) -> Path:
+    """Create `path` (and missing parents) as 0700.
+
+    An existing directory keeps its mode (it may be shared on purpose, e.g. a mounted volume);
+    a warning says when others may list it.
+    """
+    missing = [p for p in (path, *path.parents) if not p.exists()]
+    for directory in reversed(missing):
+        with contextlib.suppress(FileExistsError):
+            directory.mkdir(mode=PRIVATE_DIR)
+        os.chmod(directory, PRIVATE_DIR)  # mkdir's mode is filtered by the umask
+    if path not in missing and path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+        logger.warning(
+            "%s is accessible to other local users (mode %o); the files in it are not",
+            path,
+            stat.S_IMODE(path.stat().st_mode),
+        )
+    return path
+
+
+def private_sqlite(path: Path) -> Path:
+    """Prepare `path` for `sqlite3.connect`: a 0600 database file in a 0700 directory."""
+    if not path.parent.exists():
+        private_dir(path.parent)
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, PRIVATE_FILE))
+    for candidate in (path, *(path.with_name(path.name + s) for s in SQLITE_SIDE_FILES)):
+        with contextlib.suppress(FileNotFoundError):
+            if stat.S_IMODE(candidate.stat().st_mode) != PRIVATE_FILE:
+                os.chmod(candidate, PRIVATE_FILE)
+    return path
