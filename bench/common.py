@@ -210,6 +210,23 @@ class Transfer:
         return self.size / MB / self.total if self.total else 0.0
 
 
+# No transfer of a benchmark may take longer (seconds): curl gives up, the run fails.
+CURL_MAX_TIME = 300
+
+
+@contextlib.contextmanager
+def _reaped(procs: list[subprocess.Popen[str]]) -> Iterator[None]:
+    """Kill whichever of `procs` is still running when the block is left by an error."""
+    try:
+        yield
+    except BaseException:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        raise
+
+
 def curl(url: str, *, output: str = "/dev/null") -> subprocess.Popen[str]:
     """Start a curl download; `finish` reads its timings. curl is a lean client, so the
     figures measure the service rather than a Python client."""
@@ -217,6 +234,8 @@ def curl(url: str, *, output: str = "/dev/null") -> subprocess.Popen[str]:
         [
             "curl",
             "-s",
+            "--max-time",
+            str(CURL_MAX_TIME),
             "-o",
             output,
             "-w",
@@ -229,7 +248,7 @@ def curl(url: str, *, output: str = "/dev/null") -> subprocess.Popen[str]:
 
 
 def finish(process: subprocess.Popen[str]) -> Transfer:
-    out, _ = process.communicate(timeout=600)
+    out, _ = process.communicate(timeout=CURL_MAX_TIME + 10)
     status, ttfb, total, size = out.split()
     return Transfer(ttfb=float(ttfb), total=float(total), size=int(size), status=int(status))
 
@@ -305,6 +324,8 @@ def direct(
         "--silent",
         "--show-error",
         "--no-progress-meter",
+        "--max-time",
+        str(CURL_MAX_TIME),
         "--fail",
         "--location",
         "--parallel",
@@ -322,14 +343,15 @@ def direct(
         for c in configs
     ]
     results = []
-    for proc in procs:
-        out, _ = proc.communicate(timeout=600)
-        wall = time.monotonic() - started
-        lines = out.split()
-        statuses, sizes = lines[0::2], [int(s) for s in lines[1::2]]
-        if proc.returncode != 0 or set(statuses) != {"200"}:
-            raise RuntimeError(f"direct download failed: curl exited {proc.returncode}")
-        results.append(Timed(wall=wall, size=sum(sizes)))
+    with _reaped(procs):
+        for proc in procs:
+            out, _ = proc.communicate(timeout=CURL_MAX_TIME + 10)
+            wall = time.monotonic() - started
+            lines = out.split()
+            statuses, sizes = lines[0::2], [int(s) for s in lines[1::2]]
+            if proc.returncode != 0 or set(statuses) != {"200"}:
+                raise RuntimeError(f"direct download failed: curl exited {proc.returncode}")
+            results.append(Timed(wall=wall, size=sum(sizes)))
     return results
 
 
@@ -338,12 +360,13 @@ def through(urls: list[str], *, output: str = "/dev/null") -> list[Timed]:
     started = time.monotonic()
     procs = [curl(url, output=output) for url in urls]
     results = []
-    for proc in procs:
-        t = finish(proc)
-        wall = time.monotonic() - started
-        if t.status != 200:
-            raise RuntimeError(f"{proc.args!r} answered {t.status}")
-        results.append(Timed(wall=wall, size=t.size, ttfb=t.ttfb))
+    with _reaped(procs):
+        for proc in procs:
+            t = finish(proc)
+            wall = time.monotonic() - started
+            if t.status != 200:
+                raise RuntimeError(f"{proc.args!r} answered {t.status}")
+            results.append(Timed(wall=wall, size=t.size, ttfb=t.ttfb))
     return results
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import collections
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -92,8 +93,12 @@ def main() -> None:
                     n += 1
                 downloads += n
             finally:
-                recorder.send_signal(2)  # SIGINT: py-spy writes its output and exits
-                recorder.wait(timeout=60)
+                recorder.send_signal(signal.SIGINT)  # py-spy writes its output and exits
+                try:
+                    recorder.wait(timeout=60)
+                except subprocess.TimeoutExpired:
+                    recorder.kill()
+                    recorder.wait()
 
     summarise(raw, downloads)
     print(f"\nflame graph: {svg}\ncollapsed stacks: {raw}")
