@@ -2,9 +2,9 @@
 
 `create_app(settings)` builds the FastAPI application; the lifespan owns every long-lived
 resource — the upstream client and its HTTP clients, the fair limiter, the archive cache, the
-job service, the operations resources (rate limits, readiness probe, stats), and in sandbox
-mode the embedded emulator — and closes them on shutdown. Handlers read
-them from `request.state` (see `app.api.deps`).
+archive store (`ARCHIVE_STORE`), the job service, the operations resources (rate limits,
+readiness probe, stats), and in sandbox mode the embedded emulator — and closes them on
+shutdown. Handlers read them from `request.state` (see `app.api.deps`).
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from app.jobs.runtime import open_jobs
 from app.jobs.service import JobService
 from app.services.cache import ArchiveCache
 from app.services.fairness import FairLimiter
+from app.storage import ArchiveStore, open_store
 from app.upstream.client import AutoenhanceClient
 from app.upstream.factory import build_upstream
 
@@ -50,6 +51,7 @@ class State(TypedDict):
     upstream: AutoenhanceClient
     limiter: FairLimiter
     cache: ArchiveCache
+    store: ArchiveStore
     signer: Signer  # signed links
     session_signer: Signer  # administrator sessions
     sessions: SessionStore
@@ -93,7 +95,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             limiter = FairLimiter(settings.upstream_max_connections)
             signer = Signer(keys.links)
             spool_dir = settings.data_dir / "spool"
+            store = open_store(settings)
             async with contextlib.AsyncExitStack() as clients:
+                clients.push_async_callback(store.aclose)
                 for client in upstream_clients.http_clients:
                     await clients.enter_async_context(client)
                 job_service = await clients.enter_async_context(
@@ -105,6 +109,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                         keys=keys,
                         spool_dir=spool_dir,
                         operator_key=operator_credential(settings).api_key,
+                        archive_store=store,
                     )
                 )
                 sessions = await clients.enter_async_context(open_sessions(settings))
@@ -114,6 +119,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                         http=http,
                         upstream_base=base_url,
                         operator_key=operator_credential(settings).api_key,
+                        store=store,
                         breaker=upstream.breaker,
                     )
                 )
@@ -125,6 +131,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     cache=ArchiveCache(
                         settings.data_dir / "cache", max_bytes=settings.archive_cache_max_bytes
                     ),
+                    store=store,
                     signer=signer,
                     session_signer=Signer(keys.sessions),
                     sessions=sessions,

@@ -11,7 +11,7 @@ import pytest
 
 from app.core.config import Settings
 from app.main import create_app
-from tests.support import UvicornThread, sandbox_process
+from tests.support import S3Server, UvicornThread, sandbox_process
 
 SettingsFactory = Callable[..., Settings]
 
@@ -24,6 +24,20 @@ def sandbox_url() -> Iterator[str]:
     """
     with sandbox_process("--processing-delay", "0.2") as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    """An S3-protocol server (moto) on loopback, shared by the session: give every test its
+    own bucket (`s3_bucket`)."""
+    with S3Server() as server:
+        yield server
+
+
+@pytest.fixture
+def s3_bucket(s3_server: S3Server) -> str:
+    """A fresh, empty bucket of the shared S3 server."""
+    return s3_server.bucket()
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ from app.core.security import OPERATOR, Credential, Signer, same_secret
 from app.core.sessions import SessionStore
 from app.services.cache import ArchiveCache
 from app.services.fairness import FairLimiter
+from app.storage import ArchiveStore
 from app.upstream.client import AutoenhanceClient
 
 # Key sent to the embedded sandbox on the operator's behalf (it accepts any non-empty key).
@@ -52,6 +53,11 @@ def get_cache(request: Request) -> ArchiveCache:
     return cache
 
 
+def get_store(request: Request) -> ArchiveStore:
+    store: ArchiveStore = request.state.store
+    return store
+
+
 def get_signer(request: Request) -> Signer:
     signer: Signer = request.state.signer
     return signer
@@ -76,6 +82,7 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 UpstreamDep = Annotated[AutoenhanceClient, Depends(get_upstream)]
 LimiterDep = Annotated[FairLimiter, Depends(get_limiter)]
 CacheDep = Annotated[ArchiveCache, Depends(get_cache)]
+StoreDep = Annotated[ArchiveStore, Depends(get_store)]
 SignerDep = Annotated[Signer, Depends(get_signer)]  # signed links
 SessionSignerDep = Annotated[Signer, Depends(get_session_signer)]
 SessionsDep = Annotated[SessionStore, Depends(get_sessions)]

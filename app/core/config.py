@@ -8,6 +8,7 @@ setting to change.
 from __future__ import annotations
 
 import ipaddress
+import re
 from pathlib import Path
 from typing import Annotated, Literal, Self
 
@@ -20,6 +21,8 @@ DEFAULT_API_BASE = "https://api.autoenhance.ai/v3"
 DEFAULT_API_VERSION = "2025-01-01"
 
 CommaList = Annotated[list[str], NoDecode]
+# S3 bucket names: 3-63 lower-case letters, digits, dots and hyphens.
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 
 # Secrets this service checks callers against or signs with: guessing one must be hopeless.
 # (Keys of other services, such as CHAT_API_KEY or SENTRY_AUTH_TOKEN, are theirs to define.)
@@ -77,6 +80,17 @@ class Settings(BaseSettings):
     spool_memory_bytes: int = Field(default=1024 * 1024, ge=0)  # per image, then to disk
     max_images_per_order: int = Field(default=10_000, ge=1)
     archive_cache_max_bytes: int = Field(default=2 * 1024**3, ge=0)  # 0 disables the cache
+    # Where archives, manifests and job archives live: a directory, or s3://bucket/prefix.
+    archive_store: str | None = None  # default DATA_DIR/archives
+    s3_endpoint_url: str | None = None  # S3-compatible services (MinIO, R2, B2); unset = AWS
+    # The standard AWS variables; unset = obstore's own lookup (environment, instance role).
+    aws_access_key_id: str | None = None
+    aws_secret_access_key: SecretStr | None = None
+    aws_session_token: SecretStr | None = None
+    aws_region: str | None = None
+    archive_store_min_idle: float = Field(default=300.0, ge=0)  # seconds safe from eviction
+    archive_redirect: bool = False  # answer complete archives on S3 with a presigned 302
+    archive_redirect_ttl: int = Field(default=300, ge=10, le=7 * 86400)  # seconds
 
     # --- Access control ---------------------------------------------------------------------
     service_api_key: SecretStr | None = None
@@ -94,7 +108,6 @@ class Settings(BaseSettings):
 
     # --- Jobs ---------------------------------------------------------------------------------
     redis_url: str | None = None
-    archive_store: str | None = None  # directory shared by every node; default DATA_DIR/jobs
     job_ttl: int = Field(default=3600, ge=60)  # seconds a finished archive stays downloadable
     job_storage_max_bytes: int = Field(default=20 * 1024**3, ge=0)
     job_wait_timeout: int = Field(default=3600, ge=1)  # seconds a wait=true job waits
@@ -173,6 +186,35 @@ class Settings(BaseSettings):
             raise ValueError("AUTOENHANCE_API_BASE must be an http:// or https:// URL")
         return value.rstrip("/")
 
+    @field_validator("archive_store")
+    @classmethod
+    def _check_store(cls, value: str | None) -> str | None:
+        # A directory, or s3://bucket[/prefix]; any other URL is a mistake, caught at start.
+        if value is None:
+            return None
+        value = value.strip()
+        if "://" not in value:
+            return value or None
+        scheme, _, rest = value.partition("://")
+        bucket, _, prefix = rest.partition("/")
+        if scheme.lower() != "s3":
+            raise ValueError(
+                f"ARCHIVE_STORE must be a directory or s3://bucket/prefix, not a {scheme}:// URL"
+            )
+        if not _BUCKET.fullmatch(bucket):
+            raise ValueError(f"ARCHIVE_STORE names an invalid S3 bucket {bucket!r}")
+        prefix = prefix.strip("/")
+        if prefix and any(part in ("", ".", "..") for part in prefix.split("/")):
+            raise ValueError(f"ARCHIVE_STORE has an invalid prefix {prefix!r}")
+        return f"s3://{bucket}/{prefix}".rstrip("/")
+
+    @field_validator("s3_endpoint_url")
+    @classmethod
+    def _check_endpoint(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("S3_ENDPOINT_URL must be an http:// or https:// URL")
+        return value.rstrip("/") if value else None
+
     @model_validator(mode="after")
     def check_safety(self) -> Self:
         """Refuse combinations that would expose the operator's key or lose data."""
@@ -195,6 +237,8 @@ class Settings(BaseSettings):
             raise ValueError(
                 "CALLBACK_SECRET must differ from SIGNING_SECRET: callback receivers hold it"
             )
+        if self.archive_redirect and not (self.archive_store or "").startswith("s3://"):
+            raise ValueError("ARCHIVE_REDIRECT=true needs ARCHIVE_STORE=s3://bucket/prefix")
         if self.spool_memory_bytes > 64 * 1024 * 1024:
             raise ValueError("SPOOL_MEMORY_BYTES above 64 MiB defeats constant-memory streaming")
         return self

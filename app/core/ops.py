@@ -14,6 +14,7 @@ import os
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import httpx
 from prometheus_client import multiprocess
@@ -25,6 +26,9 @@ from app.core.sentry import SentryIssues
 from app.core.stats import ErrorLog, ErrorLogHandler, multiprocess_mode
 from app.services.readiness import Readiness
 from app.upstream.breaker import CircuitBreaker
+
+if TYPE_CHECKING:
+    from app.storage import ArchiveStore
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -42,6 +46,7 @@ async def operations(
     http: httpx.AsyncClient,
     upstream_base: str,
     operator_key: str | None,
+    store: ArchiveStore | None = None,
     breaker: CircuitBreaker | None = None,
 ) -> AsyncIterator[Operations]:
     """Build the operations resources for one application's lifetime."""
@@ -54,6 +59,8 @@ async def operations(
         api_version=settings.autoenhance_api_version,
         data_dir=settings.data_dir,
         redis_check=rate_limits.storage.check if settings.redis_url else None,
+        store_check=store.probe if store is not None else None,
+        store_name=store.description if store is not None else "",
         breaker=breaker,
         ttl=settings.readiness_cache_seconds,
     )

@@ -14,7 +14,7 @@ from app.core.security import Signer
 from app.jobs.backend import JobBackend
 from app.jobs.callbacks import CallbackSender
 from app.jobs.keybox import KeyBox
-from app.jobs.store import ArchiveStore
+from app.jobs.store import JobArchives
 from app.services.fairness import FairLimiter
 from app.upstream.client import AutoenhanceClient
 
@@ -24,17 +24,13 @@ def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(2)}"
 
 
-def archive_store_dir(settings: Settings) -> Path:
-    return Path(settings.archive_store) if settings.archive_store else settings.data_dir / "jobs"
-
-
 @dataclass(slots=True)
 class JobContext:
     """Shared, long-lived resources of the runners in one process."""
 
     settings: Settings
     backend: JobBackend
-    store: ArchiveStore
+    store: JobArchives
     upstream: AutoenhanceClient
     limiter: FairLimiter
     keybox: KeyBox

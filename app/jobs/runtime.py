@@ -24,12 +24,13 @@ from app.jobs.callbacks import (
     outcome_recorder,
     summary_payload,
 )
-from app.jobs.context import JobContext, archive_store_dir, worker_id
+from app.jobs.context import JobContext, worker_id
 from app.jobs.keybox import KeyBox
 from app.jobs.models import JobRecord
 from app.jobs.service import JobService
-from app.jobs.store import ArchiveStore
+from app.jobs.store import JobArchives
 from app.services.fairness import FairLimiter
+from app.storage import ArchiveStore
 from app.upstream.client import AutoenhanceClient
 
 
@@ -98,11 +99,15 @@ async def open_jobs(
     keys: ServiceKeys,
     spool_dir: Path,
     operator_key: str | None,
+    archive_store: ArchiveStore,
 ) -> AsyncIterator[JobService]:
-    """The job service of a web process, with its embedded worker when there is no Redis."""
+    """The job service of a web process, with its embedded worker when there is no Redis.
+
+    Job archives live in `archive_store` (the process's one store, owned by the caller).
+    """
     from app.jobs.sqlite import EmbeddedWorker, SQLiteBackend
 
-    store = ArchiveStore(archive_store_dir(settings), max_bytes=settings.job_storage_max_bytes)
+    store = JobArchives(archive_store, spool_dir=spool_dir)
     keybox = KeyBox(keys.sealing)
     backend: JobBackend
     if settings.redis_url:
@@ -140,3 +145,4 @@ async def open_jobs(
             await service.aclose()
             await callbacks.aclose(grace=settings.callback_timeout)
             await backend.aclose()
+            await store.aclose()

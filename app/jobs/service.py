@@ -18,7 +18,7 @@ from app.jobs.backend import JobBackend
 from app.jobs.callbacks import CallbackSender, summary_payload
 from app.jobs.keybox import KeyBox
 from app.jobs.models import ACTIVE_STATES, PENDING_STATES, JobRecord
-from app.jobs.store import ArchiveStore
+from app.jobs.store import JobArchives
 from app.services.options import DownloadOptions
 
 logger = logging.getLogger("app.jobs")
@@ -32,7 +32,7 @@ class JobService:
         *,
         settings: Settings,
         backend: JobBackend,
-        store: ArchiveStore,
+        store: JobArchives,
         keybox: KeyBox,
         callbacks: CallbackSender,
     ) -> None:
@@ -101,7 +101,7 @@ class JobService:
         record = await self.backend.update(job_id, cancel)
         if record is None or record.owner != owner:
             return None
-        self.store.remove(job_id)
+        await self.store.delete(job_id)
         was = before[0].state if before else None
         if was is not None and was != record.state:
             metrics.JOBS.labels("cancelled").inc()

@@ -1,19 +1,26 @@
-"""Finished job archives on a directory every node reaches (`ARCHIVE_STORE`).
+"""Finished job archives, kept in the archive store under `jobs/<job id>.zip`.
 
-A job writes `.<job id>.<token>.partial` beside the final name, fsyncs it and renames it to
-`<job id>.zip`, so a reader in any process or on any machine sees either nothing or the whole
-archive. Disk use of the store (finished archives plus partial ones being written) is kept
-under `JOB_STORAGE_MAX_BYTES` while writing: sizes are only known as images arrive, so every
-write is charged against the room measured at the last scan, and the directory is re-scanned
-when that room runs out or every `RESCAN_BYTES` (other jobs write too).
+Every node reaches them: with a local store, the directory (a disk, or NFS/EFS mounted by every
+node); with `ARCHIVE_STORE=s3://…`, the bucket. So a job's archive written by an arq worker or
+another web process is downloaded from any node.
 
-Only a directory is supported: it may be a local disk (one machine) or a network file system
-mounted by every node (NFS, EFS, a Render disk shared by a web service and its workers).
+Job archives have their own quota, `JOB_STORAGE_MAX_BYTES`, and are never evicted: an archive
+lives until its job expires (the sweeper deletes it). A job that would take the quota past its
+bound fails with `StorageFull` instead of evicting anything.
+
+A runner writes synchronously (`write()`, as it iterates the archive) into a private
+temporary file — in the store's own temporary directory for a local store, so publishing is a
+rename; in the spool directory for object storage, uploaded on `commit()`. While writing, every
+chunk is charged against the room measured when the writer started (re-measured every
+`RESCAN_BYTES` or when the room runs out); `commit()` checks the bound again against the
+store as it is then, so archives committed meanwhile by other processes count too.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
 import os
 import secrets
 from pathlib import Path
@@ -21,105 +28,197 @@ from typing import IO
 
 import anyio.to_thread
 
+from app.storage import ArchiveStore, LocalArchiveStore, ObjectInfo, StoreError
+
+logger = logging.getLogger("app.jobs")
+
 # Re-measure the store after this many bytes even when room is left: other jobs grow too.
 RESCAN_BYTES = 8 * 1024 * 1024
+NAMESPACE = "jobs"
 
 
 class StorageFull(Exception):
-    """Writing on would take the store past JOB_STORAGE_MAX_BYTES."""
+    """Writing on would take the job archives past JOB_STORAGE_MAX_BYTES."""
 
 
-class ArchiveStore:
-    """Archives of jobs, one file each, under `directory`. `max_bytes=0` means no bound."""
+class JobArchives:
+    """The archives of jobs in `store`; temporary files of object storage go to `spool_dir`."""
 
-    def __init__(self, directory: Path, *, max_bytes: int) -> None:
-        self.directory = directory
-        self.max_bytes = max_bytes
-        directory.mkdir(parents=True, exist_ok=True)
+    def __init__(self, store: ArchiveStore, *, spool_dir: Path) -> None:
+        self.store = store
+        self.quota = store.quota_of(f"{NAMESPACE}/x")
+        self._local = store if isinstance(store, LocalArchiveStore) else None
+        self._temp_dir = self._local.temp_dir if self._local is not None else spool_dir
+        self._temp_dir.mkdir(parents=True, exist_ok=True)
+        self._writing: dict[int, int] = {}  # id(writer) -> bytes written, this process
+        self._used: int | None = None  # last measurement of committed job archives
+        self._background: set[asyncio.Task[None]] = set()
+
+    @property
+    def max_bytes(self) -> int | None:
+        return self.quota.max_bytes
+
+    @staticmethod
+    def key(job_id: str) -> str:
+        return f"{NAMESPACE}/{job_id}.zip"
 
     def path(self, job_id: str) -> Path:
-        return self.directory / f"{job_id}.zip"
+        """The archive's file with a local store; with object storage, a local path that never
+        exists (so `path(job_id).unlink(missing_ok=True)` is harmless). Prefer `delete()`."""
+        if self._local is not None:
+            return self._local.path(self.key(job_id))
+        return self._temp_dir / f"{job_id}.zip"
 
-    def used_bytes(self) -> int:
-        """Bytes held by the store now, partial archives included."""
-        total = 0
-        with os.scandir(self.directory) as entries:
-            for entry in entries:
-                with contextlib.suppress(OSError):
-                    if entry.is_file(follow_symlinks=False):
-                        total += entry.stat(follow_symlinks=False).st_size
-        return total
+    async def stat(self, job_id: str) -> ObjectInfo | None:
+        """The stored archive, or None.
 
-    def writer(self, job_id: str) -> ArchiveWriter:
-        return ArchiveWriter(self, job_id)
+        Raises:
+            StoreError: the store failed.
+        """
+        return await self.store.stat(self.key(job_id))
+
+    def writer(self, job_id: str) -> JobArchiveWriter:
+        return JobArchiveWriter(self, job_id)
+
+    async def delete(self, job_id: str) -> None:
+        """Delete the job's archive. Idempotent.
+
+        Raises:
+            StoreError: the store failed.
+        """
+        await self.store.delete(self.key(job_id))
+        self._refresh_soon()
 
     def remove(self, job_id: str) -> None:
-        """Delete the job's archive and any partial one of it. Idempotent."""
-        self.path(job_id).unlink(missing_ok=True)
-        for partial in self.directory.glob(f".{job_id}.*.partial"):
-            partial.unlink(missing_ok=True)
+        """`delete()` for synchronous callers: at once with a local store, else in the
+        background (a failure is logged; the sweeper deletes the archive when the job expires)."""
+        if self._local is not None:
+            self.path(job_id).unlink(missing_ok=True)
+            return
+        task = asyncio.get_running_loop().create_task(self._delete_logged(job_id))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
+    async def _delete_logged(self, job_id: str) -> None:
+        try:
+            await self.delete(job_id)
+        except StoreError as exc:
+            logger.warning("job %s: deleting its archive failed: %s", job_id, exc)
 
-class ArchiveWriter:
-    """Writes one archive under the storage bound; `commit()` publishes it, `discard()` drops it."""
+    async def refresh(self) -> None:
+        """Re-measure the committed job archives (the sweeper calls this every pass).
 
-    def __init__(self, store: ArchiveStore, job_id: str) -> None:
-        self._store = store
-        self._final = store.path(job_id)
-        self._temp = store.directory / f".{job_id}.{secrets.token_hex(4)}.partial"
-        self._file: IO[bytes] | None = open(self._temp, "wb")  # noqa: SIM115
-        self.size = 0
-        self._room = self._measure_room()
-        self._since_scan = 0
+        Raises:
+            StoreError: the store failed.
+        """
+        if self.max_bytes is not None:
+            self._used = await self.store.used_bytes(self.quota)
 
-    def _measure_room(self) -> int:
-        if not self._store.max_bytes:
+    def room(self, *, excluding: JobArchiveWriter | None = None) -> int:
+        """Bytes left under the bound, other writers of this process counted; synchronous.
+
+        A local store is measured now; object storage uses the last measurement, refreshed in
+        the background (commit checks against the store itself).
+        """
+        if self.max_bytes is None:
             return 1 << 62
-        return self._store.max_bytes - self._store.used_bytes()
+        if self._local is not None:
+            self._used = self._local.used_bytes_sync(self.quota.namespaces)
+        else:
+            self._refresh_soon()
+        others = sum(n for key, n in self._writing.items() if key != id(excluding))
+        return self.max_bytes - (self._used or 0) - others
+
+    def _refresh_soon(self) -> None:
+        if any(task.get_name() == "job-archives-refresh" for task in self._background):
+            return
+        with contextlib.suppress(RuntimeError):  # no running loop: measured at commit
+            task = asyncio.get_running_loop().create_task(
+                self._refresh_logged(), name="job-archives-refresh"
+            )
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+    async def _refresh_logged(self) -> None:
+        try:
+            await self.refresh()
+        except StoreError as exc:
+            logger.warning("measuring the job archives failed: %s", exc)
+
+    async def aclose(self) -> None:
+        """Wait for background deletions and measurements."""
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+
+    def _full(self, size: int) -> StorageFull:
+        return StorageFull(
+            f"the archive store is full: JOB_STORAGE_MAX_BYTES is {self.max_bytes}"
+            f" bytes and this archive had reached {size} bytes"
+        )
+
+
+class JobArchiveWriter:
+    """Writes one job archive under the bound; `commit()` publishes it, `discard()` drops it."""
+
+    def __init__(self, archives: JobArchives, job_id: str) -> None:
+        self._archives = archives
+        self.job_id = job_id
+        self._temp = archives._temp_dir / f".{job_id}.{secrets.token_hex(4)}.partial"
+        fd = os.open(self._temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        self._file: IO[bytes] | None = os.fdopen(fd, "wb")
+        self.size = 0
+        archives._writing[id(self)] = 0
+        self._room = archives.room(excluding=self)
+        self._since_scan = 0
 
     def write(self, chunk: bytes) -> None:
         """Append `chunk`.
 
         Raises:
-            StorageFull: the store would exceed its bound (nothing of `chunk` is written).
+            StorageFull: the job archives would exceed their bound (nothing of `chunk` is
+                written).
         """
         assert self._file is not None, "writer is closed"
         self._room -= len(chunk)
         self._since_scan += len(chunk)
         if self._room < 0 or self._since_scan >= RESCAN_BYTES:
-            self._room = self._measure_room() - len(chunk)
+            self._room = self._archives.room(excluding=self) - self.size - len(chunk)
             self._since_scan = 0
             if self._room < 0:
-                raise StorageFull(
-                    f"the archive store is full: JOB_STORAGE_MAX_BYTES is {self._store.max_bytes}"
-                    f" bytes and this archive had reached {self.size} bytes"
-                )
+                raise self._archives._full(self.size)
         self._file.write(chunk)
         self.size += len(chunk)
+        self._archives._writing[id(self)] = self.size
 
-    async def commit(self) -> Path:
-        """Flush to disk and rename into place; returns the archive's path."""
+    async def commit(self) -> ObjectInfo:
+        """Flush, then publish into the store; returns the stored archive.
+
+        Raises:
+            StorageFull: the bound does not hold the archive now (nothing is stored).
+            StoreError: the store failed.
+        """
         file, self._file = self._file, None
         assert file is not None, "writer is closed"
-        await anyio.to_thread.run_sync(self._sync_and_rename, file)
-        return self._final
+        await anyio.to_thread.run_sync(self._flush, file)
+        self._archives._writing.pop(id(self), None)
+        info = await self._archives.store.put_file(self._archives.key(self.job_id), self._temp)
+        if info is None:
+            raise self._archives._full(self.size)
+        if self._archives._used is not None:
+            self._archives._used += info.size
+        return info
 
-    def _sync_and_rename(self, file: IO[bytes]) -> None:
+    @staticmethod
+    def _flush(file: IO[bytes]) -> None:
         with file:
             file.flush()
             os.fsync(file.fileno())
-        os.replace(self._temp, self._final)
-        with contextlib.suppress(OSError):
-            directory = os.open(self._store.directory, os.O_RDONLY)
-            try:
-                os.fsync(directory)
-            finally:
-                os.close(directory)
 
     def discard(self) -> None:
-        """Close and delete the partial file. Idempotent; harmless after `commit()`."""
+        """Close and delete the temporary file. Idempotent; harmless after `commit()`."""
+        self._archives._writing.pop(id(self), None)
         if self._file is not None:
             with contextlib.suppress(OSError):
                 self._file.close()
             self._file = None
-            self._temp.unlink(missing_ok=True)
+        self._temp.unlink(missing_ok=True)

@@ -6,7 +6,7 @@ One pass:
   reason once it has been started `JOB_MAX_ATTEMPTS` times — never left `running`;
 * an ended job past `expires_at` loses its archive and becomes `expired`;
 * an expired job is forgotten `JOB_TTL` after it expired (then its id answers 404);
-* the queue-depth gauge is refreshed.
+* the queue-depth gauge is refreshed, and so is the measure of the job archives' storage.
 
 Passes in several processes at once are safe: every change is an atomic `update` that
 re-checks the condition on the fresh record.
@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable
 from app.core import metrics
 from app.jobs.backend import JobBackend
 from app.jobs.models import ENDED_STATES, JobRecord
-from app.jobs.store import ArchiveStore
+from app.jobs.store import JobArchives
 
 logger = logging.getLogger("app.jobs.sweeper")
 
@@ -31,7 +31,7 @@ LEASE_GRACE = 0.5
 
 async def sweep(
     backend: JobBackend,
-    store: ArchiveStore,
+    store: JobArchives,
     *,
     ttl: int,
     max_attempts: int,
@@ -51,15 +51,16 @@ async def sweep(
             if record.expires_at + ttl <= now:
                 await backend.delete(job_id)
             continue
-        store.remove(job_id)
+        await store.delete(job_id)
         if await backend.update(job_id, _expire(now)) is not None:
             metrics.JOBS.labels("expired").inc()
     metrics.QUEUE_DEPTH.set(len(await backend.job_ids(states=("queued", "waiting"))))
+    await store.refresh()
 
 
 async def _reclaim(
     backend: JobBackend,
-    store: ArchiveStore,
+    store: JobArchives,
     job_id: str,
     *,
     now: float,
@@ -93,7 +94,7 @@ async def _reclaim(
     if record is None or not outcome:
         return
     if outcome[0] == "failed":
-        store.remove(job_id)
+        await store.delete(job_id)
         metrics.JOBS.labels("failed").inc()
         logger.warning("job %s failed: %s", job_id, record.reason)
         if on_end is not None:

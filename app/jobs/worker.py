@@ -26,14 +26,15 @@ from typing import Any
 from app.core.config import Settings
 from app.core.keys import service_keys
 from app.core.security import Signer
-from app.jobs.context import JobContext, archive_store_dir, worker_id
+from app.jobs.context import JobContext, worker_id
 from app.jobs.keybox import KeyBox
 from app.jobs.redis import RUN_FUNCTION, WORKERS_KEY, RedisBackend
 from app.jobs.runner import run_job
 from app.jobs.runtime import callback_client, callback_sender, notifier
-from app.jobs.store import ArchiveStore
+from app.jobs.store import JobArchives
 from app.jobs.sweeper import sweep
 from app.services.fairness import FairLimiter
+from app.storage import open_store
 from app.upstream.factory import build_upstream
 
 logger = logging.getLogger("app.jobs.worker")
@@ -58,16 +59,19 @@ async def startup(ctx: dict[str, Any]) -> None:
     keys = service_keys(settings)
     callbacks_http = callback_client()
     assert settings.autoenhance_api_key is not None
+    spool_dir = settings.data_dir / "spool"
+    archive_store = open_store(settings)
+    ctx["archive_store"] = archive_store
     jobs = JobContext(
         settings=settings,
         backend=RedisBackend(ctx["redis"]),
-        store=ArchiveStore(archive_store_dir(settings), max_bytes=settings.job_storage_max_bytes),
+        store=JobArchives(archive_store, spool_dir=spool_dir),
         upstream=upstream_clients.client,
         limiter=FairLimiter(settings.upstream_max_connections),
         keybox=KeyBox(keys.sealing),
         signer=Signer(keys.links),
         callbacks=callback_sender(settings, callbacks_http, keys=keys),
-        spool_dir=settings.data_dir / "spool",
+        spool_dir=spool_dir,
         operator_key=settings.autoenhance_api_key.get_secret_value(),
         worker_id=worker_id(),
         slots=asyncio.Semaphore(settings.job_concurrency),
@@ -92,6 +96,10 @@ async def shutdown(ctx: dict[str, Any]) -> None:
         await jobs.callbacks.aclose(grace=jobs.settings.callback_timeout)
     for client in ctx.get("clients", []):
         await client.aclose()
+    if "jobs" in ctx:
+        await ctx["jobs"].store.aclose()
+    if "archive_store" in ctx:
+        await ctx["archive_store"].aclose()
 
 
 async def _sweep_forever(jobs: JobContext) -> None:

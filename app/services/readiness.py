@@ -12,7 +12,9 @@ Four checks, each named in the answer:
   every download fast, so a load balancer should send callers elsewhere; half-open (a trial
   call may go through) counts as ready. Circuits of single keys (429/401 for one caller's
   key) do not count: they harm no other caller.
-- `archive_store`: `DATA_DIR` accepts a new file (cache and spool live there).
+- `archive_store`: `DATA_DIR` accepts a new file (spool files live there), and the archive
+  store (`ARCHIVE_STORE`, e.g. an S3 bucket) answers with the configured credentials (on S3 a
+  one-key listing); the answer is reused for `ttl` seconds like the upstream probe.
 - `redis`: the rate-limit storage answers, only when `REDIS_URL` is set.
 """
 
@@ -54,6 +56,8 @@ class Readiness:
         api_version: str,
         data_dir: Path,
         redis_check: Callable[[], Awaitable[bool]] | None = None,
+        store_check: Callable[[], Awaitable[None]] | None = None,
+        store_name: str = "",
         breaker: CircuitBreaker | None = None,
         ttl: float = 10.0,
     ) -> None:
@@ -64,6 +68,9 @@ class Readiness:
             self._headers["x-api-key"] = api_key
         self._data_dir = data_dir
         self._redis_check = redis_check
+        self._store_check = store_check
+        self._store_name = store_name
+        self._store_cached: tuple[float, Check] | None = None
         self._breaker = breaker
         self._ttl = ttl
         self._lock = asyncio.Lock()
@@ -71,7 +78,8 @@ class Readiness:
 
     async def check(self) -> list[Check]:
         """Every check's result; the instance is ready when all are ok."""
-        checks = [await self._upstream(), self._archive_store()]
+        local = self._archive_store()
+        checks = [await self._upstream(), await self._store() if local.ok else local]
         if self._breaker is not None:
             checks.insert(1, self._circuit(self._breaker))
         if self._redis_check is not None:
@@ -127,6 +135,22 @@ class Readiness:
         except OSError as exc:
             return Check("archive_store", False, f"DATA_DIR is not writable ({exc.strerror})")
         return Check("archive_store", True, "writable")
+
+    async def _store(self) -> Check:
+        if self._store_check is None:
+            return Check("archive_store", True, "writable")
+        now = time.monotonic()
+        if self._store_cached is not None and now - self._store_cached[0] < self._ttl:
+            return self._store_cached[1]
+        try:
+            await asyncio.wait_for(self._store_check(), PROBE_TIMEOUT.read or 3.0)
+            result = Check("archive_store", True, f"{self._store_name} answers")
+        except TimeoutError:
+            result = Check("archive_store", False, f"{self._store_name} did not answer in time")
+        except Exception as exc:  # any failure of the store means "not usable"
+            result = Check("archive_store", False, f"{self._store_name} is unusable ({exc})")
+        self._store_cached = (time.monotonic(), result)
+        return result
 
     async def _redis(self) -> Check:
         assert self._redis_check is not None

@@ -80,7 +80,7 @@ def jobs_api(
     """The service with the embedded backend, or web-only against Redis and an arq worker."""
     overrides: dict[str, Any] = dict(FAST_JOBS)
     redis_url = None
-    store_dir = tmp_path / "data" / "jobs"
+    store_dir = tmp_path / "data" / "archives"  # the default ARCHIVE_STORE
     if request.param == "redis":
         worker: RedisWorker = request.getfixturevalue("redis_worker")
         redis_url = worker.url

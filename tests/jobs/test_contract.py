@@ -73,6 +73,15 @@ def test_job_writes_the_streamed_archive_and_serves_it_resumably(
         assert client.get(created["download_url"], headers={"If-Modified-Since": modified})
         past_end = client.get(created["download_url"], headers={"Range": "bytes=999999999-"})
         assert past_end.status_code == 416 and past_end.json()["error"] == "range_not_satisfiable"
+        assert past_end.headers["content-range"] == f"bytes */{len(archive.content)}"
+        huge = client.get(created["download_url"], headers={"Range": f"bytes={'9' * 4301}-"})
+        assert huge.status_code == 416 and huge.json()["error"] == "range_not_satisfiable"
+        for unusable in ("bytes=abc", "items=0-5", "bytes=9-3"):  # ignored, as RFC 9110 says
+            ignored = client.get(created["download_url"], headers={"Range": unusable})
+            assert ignored.status_code == 200 and ignored.content == archive.content
+        assert archive.headers["accept-ranges"] == "bytes"
+        fresh = client.get(created["download_url"], headers={"If-None-Match": etag})
+        assert fresh.status_code == 304 and fresh.content == b""
 
 
 def test_jobs_are_visible_only_to_their_credential_and_keys_are_never_stored(
@@ -125,7 +134,7 @@ def test_delete_cancels_in_flight_downloads_and_removes_files(
         assert wait_state(client, job["status_url"])["state"] == "cancelled"
         gone = client.get(job["download_url"])
         assert gone.status_code == 410 and gone.json()["error"] == "job_gone"
-    assert not [p for p in jobs_api.store_dir.iterdir() if job["job_id"] in p.name]
+    assert not [p for p in jobs_api.store_dir.rglob("*") if job["job_id"] in p.name]
 
 
 def test_signed_download_link_works_without_credentials(
@@ -264,4 +273,4 @@ def test_job_over_the_storage_bound_fails_with_the_reason(
         status = wait_state(c, job["status_url"])
     assert status["state"] == "failed"
     assert "JOB_STORAGE_MAX_BYTES" in status["reason"]
-    assert not list((settings.data_dir / "jobs").iterdir())
+    assert not [p for p in (settings.data_dir / "archives").rglob("*") if p.is_file()]

@@ -21,8 +21,9 @@ from app.jobs.callbacks import (
 from app.jobs.keybox import KeyBox, KeyUnavailable
 from app.jobs.models import JobRecord
 from app.jobs.sqlite import SQLiteBackend
-from app.jobs.store import ArchiveStore, StorageFull
+from app.jobs.store import JobArchives, StorageFull
 from app.jobs.sweeper import sweep
+from app.storage import LocalArchiveStore, Quota
 
 
 @pytest.mark.parametrize(
@@ -154,24 +155,46 @@ def test_keys_sealed_before_the_upgrade_still_open() -> None:
     assert box.open(EARLIER_SEALED) == "customer-key"
 
 
+def job_archives(root: Path, *, max_bytes: int | None) -> JobArchives:
+    quota = Quota(namespaces=("jobs",), max_bytes=max_bytes, evictable=False)
+    return JobArchives(LocalArchiveStore(root, quotas=(quota,)), spool_dir=root / "spool")
+
+
 def test_store_bound_is_enforced_while_writing(tmp_path: Path) -> None:
-    store = ArchiveStore(tmp_path, max_bytes=10_000)
-    (tmp_path / "other.zip").write_bytes(b"x" * 4_000)
+    store = job_archives(tmp_path, max_bytes=10_000)
+    (tmp_path / "jobs").mkdir()
+    (tmp_path / "jobs" / "other.zip").write_bytes(b"x" * 4_000)
     writer = store.writer("job")
     writer.write(b"a" * 5_000)
     with pytest.raises(StorageFull, match="JOB_STORAGE_MAX_BYTES"):
         writer.write(b"b" * 2_000)
     writer.discard()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["other.zip"]
+    assert [p.name for p in tmp_path.rglob("*") if p.is_file()] == ["other.zip"]
+
+
+async def test_store_bound_counts_archives_committed_meanwhile(tmp_path: Path) -> None:
+    store = job_archives(tmp_path, max_bytes=10_000)
+    first, second = store.writer("first"), store.writer("second")
+    first.write(b"a" * 6_000)
+    second.write(b"b" * 3_000)
+    await first.commit()
+    second.write(b"b" * 1_001)  # within the room measured when it started...
+    with pytest.raises(StorageFull):  # ...but 6,000 committed + 4,001 do not fit
+        await second.commit()
+    second.discard()
+    assert (await store.stat("first")) is not None and await store.stat("second") is None
+    assert [p.name for p in tmp_path.rglob("*") if p.is_file()] == ["first.zip"]
 
 
 async def test_sweeper_expires_archives_then_forgets_jobs(tmp_path: Path) -> None:
     backend = SQLiteBackend(tmp_path / "jobs.sqlite3")
-    store = ArchiveStore(tmp_path / "store", max_bytes=0)
+    store = job_archives(tmp_path / "store", max_bytes=None)
     record = JobRecord(owner="operator", order_id="o")
     record.end("complete", ttl=60)
     await backend.insert(record)
-    store.path(record.job_id).write_bytes(b"PK")
+    writer = store.writer(record.job_id)
+    writer.write(b"PK")
+    await writer.commit()
 
     await sweep(backend, store, ttl=60, max_attempts=3)
     assert (await backend.get(record.job_id)).state == "complete"  # type: ignore[union-attr]
@@ -183,7 +206,7 @@ async def test_sweeper_expires_archives_then_forgets_jobs(tmp_path: Path) -> Non
     await backend.update(record.job_id, age)
     await sweep(backend, store, ttl=60, max_attempts=3)
     assert (await backend.get(record.job_id)).state == "expired"  # type: ignore[union-attr]
-    assert not store.path(record.job_id).exists()
+    assert await store.stat(record.job_id) is None
 
     def older(stored: JobRecord) -> bool:
         stored.expires_at = time.time() - 61
@@ -197,7 +220,7 @@ async def test_sweeper_expires_archives_then_forgets_jobs(tmp_path: Path) -> Non
 
 async def test_sweeper_requeues_lapsed_leases_then_gives_up(tmp_path: Path) -> None:
     backend = SQLiteBackend(tmp_path / "jobs.sqlite3")
-    store = ArchiveStore(tmp_path / "store", max_bytes=0)
+    store = job_archives(tmp_path / "store", max_bytes=None)
     record = JobRecord(
         owner="operator",
         order_id="o",

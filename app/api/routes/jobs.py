@@ -6,13 +6,12 @@ Also `POST /webhooks/autoenhance`, which starts jobs that wait for their order t
 from __future__ import annotations
 
 import logging
-import os
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import httpx
-from fastapi import APIRouter, Depends, Header, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict
 
 from app.api.deps import (
@@ -24,7 +23,7 @@ from app.api.deps import (
     own_key_header,
     service_key_header,
 )
-from app.api.responses import ZIP_MEDIA_TYPE, ZipFileResponse, archive_file_response
+from app.api.responses import ZIP_MEDIA_TYPE, StoredObjectResponse, stored_object_response
 from app.api.routes.batch import OptionsDep
 from app.api.upstream import checked_order_id, fetch_order
 from app.core.errors import (
@@ -47,8 +46,8 @@ from app.jobs.callbacks import (
 )
 from app.jobs.models import Failure, JobRecord, JobState
 from app.jobs.service import JobService
-from app.services.cache import CachedArchive
 from app.services.naming import content_disposition
+from app.storage import ObjectMissing
 
 logger = logging.getLogger("app.jobs")
 router = APIRouter(tags=["jobs"])
@@ -285,14 +284,16 @@ async def job_download_link(
 @router.get(
     "/jobs/{job_id}/download",
     name="job_download",
-    response_class=ZipFileResponse,
+    response_class=StoredObjectResponse,
     responses={
         200: {
             "description": "The archive, with Content-Length, ETag and Last-Modified",
             "content": {ZIP_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}}},
         },
-        206: {"description": "Part of the archive (HTTP Range)"},
-        **error_responses(401, 403, 404, 409, 410),
+        206: {"description": "Part of the archive (HTTP Range; several ranges: multipart)"},
+        302: {"description": "ARCHIVE_REDIRECT=true: a short-lived presigned URL of the archive"},
+        304: {"description": "If-None-Match names the archive's current ETag"},
+        **error_responses(401, 403, 404, 409, 410, 416),
     },
     summary="Download a finished job's archive (resumable)",
 )
@@ -304,9 +305,9 @@ async def job_download(
     signer: SignerDep,
     service_key: Annotated[str | None, Depends(service_key_header)],
     own_key: Annotated[str | None, Depends(own_key_header)],
-    range_header: Annotated[str | None, Header(alias="range", include_in_schema=False)] = None,
-) -> ZipFileResponse:
-    """The archive, with Range and If-Range; a signed link needs no other credential."""
+) -> Response:
+    """The archive, with Range, If-Range and If-None-Match; a signed link needs no other
+    credential."""
     params = dict(request.query_params)
     owner: str | None
     if "sig" in params:
@@ -320,28 +321,26 @@ async def job_download(
     if record is None:
         raise NotFound("No such job, or it belongs to another credential.", code="unknown_job")
     _downloadable(record)
-    path = jobs.store.path(job_id)
+    gone = Gone("This job's archive is no longer stored.", code="job_gone")
+    info = await jobs.store.stat(job_id)
+    if info is None:
+        raise gone
     try:
-        stat = os.stat(path)
-    except FileNotFoundError:
-        raise Gone("This job's archive is no longer stored.", code="job_gone") from None
-    archive = CachedArchive(
-        path=path,
-        size=stat.st_size,
-        etag=f'"job-{job_id}-{stat.st_size}"',
-        last_modified=datetime.fromtimestamp(int(stat.st_mtime), tz=UTC),
-        meta={},
-    )
-    return archive_file_response(
-        archive,
-        range_header=range_header,
-        headers={
-            "Content-Disposition": content_disposition(record.filename or f"{job_id}.zip"),
-            "X-Total-Images": str(record.images_total),
-            "X-Downloaded": str(record.images_done),
-            "X-Failed": str(len(record.failures)),
-        },
-    )
+        return await stored_object_response(
+            request,
+            jobs.store.store,
+            info,
+            etag=f'"job-{job_id}-{info.etag}"',
+            headers={
+                "Content-Disposition": content_disposition(record.filename or f"{job_id}.zip"),
+                "X-Total-Images": str(record.images_total),
+                "X-Downloaded": str(record.images_done),
+                "X-Failed": str(len(record.failures)),
+            },
+            redirect_ttl=settings.archive_redirect_ttl if settings.archive_redirect else None,
+        )
+    except ObjectMissing:
+        raise gone from None
 
 
 def _webhook_auth(request: Request, settings: SettingsDep) -> None:

@@ -1,0 +1,193 @@
+"""`stored_object_response` over a real uvicorn server: ranges, conditionals, 416, redirects.
+
+A small app serves one stored object the way the archive routes do (with the service's error
+handlers, so a 416 has the service's JSON error shape).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import email.parser
+import os
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+
+from app.api.ranges import http_date
+from app.api.responses import stored_object_response
+from app.core.config import Settings
+from app.core.errors import NotFound, install_error_handlers
+from app.core.middleware import install_middleware
+from app.storage import ArchiveStore, LocalArchiveStore
+from app.storage._s3 import S3ArchiveStore
+from tests.support import S3Server, UvicornThread
+
+DATA = os.urandom(300_000)
+KEY = "cache/object.zip"
+
+
+def serving_app(make: Any, *, redirect_ttl: float | None = None) -> FastAPI:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
+        store: ArchiveStore = make()
+        writer = store.writer(KEY)
+        await writer.write(DATA)
+        assert await writer.commit() is not None
+        yield {"store": store}
+        await store.settle()
+        await store.aclose()
+
+    app = FastAPI(lifespan=lifespan)
+    install_error_handlers(app)
+    install_middleware(app, Settings(_env_file=None))  # type: ignore[call-arg]
+
+    @app.api_route("/object", methods=["GET", "HEAD"])
+    async def serve(request: Request) -> Response:
+        store: ArchiveStore = request.state.store
+        info = await store.stat(KEY)
+        if info is None:
+            raise NotFound("gone")
+        return await stored_object_response(
+            request, store, info, headers={"X-Extra": "1"}, redirect_ttl=redirect_ttl
+        )
+
+    return app
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    root = tmp_path_factory.mktemp("serving") / "archives"
+    with UvicornThread(serving_app(lambda: LocalArchiveStore(root, quotas=()))) as running:
+        yield f"{running.url}/object"
+
+
+def get(url: str, **headers: str) -> httpx.Response:
+    return httpx.get(url, headers=headers, timeout=30)
+
+
+def test_whole_object_carries_validators_and_length(server: str) -> None:
+    whole = get(server)
+    assert whole.status_code == 200 and whole.content == DATA
+    assert whole.headers["content-length"] == str(len(DATA))
+    assert whole.headers["accept-ranges"] == "bytes"
+    assert whole.headers["etag"].startswith('"') and not whole.headers["etag"].startswith("W/")
+    assert whole.headers["last-modified"].endswith("GMT")
+    assert whole.headers["content-type"] == "application/zip"
+    assert whole.headers["x-extra"] == "1"
+    head = httpx.head(server, timeout=30)
+    assert head.status_code == 200 and head.content == b""
+    for name in ("content-length", "etag", "last-modified", "accept-ranges"):
+        assert head.headers[name] == whole.headers[name]
+
+
+def test_single_and_suffix_ranges(server: str) -> None:
+    part = get(server, Range="bytes=100-199")
+    assert part.status_code == 206 and part.content == DATA[100:200]
+    assert part.headers["content-range"] == f"bytes 100-199/{len(DATA)}"
+    assert part.headers["content-length"] == "100"
+    tail = get(server, Range="bytes=-1000")
+    assert tail.status_code == 206 and tail.content == DATA[-1000:]
+    rest = get(server, Range="bytes=299000-")
+    assert rest.status_code == 206 and rest.content == DATA[299_000:]
+    clipped = get(server, Range="bytes=299990-999999")
+    assert clipped.content == DATA[299_990:]
+    head = httpx.head(server, headers={"Range": "bytes=10-19"}, timeout=30)
+    assert head.status_code == 206 and head.headers["content-length"] == "10"
+
+
+def test_multiple_ranges_are_multipart(server: str) -> None:
+    answer = get(server, Range="bytes=0-9, 1000-1099, -5")
+    assert answer.status_code == 206
+    content_type = answer.headers["content-type"]
+    assert content_type.startswith("multipart/byteranges; boundary=")
+    assert int(answer.headers["content-length"]) == len(answer.content)
+    message = email.parser.BytesParser().parsebytes(
+        f"Content-Type: {content_type}\r\n\r\n".encode() + answer.content
+    )
+    parts = [(p["Content-Range"], p.get_payload(decode=True)) for p in message.get_payload()]
+    size = len(DATA)
+    assert parts == [
+        (f"bytes 0-9/{size}", DATA[:10]),
+        (f"bytes 1000-1099/{size}", DATA[1000:1100]),
+        (f"bytes {size - 5}-{size - 1}/{size}", DATA[-5:]),
+    ]
+
+
+def test_if_range_and_conditional_requests(server: str) -> None:
+    whole = get(server)
+    etag, modified = whole.headers["etag"], whole.headers["last-modified"]
+    resumed = get(server, Range="bytes=1000-", **{"If-Range": etag})
+    assert resumed.status_code == 206 and resumed.content == DATA[1000:]
+    by_date = get(server, Range="bytes=1000-", **{"If-Range": modified})
+    assert by_date.status_code == 206
+    changed = get(server, Range="bytes=1000-", **{"If-Range": '"another-version"'})
+    assert changed.status_code == 200 and changed.content == DATA
+    cached = get(server, **{"If-None-Match": etag})
+    assert cached.status_code == 304 and cached.content == b"" and cached.headers["etag"] == etag
+    assert get(server, **{"If-None-Match": '"x", W/' + etag}).status_code == 304
+    assert get(server, **{"If-None-Match": '"x"'}).status_code == 200
+    assert get(server, **{"If-Modified-Since": modified}).status_code == 304
+
+
+@pytest.mark.parametrize(
+    "header", [f"bytes={len(DATA)}-", "bytes=999999999-", "bytes=-0", "bytes=" + "9" * 4301 + "-"]
+)
+def test_a_range_past_the_end_is_416_with_the_json_error(server: str, header: str) -> None:
+    answer = get(server, Range=header)
+    assert answer.status_code == 416
+    assert answer.headers["content-range"] == f"bytes */{len(DATA)}"
+    body = answer.json()
+    assert body["error"] == "range_not_satisfiable" and body["detail"] and body["request_id"]
+
+
+@pytest.mark.parametrize(
+    "header",
+    ["bytes=abc", "items=0-5", "bytes=5-1", "bytes", "bytes=0-1,,x", "bytes=0-" + "9" * 4301],
+)
+def test_an_unusable_range_is_ignored(server: str, header: str) -> None:
+    answer = get(server, Range=header)
+    if header.startswith("bytes=0-9"):  # a huge last byte: to the end
+        assert answer.status_code == 206 and answer.content == DATA
+    else:
+        assert answer.status_code == 200 and answer.content == DATA
+
+
+def test_redirects_to_a_presigned_url_on_object_storage(
+    s3_server: S3Server, tmp_path: Path
+) -> None:
+    bucket = s3_server.bucket()
+
+    def make() -> ArchiveStore:
+        return S3ArchiveStore(
+            bucket=bucket,
+            prefix="p",
+            endpoint=s3_server.endpoint,
+            quotas=(),
+            config=s3_server.credentials,
+        )
+
+    with UvicornThread(serving_app(make, redirect_ttl=60)) as running:
+        url = f"{running.url}/object"
+        moved = get(url)
+        assert moved.status_code == 302 and moved.headers["cache-control"] == "no-store"
+        location = moved.headers["location"]
+        assert location.startswith(s3_server.endpoint) and "X-Amz-Signature" in location
+        followed = httpx.get(url, follow_redirects=True, timeout=30)
+        assert followed.content == DATA
+        part = httpx.get(location, headers={"Range": "bytes=10-19"}, timeout=30)
+        assert part.status_code == 206 and part.content == DATA[10:20]
+        etag = moved.headers.get("etag") or get(url, **{"If-None-Match": "*"}).headers["etag"]
+        assert get(url, **{"If-None-Match": etag}).status_code == 304  # 304 wins
+
+
+def test_http_date_is_whole_seconds_gmt() -> None:
+    from datetime import UTC, datetime
+
+    assert http_date(datetime(2026, 1, 2, 3, 4, 5, 999_999, tzinfo=UTC)) == (
+        "Fri, 02 Jan 2026 03:04:05 GMT"
+    )
