@@ -75,9 +75,9 @@ load: $(VENV)/.dev
 worker: $(VENV)/.runtime
 	$(BIN)/arq app.jobs.worker.WorkerSettings
 
-## screenshot: regenerate docs/screenshot.png from the browser test
+## screenshot: regenerate docs/screenshot.png and docs/screenshot-orders.png from the browser test
 screenshot: $(VENV)/.dev
-	SCREENSHOT=docs/screenshot.png $(BIN)/python -m pytest tests/browser -q
+	SCREENSHOT=docs/screenshot.png $(BIN)/python -m pytest tests/browser/test_page.py -q -k test_screenshot
 
 ## samples: redraw sample_images/
 samples: $(VENV)/.runtime

@@ -11,11 +11,14 @@ Two ways to reach Autoenhance:
   GET /orders/{id}/images. Sent along when set: AUTOENHANCE_API_KEY as X-Autoenhance-Key (your
   own key), ADMIN_TOKEN as a Bearer token, SERVICE_API_KEY as X-API-Key.
 
-`--download` needs `--service-url` (the ZIP is the service's). A broken transfer is retried and,
-once the service has answered with an ETag (a cached archive), resumed with Range + If-Range:
-the partial file is `<out>.part` with its validator in `<out>.part.json`, so running the same
-command again also resumes. A first, streamed answer has no ETag and no length: if that breaks,
-the download starts over (the service serves a finished archive from its cache next time).
+`--download` needs `--service-url` (the ZIP is the service's). Everything that can be checked
+before any work is checked first: the files, the folder the ZIP goes to, and that the URL is
+the service (its `GET /health`). A broken transfer is retried and, once the service has answered
+with an ETag (a cached archive), resumed with Range + If-Range: the partial file is
+`<out>.part` with its validator in `<out>.part.json`, so running the same command again also
+resumes. A first, streamed answer has no ETag and no length: if that breaks, the download starts
+over (the service serves a finished archive from its cache next time); the messages say which
+of the two will happen.
 Keys are read from the environment only, never from the command line (where `ps` shows them).
 """
 
@@ -27,7 +30,7 @@ import contextlib
 import json
 import os
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -37,12 +40,14 @@ from rich.console import Console
 from rich.progress import (
     BarColumn,
     DownloadColumn,
-    MofNCompleteColumn,
     Progress,
+    ProgressColumn,
+    Task,
     TextColumn,
     TimeElapsedColumn,
     TransferSpeedColumn,
 )
+from rich.text import Text
 
 from app.services.ordering import ImageOutcome, create_order_with_images, uploads_from_paths
 from app.upstream.client import AutoenhanceClient, build_http_client
@@ -78,7 +83,7 @@ environment:
 exit codes:
   0  done
   1  the API or service refused or failed (e.g. no image could be uploaded)
-  2  usage error, or a missing or refused key
+  2  usage error (also: --service-url is not the service), or a missing or refused key
   3  a file cannot be read or is not a supported image
   4  network failure (after retries)
   5  order not found
@@ -87,12 +92,13 @@ exit codes:
 
 
 class CliError(Exception):
-    """A failure with the exit code it ends the program with."""
+    """A failure with the exit code it ends the program with (and the service's error code)."""
 
-    def __init__(self, message: str, code: int) -> None:
+    def __init__(self, message: str, code: int, *, error: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.code = code
+        self.error = error
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +146,20 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
+def check_destination(out: Path) -> None:
+    """Fail before any work when the ZIP could not be saved at `out`."""
+    folder = out.parent
+    if out.is_dir():
+        raise CliError(
+            f"--download {out} is a folder; give a file name, e.g. {out / 'order.zip'}",
+            EXIT_USAGE,
+        )
+    if not folder.is_dir():
+        raise CliError(f"cannot save to {out}: the folder {folder} does not exist", EXIT_USAGE)
+    if not os.access(folder, os.W_OK):
+        raise CliError(f"cannot save to {out}: the folder {folder} is not writable", EXIT_USAGE)
+
+
 def check_files(paths: Sequence[Path]) -> None:
     """Fail early, naming the file, on anything unreadable or not an image."""
     try:
@@ -150,13 +170,44 @@ def check_files(paths: Sequence[Path]) -> None:
         raise CliError(str(exc), EXIT_BAD_FILE) from exc
 
 
+# What a progress bar counts: its task's `unit` field.
+BYTES = "bytes"
+IMAGES = "images"
+
+
+class AmountColumn(ProgressColumn):
+    """`3/20 images` for a count of images, `1.2/4.5 MB` for bytes: each bar in its own unit."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._bytes = DownloadColumn()
+
+    def render(self, task: Task) -> Text:
+        if task.fields.get("unit") == BYTES:
+            return self._bytes.render(task)
+        total = "?" if task.total is None else f"{task.total:.0f}"
+        return Text(f"{task.completed:.0f}/{total} images", style="progress.download")
+
+
+class SpeedColumn(ProgressColumn):
+    """Transfer speed, for byte counts only (images per second says nothing useful)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._speed = TransferSpeedColumn()
+
+    def render(self, task: Task) -> Text:
+        if task.fields.get("unit") == BYTES:
+            return self._speed.render(task)
+        return Text("")
+
+
 def progress_bar(console: Console, *, quiet: bool) -> Progress:
     return Progress(
         TextColumn("{task.description:<11}"),
         BarColumn(),
-        MofNCompleteColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
+        AmountColumn(),
+        SpeedColumn(),
         TimeElapsedColumn(),
         console=console,
         disable=quiet,
@@ -175,21 +226,26 @@ def upstream_failure(exc: UpstreamError) -> CliError:
 
 def service_failure(response: httpx.Response) -> CliError:
     try:
-        detail = response.json().get("detail")
-    except ValueError:
-        detail = None
-    message = detail if isinstance(detail, str) else json.dumps(detail) if detail else ""
+        payload = response.json()
+        detail, error = payload.get("detail"), payload.get("error")
+    except (ValueError, AttributeError):
+        detail, error = None, None
+    error = error if isinstance(error, str) else None
+    if isinstance(detail, dict) and isinstance(detail.get("message"), str):
+        message = detail["message"]
+    else:
+        message = detail if isinstance(detail, str) else json.dumps(detail) if detail else ""
     status = response.status_code
     text = f"the service answered {status}" + (f": {message}" if message else "")
     if status in (401, 403):
-        return CliError(text, EXIT_USAGE)
+        return CliError(text, EXIT_USAGE, error=error)
     if status == 404:
-        return CliError(text, EXIT_NOT_FOUND)
+        return CliError(text, EXIT_NOT_FOUND, error=error)
     if status in (502, 503, 504):
-        return CliError(text, EXIT_NETWORK)
+        return CliError(text, EXIT_NETWORK, error=error)
     if status in (413, 415):
-        return CliError(text, EXIT_BAD_FILE)
-    return CliError(text, EXIT_FAILED)
+        return CliError(text, EXIT_BAD_FILE, error=error)
+    return CliError(text, EXIT_FAILED, error=error)
 
 
 def status_of_images(statuses: Sequence[str | None]) -> Status:
@@ -211,7 +267,7 @@ class Direct:
         )
 
     async def create(self, paths: Sequence[Path], *, name: str | None, progress: Progress) -> str:
-        task = progress.add_task("upload", total=len(paths))
+        task = progress.add_task("upload", total=len(paths), unit=IMAGES)
 
         def advance(outcome: ImageOutcome) -> None:
             progress.advance(task)
@@ -289,7 +345,7 @@ class Service:
 
     async def create(self, paths: Sequence[Path], *, name: str | None, progress: Progress) -> str:
         total = sum(path.stat().st_size for path in paths)
-        task = progress.add_task("upload", total=total)
+        task = progress.add_task("upload", total=total, unit=BYTES)
         with contextlib.ExitStack() as stack:
             files = [
                 (
@@ -315,6 +371,27 @@ class Service:
         body = (await self._send("GET", f"/orders/{order_id}")).json()
         return status_of_images([image.get("status") for image in body.get("images", [])])
 
+    async def check(self, url: str) -> None:
+        """Make sure the batch downloader answers at `url` before doing any work.
+
+        Raises:
+            CliError: EXIT_NETWORK when nothing answers, EXIT_USAGE when something else does.
+        """
+        try:
+            response = await self.http.get("/health")
+        except httpx.TransportError as exc:
+            raise CliError(f"network failure: {type(exc).__name__}: {exc}", EXIT_NETWORK) from exc
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if response.status_code != 200 or not isinstance(body, dict) or "mode" not in body:
+            raise CliError(
+                f"{url} does not look like the batch downloader service (GET /health answered "
+                f"{response.status_code}); check --service-url",
+                EXIT_USAGE,
+            )
+
 
 # --- waiting and downloading --------------------------------------------------------------------
 
@@ -332,7 +409,7 @@ async def wait_processed(
     Raises:
         CliError: EXIT_TIMEOUT after `timeout` seconds; others from the status calls.
     """
-    task = progress.add_task("processing", total=None)
+    task = progress.add_task("processing", total=None, unit=IMAGES)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while True:
@@ -386,18 +463,25 @@ class Partial:
 
 
 async def download(
-    http: httpx.AsyncClient, order_id: str, out: Path, *, retries: int, progress: Progress
+    http: httpx.AsyncClient,
+    order_id: str,
+    out: Path,
+    *,
+    retries: int,
+    progress: Progress,
+    waited: bool = True,
 ) -> int:
     """Fetch the ZIP into `out`, resuming a partial file when the service allows it.
 
-    Returns the archive's size.
+    Returns the archive's size. `waited` says whether processing was waited for; when it was
+    not and no image is ready yet, the error suggests `--wait`.
 
     Raises:
         CliError: EXIT_NETWORK when every attempt broke; others from the service's answer.
     """
     url = f"/orders/{order_id}/images"
     partial = Partial(out)
-    task = progress.add_task("download", total=None)
+    task = progress.add_task("download", total=None, unit=BYTES)
     last_error = ""
     for attempt in range(retries + 1):
         if attempt:
@@ -407,9 +491,16 @@ async def download(
         except httpx.TransportError as exc:
             last_error = f"{type(exc).__name__}: {exc}"
             progress.console.print(f"download broke ({last_error}); attempt {attempt + 1}")
-    raise CliError(
-        f"network failure downloading {url}: {last_error} (run again to resume)", EXIT_NETWORK
-    )
+        except CliError as exc:
+            if exc.error == "nothing_to_deliver" and not waited:
+                raise CliError(
+                    f"{exc.message} Add --wait to wait until the order is processed, then "
+                    "download.",
+                    exc.code,
+                    error=exc.error,
+                ) from exc
+            raise
+    raise CliError(f"network failure downloading {url}: {last_error}", EXIT_NETWORK)
 
 
 async def _download_once(
@@ -468,17 +559,44 @@ def service_headers(env: dict[str, str]) -> dict[str, str]:
     return headers
 
 
-@contextlib.contextmanager
-def _no_traceback() -> Iterator[None]:
-    try:
-        yield
-    except KeyboardInterrupt:
-        raise CliError("interrupted (run again to resume a download)", EXIT_NETWORK) from None
+@dataclass
+class RunState:
+    """What a run has done so far, to say honestly what running again will do."""
+
+    order_id: str | None = None
+    created: bool = False  # the order was created by this run (running again makes another)
 
 
-async def run(args: argparse.Namespace, env: dict[str, str], console: Console) -> int:
+def again(args: argparse.Namespace, state: RunState) -> str:
+    """What to run next after a failure or an interrupt, and what that will do."""
+    if state.order_id is None:
+        return "nothing was downloaded; run the same command again to start over"
+    command = (
+        f"run again with --order-id {state.order_id} instead of the photos (the order exists; "
+        "the same command would create another)"
+        if state.created
+        else "run the same command again"
+    )
+    if not args.download:
+        return command
+    resume = Partial(args.download).resumable(f"/orders/{state.order_id}/images")
+    if resume is not None:
+        return f"{command} to resume the download from byte {resume[0]}"
+    if Partial(args.download).path.exists():
+        return (
+            f"{command} to download it again from the start (the service streamed the archive "
+            "as it was built, and such a transfer cannot be resumed)"
+        )
+    return command
+
+
+async def run(
+    args: argparse.Namespace, env: dict[str, str], console: Console, state: RunState
+) -> int:
     if args.files:
         check_files(args.files)
+    if args.download:
+        check_destination(args.download)
     timeout = httpx.Timeout(30.0, connect=10.0)
     with progress_bar(console, quiet=args.quiet) as progress:
         if args.service_url:
@@ -488,15 +606,25 @@ async def run(args: argparse.Namespace, env: dict[str, str], console: Console) -
                 timeout=timeout,
             ) as http:
                 service = Service(http)
-                order_id = args.order_id or await service.create(
-                    args.files, name=args.name, progress=progress
-                )
+                await service.check(args.service_url)
+                state.order_id = args.order_id
+                if state.order_id is None:
+                    state.order_id = await service.create(
+                        args.files, name=args.name, progress=progress
+                    )
+                    state.created = True
+                order_id = state.order_id
                 console.print(f"order {order_id}")
                 if args.wait:
                     await _wait(service, order_id, args, progress)
                 if args.download:
                     size = await download(
-                        http, order_id, args.download, retries=args.retries, progress=progress
+                        http,
+                        order_id,
+                        args.download,
+                        retries=args.retries,
+                        progress=progress,
+                        waited=args.wait,
                     )
                     console.print(f"saved {args.download} ({size} bytes)")
         else:
@@ -511,9 +639,13 @@ async def run(args: argparse.Namespace, env: dict[str, str], console: Console) -
                 max_connections=8, connect_timeout=10.0, read_timeout=30.0, max_redirects=5
             ) as http:
                 direct = Direct(http, api_key=api_key, base_url=base)
-                order_id = args.order_id or await direct.create(
-                    args.files, name=args.name, progress=progress
-                )
+                state.order_id = args.order_id
+                if state.order_id is None:
+                    state.order_id = await direct.create(
+                        args.files, name=args.name, progress=progress
+                    )
+                    state.created = True
+                order_id = state.order_id
                 console.print(f"order {order_id}")
                 if args.wait:
                     await _wait(direct, order_id, args, progress)
@@ -537,11 +669,17 @@ def main(argv: Sequence[str] | None = None, *, env: dict[str, str] | None = None
     """Run the command line; returns the exit code (see `--help`)."""
     args = parse_args(argv)
     console = Console(stderr=True)
+    state = RunState()
     try:
-        with _no_traceback():
-            return asyncio.run(run(args, dict(os.environ) if env is None else env, console))
+        return asyncio.run(run(args, dict(os.environ) if env is None else env, console, state))
+    except KeyboardInterrupt:
+        console.print(f"[red]interrupted:[/red] {again(args, state)}", highlight=False)
+        return EXIT_NETWORK
     except CliError as exc:
-        console.print(f"[red]error:[/red] {exc.message}", highlight=False)
+        message = exc.message
+        if exc.code in (EXIT_NETWORK, EXIT_TIMEOUT):
+            message += f" — {again(args, state)}"
+        console.print(f"[red]error:[/red] {message}", highlight=False)
         return exc.code
 
 

@@ -20,7 +20,7 @@ from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
 from app.api.deps import operator_credential
-from app.api.routes import batch, create, jobs, monitoring, orders, ui
+from app.api.routes import batch, create, jobs, monitoring, orders, thumbnails, ui
 from app.core.config import Settings
 from app.core.errors import install_error_handlers
 from app.core.files import private_dir
@@ -152,6 +152,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_middleware(app, settings)
     app.include_router(batch.router)
     app.include_router(orders.router)
+    app.include_router(thumbnails.router)
     app.include_router(monitoring.router)
     app.include_router(ui.router)
     app.include_router(create.router)

@@ -128,11 +128,13 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = "text"
     metrics_token: SecretStr | None = None
     rate_limit_downloads: str = "60/minute"  # GET /orders/{id}/images
-    rate_limit_lookups: str = "120/minute"  # GET /orders/{id}, HEAD /orders/{id}/images
+    rate_limit_lookups: str = "120/minute"  # GET /orders, /orders/{id}; HEAD /orders/{id}/images
     rate_limit_create_orders: str = "10/minute"
     rate_limit_jobs: str = "30/minute"  # POST/GET /orders/{id}/jobs
     rate_limit_job_status: str = "120/minute"  # GET/DELETE /jobs/{id}
     rate_limit_links: str = "60/minute"  # POST /orders/{id}/download-link, /jobs/{id}/...
+    # GET /orders/{id}/images/{image_id}/thumbnail: one grid of an order loads dozens at once
+    rate_limit_thumbnails: str = "600/minute"
     max_request_body_bytes: int = Field(default=1024 * 1024, ge=1024)  # non-upload routes
     request_header_timeout: float = Field(default=10.0, gt=0)  # seconds to send the headers
     request_body_idle_timeout: float = Field(default=30.0, gt=0)  # seconds between body parts
@@ -161,6 +163,7 @@ class Settings(BaseSettings):
         "rate_limit_jobs",
         "rate_limit_job_status",
         "rate_limit_links",
+        "rate_limit_thumbnails",
         "ask_rate_limit",
     )
     @classmethod

@@ -26,13 +26,15 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core import metrics
@@ -103,11 +105,48 @@ def method_label(scope: Scope) -> str:
     return method if method in KNOWN_METHODS else OTHER_METHOD
 
 
-def route_template(scope: Scope) -> str:
-    """The matched route's path template (`/orders/{order_id}/images`), never the raw path."""
+def route_template(scope: Scope, plain: PlainRoutes | None = None, status: int = 200) -> str:
+    """The matched route's path template (`/orders/{order_id}/images`), never the raw path.
+
+    FastAPI's own routes leave themselves in the scope. The OpenAPI document and the static
+    files are plain Starlette routes and mounts that do not, so their template is looked up in
+    `plain` (a 404 stays `unmatched`: a missing static file matched nothing worth a label).
+    """
     route = scope.get("route")
     path: object = getattr(route, "path", None)
-    return path if isinstance(path, str) and path else UNMATCHED_ROUTE
+    if isinstance(path, str) and path:
+        return path
+    if plain is not None and status != 404:
+        return plain.template(scope.get("path", "")) or UNMATCHED_ROUTE
+    return UNMATCHED_ROUTE
+
+
+class PlainRoutes:
+    """Templates of an application's non-FastAPI routes: exact paths, and mounts (`/static`)."""
+
+    def __init__(self, app: FastAPI) -> None:
+        self.exact: set[str] = set()
+        self.mounts: list[str] = []
+        self._collect(app.routes)
+
+    def _collect(self, routes: Sequence[BaseRoute]) -> None:
+        for route in routes:
+            included = getattr(route, "original_router", None)  # a router FastAPI included
+            if included is not None:
+                self._collect(included.routes)
+            elif isinstance(route, Mount):
+                self.mounts.append(route.path.rstrip("/"))
+            elif isinstance(route, Route) and not isinstance(route, APIRoute):
+                if "{" not in route.path:
+                    self.exact.add(route.path)
+
+    def template(self, path: str) -> str | None:
+        if path in self.exact:
+            return path
+        for mount in self.mounts:
+            if path.startswith(mount + "/"):
+                return mount + "/{path}"
+        return None
 
 
 class EdgeMiddleware:
@@ -120,8 +159,9 @@ class EdgeMiddleware:
     handed to the error ring of `scope["state"]["ops"]`, when there is one.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, plain_routes: PlainRoutes | None = None) -> None:
         self.app = app
+        self.plain_routes = plain_routes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -149,7 +189,8 @@ class EdgeMiddleware:
                     if name not in present:
                         headers.append((name, value))
                 message = {**message, "headers": headers}
-                metrics.HTTP_LATENCY.labels(method_label(scope), route_template(scope)).observe(
+                route = route_template(scope, self.plain_routes, status)
+                metrics.HTTP_LATENCY.labels(method_label(scope), route).observe(
                     time.perf_counter() - started
                 )
             elif message["type"] == "http.response.body":
@@ -166,11 +207,15 @@ class EdgeMiddleware:
             self._finish(scope, status, started, sent_bytes, failure)
             request_id_var.reset(token)
 
-    @staticmethod
     def _finish(
-        scope: Scope, status: int, started: float, sent_bytes: int, failure: BaseException | None
+        self,
+        scope: Scope,
+        status: int,
+        started: float,
+        sent_bytes: int,
+        failure: BaseException | None,
     ) -> None:
-        route = route_template(scope)
+        route = route_template(scope, self.plain_routes, status)
         method = method_label(scope)
         duration = time.perf_counter() - started
         metrics.HTTP_REQUESTS.labels(method, route, str(status)).inc()
@@ -399,6 +444,6 @@ def install_middleware(app: FastAPI, settings: Settings) -> None:
 
     def build_stack() -> ASGIApp:
         # Wrap the whole stack, ServerErrorMiddleware included (see the module docstring).
-        return EdgeMiddleware(build_inner())
+        return EdgeMiddleware(build_inner(), plain_routes=PlainRoutes(app))
 
     app.build_middleware_stack = build_stack  # type: ignore[method-assign]

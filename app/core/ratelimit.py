@@ -11,11 +11,12 @@ Routes attach a rule by name with a dependency:
 
     @router.post("/orders/{order_id}/jobs", dependencies=[Depends(rate_limit("jobs"))])
 
-Rules: `downloads` (RATE_LIMIT_DOWNLOADS), `lookups` (RATE_LIMIT_LOOKUPS),
-`create_orders` (RATE_LIMIT_CREATE_ORDERS), `jobs` (RATE_LIMIT_JOBS), `job_status`
-(RATE_LIMIT_JOB_STATUS), `links` (RATE_LIMIT_LINKS), `ask` (ASK_RATE_LIMIT). A refused
-request gets the JSON 429 with `Retry-After`. When the Redis storage fails, requests are let
-through and a warning is logged: a rate limiter must not take the service down with it.
+Rules: `downloads` (RATE_LIMIT_DOWNLOADS), `lookups` (RATE_LIMIT_LOOKUPS: summaries, HEADs of
+archives and the order list), `create_orders` (RATE_LIMIT_CREATE_ORDERS), `jobs`
+(RATE_LIMIT_JOBS), `job_status` (RATE_LIMIT_JOB_STATUS), `links` (RATE_LIMIT_LINKS),
+`thumbnails` (RATE_LIMIT_THUMBNAILS), `ask` (ASK_RATE_LIMIT). A refused request gets the JSON
+429 with `Retry-After`. When the Redis storage fails, requests are let through and a warning is
+logged: a rate limiter must not take the service down with it.
 """
 
 from __future__ import annotations
@@ -41,7 +42,9 @@ from app.core.security import key_fingerprint
 
 logger = logging.getLogger("app.ratelimit")
 
-RuleName = Literal["downloads", "lookups", "create_orders", "jobs", "job_status", "links", "ask"]
+RuleName = Literal[
+    "downloads", "lookups", "create_orders", "jobs", "job_status", "links", "thumbnails", "ask"
+]
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
@@ -53,6 +56,7 @@ def _rules(settings: Settings) -> dict[str, list[RateLimitItem]]:
         "jobs": settings.rate_limit_jobs,
         "job_status": settings.rate_limit_job_status,
         "links": settings.rate_limit_links,
+        "thumbnails": settings.rate_limit_thumbnails,
         "ask": settings.ask_rate_limit,
     }
     return {name: parse_many(text) if text else [] for name, text in configured.items()}

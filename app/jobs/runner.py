@@ -28,7 +28,7 @@ from app.jobs.context import JobContext
 from app.jobs.keybox import KeyUnavailable
 from app.jobs.models import KEY_GONE_REASON, PENDING_STATES, Failure, JobRecord, JobState
 from app.jobs.store import StorageFull
-from app.services.batch import BatchArchive, NothingToDeliver, Skipped, plan_batch
+from app.services.batch import BatchArchive, NothingToDeliver, Skipped, UnknownImages, plan_batch
 from app.services.naming import archive_filename
 from app.upstream.errors import UpstreamError
 from app.upstream.models import Order
@@ -177,7 +177,12 @@ class _Run:
 
     async def _build(self, order: Order, api_key: str | None) -> None:
         ctx = self.ctx
-        plan = plan_batch(order, self.record.options)
+        try:
+            plan = plan_batch(order, self.record.options)
+        except UnknownImages as exc:
+            # The selection was checked when the job was made; the order has changed since.
+            shown = ", ".join(exc.image_ids[:20])
+            raise _Stop("failed", f"selected images are no longer in the order: {shown}") from None
         filename = archive_filename(order.name, order.order_id)
 
         def start(record: JobRecord) -> None:

@@ -55,6 +55,14 @@ PREFETCH_FACTOR = 2
 FALLBACK_TIME = datetime(1980, 1, 1, tzinfo=UTC)
 
 
+class UnknownImages(ValueError):
+    """A selection names images that are not in the order; `image_ids` lists them."""
+
+    def __init__(self, image_ids: list[str]) -> None:
+        super().__init__("not in this order: " + ", ".join(image_ids))
+        self.image_ids = image_ids
+
+
 class NothingToDeliver(Exception):
     """No image of the order could be delivered; `failures` says why for each."""
 
@@ -107,7 +115,15 @@ class BatchPlan:
 
 
 def plan_batch(order: Order, options: DownloadOptions) -> BatchPlan:
-    """Name every image of `order` and mark which can be downloaded now."""
+    """Name every image of `order` and mark which can be downloaded now.
+
+    With a selection (`options.images`) the plan holds just those images, in the order's own
+    order. Entry names are given over the whole order first, so an image has the same name in
+    a selection's archive as in the full one.
+
+    Raises:
+        UnknownImages: the selection names ids the order does not hold (before any fetch).
+    """
     extension = extension_for_format(options.format)
     names = safe_entry_names(
         [(img.image_name, img.image_id) for img in order.images],
@@ -118,6 +134,13 @@ def plan_batch(order: Order, options: DownloadOptions) -> BatchPlan:
         PlannedImage(image=img, entry_name=name, ready=img.is_ready)
         for img, name in zip(order.images, names, strict=True)
     ]
+    if options.images is not None:
+        held = {p.image.image_id for p in planned}
+        unknown = [image_id for image_id in options.images if image_id not in held]
+        if unknown:
+            raise UnknownImages(unknown)
+        chosen = set(options.images)
+        planned = [p for p in planned if p.image.image_id in chosen]
     return BatchPlan(order=order, options=options, images=planned)
 
 

@@ -1,11 +1,18 @@
-"""Create an Autoenhance order and put images in it: register and upload each, concurrently.
+"""Create an Autoenhance order and put images in it: register each in turn, upload concurrently.
 
 The order is created first (if that fails nothing exists upstream and the error propagates).
-Then every image is registered (which answers with a pre-signed upload URL) and its bytes are
-PUT there, at most `concurrency` images at a time. A failure of one image does not stop the
-others: each outcome is reported (`ImageOutcome`), so the caller can say exactly which files
-made it. Images are read into memory one upload at a time (the upstream client sends bytes, and
-a retry must resend them), so memory is bounded by `concurrency` times the largest file.
+Then the images are registered one after another, in the order the files were given: the API
+lists an order's images in the order they were registered, so this is what keeps a shoot's
+order (room-00, room-01, …) in the summary and in the ZIP. Registration answers with a
+pre-signed upload URL; each image's bytes are PUT there as soon as it is registered, at most
+`concurrency` uploads at a time, while the next images are being registered. Registering is a
+small JSON call, so doing it in turn costs one round trip per image; the uploads, which move
+the bytes, stay concurrent.
+
+A failure of one image does not stop the others: each outcome is reported (`ImageOutcome`), so
+the caller can say exactly which files made it. Images are read into memory one upload at a
+time (the upstream client sends bytes, and a retry must resend them), so memory is bounded by
+`concurrency` times the largest file.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from pathlib import Path
 from app.services.sniff import SNIFF_BYTES, sniff_image
 from app.upstream.client import AutoenhanceClient
 from app.upstream.errors import UpstreamError
+from app.upstream.models import RegisteredImage
 
 logger = logging.getLogger("app.ordering")
 
@@ -84,10 +92,11 @@ async def create_order_with_images(
     concurrency: int,
     on_done: Callable[[ImageOutcome], None] | None = None,
 ) -> CreatedOrder:
-    """Create an order, then register and upload every image, `concurrency` at a time.
+    """Create an order, register every image in the order given, upload `concurrency` at a time.
 
-    Outcomes come back in the order of `uploads`. A failed image is reported, not raised.
-    `on_done` is called with each outcome as it is known (for progress displays).
+    The order lists its images in the order of `uploads`, and outcomes come back in that
+    order. A failed image is reported, not raised. `on_done` is called with each outcome as
+    it is known (for progress displays).
 
     Raises:
         UpstreamError: creating the order itself failed (nothing was created).
@@ -95,14 +104,24 @@ async def create_order_with_images(
     order = await client.create_order(api_key=api_key, name=name)
     semaphore = asyncio.Semaphore(concurrency)
 
-    async def one(upload: ImageUpload) -> ImageOutcome:
-        async with semaphore:
-            outcome = await _put_image(client, upload, order_id=order.order_id, api_key=api_key)
+    def report(outcome: ImageOutcome) -> ImageOutcome:
         if on_done is not None:
             on_done(outcome)
         return outcome
 
-    outcomes = await asyncio.gather(*(one(upload) for upload in uploads))
+    async def upload_one(upload: ImageUpload, registered: RegisteredImage) -> ImageOutcome:
+        async with semaphore:
+            return report(await _upload(client, upload, registered))
+
+    results: list[ImageOutcome | asyncio.Task[ImageOutcome]] = []
+    async with asyncio.TaskGroup() as uploading:
+        for upload in uploads:
+            registered = await _register(client, upload, order_id=order.order_id, api_key=api_key)
+            if isinstance(registered, ImageOutcome):
+                results.append(report(registered))
+            else:
+                results.append(uploading.create_task(upload_one(upload, registered)))
+    outcomes = [r.result() if isinstance(r, asyncio.Task) else r for r in results]
     created = CreatedOrder(order_id=order.order_id, name=order.name or name, images=outcomes)
     logger.info(
         "order created order=%s images=%d uploaded=%d failed=%d",
@@ -120,11 +139,12 @@ async def create_order_with_images(
     return created
 
 
-async def _put_image(
+async def _register(
     client: AutoenhanceClient, upload: ImageUpload, *, order_id: str, api_key: str | None
-) -> ImageOutcome:
+) -> RegisteredImage | ImageOutcome:
+    """The registered image, or the outcome saying why it could not be registered."""
     try:
-        registered = await client.register_image(
+        return await client.register_image(
             api_key=api_key,
             order_id=order_id,
             image_name=upload.filename,
@@ -132,6 +152,11 @@ async def _put_image(
         )
     except UpstreamError as exc:
         return ImageOutcome(upload.filename, None, False, f"registering failed: {exc.message}")
+
+
+async def _upload(
+    client: AutoenhanceClient, upload: ImageUpload, registered: RegisteredImage
+) -> ImageOutcome:
     try:
         content = await asyncio.to_thread(upload.read)
         await client.upload_image(registered.upload_url, content, content_type=upload.content_type)

@@ -98,6 +98,8 @@ def _sniff_iso_bmff(head: bytes) -> ImageKind | None:
 _PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"
 _JXL_CODESTREAM = b"\xff\x0a"
 _JXL_CONTAINER = b"\x00\x00\x00\x0cJXL \r\n\x87\n"
+_AVIF_NEEDS = frozenset({b"meta", b"mdat"})
+_JXL_CODESTREAM_BOXES = frozenset({b"jxlc", b"jxlp"})
 # A box header: 32-bit size and type, then a 64-bit size when the first says 1.
 _BOX_HEADER = 16
 # Compared against a chunk to tell padding from image data at memcmp speed.
@@ -137,6 +139,7 @@ class DeliveredImage:
         self._box_header = bytearray()
         self._boxes_ok = True
         self._open_box = False  # a box of size 0 runs to the end of the body
+        self._box_types: set[bytes] = set()
 
     def feed(self, chunk: bytes) -> None:
         """Take the next chunk of the body."""
@@ -170,6 +173,7 @@ class DeliveredImage:
             if len(self._box_header) < 8:
                 return
             size = int.from_bytes(self._box_header[:4], "big")
+            self._box_types.add(bytes(self._box_header[4:8]))
             if size == 1:
                 if len(self._box_header) < _BOX_HEADER:
                     if max(offset, 0) + len(take) >= len(chunk):
@@ -209,6 +213,13 @@ class DeliveredImage:
             return self.size >= int.from_bytes(head[4:8], "little") + 8
         if self.format == "jxl" and head.startswith(_JXL_CODESTREAM):
             return True
+        # A body cut exactly between two top-level boxes still ends on a box boundary, so
+        # the boxes an image cannot do without must be there too: AVIF's `meta` (what the
+        # image is) and `mdat` (its pixels), the JPEG XL container's codestream box(es).
+        if self.format == "avif" and not _AVIF_NEEDS <= self._box_types:
+            return False
+        if self.format == "jxl" and not self._box_types & _JXL_CODESTREAM_BOXES:
+            return False
         return self._boxes_ok and (self._open_box or self._next_box == self.size)
 
 

@@ -70,6 +70,21 @@ export async function request(path, { method = "GET", json, body, signal, header
   return response.json();
 }
 
+/** The upload formats the service accepts (app/services/sniff.py), in words. */
+export const ACCEPTED_FORMATS = "JPEG, PNG, WebP, TIFF, HEIC, AVIF or camera RAW (DNG, CR2, CR3, NEF, NRW, ARW, SRF, SR2, RAF)";
+/** File name endings of those formats, for the file chooser and for files without a type. */
+export const ACCEPTED_EXTENSIONS = [
+  ".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".heic", ".heif", ".avif",
+  ".dng", ".cr2", ".cr3", ".nef", ".nrw", ".arw", ".srf", ".sr2", ".raf",
+];
+
+/** A text ending in exactly one full stop (or its own ? or !). */
+function sentence(text) {
+  if (!text) return "";
+  const trimmed = text.trim();
+  return /[.!?]$/.test(trimmed) ? trimmed : `${trimmed}.`;
+}
+
 function detailText(detail) {
   if (!detail) return "";
   if (typeof detail === "string") return detail;
@@ -105,13 +120,16 @@ function humanMessage(status, code, detail, retryAfter) {
       return `Autoenhance is busy or failing right now. ${wait}`;
     case "upstream_error":
       return "Autoenhance could not be reached or failed. Try again shortly; if it keeps failing, check the Status tab.";
+    case "not_an_image":
+      // The detail names the file and ends with its own full stop.
+      return `${sentence(detailText(detail)) || "A file is not an image."} Send ${ACCEPTED_FORMATS} files.`;
     case "validation_error":
-      return `Some options are not valid: ${detailText(detail)}. Correct them and try again.`;
+      return `Some options are not valid: ${sentence(detailText(detail))} Correct them and try again.`;
     default:
       break;
   }
   if (status === 413) return `Too large: ${detailText(detail) || "the upload is over the limit"}. Send fewer or smaller files.`;
-  if (status === 415) return `Not an image: ${detailText(detail) || "unsupported file type"}. Send JPEG, PNG, WebP or HEIC files.`;
+  if (status === 415) return `${sentence(detailText(detail)) || "That is not an upload this service accepts."} Send ${ACCEPTED_FORMATS} files.`;
   if (status === 403) return detailText(detail) || "This is not allowed for you.";
   if (status >= 500) return `The service failed (${status}). Try again shortly; if it keeps failing, check the Status tab.`;
   return detailText(detail) || `The request failed (${status}).`;
@@ -156,13 +174,17 @@ export function el(tag, { text, cls, attrs } = {}, ...children) {
   return node;
 }
 
-/** Show a message box (role=alert) with an optional list of details, or hide it. */
+/**
+ * Show a message box with an optional list of details, or hide it. Errors interrupt a screen
+ * reader (role=alert); information and success are announced politely (role=status).
+ */
 export function showMessage(box, text, { kind = "error", items = [] } = {}) {
   box.replaceChildren();
   if (!text) {
     box.hidden = true;
     return;
   }
+  box.setAttribute("role", kind === "error" ? "alert" : "status");
   box.className = `message ${kind}`;
   box.append(el("p", { text }));
   if (items.length) box.append(el("ul", {}, ...items.map((item) => el("li", { text: item }))));

@@ -1,9 +1,10 @@
 // The page: tabs, the sandbox banner, and the wiring of each tab.
 
-import { DEMO_ORDER_ID, request } from "./api.js";
+import { access, DEMO_ORDER_ID, request } from "./api.js";
 import { AskTab } from "./ask.js";
 import { CreateTab } from "./create.js";
 import { DownloadTab } from "./download.js";
+import { OrdersTab } from "./orders.js";
 import { StatusTab } from "./status.js";
 
 const $ = (id) => document.getElementById(id);
@@ -23,9 +24,20 @@ class Tabs {
     return tab.id.replace("tab-", "");
   }
 
+  /** Tabs that can be chosen now ("Your orders" is hidden when it cannot list anything). */
+  get shown() {
+    return this.tabs.filter((tab) => !tab.hidden);
+  }
+
   fromHash() {
-    const tab = this.tabs.find((t) => `#${this.name(t)}` === window.location.hash);
-    this.select(tab || this.tabs[0], { focus: false, updateHash: false });
+    const tab = this.shown.find((t) => `#${this.name(t)}` === window.location.hash);
+    this.select(tab || this.shown[0], { focus: false, updateHash: false });
+  }
+
+  /** Show or hide a tab; a hidden tab that was selected gives way to the first one shown. */
+  toggle(tab, visible) {
+    tab.hidden = !visible;
+    if (!visible && tab.getAttribute("aria-selected") === "true") this.select(this.shown[0], { focus: false });
   }
 
   select(tab, { focus = true, updateHash = true } = {}) {
@@ -44,20 +56,27 @@ class Tabs {
 
   // Arrow keys, Home and End move between tabs (the WAI-ARIA tabs pattern).
   key(event, tab) {
-    const index = this.tabs.indexOf(tab);
-    const moves = { ArrowRight: index + 1, ArrowLeft: index - 1, Home: 0, End: this.tabs.length - 1 };
+    const tabs = this.shown;
+    const index = tabs.indexOf(tab);
+    const moves = { ArrowRight: index + 1, ArrowLeft: index - 1, Home: 0, End: tabs.length - 1 };
     if (!(event.key in moves)) return;
     event.preventDefault();
-    const next = this.tabs[(moves[event.key] + this.tabs.length) % this.tabs.length];
+    const next = tabs[(moves[event.key] + tabs.length) % tabs.length];
     this.select(next);
   }
 }
 
+/**
+ * Fill the curl lines of the API tab. A <wbr> after each "/", "?" and "&" lets a long URL wrap
+ * there instead of mid-word; it adds no text, so what is copied is the command as shown.
+ */
 function fillTemplates(orderId) {
   for (const node of document.querySelectorAll("[data-template]")) {
-    node.textContent = node.dataset.template
+    const text = node.dataset.template
       .replaceAll("{origin}", window.location.origin)
       .replaceAll("{order}", orderId);
+    const parts = text.split(/(?<=[/?&])/);
+    node.replaceChildren(...parts.flatMap((part, index) => (index ? [document.createElement("wbr"), part] : [part])));
   }
 }
 
@@ -81,16 +100,46 @@ function wireCopyButtons() {
   }
 }
 
+/** Whether this visitor may list orders: sandbox mode, their own key, or an admin session. */
+async function mayListOrders(health) {
+  if (health?.mode === "sandbox" || access.get()?.kind === "own") return true;
+  if (!health) return false;
+  try {
+    const session = await request("/api/admin/session");
+    return session?.admin === true;
+  } catch {
+    return false;
+  }
+}
+
 async function boot() {
   const download = new DownloadTab();
   const status = new StatusTab();
   new AskTab();
-  const tabs = new Tabs((name) => status.show(name === "status"));
+  const tabs = new Tabs((name) => {
+    status.show(name === "status");
+    if (name === "orders" && !orders.loaded) orders.load();
+  });
+  const orders = new OrdersTab({
+    onOpen: (orderId) => {
+      fillTemplates(orderId);
+      tabs.select($("tab-download"), { focus: false });
+      download.openOrder(orderId);
+    },
+    onDownload: (orderId) => {
+      fillTemplates(orderId);
+      tabs.select($("tab-download"), { focus: false });
+      download.downloadOrder(orderId);
+    },
+  });
   const create = new CreateTab({
     onReady: (orderId, { switchTab }) => {
       download.setOrder(orderId);
       fillTemplates(orderId);
       if (switchTab) tabs.select($("tab-download"));
+    },
+    onCreated: () => {
+      orders.loaded = false; // the new order heads the list next time it is shown
     },
   });
   fillTemplates(DEMO_ORDER_ID);
@@ -109,7 +158,24 @@ async function boot() {
     $("sandbox-banner").hidden = false;
     download.offerDemo();
   }
-  status.refresh();
+  // Each key or sign-in change asks again; only the latest answer counts (an earlier one,
+  // still awaiting the session check, must not hide the tab a later key just showed).
+  let asked = 0;
+  const showOrders = async ({ open }) => {
+    const ask = ++asked;
+    const allowed = await mayListOrders(health);
+    // How many checks have finished, applied or not (tests wait on it, as on data-ready).
+    document.body.dataset.accessChecks = String(Number(document.body.dataset.accessChecks || 0) + 1);
+    if (ask !== asked) return;
+    orders.clear();
+    tabs.toggle($("tab-orders"), allowed);
+    // "Your orders" opens first unless the address names another tab.
+    if (allowed && open) tabs.select($("tab-orders"), { focus: false, updateHash: false });
+    else if (allowed && $("tab-orders").getAttribute("aria-selected") === "true") orders.load();
+  };
+  await showOrders({ open: !window.location.hash || window.location.hash === "#orders" });
+  download.onAccessChange = () => showOrders({ open: false });
+  status.onAdminChange = () => showOrders({ open: false });
   document.body.dataset.ready = "true";
 }
 

@@ -1,10 +1,12 @@
 // The "Create test order" tab: upload images (or the samples), then follow their processing.
 //
-// All chosen files go up in one request, so the progress bar is the upload of the whole batch
-// (XMLHttpRequest upload events); each file's outcome comes from the answer.
+// All chosen files go up in one request, in the order they are listed (the service keeps that
+// order in the order and the ZIP), so the progress bar is the upload of the whole batch
+// (XMLHttpRequest upload events); each file's outcome comes from the answer. While Autoenhance
+// processes them, the order's thumbnails show each image's state.
 
-import { access, ApiError, el, formatBytes, request, showMessage } from "./api.js";
-import { imageItem } from "./download.js";
+import { ACCEPTED_EXTENSIONS, access, ApiError, el, formatBytes, request, showMessage } from "./api.js";
+import { ThumbnailLoader } from "./thumbs.js";
 
 const POLL_MS = 1500;
 // Polling stops after this long; processing is normally seconds to minutes.
@@ -14,9 +16,11 @@ const FINAL_STATUSES = new Set(["processed", "error", "expired"]);
 const $ = (id) => document.getElementById(id);
 
 export class CreateTab {
-  constructor({ onReady }) {
+  constructor({ onReady, onCreated = () => {} }) {
     this.onReady = onReady;
+    this.onCreated = onCreated;
     this.files = [];
+    this.thumbnails = new ThumbnailLoader();
     this.polling = 0;
     const input = $("file-input");
     $("choose-files").addEventListener("click", () => input.click());
@@ -47,27 +51,29 @@ export class CreateTab {
   }
 
   choose(fileList) {
-    const images = [...fileList].filter((file) => file.type.startsWith("image/") || /\.(jpe?g|png|webp|heic|heif)$/i.test(file.name));
+    // A first filter only (RAW files often have no MIME type); the service checks the content.
+    const isImage = (file) => file.type.startsWith("image/") ||
+      ACCEPTED_EXTENSIONS.some((ext) => file.name.toLowerCase().endsWith(ext));
+    const images = [...fileList].filter(isImage);
     const rejected = fileList.length - images.length;
     this.files = [...this.files, ...images];
     this.renderFiles();
     showMessage($("create-message"), rejected ? `${rejected} file${rejected === 1 ? " is" : "s are"} not an image and ${rejected === 1 ? "was" : "were"} left out.` : "", { kind: "info" });
   }
 
-  renderFiles(results = new Map()) {
+  /** The files chosen for the next order; the form to create it shows only when there are some. */
+  renderFiles() {
     $("file-list").replaceChildren(...this.files.map((file, index) => {
-      const result = results.get(file.name);
       const remove = el("button", { text: "Remove", cls: "link", attrs: { type: "button", "aria-label": `Remove ${file.name}` } });
       remove.addEventListener("click", () => {
         this.files.splice(index, 1);
         this.renderFiles();
       });
-      const state = result ? (result.uploaded ? "uploaded" : `failed: ${result.error || "not uploaded"}`) : formatBytes(file.size);
-      return el("li", { cls: result && !result.uploaded ? "failed" : "" },
-        el("span", { cls: "image-name", text: file.name }), el("span", { cls: "image-status", text: state }), result ? "" : remove);
+      return el("li", {},
+        el("span", { cls: "image-name", text: file.name }), el("span", { cls: "image-status", text: formatBytes(file.size) }), remove);
     }));
     const button = $("upload-button");
-    button.hidden = this.files.length === 0;
+    $("upload-form").hidden = this.files.length === 0;
     button.textContent = `Create order from ${this.files.length} image${this.files.length === 1 ? "" : "s"}`;
   }
 
@@ -75,8 +81,20 @@ export class CreateTab {
     for (const id of ["upload-button", "sample-button", "choose-files"]) $(id).disabled = on;
   }
 
+  /** Forget the order shown (a new upload starts, or failed): its card must not linger. */
+  forgetOrder() {
+    this.polling += 1; // stops a poll still running for it
+    this.orderId = null;
+    $("created-order").hidden = true;
+    this.thumbnails.reset();
+    this.drawn = "";
+    $("created-images").replaceChildren();
+    $("created-status").textContent = "";
+  }
+
   async useSamples() {
     this.busy(true);
+    this.forgetOrder();
     showMessage($("create-message"), "");
     $("upload-progress").hidden = false;
     $("upload-bar").removeAttribute("value"); // indeterminate: the service uploads the samples
@@ -95,6 +113,8 @@ export class CreateTab {
   upload() {
     if (!this.files.length) return;
     const form = new FormData();
+    const name = $("order-name").value.trim();
+    if (name) form.append("name", name);
     for (const file of this.files) form.append("files", file, file.name);
     const total = this.files.reduce((sum, file) => sum + file.size, 0);
     const xhr = new XMLHttpRequest();
@@ -124,7 +144,11 @@ export class CreateTab {
         body = null;
       }
       if (xhr.status >= 200 && xhr.status < 300 && body) {
-        this.renderFiles(new Map(body.images.map((image) => [image.file, image])));
+        // Uploaded: the files became the order below (its thumbnails; failures in the message),
+        // so nothing is left to create until new files are chosen.
+        this.files = [];
+        $("order-name").value = "";
+        this.renderFiles();
         this.created(body);
       } else {
         $("upload-progress").hidden = true;
@@ -138,13 +162,14 @@ export class CreateTab {
       showMessage($("create-message"), new ApiError(0, "network", null, null).message);
     });
     this.busy(true);
+    this.forgetOrder();
     showMessage($("create-message"), "");
     xhr.send(form);
   }
 
   created(order) {
     this.orderId = order.order_id;
-    this.files = [];
+    this.onCreated(order.order_id);
     $("upload-progress").hidden = true;
     const failed = order.images.filter((image) => !image.uploaded);
     showMessage(
@@ -153,6 +178,7 @@ export class CreateTab {
       { items: failed.map((image) => `${image.file}: ${image.error || "failed"}`) },
     );
     $("created-title").textContent = `${order.name || "Your order"} (${order.order_id})`;
+    this.drawn = "";
     $("created-images").replaceChildren();
     $("go-download").hidden = true;
     $("created-order").hidden = false;
@@ -179,7 +205,13 @@ export class CreateTab {
         // Transient (network, 5xx, 429): keep polling.
       }
       if (summary) {
-        $("created-images").replaceChildren(...summary.images.map(imageItem));
+        // Redraw only when an image changed, so thumbnails are not fetched again every poll.
+        const drawn = summary.images.map((i) => `${i.image_id}:${i.ready}:${i.status}:${i.thumbnail_url}`).join();
+        if (drawn !== this.drawn) {
+          this.drawn = drawn;
+          this.thumbnails.reset();
+          $("created-images").replaceChildren(...summary.images.map((image) => this.thumbnails.tile(image)));
+        }
         const finished = summary.image_count > 0 && summary.images.every((image) => image.ready || FINAL_STATUSES.has(image.status));
         if (finished) {
           status.classList.remove("spinning");

@@ -3,49 +3,30 @@
 // How a download is done, and why:
 // * A large archive must never be held in this tab's memory, so the page asks the service for a
 //   short-lived signed link (POST /orders/{id}/download-link) and never builds a Blob.
-// * Where the File System Access API exists (Chromium desktop) and "Show progress on this page"
-//   is on, the person picks where to save, and the page streams the link with fetch(), through
-//   a counting TransformStream, straight into that file (backpressure keeps memory flat). The
-//   counter reads the ZIP local headers, so the page shows bytes received, images written out
-//   of X-Total-Images, speed and time left.
-// * Everywhere else the link goes to the browser's own download manager (an <a download>
-//   click). The page then cannot see the bytes, so it says so and points to the browser's
-//   download list instead of drawing a progress bar it could not keep honest.
+// * By default the link goes to the browser's own download manager (an <a download> click):
+//   one click, and the ZIP lands in the downloads folder, in every browser. The page then
+//   cannot see the bytes, so it says so and points to the browser's download list instead of
+//   drawing a progress bar it could not keep honest.
+// * Where the File System Access API exists (Chromium desktop) and "Choose where to save and
+//   show progress" is ticked, the person picks where to save, and the page streams the link
+//   with fetch(), through a counting TransformStream, straight into that file (backpressure
+//   keeps memory flat). The counter reads the ZIP local headers, so the page shows bytes
+//   received, images written out of X-Total-Images, speed and time left.
+// * A bring-your-own-key caller gets no signed link (it would spend the operator's key), and a
+//   download manager cannot send their key header, so for them the page always streams into a
+//   file they pick, where the browser can.
 
 import {
   access, ApiError, DEMO_ORDER_ID, el, errorFrom, formatBytes, formatDuration, request, showMessage,
   optionsQuery, UUID_RE,
 } from "./api.js";
+import { ThumbnailLoader } from "./thumbs.js";
 import { progressStream } from "./zipprogress.js";
 
 const SUMMARY_DELAY_MS = 350;
 const ANNOUNCE_EVERY_MS = 5000;
-const STATUS_WORDS = {
-  processed: "ready",
-  processing: "still processing",
-  waiting: "waiting to be processed",
-  error: "failed to enhance",
-  expired: "expired",
-};
 
 const $ = (id) => document.getElementById(id);
-
-export function statusLabel(image) {
-  if (image.ready) return "ready";
-  const words = STATUS_WORDS[image.status] || image.status || "not ready";
-  return image.status_reason ? `${words}: ${image.status_reason}` : words;
-}
-
-export function imageItem(image) {
-  const state = image.ready ? "ready" : image.status === "processing" || image.status === "waiting" ? "busy" : "failed";
-  return el(
-    "li",
-    { cls: `image ${state}` },
-    el("span", { cls: "dot", attrs: { "aria-hidden": "true" } }),
-    el("span", { cls: "image-name", text: image.image_name || image.entry_name }),
-    el("span", { cls: "image-status", text: statusLabel(image) }),
-  );
-}
 
 export class DownloadTab {
   constructor() {
@@ -60,9 +41,12 @@ export class DownloadTab {
     this.loading = null;
     this.abort = null;
     this.canSaveInPage = typeof window.showSaveFilePicker === "function";
+    this.thumbnails = new ThumbnailLoader();
+    this.selected = new Set(); // ticked image ids of the order shown, kept across option changes
+    this.onAccessChange = () => {};
 
     const inPage = $("opt-in-page");
-    inPage.checked = this.canSaveInPage;
+    inPage.checked = false;
     inPage.disabled = !this.canSaveInPage;
     if (!this.canSaveInPage) {
       $("in-page-hint").textContent = "(not available in this browser: follow the download in its download list)";
@@ -73,7 +57,10 @@ export class DownloadTab {
       $("key-kind").value = saved.kind;
       $("key-value").value = saved.key;
     }
-    const saveKey = () => access.set($("key-kind").value, $("key-value").value.trim());
+    const saveKey = () => {
+      access.set($("key-kind").value, $("key-value").value.trim());
+      this.onAccessChange();
+    };
     $("key-kind").addEventListener("change", saveKey);
     $("key-value").addEventListener("change", saveKey);
 
@@ -87,6 +74,9 @@ export class DownloadTab {
     }
     $("use-demo").addEventListener("click", () => this.setOrder(DEMO_ORDER_ID));
     this.downloadButton.addEventListener("click", () => this.download());
+    $("download-selected").addEventListener("click", () => this.download({ selection: [...this.selected] }));
+    $("select-all").addEventListener("click", () => this.selectAll(true));
+    $("select-none").addEventListener("click", () => this.selectAll(false));
     $("cancel-download").addEventListener("click", () => this.abort?.abort());
   }
 
@@ -97,8 +87,21 @@ export class DownloadTab {
   }
 
   setOrder(orderId) {
+    if (this.input.value.trim().toLowerCase() !== orderId) this.selected.clear();
     this.input.value = orderId;
     this.onIdInput({ immediate: true });
+  }
+
+  /** Show this order and bring its thumbnails into view once they are drawn ("Show images"). */
+  openOrder(orderId) {
+    this.reveal = true;
+    this.setOrder(orderId);
+  }
+
+  /** One click from "Your orders": this order, every image, the default way. */
+  async downloadOrder(orderId) {
+    this.setOrder(orderId);
+    await this.download();
   }
 
   orderId() {
@@ -113,7 +116,7 @@ export class DownloadTab {
       if (!raw) return null;
       const value = Number(raw);
       if (!Number.isInteger(value) || value < min || value > max) {
-        throw new Error(`${label} must be a whole number from ${min} to ${max}.`);
+        throw Object.assign(new Error(`${label} must be a whole number from ${min} to ${max}.`), { field: id });
       }
       return value;
     };
@@ -136,11 +139,31 @@ export class DownloadTab {
     else if (!valid) this.feedback.textContent = "Not an order id yet: it is a UUID of 32 hexadecimal digits, such as 8f5c2a4e-3b1d-4e7a-9c6f-0a1b2c3d4e5f.";
     else this.feedback.textContent = "Looks like an order id.";
     this.feedback.className = `feedback ${value && !valid ? "bad" : "good"}`;
+    // A summary still loading is for the id as it was: it must not land after this change.
     if (valid && this.summaryKey !== this.key()) {
+      this.loading?.abort();
       this.clearSummary();
       this.timer = setTimeout(() => this.loadSummary(), immediate ? 0 : SUMMARY_DELAY_MS);
     } else if (!valid) {
+      this.loading?.abort();
       this.clearSummary();
+    }
+  }
+
+  /** Say what is wrong with an option next to the options (styled and announced as an error). */
+  optionsProblem(error) {
+    const feedback = $("options-feedback");
+    for (const id of ["opt-quality", "opt-max-width"]) {
+      $(id).setAttribute("aria-invalid", String(error?.field === id));
+    }
+    if (error) {
+      feedback.textContent = error.message;
+      feedback.className = "feedback bad";
+      $("advanced").open = true;
+      if (error.field) $(error.field).focus();
+    } else {
+      feedback.textContent = "";
+      feedback.className = "feedback";
     }
   }
 
@@ -148,9 +171,9 @@ export class DownloadTab {
     let options;
     try {
       options = this.options();
-      $("options-feedback").textContent = "";
+      this.optionsProblem(null);
     } catch (error) {
-      $("options-feedback").textContent = error.message;
+      this.optionsProblem(error);
       return;
     }
     if (options.preview === false && !options.dev_mode) {
@@ -170,6 +193,8 @@ export class DownloadTab {
   clearSummary() {
     this.summary = null;
     this.summaryKey = "";
+    this.thumbnails.reset();
+    $("summary-images").replaceChildren();
     $("summary").hidden = true;
     this.downloadButton.disabled = true;
     showMessage(this.message, "");
@@ -188,6 +213,7 @@ export class DownloadTab {
     try {
       options = this.options();
     } catch (error) {
+      this.optionsProblem(error);
       showMessage(this.message, error.message);
       return;
     }
@@ -223,8 +249,24 @@ export class DownloadTab {
     if (busy) parts.push(`${busy} still processing`);
     if (failed) parts.push(`${failed} in error`);
     $("summary-counts").textContent = parts.join(" · ");
-    $("summary-images").replaceChildren(...summary.images.map(imageItem));
+    const ready = new Set(summary.images.filter((image) => image.ready).map((image) => image.image_id));
+    for (const id of [...this.selected]) if (!ready.has(id)) this.selected.delete(id);
+    this.thumbnails.reset();
+    $("summary-images").replaceChildren(...summary.images.map((image) => this.thumbnails.tile(image, {
+      checked: this.selected.has(image.image_id),
+      onToggle: (id, checked) => {
+        if (checked) this.selected.add(id);
+        else this.selected.delete(id);
+        this.showSelection();
+      },
+    })));
+    this.showSelection();
     $("summary").hidden = false;
+    if (this.reveal) {
+      this.reveal = false;
+      $("summary-title").focus({ preventScroll: true });
+      $("summary").scrollIntoView({ block: "start", behavior: "instant" });
+    }
     this.downloadButton.disabled = summary.ready_count === 0;
     if (summary.image_count === 0) {
       showMessage(this.message, "This order has no images yet. Upload images to it first, or create a test order.", { kind: "info" });
@@ -235,7 +277,33 @@ export class DownloadTab {
     }
   }
 
-  async download() {
+  /** Tick or untick every ready image. */
+  selectAll(on) {
+    for (const box of $("summary-images").querySelectorAll("input[type=checkbox]:not(:disabled)")) {
+      box.checked = on;
+      if (on) this.selected.add(box.value);
+      else this.selected.delete(box.value);
+    }
+    this.showSelection();
+  }
+
+  /** The selection bar: "Download 3 of 12" once something is ticked, else a hint. */
+  showSelection() {
+    const summary = this.summary;
+    const count = this.selected.size;
+    const total = summary?.image_count ?? 0;
+    const selectable = summary ? summary.images.filter((image) => image.ready).length : 0;
+    const button = $("download-selected");
+    button.hidden = count === 0;
+    button.textContent = `Download ${count} of ${total}`;
+    $("select-none").hidden = count === 0;
+    $("select-all").hidden = selectable === 0 || count === selectable;
+    $("selection-hint").textContent = count
+      ? `${count} image${count === 1 ? "" : "s"} ticked; Download ZIP still takes them all.`
+      : selectable ? "Tick images to download only those." : "";
+  }
+
+  async download({ selection = null } = {}) {
     // A summary refresh still pending from typing would land after, and wipe, the download's
     // own message; the download checks the order again itself (HEAD or the stream's headers).
     clearTimeout(this.timer);
@@ -245,16 +313,26 @@ export class DownloadTab {
       await this.loadSummary({ announceInvalid: true });
       if (!this.summary) return;
     }
-    const options = this.options();
-    const inPage = this.canSaveInPage && $("opt-in-page").checked;
+    let options;
+    try {
+      options = this.options();
+    } catch (error) {
+      this.optionsProblem(error);
+      showMessage(this.message, error.message);
+      return;
+    }
+    // Every image ticked is the whole order (and its report of images not ready).
+    if (selection?.length && selection.length < this.summary.image_count) options.images = selection;
     const ownKey = access.get()?.kind === "own";
+    const inPage = this.canSaveInPage && ($("opt-in-page").checked || ownKey);
     this.downloadButton.disabled = true;
+    $("download-selected").disabled = true;
     showMessage(this.message, "");
     try {
       if (inPage) {
         await this.downloadInPage(orderId, options, ownKey);
       } else if (ownKey) {
-        showMessage(this.message, "With your own Autoenhance key this browser cannot hand the download to its download manager. Turn on “Show progress on this page” (Chrome or Edge), or use curl with the X-Autoenhance-Key header (see the API tab).");
+        showMessage(this.message, "With your own Autoenhance key this browser cannot hand the download to its download manager. Use Chrome or Edge (they save it from this page), or curl with the X-Autoenhance-Key header (see the API tab).");
       } else {
         await this.downloadWithBrowser(orderId, options);
       }
@@ -267,6 +345,7 @@ export class DownloadTab {
       $("progress").hidden = true;
     } finally {
       this.downloadButton.disabled = false;
+      $("download-selected").disabled = false;
       this.abort = null;
     }
   }

@@ -1,9 +1,11 @@
-// The Status tab and the stats bar: health, mode, live counters; errors and Sentry for admins.
+// The Status tab: health, mode, live counters; errors and Sentry for admins.
+//
+// The counters are service-wide (every visitor's downloads), so they are shown here, for
+// operators, and fetched only while this tab is open.
 
 import { ApiError, el, formatDuration, request } from "./api.js";
 
 const REFRESH_MS = 5000;
-const BAR_REFRESH_MS = 15000;
 const COUNTER_LABELS = {
   orders_processed: "Orders downloaded",
   images_downloaded: "Images delivered",
@@ -29,6 +31,7 @@ export class StatusTab {
     this.timer = 0;
     this.visible = false;
     this.admin = false;
+    this.onAdminChange = () => {};
     $("admin-form").addEventListener("submit", (event) => {
       event.preventDefault();
       this.signIn();
@@ -49,8 +52,8 @@ export class StatusTab {
 
   schedule() {
     clearTimeout(this.timer);
-    if (document.hidden || this.noStats) return;
-    this.timer = setTimeout(() => this.refresh(), this.visible ? REFRESH_MS : BAR_REFRESH_MS);
+    if (document.hidden || this.noStats || !this.visible) return;
+    this.timer = setTimeout(() => this.refresh(), REFRESH_MS);
   }
 
   showHealth(health) {
@@ -71,7 +74,6 @@ export class StatusTab {
       $("health-message").textContent = health ? "" : "The health check did not answer.";
       this.showStats(stats);
     } catch (error) {
-      $("stats-bar").hidden = true;
       // A service without counters: stop asking (the tab says so).
       if (error instanceof ApiError && error.status === 404) this.noStats = true;
       if (this.visible) $("health-message").textContent = error instanceof ApiError && error.status === 404 ? "Counters are not available on this service." : error.message;
@@ -83,12 +85,6 @@ export class StatusTab {
   showStats(stats) {
     const known = Object.keys(COUNTER_LABELS).filter((name) => name in stats);
     facts($("counters"), known.map((name) => [COUNTER_LABELS[name], counterValue(name, stats[name])]));
-    const bar = $("stats-bar");
-    const parts = ["archives_served", "images_downloaded", "orders_created"]
-      .filter((name) => typeof stats[name] === "number")
-      .map((name) => `${stats[name].toLocaleString()} ${COUNTER_LABELS[name].toLowerCase()}`);
-    bar.textContent = parts.join(" · ");
-    bar.hidden = parts.length === 0;
     if (this.admin) this.showErrors(stats.recent_errors || []);
   }
 
@@ -110,7 +106,9 @@ export class StatusTab {
   }
 
   setAdmin(admin) {
+    const changed = admin !== this.admin;
     this.admin = admin;
+    if (changed) this.onAdminChange();
     $("admin-form").hidden = admin;
     $("admin-signed-in").hidden = !admin;
     if (admin) this.loadSentry();

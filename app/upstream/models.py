@@ -138,6 +138,7 @@ class Order(_Revisioned):
     is_processing: bool | None = None
     is_merging: bool | None = None
     is_deleted: bool | None = None
+    total_images: float | None = None  # a float in the 2025 spec
     images: list[Image] = Field(default_factory=list)
 
     @field_validator("images", mode="before")

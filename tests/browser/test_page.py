@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import time
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -46,7 +47,7 @@ def test_download_demo_order_through_the_browser(
     start_service: StartService, open_page: OpenPage, tmp_path: Path
 ) -> None:
     server = start_service()
-    page, _ = open_page(server)
+    page, _ = open_page(server, path="/#download")
     page.get_by_label("Order id").fill(DEMO_ORDER_ID)
     expect(page.locator("#summary-counts")).to_have_text("3 images · 3 ready")
     expect(page.locator("#summary-title")).to_have_text("Demo order — 12 Harbour View")
@@ -64,7 +65,7 @@ def test_sandbox_banner_and_demo_order_prefilled(
     start_service: StartService, open_page: OpenPage, tmp_path: Path
 ) -> None:
     server = start_service()
-    page, _ = open_page(server)
+    page, _ = open_page(server, path="/#download")
     expect(page.locator("#sandbox-banner")).to_be_visible()
     expect(page.get_by_label("Order id")).to_have_value(DEMO_ORDER_ID)
     # Nothing typed: one click downloads the demo order.
@@ -86,7 +87,7 @@ def test_stuck_image_is_shown_and_reported(
         sandbox, images=4, image_bytes=30_000, statuses={"2": "processing"}, name="Stuck order"
     )
     server = start_service(**_live(make_settings))
-    page, _ = open_page(server)
+    page, _ = open_page(server, path="/#download")
     page.get_by_label("Order id").fill(order["order_id"])
     expect(page.locator("#summary-counts")).to_have_text("4 images · 3 ready · 1 still processing")
     expect(page.locator("#summary-images li.busy")).to_contain_text("still processing")
@@ -110,10 +111,11 @@ def test_progress_on_the_page_while_streaming_to_a_file(
 ) -> None:
     order = create_order(sandbox, images=8, image_bytes=250_000, name="Progress order")
     server = start_service(**_live(make_settings))
-    page, _ = open_page(server, save_picker=FAKE_SAVE_PICKER)
+    page, _ = open_page(server, path="/#download", save_picker=FAKE_SAVE_PICKER)
     page.get_by_label("Order id").fill(order["order_id"])
     expect(page.locator("#summary-counts")).to_have_text("8 images · 8 ready")
-    expect(page.locator("#opt-in-page")).to_be_checked()
+    page.locator("#advanced summary").click()
+    page.get_by_label("Choose where to save and show progress on this page").check()
     page.get_by_role("button", name="Download ZIP").click()
     message = page.locator("#download-message")
     expect(message).to_contain_text("Saved Progress order.zip: 8 of 8 images")
@@ -138,7 +140,7 @@ def test_bad_and_unknown_ids_are_explained(
     start_service: StartService, open_page: OpenPage
 ) -> None:
     server = start_service()
-    page, _ = open_page(server, allow_statuses=(404,))
+    page, _ = open_page(server, path="/#download", allow_statuses=(404,))
     field = page.get_by_label("Order id")
     field.fill("not-an-order")
     expect(page.locator("#order-id-feedback")).to_contain_text("Not an order id yet")
@@ -156,7 +158,7 @@ def test_create_order_from_the_samples_then_download(
     start_service: StartService, open_page: OpenPage, tmp_path: Path
 ) -> None:
     server = start_service()
-    page, _ = open_page(server)
+    page, _ = open_page(server, path="/#download")
     page.get_by_role("tab", name="Create test order").click()
     page.get_by_role("button", name="Use the sample images").click()
     status = page.locator("#created-status")
@@ -174,7 +176,7 @@ def test_create_order_from_the_samples_then_download(
 
 def test_ask_answers_from_the_docs(start_service: StartService, open_page: OpenPage) -> None:
     server = start_service()
-    page, _ = open_page(server)
+    page, _ = open_page(server, path="/#download")
     page.get_by_role("tab", name="Ask").click()
     page.get_by_label("Your question").fill("How do I resume a download?")
     page.get_by_role("button", name="Ask", exact=True).click()
@@ -186,7 +188,7 @@ def test_ask_answers_from_the_docs(start_service: StartService, open_page: OpenP
 
 def test_tabs_work_from_the_keyboard(start_service: StartService, open_page: OpenPage) -> None:
     server = start_service()
-    page, _ = open_page(server)
+    page, _ = open_page(server, path="/#download")
     page.get_by_role("tab", name="Download").focus()
     page.keyboard.press("ArrowRight")
     create = page.get_by_role("tab", name="Create test order")
@@ -202,25 +204,64 @@ def test_phone_width_has_no_horizontal_scroll(
     start_service: StartService, open_page: OpenPage
 ) -> None:
     server = start_service()
-    page, _ = open_page(server, width=390, height=844)
+    page, _ = open_page(server, width=390, height=844, path="/#download")
     page.get_by_label("Order id").fill(DEMO_ORDER_ID)
     expect(page.locator("#summary")).to_be_visible()
     page.locator("#advanced summary").click()
-    for tab in ["Download", "Create test order", "API", "Status", "Ask"]:
+    for tab in ["Your orders", "Download", "Create test order", "API", "Status", "Ask"]:
         page.get_by_role("tab", name=tab).click()
         width = page.evaluate("document.documentElement.scrollWidth")
         assert width <= 390, f"{tab}: scrollWidth {width}"
 
 
 def test_screenshot(start_service: StartService, open_page: OpenPage) -> None:
-    """The README's picture of the page (saved when SCREENSHOT names a file)."""
+    """The README's pictures of the page (saved when SCREENSHOT names a file).
+
+    SCREENSHOT gets an order's thumbnails with two ticked; the same name with `-orders` gets
+    the "Your orders" view.
+    """
     target = os.environ.get("SCREENSHOT")
     server = start_service()
-    page, _ = open_page(server, width=1200, height=860, save_picker=FAKE_SAVE_PICKER)
-    page.get_by_label("Order id").fill(DEMO_ORDER_ID)
+    created = httpx.post(f"{server.url}/api/create-sample-order", timeout=30)
+    created.raise_for_status()
+    _wait_until_processed(server, created.json()["order_id"])
+    page, _ = open_page(server, width=1200, height=860)
+    rows = page.locator("#orders-list li.order-row")
+    expect(rows).to_have_count(2)
+    _wait_for_pictures(page, "#orders-list img", 2)
+    if target:
+        orders_shot = Path(target).with_name(f"{Path(target).stem}-orders{Path(target).suffix}")
+        page.screenshot(path=orders_shot)
+        assert orders_shot.stat().st_size > 10_000
+    page.get_by_role("button", name="Show images of Demo order — 12 Harbour View").click()
     expect(page.locator("#summary-counts")).to_have_text("3 images · 3 ready")
-    page.locator("#advanced summary").click()
-    page.get_by_label("Order id").blur()
+    _wait_for_pictures(page, "#summary-images img", 3)
+    page.get_by_label("garden").check()
+    page.get_by_label("living-room").check()
+    expect(page.get_by_role("button", name="Download 2 of 3")).to_be_visible()
+    page.get_by_label("living-room").blur()
     if target:
         page.screenshot(path=target, full_page=True)
         assert Path(target).stat().st_size > 10_000
+
+
+def _wait_until_processed(server: Server, order_id: str) -> None:
+    """Poll the summary until every image of the order is ready (bounded)."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        summary = httpx.get(f"{server.url}/orders/{order_id}", timeout=10).json()
+        if summary["image_count"] and summary["ready_count"] == summary["image_count"]:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"order {order_id} not processed within 30 s")
+
+
+def _wait_for_pictures(page: Page, selector: str, count: int) -> None:
+    """Poll until `count` images under `selector` are decoded (none broken)."""
+    images = page.locator(selector)
+    expect(images).to_have_count(count)
+    page.wait_for_function(
+        """(selector) => [...document.querySelectorAll(selector)]
+              .every((img) => img.complete && img.naturalWidth > 0)""",
+        arg=selector,
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import time
+import uuid
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -254,20 +255,23 @@ def test_invalid_fault_is_422(sandbox: httpx.Client, body: Any) -> None:
 def test_request_log_records_requests_without_key_values(
     api: httpx.Client, sandbox: httpx.Client, api_key: str
 ) -> None:
-    api.get(f"/orders/{DEMO_ORDER_ID}", params={"x": "1"}, headers={"x-dev-mode": "true"})
-    httpx.get(str(api.base_url.join("orders/missing")))
+    # The sandbox is shared by the session and another test's late download may still land
+    # in its log, so this test reads only the entries of an order and an id of its own.
+    order_id = api.post("/orders", json={"name": "request log"}).json()["order_id"]
+    missing = str(uuid.uuid4())
+    own = {f"/v3/orders/{order_id}", f"/v3/orders/{missing}"}
+    api.get(f"/orders/{order_id}", params={"x": "1"}, headers={"x-dev-mode": "true"})
+    httpx.get(str(api.base_url.join(f"orders/{missing}")))
     response = sandbox.get("/_sandbox/requests")
-    # The sandbox is shared by the session: a download another test left behind may still
-    # land in the log, so only this test's order routes are compared.
-    entries = [e for e in response.json()["requests"] if e["path"].startswith("/v3/orders/")]
+    entries = [e for e in response.json()["requests"] if e["path"] in own]
     assert api_key not in response.text
     assert [(e["method"], e["path"], e["status"]) for e in entries] == [
-        ("GET", f"/v3/orders/{DEMO_ORDER_ID}", 200),
-        ("GET", "/v3/orders/missing", 404),
+        ("GET", f"/v3/orders/{order_id}", 200),
+        ("GET", f"/v3/orders/{missing}", 404),
     ]
     assert entries[0]["query"] == "x=1"
     assert (entries[0]["api_key"], entries[0]["dev_mode"]) == (True, True)
     assert (entries[1]["api_key"], entries[1]["dev_mode"]) == (False, False)
     assert sandbox.delete("/_sandbox/requests").status_code == 204
     left = sandbox.get("/_sandbox/requests").json()["requests"]
-    assert [e for e in left if e["path"].startswith("/v3/orders/")] == []
+    assert [e for e in left if e["path"] in own] == []

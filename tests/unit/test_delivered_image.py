@@ -82,6 +82,29 @@ def test_jpeg_xl_signatures() -> None:
     assert matches_format(b"\xff\x0a\xfa", "jxl")
     assert matches_format(b"\x00\x00\x00\x0cJXL \r\n\x87\n", "jxl")
     assert not matches_format(b"\xff\xd8\xff", "jxl")
-    box = b"\x00\x00\x00\x0cJXL \r\n\x87\n" + b"\x00\x00\x00\x10ftypjxl \x00\x00\x00\x00"
+    head = b"\x00\x00\x00\x0cJXL \r\n\x87\n" + b"\x00\x00\x00\x10ftypjxl \x00\x00\x00\x00"
+    box = head + b"\x00\x00\x00\x0bjxlc\xff\x0a\xfa"
     assert judge("jxl", box).problem() is None
     assert judge("jxl", box[:-1]).problem() is not None
+    # Cut exactly after the file-type box: boxes line up, but there is no codestream.
+    assert judge("jxl", head).problem() is not None
+
+
+def top_level_box_ends(body: bytes) -> list[int]:
+    ends, offset = [], 0
+    while offset + 8 <= len(body):
+        offset += int.from_bytes(body[offset : offset + 4], "big")
+        ends.append(offset)
+    return ends
+
+
+def test_an_avif_cut_between_two_boxes_is_caught() -> None:
+    # A cut on a top-level box boundary leaves a well-formed run of boxes: only the boxes
+    # an AVIF cannot do without tell it from a whole image.
+    body = encoded("avif")
+    boundaries = [end for end in top_level_box_ends(body) if end < len(body)]
+    assert boundaries
+    for cut in boundaries:
+        problem = judge("avif", body[:cut]).problem()
+        assert problem is not None and problem.cut_short, cut
+    assert judge("avif", body).problem() is None

@@ -31,12 +31,13 @@ from app.api.responses import (
     ZipStreamingResponse,
     archive_file_response,
 )
+from app.api.selection import SelectionDep, planned
 from app.api.upstream import checked_order_id, fetch_order
 from app.core import metrics
 from app.core.errors import NotFound, Unprocessable, error_responses
 from app.core.ratelimit import rate_limit
 from app.core.security import Credential
-from app.services.batch import BatchArchive, BatchPlan, NothingToDeliver, plan_batch
+from app.services.batch import BatchArchive, BatchPlan, NothingToDeliver
 from app.services.cache import CacheWriter, cache_key
 from app.services.naming import archive_filename, content_disposition
 from app.services.options import DownloadOptions, ImageFormat
@@ -60,6 +61,7 @@ def download_options(
     dev_mode: Annotated[
         bool, Query(description="Send x-dev-mode: true (try the flow without credits)")
     ] = False,
+    images: SelectionDep = None,
 ) -> DownloadOptions:
     return DownloadOptions(
         format=format,
@@ -69,6 +71,7 @@ def download_options(
         max_width=max_width,
         scale=scale,
         dev_mode=dev_mode,
+        images=images,
     )
 
 
@@ -127,20 +130,22 @@ async def download_order_images(
     started = time.monotonic()
     order_id = checked_order_id(order_id)
     order = await fetch_order(upstream, order_id, credential)
-    if not order.images:
+    if not order.images and options.images is None:
         raise NotFound("This order has no images yet.", code="empty_order")
-    if len(order.images) > settings.max_images_per_order:
+    plan = planned(order, options)
+    if len(plan.images) > settings.max_images_per_order:
         raise Unprocessable(
-            f"This order has {len(order.images)} images; the limit per archive is "
-            f"{settings.max_images_per_order}. Use an async job instead."
+            f"This archive would hold {len(plan.images)} images; the limit per archive is "
+            f"{settings.max_images_per_order}. Use an async job or select fewer images."
         )
-    plan = plan_batch(order, options)
     headers = archive_headers(plan)
     key = archive_key(plan, credential)
 
     cached = cache.get(key)
     if cached is not None:
-        metrics.ARCHIVES_SERVED.labels("cache").inc()
+        # A HEAD only looks at the headers: it is not an archive served.
+        if request.method != "HEAD":
+            metrics.ARCHIVES_SERVED.labels("cache").inc()
         return archive_file_response(
             cached,
             range_header=range_header,

@@ -25,6 +25,7 @@ from app.api.deps import (
 )
 from app.api.responses import ZIP_MEDIA_TYPE, StoredObjectResponse, stored_object_response
 from app.api.routes.batch import OptionsDep
+from app.api.selection import planned
 from app.api.upstream import checked_order_id, fetch_order
 from app.core.errors import (
     Conflict,
@@ -200,8 +201,10 @@ async def create_job(
                 f"callback_url is {NOT_ALLOWED}: an absolute http(s) URL of a public host.",
                 code="invalid_callback_url",
             ) from None
-    if not order.images and not wait:
+    if not order.images and not wait and options.images is None:
         raise NotFound("This order has no images yet.", code="empty_order")
+    # A selection must name images of the order now, before the job is queued.
+    images_total = len(planned(order, options).images)
     record = await jobs.create(
         owner=credential.owner,
         own_key=credential.api_key if credential.owner.startswith("byok:") else None,
@@ -210,7 +213,7 @@ async def create_job(
         wait=wait,
         callback_url=callback_url or None,
         base_url=str(request.base_url),
-        images_total=len(order.images),
+        images_total=images_total,
     )
     status_url = str(request.url_for("job_status", job_id=record.job_id))
     body = JobCreated(

@@ -20,9 +20,10 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
-from app.api.deps import CredentialDep, SettingsDep, SignerDep
+from app.api.deps import CredentialDep, SettingsDep, SignerDep, UpstreamDep
 from app.api.routes.batch import OptionsDep
-from app.api.upstream import checked_order_id
+from app.api.selection import planned
+from app.api.upstream import checked_order_id, fetch_order
 from app.core.config import Settings
 from app.core.errors import Forbidden, error_responses
 from app.core.ratelimit import rate_limit
@@ -82,7 +83,7 @@ class DownloadLink(BaseModel):
 @router.post(
     "/orders/{order_id}/download-link",
     response_model=DownloadLink,
-    responses=error_responses(400, 401, 403, 422, 429),
+    responses=error_responses(400, 401, 403, 404, 422, 429, 502, 503),
     tags=["download"],
     dependencies=[Depends(rate_limit("links"))],
     summary="A short-lived signed link to the order's ZIP, for a browser's download manager",
@@ -93,6 +94,7 @@ async def create_download_link(
     credential: CredentialDep,
     settings: SettingsDep,
     signer: SignerDep,
+    upstream: UpstreamDep,
     body: Annotated[DownloadOptions | None, Body()] = None,
 ) -> DownloadLink:
     """Sign `GET /orders/{order_id}/images` with these options (JSON body, else the query).
@@ -108,9 +110,13 @@ async def create_download_link(
             "Autoenhance key. Download with your key in the X-Autoenhance-Key header instead.",
             code="own_key_not_linkable",
         )
+    chosen = body or options
+    if chosen.images is not None:
+        # A selection is checked against the order now, not when the link is first used.
+        planned(await fetch_order(upstream, order_id, credential), chosen)
     now = time.time()
     path = f"/orders/{order_id}/images"
-    url = signer.sign(path, (body or options).query(), ttl=settings.download_link_ttl, now=now)
+    url = signer.sign(path, chosen.query(), ttl=settings.download_link_ttl, now=now)
     expires = int(now + settings.download_link_ttl)
     return DownloadLink(url=url, expires_at=datetime.fromtimestamp(expires, UTC))
 
