@@ -63,7 +63,7 @@ format: $(VENV)/.dev
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-## bench: streaming benchmarks against the standalone sandbox (prints a table)
+## bench: every scenario next to this machine's ceiling (curl straight at the sandbox, nginx), best of 3
 bench: $(VENV)/.dev
 	$(BIN)/python -m bench.stream
 
@@ -83,11 +83,11 @@ screenshot: $(VENV)/.dev
 samples: $(VENV)/.runtime
 	$(BIN)/python sample_images/make_samples.py
 
-## system-deps: Debian packages the tests use (root)
+## system-deps: Debian packages the tests and benchmarks use (root)
 system-deps:
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-		unzip 7zip libarchive-tools redis-server chromium fonts-dejavu-core curl wget aria2
+		unzip 7zip libarchive-tools redis-server chromium fonts-dejavu-core curl nginx wget aria2
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,7 +1,9 @@
 """Processes and measurements shared by the benchmarks.
 
-Everything runs on loopback: the standalone sandbox, the service (one uvicorn worker) and the
-clients. Peak RSS is sampled from the service process every few milliseconds with psutil.
+Everything runs on loopback, on free ports, and is stopped on the way out: the standalone
+sandbox, the service (uvicorn, one worker unless asked), nginx for the static-file ceiling, and
+curl as every client (`curl --parallel` for the direct ceiling). Peak RSS is sampled from the
+service process every few milliseconds with psutil; CPU time is read from it and its workers.
 """
 
 from __future__ import annotations
@@ -14,15 +16,19 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 MB = 1024 * 1024
+GB = 1024 * MB
+API_KEY = "bench-key"
+T = TypeVar("T")
 
 
 def free_port() -> int:
@@ -45,14 +51,14 @@ def _wait(url: str, process: subprocess.Popen[bytes], timeout: float = 30) -> No
 
 
 @contextlib.contextmanager
-def _process(args: list[str], env: dict[str, str], ready_url: str) -> Iterator[psutil.Process]:
-    process = subprocess.Popen(
-        args,
-        cwd=ROOT,
-        env={**os.environ, **env},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+def _process(
+    args: list[str], env: dict[str, str], ready_url: str, *, log: Path | None = None
+) -> Iterator[psutil.Process]:
+    with contextlib.ExitStack() as stack:
+        err = stack.enter_context(log.open("wb")) if log else subprocess.DEVNULL
+        process = subprocess.Popen(
+            args, cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=err
+        )
     try:
         _wait(ready_url, process)
         yield psutil.Process(process.pid)
@@ -84,13 +90,26 @@ def sandbox() -> Iterator[str]:
         yield f"http://127.0.0.1:{port}"
 
 
+@dataclass(frozen=True)
+class Service:
+    """A running service: its root URL, its (supervisor) process and its data directory."""
+
+    base: str
+    process: psutil.Process
+    data_dir: Path
+
+    def __iter__(self) -> Iterator[object]:
+        """`base, process = service(...)`, as the benchmarks wrote it before `data_dir`."""
+        return iter((self.base, self.process))
+
+
 @contextlib.contextmanager
-def service(sandbox_root: str, **env: str) -> Iterator[tuple[str, psutil.Process]]:
-    """The service under one uvicorn worker, talking to the sandbox over a socket."""
+def service(sandbox_root: str, *, workers: int = 1, **env: str) -> Iterator[Service]:
+    """The service under uvicorn (`workers` processes), talking to the sandbox over a socket."""
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="bench-") as data:
         full_env = {
-            "AUTOENHANCE_API_KEY": "bench-key",
+            "AUTOENHANCE_API_KEY": API_KEY,
             "AUTOENHANCE_API_BASE": f"{sandbox_root}/v3",
             "DATA_DIR": data,
             "ARCHIVE_CACHE_MAX_BYTES": "0",  # every run streams from the upstream
@@ -98,6 +117,10 @@ def service(sandbox_root: str, **env: str) -> Iterator[tuple[str, psutil.Process
             "RATE_LIMIT_DOWNLOADS": "100000/minute",
             **env,
         }
+        if workers > 1:
+            metrics_dir = Path(data) / "prometheus"
+            metrics_dir.mkdir()
+            full_env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
         args = [
             sys.executable,
             "-m",
@@ -107,12 +130,42 @@ def service(sandbox_root: str, **env: str) -> Iterator[tuple[str, psutil.Process
             "127.0.0.1",
             "--port",
             str(port),
+            "--workers",
+            str(workers),
+            # As `make run` starts it: the protocol with a deadline on request headers.
+            "--http",
+            "app.core.server:HeaderDeadlineProtocol",
+            "--limit-concurrency",
+            "256",
             "--no-access-log",
             "--log-level",
-            "warning",
+            "info",  # no access log: info adds only the start-up lines waited for below
         ]
-        with _process(args, full_env, f"http://127.0.0.1:{port}/health") as proc:
-            yield f"http://127.0.0.1:{port}", proc
+        log = Path(data) / "uvicorn.log"
+        with _process(args, full_env, f"http://127.0.0.1:{port}/health", log=log) as proc:
+            _wait_for_workers(log, workers)
+            yield Service(base=f"http://127.0.0.1:{port}", process=proc, data_dir=Path(data))
+
+
+def _wait_for_workers(log: Path, workers: int, timeout: float = 60) -> None:
+    """Poll uvicorn's log until every worker ran its lifespan: /health answered by one worker
+    says nothing of the others."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if log.read_text(errors="replace").count("Application startup complete") >= workers:
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"{workers} workers did not come up")
+
+
+def cpu_seconds(process: psutil.Process) -> float:
+    """User + system CPU time of a process and its live children (uvicorn's workers)."""
+    total = 0.0
+    for proc in (process, *process.children(recursive=True)):
+        with contextlib.suppress(psutil.Error):
+            times = proc.cpu_times()
+            total += times.user + times.system
+    return total
 
 
 class RssSampler:
@@ -157,6 +210,23 @@ class Transfer:
         return self.size / MB / self.total if self.total else 0.0
 
 
+# No transfer of a benchmark may take longer (seconds): curl gives up, the run fails.
+CURL_MAX_TIME = 300
+
+
+@contextlib.contextmanager
+def _reaped(procs: list[subprocess.Popen[str]]) -> Iterator[None]:
+    """Kill whichever of `procs` is still running when the block is left by an error."""
+    try:
+        yield
+    except BaseException:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        raise
+
+
 def curl(url: str, *, output: str = "/dev/null") -> subprocess.Popen[str]:
     """Start a curl download; `finish` reads its timings. curl is a lean client, so the
     figures measure the service rather than a Python client."""
@@ -164,6 +234,8 @@ def curl(url: str, *, output: str = "/dev/null") -> subprocess.Popen[str]:
         [
             "curl",
             "-s",
+            "--max-time",
+            str(CURL_MAX_TIME),
             "-o",
             output,
             "-w",
@@ -176,7 +248,7 @@ def curl(url: str, *, output: str = "/dev/null") -> subprocess.Popen[str]:
 
 
 def finish(process: subprocess.Popen[str]) -> Transfer:
-    out, _ = process.communicate(timeout=600)
+    out, _ = process.communicate(timeout=CURL_MAX_TIME + 10)
     status, ttfb, total, size = out.split()
     return Transfer(ttfb=float(ttfb), total=float(total), size=int(size), status=int(status))
 
@@ -200,3 +272,138 @@ def set_latency(sandbox_root: str, ms: int) -> None:
             json={"kind": "latency", "ms": ms, "scope": "enhanced"},
             timeout=10,
         ).raise_for_status()
+
+
+# --- the ceiling: curl straight at the sandbox, and nginx for a file on disk ------------------
+
+CEILING_CONNECTIONS = 8  # per client, as many as the service opens for one request
+# The query the service sends for its default options (DownloadOptions.upstream_params()).
+IMAGE_QUERY = "format=jpeg&preview=true"
+
+
+def image_ids(sandbox_root: str, order_id: str) -> list[str]:
+    response = httpx.get(
+        f"{sandbox_root}/v3/orders/{order_id}", headers={"x-api-key": API_KEY}, timeout=60
+    )
+    response.raise_for_status()
+    return [image["image_id"] for image in response.json()["images"]]
+
+
+@dataclass(frozen=True)
+class Timed:
+    """One client's transfer: wall time from spawning curl to its exit, bytes, first byte."""
+
+    wall: float
+    size: int
+    ttfb: float | None = None
+
+    @property
+    def mb_per_s(self) -> float:
+        return self.size / MB / self.wall
+
+
+def direct(
+    sandbox_root: str, orders: list[str], *, workdir: Path, connections: int = CEILING_CONNECTIONS
+) -> list[Timed]:
+    """The ceiling: one `curl --parallel` client per order, all at once, fetching every image
+    of its order straight from the sandbox (`/v3/images/{id}/enhanced`, the 302 and the asset:
+    the same two hops the service makes) with `connections` connections each."""
+    configs = []
+    for n, order_id in enumerate(orders):
+        config = workdir / f"direct-{n}.curlrc"
+        config.write_text(
+            "".join(
+                f'url = "{sandbox_root}/v3/images/{image_id}/enhanced?{IMAGE_QUERY}"\n'
+                'output = "/dev/null"\n'
+                for image_id in image_ids(sandbox_root, order_id)
+            )
+        )
+        configs.append(config)
+    args = [
+        "curl",
+        "--silent",
+        "--show-error",
+        "--no-progress-meter",
+        "--max-time",
+        str(CURL_MAX_TIME),
+        "--fail",
+        "--location",
+        "--parallel",
+        "--parallel-immediate",
+        "--parallel-max",
+        str(connections),
+        "--header",
+        f"x-api-key: {API_KEY}",
+        "--write-out",
+        "%{http_code} %{size_download}\\n",
+    ]
+    started = time.monotonic()
+    procs = [
+        subprocess.Popen([*args, "--config", str(c)], stdout=subprocess.PIPE, text=True)
+        for c in configs
+    ]
+    results = []
+    with _reaped(procs):
+        for proc in procs:
+            out, _ = proc.communicate(timeout=CURL_MAX_TIME + 10)
+            wall = time.monotonic() - started
+            lines = out.split()
+            statuses, sizes = lines[0::2], [int(s) for s in lines[1::2]]
+            if proc.returncode != 0 or set(statuses) != {"200"}:
+                raise RuntimeError(f"direct download failed: curl exited {proc.returncode}")
+            results.append(Timed(wall=wall, size=sum(sizes)))
+    return results
+
+
+def through(urls: list[str], *, output: str = "/dev/null") -> list[Timed]:
+    """Clients of the service (or of any URL): one plain curl per URL, all at once."""
+    started = time.monotonic()
+    procs = [curl(url, output=output) for url in urls]
+    results = []
+    with _reaped(procs):
+        for proc in procs:
+            t = finish(proc)
+            wall = time.monotonic() - started
+            if t.status != 200:
+                raise RuntimeError(f"{proc.args!r} answered {t.status}")
+            results.append(Timed(wall=wall, size=t.size, ttfb=t.ttfb))
+    return results
+
+
+NGINX = "/usr/sbin/nginx"
+# Two ways nginx moves a file; which is faster on loopback varies from run to run, so the
+# ceiling takes the better of them.
+NGINX_TUNINGS = ("sendfile on; tcp_nopush on;", "sendfile off; output_buffers 2 1m;")
+
+
+@contextlib.contextmanager
+def nginx(root: Path, *, directives: str = NGINX_TUNINGS[0]) -> Iterator[str]:
+    """nginx serving `root` on a free loopback port, one worker process, configured with
+    `directives`: the ceiling for serving a file that is already on disk. Yields its root URL."""
+    if not Path(NGINX).exists():
+        raise RuntimeError(f"{NGINX} is missing (make system-deps installs it)")
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="bench-nginx-") as prefix:
+        conf = Path(prefix) / "nginx.conf"
+        temp_paths = "".join(
+            f"    {kind}_temp_path {prefix}/{kind};\n"
+            for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+        )
+        conf.write_text(
+            f"daemon off;\nworker_processes 1;\npid {prefix}/nginx.pid;\n"
+            f"error_log {prefix}/error.log warn;\n"
+            "events { worker_connections 256; }\n"
+            "http {\n    access_log off;\n"
+            f"    {directives}\n"
+            f"{temp_paths}"
+            f"    server {{\n        listen 127.0.0.1:{port};\n        root {root};\n    }}\n}}\n"
+        )
+        args = [NGINX, "-e", f"{prefix}/error.log", "-p", prefix, "-c", str(conf)]
+        with _process(args, {}, f"http://127.0.0.1:{port}/"):
+            yield f"http://127.0.0.1:{port}"
+
+
+def best_of(runs: int, measure: Callable[[], T], *, key: Callable[[T], float]) -> T:
+    """The best (lowest `key`) of `runs` measurements: noise on a shared machine only ever
+    slows a run down, so the fastest is the closest to what the code can do."""
+    return min((measure() for _ in range(runs)), key=key)

@@ -72,7 +72,8 @@ def percentile(values: list[float], q: float) -> float:
 
 
 async def run(args: argparse.Namespace) -> dict[str, object]:
-    with sandbox() as sb, service(sb) as (base, proc):
+    with sandbox() as sb, service(sb) as svc:
+        base, proc = svc.base, svc.process
         set_latency(sb, 0)
         orders = [
             create_order(sb, images=args.images, image_bytes=args.image_bytes)

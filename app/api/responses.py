@@ -33,6 +33,7 @@ from app.services.cache import CachedArchive
 from app.storage import ArchiveStore, ObjectInfo
 
 ZIP_MEDIA_TYPE = "application/zip"
+FILE_READ_CHUNK = 1024 * 1024
 
 # Headers that keep proxies and middleware from buffering or compressing a streamed archive.
 STREAMING_HEADERS = {
@@ -79,6 +80,10 @@ class ZipFileResponse(FileResponse):
     """A finished archive on disk, with Content-Length, ETag, Last-Modified and Range."""
 
     media_type = ZIP_MEDIA_TYPE
+    # Starlette reads each chunk in a worker thread; at its default 64 kB the thread hand-offs
+    # cost more CPU than moving the bytes (measured: 40% of the service's samples serving a
+    # cached archive). One MiB per read keeps a request's buffer small and the hops rare.
+    chunk_size = FILE_READ_CHUNK
 
 
 def archive_file_response(

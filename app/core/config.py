@@ -66,6 +66,8 @@ class Settings(BaseSettings):
     upstream_retries: int = Field(default=3, ge=0, le=10)  # extra attempts after the first
     upstream_retry_max_wait: float = Field(default=10.0, ge=0)  # seconds; caps Retry-After
     upstream_max_redirects: int = Field(default=5, ge=0, le=20)
+    # The HTTP/1.1 implementation under image downloads: aiohttp (C parser) or httpx's own.
+    upstream_download_client: Literal["aiohttp", "httpx"] = "aiohttp"
     circuit_failure_threshold: int = Field(default=20, ge=1)  # consecutive failures that open it
     circuit_cooldown: float = Field(default=15.0, gt=0)  # seconds before a trial call
     circuit_max_credentials: int = Field(default=10_000, ge=1)  # keys with a failure remembered

@@ -17,12 +17,12 @@ import contextlib
 import itertools
 import json
 import logging
-import zlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import IO, Any, TypeVar
 
 import httpx
+from isal import isal_zlib
 from pydantic import ValidationError
 from tenacity import (
     AsyncRetrying,
@@ -286,7 +286,9 @@ class AutoenhanceClient:
                 expected = None if encoded else response.headers.get("content-length")
                 async for chunk in response.aiter_bytes():
                     sink.write(chunk)
-                    crc = zlib.crc32(chunk, crc)
+                    # ISA-L's CRC-32 (the ZIP polynomial, like zlib's) is ~8x faster
+                    # than zlib's: at zlib's speed it was 9% of the service's CPU.
+                    crc = isal_zlib.crc32(chunk, crc)
                     check.feed(chunk)
                 content_type = response.headers.get("content-type")
             size = check.size

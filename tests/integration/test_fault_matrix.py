@@ -24,10 +24,16 @@ from tests.support import UvicornThread
 MB = 1024 * 1024
 
 
-@pytest.fixture
-def settings(make_settings: SettingsFactory) -> Settings:
+@pytest.fixture(params=["aiohttp", "httpx"])
+def settings(make_settings: SettingsFactory, request: pytest.FixtureRequest) -> Settings:
     # Every image spools to disk, so a leaked spool shows up as a file in assert_no_leaks.
-    return make_settings(upstream_retries=2, upstream_read_timeout=1.0, spool_memory_bytes=0)
+    # Each fault is met by either HTTP implementation under the image downloads.
+    return make_settings(
+        upstream_retries=2,
+        upstream_read_timeout=1.0,
+        spool_memory_bytes=0,
+        upstream_download_client=request.param,
+    )
 
 
 @pytest.fixture
