@@ -32,8 +32,10 @@ from app.storage._base import DEFAULT_MIN_IDLE, ArchiveStore
 from app.storage._types import ObjectInfo, ObjectMissing, Quota, StoreError, Usage
 from app.storage._writer import Upload
 
-# Bytes read per call while streaming a file.
-READ_CHUNK = 256 * 1024
+# Bytes read per worker-thread hop while streaming a file: the hand-off to the thread costs
+# more than moving the bytes at small sizes (serving a cached archive read in 64 kB pieces
+# spent 1.43 CPU-s/GB, in 1 MiB pieces 0.35), and one MiB per request stays a small buffer.
+READ_CHUNK = 1024 * 1024
 # A temporary file untouched this long belongs to a writer that died: removed by the next
 # eviction pass.
 STALE_TEMP_SECONDS = 6 * 3600
@@ -105,8 +107,10 @@ class LocalArchiveStore(ArchiveStore):
         return _info(key, stat)
 
     async def _stream(self, key: str, start: int, end: int | None) -> AsyncIterator[bytes]:
+        # Opened on the event loop (a local open is a metadata call): opened in a worker
+        # thread, a caller cancelled meanwhile would never see the file and never close it.
         try:
-            file = await anyio.to_thread.run_sync(open, self.path(key), "rb")
+            file = open(self.path(key), "rb")  # closed by _FileChunks
         except FileNotFoundError:
             raise ObjectMissing(key) from None
         except OSError as exc:
