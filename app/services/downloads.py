@@ -201,7 +201,8 @@ class Downloads:
             return Download(status=304, headers=headers)
         stored = await self._cached(identity) if use_cache else None
         if stored is not None:
-            metrics.ARCHIVES_SERVED.labels("cache").inc()
+            if conditions.method == "GET":  # a HEAD looks at the archive, it is not served
+                metrics.ARCHIVES_SERVED.labels("cache").inc()
             # Only archives without a skipped deliverable image are cached.
             headers["X-Downloaded"] = str(len(plan.deliverable))
             headers["X-Failed"] = str(len(plan.not_ready))
