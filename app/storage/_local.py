@@ -107,14 +107,24 @@ class LocalArchiveStore(ArchiveStore):
         return _info(key, stat)
 
     async def _stream(self, key: str, start: int, end: int | None) -> AsyncIterator[bytes]:
-        # Opened on the event loop (a local open is a metadata call): opened in a worker
-        # thread, a caller cancelled meanwhile would never see the file and never close it.
-        try:
+        opened: list[IO[bytes]] = []
+
+        def open_file() -> IO[bytes]:
             file = open(self.path(key), "rb")  # closed by _FileChunks
+            opened.append(file)
+            return file
+
+        try:
+            file = await anyio.to_thread.run_sync(open_file)
         except FileNotFoundError:
             raise ObjectMissing(key) from None
         except OSError as exc:
             raise _store_error(exc) from exc
+        except BaseException:
+            # A caller cancelled while the worker thread opened the file never sees it.
+            for leftover in opened:
+                leftover.close()
+            raise
         return _FileChunks(file, start, end)
 
     async def _put_small(self, key: str, data: bytes) -> ObjectInfo:
