@@ -111,7 +111,7 @@ export class StatusTab {
     if (changed) this.onAdminChange();
     $("admin-form").hidden = admin;
     $("admin-signed-in").hidden = !admin;
-    if (admin) this.loadSentry();
+    if (admin) this.sentryLoad = this.loadSentry();
   }
 
   async signIn() {
@@ -134,6 +134,8 @@ export class StatusTab {
   }
 
   async signOut() {
+    // A request still out on the session would be refused once it is revoked: let it land.
+    await this.sentryLoad;
     try {
       await request("/api/admin/session", { method: "DELETE" });
     } catch {
