@@ -40,6 +40,15 @@ STREAMING_HEADERS = {
 }
 
 
+async def close_body(body: object) -> None:
+    """Close a response's body iterator, whether it ran to its end, was abandoned or never
+    started (a client that left); a failure while closing is not the client's concern."""
+    aclose = getattr(body, "aclose", None)
+    if aclose is not None:
+        with contextlib.suppress(Exception):
+            await aclose()
+
+
 class ZipStreamingResponse(StreamingResponse):
     """A streamed `application/zip` body whose producer is always shut down.
 
@@ -65,10 +74,7 @@ class ZipStreamingResponse(StreamingResponse):
         try:
             await super().__call__(scope, receive, send)
         finally:
-            aclose = getattr(self.body_iterator, "aclose", None)
-            if aclose is not None:
-                with contextlib.suppress(Exception):
-                    await aclose()
+            await close_body(self.body_iterator)
             if self._on_close is not None:
                 await self._on_close()
 
@@ -80,10 +86,7 @@ class StoredObjectResponse(StreamingResponse):
         try:
             await super().__call__(scope, receive, send)
         finally:
-            aclose = getattr(self.body_iterator, "aclose", None)
-            if aclose is not None:
-                with contextlib.suppress(Exception):
-                    await aclose()
+            await close_body(self.body_iterator)
 
 
 # Headers a 304 repeats (RFC 9110 §15.4.5); the others describe a body it does not have.
