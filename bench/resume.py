@@ -29,7 +29,8 @@ from typing import Any
 
 import httpx
 
-from bench.common import MB, ROOT, create_order, curl, finish, sandbox, service, set_latency
+from bench.common import create_order, curl, finish, sandbox, service, set_latency
+from testkit.processes import MB, ROOT
 
 IMAGES = 100
 LATENCY_MS = 200

@@ -39,10 +39,7 @@ import httpx
 
 from bench.common import (
     GB,
-    MB,
     NGINX_TUNINGS,
-    ROOT,
-    RssSampler,
     Service,
     Timed,
     cpu_seconds,
@@ -55,6 +52,7 @@ from bench.common import (
     set_latency,
     through,
 )
+from testkit.processes import MB, ROOT, RssSampler
 
 CONCURRENCY = 8
 # (c) runs eleven downloads at once (ten clients and the 1,000-image order). The ceiling's

@@ -14,7 +14,7 @@ from app.core.security import Signer
 from app.main import create_app
 from app.sandbox import DEMO_ORDER_ID
 from tests.conftest import SettingsFactory
-from tests.support import UvicornThread
+from tests.support import SandboxControl, UvicornThread, settings_of
 
 SERVICE_KEY = "service-key-0123456789"
 ADMIN_TOKEN = "admin-token-0123456789"
@@ -97,13 +97,15 @@ def test_a_crafted_signed_link_is_refused_not_an_error(locked: UvicornThread, qu
 
 @pytest.mark.parametrize("key", [b"x" * 300, b"key with spaces", "ké".encode()])
 def test_a_malformed_own_key_is_refused_before_any_upstream_call(
-    locked: UvicornThread, sandbox: httpx.Client, key: bytes
+    locked: UvicornThread, sandbox: SandboxControl, key: bytes
 ) -> None:
     with http(locked) as client:
         response = client.get(SUMMARY, headers={"X-Autoenhance-Key": key})
     assert response.status_code == 401
     assert response.json()["error"] == "malformed_key"
-    assert sandbox.get("/_sandbox/requests").json()["requests"] == []
+    # Neither the malformed key nor the operator's went upstream in its place.
+    assert sandbox.log(key) == []
+    assert sandbox.log() == []
 
 
 # --- nothing handed out unasked -----------------------------------------------------------------
@@ -119,9 +121,8 @@ def test_the_home_page_sets_no_cookie_and_hands_out_no_token(locked: UvicornThre
 
 
 def test_sandbox_mode_home_page_sets_no_cookie(tmp_path: object) -> None:
-    from app.core.config import Settings
 
-    settings = Settings(_env_file=None, admin_token=ADMIN_TOKEN, data_dir=tmp_path)  # type: ignore[call-arg]
+    settings = settings_of(admin_token=ADMIN_TOKEN, data_dir=tmp_path)
     with UvicornThread(create_app(settings)) as server, http(server) as client:
         response = client.get("/")
         assert "set-cookie" not in response.headers
@@ -243,11 +244,8 @@ def test_without_an_admin_token_only_own_keys_create(make_settings: SettingsFact
 
 
 def test_sandbox_mode_creation_is_open(tmp_path: object) -> None:
-    from app.core.config import Settings
 
-    settings = Settings(  # type: ignore[call-arg]
-        _env_file=None, data_dir=tmp_path, sandbox_processing_delay=0
-    )
+    settings = settings_of(data_dir=tmp_path, sandbox_processing_delay=0)
     with UvicornThread(create_app(settings)) as server, http(server) as client:
         response = client.post("/api/create-sample-order")
         assert response.status_code == 201

@@ -11,8 +11,9 @@ from prometheus_client import REGISTRY
 
 from app.main import create_app
 from app.sandbox import SandboxConfig, create_sandbox_app
+from testkit.processes import ROOT
 from tests.conftest import SettingsFactory
-from tests.support import ROOT, UvicornThread
+from tests.support import SandboxControl, UvicornThread
 
 ADMIN = {"Authorization": "Bearer admin-token-0123456789"}
 SAMPLES = ROOT / "sample_images"
@@ -35,10 +36,8 @@ def post_files(server: UvicornThread, files: list, **kwargs: object) -> httpx.Re
     )
 
 
-def upstream_calls(sandbox: httpx.Client) -> list[str]:
-    return [
-        f"{r['method']} {r['route']}" for r in sandbox.get("/_sandbox/requests").json()["requests"]
-    ]
+def upstream_calls(sandbox: SandboxControl) -> list[str]:
+    return [f"{r['method']} {r['route']}" for r in sandbox.log()]
 
 
 def orders_created() -> float:
@@ -46,7 +45,7 @@ def orders_created() -> float:
 
 
 def test_creates_the_order_and_uploads_every_file(
-    creator: UvicornThread, sandbox: httpx.Client, sandbox_url: str
+    creator: UvicornThread, sandbox: SandboxControl, sandbox_url: str
 ) -> None:
     before = orders_created()
     response = post_files(
@@ -63,7 +62,7 @@ def test_creates_the_order_and_uploads_every_file(
         ("plan.png", True, None),
     ]
     order = httpx.get(
-        f"{sandbox_url}/orders/{body['order_id']}", headers={"x-api-key": "operator-test-key"}
+        f"{sandbox_url}/orders/{body['order_id']}", headers={"x-api-key": sandbox.operator_key}
     ).json()
     assert sorted(i["image_id"] for i in order["images"]) == sorted(
         i["image_id"] for i in body["images"]
@@ -99,7 +98,7 @@ def test_sample_order_uses_the_bundled_photos(creator: UvicornThread) -> None:
 )
 def test_bad_input_is_refused_before_anything_is_created(
     creator: UvicornThread,
-    sandbox: httpx.Client,
+    sandbox: SandboxControl,
     files: list,
     status: int,
     code: str,
@@ -114,7 +113,7 @@ def test_bad_input_is_refused_before_anything_is_created(
     assert upstream_calls(sandbox) == []  # nothing half-done upstream
 
 
-def test_no_files_and_non_multipart_bodies(creator: UvicornThread, sandbox: httpx.Client) -> None:
+def test_no_files_and_non_multipart_bodies(creator: UvicornThread, sandbox: SandboxControl) -> None:
     url = f"{creator.url}/api/create-order"
     empty = httpx.post(url, data={"name": "x"}, files={"other": ("", b"")}, headers=ADMIN)
     assert empty.status_code == 400

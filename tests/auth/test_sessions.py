@@ -15,9 +15,9 @@ import pytest
 
 from app.api.auth import SESSION_COOKIE
 from app.main import create_app
+from testkit.processes import redis_server
 from tests.conftest import SettingsFactory
-from tests.jobs.support import redis_server
-from tests.support import UvicornThread
+from tests.support import UvicornThread, require_tool
 
 ADMIN_TOKEN = "admin-token-0123456789"
 SECRET = "sessions-signing-secret-0123"
@@ -25,7 +25,7 @@ SECRET = "sessions-signing-secret-0123"
 
 @pytest.fixture(scope="module")
 def redis_url() -> Iterator[str]:
-    with redis_server() as url:
+    with redis_server(require_tool("redis-server")) as url:
         yield url
 
 

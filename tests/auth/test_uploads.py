@@ -19,7 +19,7 @@ from app.services.uploads import (
     clean_filename,
     receive_uploads,
 )
-from tests.support import ROOT
+from testkit.processes import ROOT
 
 JPEG = (ROOT / "sample_images" / "garden.jpg").read_bytes()
 CHUNK = 8192

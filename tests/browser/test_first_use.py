@@ -10,20 +10,17 @@ from __future__ import annotations
 
 import re
 import zipfile
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import expect
 
 from app.sandbox import DEMO_ORDER_ID
-from tests.browser.conftest import FAKE_SAVE_PICKER, PageProblems, Server
+from tests.browser.conftest import FAKE_SAVE_PICKER, OpenPage, StartService
 
 pytestmark = pytest.mark.browser
 
-OpenPage = Callable[..., tuple[Page, PageProblems]]
-StartService = Callable[..., Server]
 SAMPLE_DIR = Path(__file__).resolve().parents[2] / "sample_images"
 SAMPLES = sorted(SAMPLE_DIR.glob("*.jpg"))
 DEMO_ENTRIES = ["garden.jpg", "house-front.jpg", "living-room.jpg"]

@@ -24,7 +24,7 @@ from setup_test_order import (
 )
 from tests.cli.test_setup_test_order import ADMIN_TOKEN, FAST, PHOTOS, CuttingProxy, reference
 from tests.conftest import SettingsFactory, create_order
-from tests.support import UvicornThread, free_port
+from tests.support import UvicornThread
 
 
 def stderr_of(capsys: pytest.CaptureFixture[str]) -> str:
@@ -33,10 +33,10 @@ def stderr_of(capsys: pytest.CaptureFixture[str]) -> str:
 
 
 def test_a_missing_download_folder_is_refused_before_any_work(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    refused_port: int, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # Nothing listens there: any upload attempt would end in a network failure instead.
-    dead = f"http://127.0.0.1:{free_port()}"
+    dead = f"http://127.0.0.1:{refused_port}"
     out = tmp_path / "no-such-folder" / "order.zip"
     code = main([*PHOTOS, "--wait", "--download", str(out), "--service-url", dead, "--quiet"])
     assert code == EXIT_USAGE

@@ -29,8 +29,9 @@ from setup_test_order import (
     EXIT_USAGE,
     main,
 )
+from testkit.processes import ROOT
 from tests.conftest import SettingsFactory, create_order
-from tests.support import ROOT, UvicornThread, free_port
+from tests.support import UvicornThread
 
 SAMPLES = ROOT / "sample_images"
 PHOTOS = [str(SAMPLES / "house-front.jpg"), str(SAMPLES / "garden.jpg")]
@@ -231,8 +232,8 @@ def test_unsupported_file_with_an_image_extension(sandbox_url: str, tmp_path: Pa
     assert main([str(fake), "--quiet"], env=direct_env(sandbox_url)) == EXIT_BAD_FILE
 
 
-def test_network_failures() -> None:
-    dead = f"http://127.0.0.1:{free_port()}"
+def test_network_failures(refused_port: int) -> None:
+    dead = f"http://127.0.0.1:{refused_port}"
     env = {"AUTOENHANCE_API_KEY": "k", "AUTOENHANCE_API_BASE": f"{dead}/v3"}
     assert main([PHOTOS[0], "--quiet"], env=env) == EXIT_NETWORK
     assert main([PHOTOS[0], "--service-url", dead, "--quiet"], env={}) == EXIT_NETWORK

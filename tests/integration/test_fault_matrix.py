@@ -19,7 +19,7 @@ from app.core.config import Settings
 from app.main import create_app
 from app.storage import _local as local_store
 from tests.conftest import SettingsFactory, create_order
-from tests.support import UvicornThread
+from tests.support import SandboxControl, UvicornThread
 
 MB = 1024 * 1024
 
@@ -42,7 +42,7 @@ def server(settings: Settings) -> Iterator[UvicornThread]:
         yield running
 
 
-def fault(sandbox: httpx.Client, **spec: Any) -> None:
+def fault(sandbox: SandboxControl, **spec: Any) -> None:
     sandbox.post("/_sandbox/faults", json=spec).raise_for_status()
 
 
@@ -81,7 +81,7 @@ def image_ids(order: dict[str, Any]) -> list[str]:
 
 
 def test_429_storm_with_retry_after_is_ridden_out(
-    server: UvicornThread, settings: Settings, sandbox: httpx.Client
+    server: UvicornThread, settings: Settings, sandbox: SandboxControl
 ) -> None:
     order = create_order(sandbox, images=5, image_bytes=10_000)
     fault(sandbox, kind="status", status=429, retry_after=0, scope="enhanced", count=8)
@@ -90,7 +90,7 @@ def test_429_storm_with_retry_after_is_ridden_out(
 
 
 def test_429_that_never_ends_skips_the_image_and_says_so(
-    server: UvicornThread, settings: Settings, sandbox: httpx.Client
+    server: UvicornThread, settings: Settings, sandbox: SandboxControl
 ) -> None:
     order = create_order(sandbox, images=3, image_bytes=10_000)
     victim = image_ids(order)[0]
@@ -102,7 +102,7 @@ def test_429_that_never_ends_skips_the_image_and_says_so(
 
 
 def test_5xx_burst_is_retried(
-    server: UvicornThread, settings: Settings, sandbox: httpx.Client
+    server: UvicornThread, settings: Settings, sandbox: SandboxControl
 ) -> None:
     order = create_order(sandbox, images=6, image_bytes=10_000)
     fault(sandbox, kind="status", status=503, retry_after=0, scope="enhanced", count=5)
@@ -112,7 +112,7 @@ def test_5xx_burst_is_retried(
 
 
 def test_image_stalling_past_the_read_timeout_is_skipped(
-    server: UvicornThread, settings: Settings, sandbox: httpx.Client
+    server: UvicornThread, settings: Settings, sandbox: SandboxControl
 ) -> None:
     order = create_order(sandbox, images=3, image_bytes=200_000)
     victim = image_ids(order)[1]
@@ -124,7 +124,7 @@ def test_image_stalling_past_the_read_timeout_is_skipped(
 
 
 def test_reset_mid_body_is_retried_from_a_clean_spool(
-    server: UvicornThread, settings: Settings, sandbox: httpx.Client, sandbox_url: str
+    server: UvicornThread, settings: Settings, sandbox: SandboxControl, sandbox_url: str
 ) -> None:
     order = create_order(sandbox, images=3, image_bytes=300_000)
     fault(sandbox, kind="reset", fraction=0.5, scope="enhanced", count=2)
@@ -136,7 +136,7 @@ def test_reset_mid_body_is_retried_from_a_clean_spool(
 
 
 def test_reset_every_time_skips_the_image(
-    server: UvicornThread, settings: Settings, sandbox: httpx.Client
+    server: UvicornThread, settings: Settings, sandbox: SandboxControl
 ) -> None:
     order = create_order(sandbox, images=2, image_bytes=300_000)
     victim = image_ids(order)[0]
@@ -148,7 +148,7 @@ def test_reset_every_time_skips_the_image(
 
 
 def test_short_body_is_never_delivered_as_an_image(
-    server: UvicornThread, settings: Settings, sandbox: httpx.Client
+    server: UvicornThread, settings: Settings, sandbox: SandboxControl
 ) -> None:
     order = create_order(sandbox, images=2, image_bytes=100_000)
     victim = image_ids(order)[1]
@@ -161,7 +161,7 @@ def test_short_body_is_never_delivered_as_an_image(
 
 
 def test_long_body_yields_exactly_the_declared_bytes(
-    server: UvicornThread, settings: Settings, sandbox: httpx.Client
+    server: UvicornThread, settings: Settings, sandbox: SandboxControl
 ) -> None:
     order = create_order(sandbox, images=2, image_bytes=100_000)
     fault(sandbox, kind="long_body", extra_bytes=5000, scope="enhanced")
@@ -183,7 +183,7 @@ def test_long_body_yields_exactly_the_declared_bytes(
 def test_hostile_redirects_are_refused_without_retrying(
     server: UvicornThread,
     settings: Settings,
-    sandbox: httpx.Client,
+    sandbox: SandboxControl,
     spec: dict[str, Any],
     reason: str,
 ) -> None:
@@ -192,17 +192,13 @@ def test_hostile_redirects_are_refused_without_retrying(
     fault(sandbox, scope="enhanced", image_ids=[victim], **spec)
     response = download(server, order["order_id"])
     assert victim in report(response) and reason in report(response)
-    tries = [
-        r
-        for r in sandbox.get("/_sandbox/requests").json()["requests"]
-        if r["image_id"] == victim and r["route"] == "enhanced"
-    ]
+    tries = [r for r in sandbox.log() if r["image_id"] == victim and r["route"] == "enhanced"]
     assert 1 <= len(tries) <= settings.upstream_max_redirects + 1
     assert_no_leaks(server, settings)
 
 
 def test_upstream_down_at_the_start_then_recovering(
-    server: UvicornThread, settings: Settings, sandbox: httpx.Client
+    server: UvicornThread, settings: Settings, sandbox: SandboxControl
 ) -> None:
     order = create_order(sandbox, images=4, image_bytes=10_000)
     fault(sandbox, kind="down", retry_after=0, count=2)
@@ -211,7 +207,7 @@ def test_upstream_down_at_the_start_then_recovering(
 
 
 def test_upstream_down_for_good_is_a_clear_error(
-    server: UvicornThread, settings: Settings, sandbox: httpx.Client
+    server: UvicornThread, settings: Settings, sandbox: SandboxControl
 ) -> None:
     order = create_order(sandbox, images=2, image_bytes=10_000)
     fault(sandbox, kind="down", retry_after=0)
@@ -222,7 +218,7 @@ def test_upstream_down_for_good_is_a_clear_error(
 
 
 def test_upstream_failing_mid_way_keeps_the_archive_valid(
-    server: UvicornThread, settings: Settings, sandbox: httpx.Client
+    server: UvicornThread, settings: Settings, sandbox: SandboxControl
 ) -> None:
     order = create_order(sandbox, images=6, image_bytes=10_000)
     fault(sandbox, kind="down", retry_after=0, scope="enhanced", image_ids=image_ids(order)[3:])
@@ -233,7 +229,7 @@ def test_upstream_failing_mid_way_keeps_the_archive_valid(
 
 
 def test_slow_reader_gets_back_pressure_not_buffering(
-    server: UvicornThread, settings: Settings, sandbox: httpx.Client
+    server: UvicornThread, settings: Settings, sandbox: SandboxControl
 ) -> None:
     order = create_order(sandbox, images=60, image_bytes=MB)
     me = psutil.Process()
@@ -255,7 +251,7 @@ def test_slow_reader_gets_back_pressure_not_buffering(
 
 @pytest.mark.parametrize("stage", ["before_headers", "first_chunk", "mid_way", "near_end"])
 def test_client_disconnect_at_every_stage_leaks_nothing(
-    server: UvicornThread, settings: Settings, sandbox: httpx.Client, stage: str
+    server: UvicornThread, settings: Settings, sandbox: SandboxControl, stage: str
 ) -> None:
     order = create_order(sandbox, images=12, image_bytes=200_000)
     ids = image_ids(order)
@@ -279,7 +275,7 @@ def test_client_disconnect_at_every_stage_leaks_nothing(
 def test_full_cache_disk_still_streams_and_logs(
     server: UvicornThread,
     settings: Settings,
-    sandbox: httpx.Client,
+    sandbox: SandboxControl,
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -317,7 +313,7 @@ class _FullDisk:
 
 
 def test_circuit_opens_fails_fast_and_closes_again(
-    make_settings: SettingsFactory, sandbox: httpx.Client
+    make_settings: SettingsFactory, sandbox: SandboxControl
 ) -> None:
     settings = make_settings(upstream_retries=0, circuit_failure_threshold=2, circuit_cooldown=1.5)
     order = create_order(sandbox, images=2, image_bytes=10_000)
@@ -328,7 +324,7 @@ def test_circuit_opens_fails_fast_and_closes_again(
         order_path = f"/v3/orders/{order['order_id']}"
 
         def order_calls() -> int:
-            log = sandbox.get("/_sandbox/requests").json()["requests"]
+            log = sandbox.log()
             return sum(1 for entry in log if entry["path"] == order_path)
 
         calls = order_calls()

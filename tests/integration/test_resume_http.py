@@ -23,7 +23,7 @@ import pytest
 from app.main import create_app
 from tests.conftest import SettingsFactory, create_order
 from tests.integration.resume_support import broken_download, offsets, store_settings
-from tests.support import UvicornThread
+from tests.support import SandboxControl, UvicornThread
 
 
 @pytest.fixture(params=["local", "s3"])
@@ -54,10 +54,10 @@ def reference(make_settings: SettingsFactory, tmp_path: Path) -> Iterator[Uvicor
         yield server
 
 
-def fetches(sandbox: httpx.Client, order: dict[str, Any]) -> Counter[str]:
+def fetches(sandbox: SandboxControl, order: dict[str, Any]) -> Counter[str]:
     """Image downloads of this order's images the sandbox has seen (its log is shared)."""
     ids = {image["image_id"] for image in order["images"]}
-    entries = sandbox.get("/_sandbox/requests").json()["requests"]
+    entries = sandbox.log()
     return Counter(
         e["image_id"] for e in entries if e["route"] == "enhanced" and e["image_id"] in ids
     )
@@ -77,7 +77,7 @@ def entry_ends(archive: bytes, order: dict[str, Any]) -> dict[str, int]:
 
 @pytest.mark.parametrize("where", ["local_header", "image_data", "central_directory"])
 def test_a_broken_first_download_resumes_from_its_offset_to_identical_bytes(
-    node: UvicornThread, reference: UvicornThread, sandbox: httpx.Client, where: str
+    node: UvicornThread, reference: UvicornThread, sandbox: SandboxControl, where: str
 ) -> None:
     order = create_order(sandbox, images=5, image_bytes=40_000)
     path = f"/orders/{order['order_id']}/images"
@@ -104,7 +104,7 @@ def test_a_broken_first_download_resumes_from_its_offset_to_identical_bytes(
 
 
 def test_if_range_with_another_etag_gets_the_whole_current_archive(
-    node: UvicornThread, sandbox: httpx.Client
+    node: UvicornThread, sandbox: SandboxControl
 ) -> None:
     order = create_order(sandbox, images=3, image_bytes=30_000)
     url = f"{node.url}/orders/{order['order_id']}/images"
@@ -119,7 +119,7 @@ def test_if_range_with_another_etag_gets_the_whole_current_archive(
 
 
 def test_a_changed_order_answers_a_plain_range_with_the_whole_new_archive(
-    node: UvicornThread, sandbox: httpx.Client
+    node: UvicornThread, sandbox: SandboxControl
 ) -> None:
     order = create_order(sandbox, images=4, image_bytes=30_000)
     url = f"{node.url}/orders/{order['order_id']}/images"
@@ -139,7 +139,7 @@ def test_a_changed_order_answers_a_plain_range_with_the_whole_new_archive(
 
 
 def test_an_image_that_no_longer_matches_its_record_gets_the_whole_archive(
-    node: UvicornThread, reference: UvicornThread, sandbox: httpx.Client, tmp_path: Path
+    node: UvicornThread, reference: UvicornThread, sandbox: SandboxControl, tmp_path: Path
 ) -> None:
     """A record that disagrees with the re-fetched image (as if the image changed under the
     same order version) must not be spliced: the answer is 200 with the whole archive."""
@@ -170,7 +170,7 @@ def tamper_manifest(node: UvicornThread, change: Any) -> None:
 
 
 def test_a_complete_archive_has_its_size_ranges_and_validators(
-    cached_node: UvicornThread, sandbox: httpx.Client
+    cached_node: UvicornThread, sandbox: SandboxControl
 ) -> None:
     order = create_order(sandbox, images=3, image_bytes=30_000)
     url = f"{cached_node.url}/orders/{order['order_id']}/images"
@@ -197,7 +197,7 @@ def test_a_complete_archive_has_its_size_ranges_and_validators(
 
 
 def test_a_complete_manifest_gives_size_and_ranges_without_a_cached_copy(
-    node: UvicornThread, sandbox: httpx.Client
+    node: UvicornThread, sandbox: SandboxControl
 ) -> None:
     order = create_order(sandbox, images=3, image_bytes=30_000)
     url = f"{node.url}/orders/{order['order_id']}/images"
@@ -219,7 +219,7 @@ def test_a_complete_manifest_gives_size_and_ranges_without_a_cached_copy(
 
 
 def test_a_mismatch_after_the_first_byte_drops_the_connection_and_the_record(
-    node: UvicornThread, sandbox: httpx.Client
+    node: UvicornThread, sandbox: SandboxControl
 ) -> None:
     """A replay that finds a later image changed cannot honour its Content-Length: the
     transfer fails (never a valid-looking archive), and the next request starts afresh."""

@@ -18,7 +18,7 @@ from tests.conftest import SettingsFactory, create_order
 from tests.jobs.conftest import JobsApi
 from tests.jobs.receivers import Receiver
 from tests.jobs.support import FAST_JOBS, SIGNING_SECRET, WEBHOOK_TOKEN, wait_state
-from tests.support import UvicornThread
+from tests.support import SandboxControl, UvicornThread
 
 # What receivers check callbacks with when CALLBACK_SECRET is unset.
 CALLBACK_KEY = ServiceKeys.derive(SIGNING_SECRET.encode()).callbacks
@@ -33,13 +33,15 @@ def start_job(client: httpx.Client, order_id: str, **params: Any) -> dict[str, A
     return body
 
 
-def enhanced_requests(sandbox: httpx.Client) -> int:
-    entries = sandbox.get("/_sandbox/requests").json()["requests"]
-    return sum(1 for e in entries if e["route"] == "enhanced")
+def enhanced_requests(sandbox: SandboxControl, jobs_api: JobsApi, order: dict[str, Any]) -> int:
+    """Image downloads of `order` that reached the sandbox with the service's key."""
+    images = {image["image_id"] for image in order["images"]}
+    entries = sandbox.log(jobs_api.operator_key)
+    return sum(1 for e in entries if e["route"] == "enhanced" and e["image_id"] in images)
 
 
 def test_job_writes_the_streamed_archive_and_serves_it_resumably(
-    jobs_api: JobsApi, sandbox: httpx.Client
+    jobs_api: JobsApi, sandbox: SandboxControl
 ) -> None:
     order = create_order(sandbox, images=4, image_bytes=20_000)
     with httpx.Client(base_url=jobs_api.url, timeout=30) as client:
@@ -85,7 +87,7 @@ def test_job_writes_the_streamed_archive_and_serves_it_resumably(
 
 
 def test_jobs_are_visible_only_to_their_credential_and_keys_are_never_stored(
-    jobs_api: JobsApi, sandbox: httpx.Client
+    jobs_api: JobsApi, sandbox: SandboxControl
 ) -> None:
     order = create_order(sandbox, images=2)
     own = {"X-Autoenhance-Key": "my-own-autoenhance-key-42"}
@@ -115,7 +117,7 @@ def test_jobs_are_visible_only_to_their_credential_and_keys_are_never_stored(
 
 
 def test_delete_cancels_in_flight_downloads_and_removes_files(
-    jobs_api: JobsApi, sandbox: httpx.Client
+    jobs_api: JobsApi, sandbox: SandboxControl
 ) -> None:
     order = create_order(sandbox, images=40, image_bytes=5_000)
     sandbox.post("/_sandbox/faults", json={"kind": "latency", "ms": 700, "scope": "enhanced"})
@@ -128,9 +130,9 @@ def test_delete_cancels_in_flight_downloads_and_removes_files(
         cancelled = client.delete(f"/jobs/{job['job_id']}")
         assert cancelled.status_code == 200 and cancelled.json()["state"] == "cancelled"
         time.sleep(1.5)  # requests in flight at the cancel end (aborted) within the latency
-        settled = enhanced_requests(sandbox)
+        settled = enhanced_requests(sandbox, jobs_api, order)
         time.sleep(1.0)
-        assert enhanced_requests(sandbox) == settled < 40  # no new upstream downloads
+        assert enhanced_requests(sandbox, jobs_api, order) == settled < 40  # no new downloads
         assert wait_state(client, job["status_url"])["state"] == "cancelled"
         gone = client.get(job["download_url"])
         assert gone.status_code == 410 and gone.json()["error"] == "job_gone"
@@ -138,7 +140,7 @@ def test_delete_cancels_in_flight_downloads_and_removes_files(
 
 
 def test_signed_download_link_works_without_credentials(
-    jobs_api: JobsApi, sandbox: httpx.Client
+    jobs_api: JobsApi, sandbox: SandboxControl
 ) -> None:
     order = create_order(sandbox, images=2)
     own = {"X-Autoenhance-Key": "link-owner-key-1234"}
@@ -158,7 +160,7 @@ def test_signed_download_link_works_without_credentials(
 
 
 def test_wait_job_is_started_by_the_autoenhance_webhook(
-    jobs_api: JobsApi, sandbox: httpx.Client
+    jobs_api: JobsApi, sandbox: SandboxControl
 ) -> None:
     order = create_order(sandbox, images=3, statuses={"1": "processing"})
     processing_id = order["images"][1]["image_id"]
@@ -197,7 +199,7 @@ def test_wait_job_is_started_by_the_autoenhance_webhook(
         assert status["progress"]["images_done"] == 3 and status["failures"] == []
 
 
-def test_failed_job_says_why(jobs_api: JobsApi, sandbox: httpx.Client) -> None:
+def test_failed_job_says_why(jobs_api: JobsApi, sandbox: SandboxControl) -> None:
     order = create_order(sandbox, images=2, status="error")
     with httpx.Client(base_url=jobs_api.url, timeout=30) as client:
         job = start_job(client, order["order_id"])
@@ -218,7 +220,9 @@ def test_failed_job_says_why(jobs_api: JobsApi, sandbox: httpx.Client) -> None:
         assert bad_callback.json()["error"] == "invalid_callback_url"
 
 
-def test_job_end_is_posted_signed_to_the_callback(jobs_api: JobsApi, sandbox: httpx.Client) -> None:
+def test_job_end_is_posted_signed_to_the_callback(
+    jobs_api: JobsApi, sandbox: SandboxControl
+) -> None:
     order = create_order(sandbox, images=2)
     receiver = Receiver()
     with UvicornThread(receiver.app) as hook, httpx.Client(base_url=jobs_api.url) as client:
@@ -245,7 +249,7 @@ def test_job_end_is_posted_signed_to_the_callback(jobs_api: JobsApi, sandbox: ht
 
 
 def test_wait_job_falls_back_to_polling(
-    make_settings: SettingsFactory, sandbox: httpx.Client
+    make_settings: SettingsFactory, sandbox: SandboxControl
 ) -> None:
     """Embedded backend only: no webhook, the order is re-read with backoff."""
     order = create_order(sandbox, images=2, statuses={"0": "processing"})
@@ -263,7 +267,7 @@ def test_wait_job_falls_back_to_polling(
 
 
 def test_job_over_the_storage_bound_fails_with_the_reason(
-    make_settings: SettingsFactory, sandbox: httpx.Client
+    make_settings: SettingsFactory, sandbox: SandboxControl
 ) -> None:
     """Embedded backend only (the bound is checked by the same runner in both)."""
     order = create_order(sandbox, images=6, image_bytes=20_000)

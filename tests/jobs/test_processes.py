@@ -7,23 +7,19 @@ from pathlib import Path
 import httpx
 import pytest
 
+from testkit.processes import bound_socket, kill_group, redis_server, start_web, stop_group
 from tests.conftest import create_order
-from tests.jobs.support import (
-    job_env,
-    kill_group,
-    redis_server,
-    start_web,
-    start_worker,
-    stop_group,
-    wait_state,
-)
+from tests.jobs.support import job_env, start_worker, wait_state
+from tests.support import require_tool
 
 
 def test_embedded_backend_across_two_workers_and_restarts(
     sandbox_url: str, sandbox: httpx.Client, tmp_path: Path
 ) -> None:
     env = job_env(sandbox_url, tmp_path / "data")
-    process, url = start_web(env, workers=2)
+    # One socket for both lives of the service: the restart serves the URLs handed out before.
+    listener = bound_socket()
+    process, url = start_web(env, "--workers", "2", sock=listener)
     try:
         with httpx.Client(base_url=url, timeout=30) as client:
             order = create_order(sandbox, images=6, image_bytes=10_000)
@@ -44,7 +40,7 @@ def test_embedded_backend_across_two_workers_and_restarts(
             wait_state(client, crashed["status_url"], until={"running"})
         kill_group(process)  # the whole service dies mid-job
 
-        process, url = start_web(env, workers=2, port=int(url.rsplit(":", 1)[1]))
+        process, url = start_web(env, "--workers", "2", sock=listener)
         sandbox.delete("/_sandbox/faults")
         with httpx.Client(base_url=url, timeout=30) as client:
             again = client.get(done["download_url"])
@@ -55,13 +51,14 @@ def test_embedded_backend_across_two_workers_and_restarts(
             assert client.get(cancelled["status_url"]).json()["state"] == "cancelled"
     finally:
         stop_group(process)
+        listener.close()
 
 
 @pytest.mark.redis
 def test_redis_backend_spreads_jobs_survives_a_worker_kill_and_a_web_restart(
     sandbox_url: str, sandbox: httpx.Client, tmp_path: Path
 ) -> None:
-    with redis_server() as redis_url:
+    with redis_server(require_tool("redis-server")) as redis_url:
         env = job_env(
             sandbox_url,
             tmp_path / "data",

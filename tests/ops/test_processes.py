@@ -13,7 +13,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import threading
 import time
 import zipfile
@@ -27,8 +26,8 @@ import pytest
 from prometheus_client import CollectorRegistry
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from testkit.processes import start_web, stop_group
 from tests.conftest import create_order
-from tests.support import ROOT, free_port, wait_until_listening
 
 ADMIN = "admin-token-0123456789"
 SECRETS = {
@@ -52,7 +51,6 @@ def serve(tmp: Path, sandbox_url: str, *args: str, **env: str) -> Iterator[Serve
     metrics_dir = tmp / "prometheus"
     shutil.rmtree(metrics_dir, ignore_errors=True)
     metrics_dir.mkdir(parents=True)
-    port = free_port()
     log = tmp / "service.log"
     full_env = {
         **os.environ,
@@ -64,30 +62,12 @@ def serve(tmp: Path, sandbox_url: str, *args: str, **env: str) -> Iterator[Serve
         "ADMIN_TOKEN": ADMIN,
         **env,
     }
-    command = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "app:app",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        *args,
-    ]
     with log.open("wb") as sink:
-        process = subprocess.Popen(command, cwd=ROOT, env=full_env, stderr=sink, stdout=sink)
+        process, url = start_web(full_env, *args, output=sink)
         try:
-            wait_until_listening(f"http://127.0.0.1:{port}/health", process=process)
-            yield Served(f"http://127.0.0.1:{port}", process, log, metrics_dir)
+            yield Served(url, process, log, metrics_dir)
         finally:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    process.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
+            stop_group(process)
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,7 @@ from app.core.middleware import BodyLimitMiddleware
 from app.core.sentry import init_sentry
 from app.main import create_app
 from tests.conftest import SettingsFactory, create_order
-from tests.support import UvicornThread, free_port
+from tests.support import SandboxControl, UvicornThread
 
 ADMIN = "admin-token-0123456789"
 ADMIN_HEADERS = {"Authorization": f"Bearer {ADMIN}"}
@@ -54,7 +54,7 @@ def assert_security_headers(response: httpx.Response) -> None:
 
 
 def test_health_is_cheap_and_never_shows_the_key(
-    ops_service: UvicornThread, sandbox: httpx.Client
+    ops_service: UvicornThread, sandbox: SandboxControl
 ) -> None:
     response = httpx.get(f"{ops_service.url}/health")
     assert response.json() == {
@@ -63,17 +63,14 @@ def test_health_is_cheap_and_never_shows_the_key(
         "upstream_key_configured": True,
         "version": "1.0.0",
     }
-    assert "operator-test-key" not in response.text
+    assert sandbox.operator_key not in response.text
     head = httpx.head(f"{ops_service.url}/health")
     assert head.status_code == 200 and head.content == b""
-    # The sandbox is shared by the session: an image download another test left behind may
-    # still land in the log, so only API (order/image metadata) routes are compared.
-    log = sandbox.get("/_sandbox/requests").json()["requests"]
-    assert [e for e in log if e["route"] == "order"] == []
+    assert sandbox.log() == []  # the health check never calls the upstream
 
 
 def test_ready_probes_upstream_once_per_ttl(
-    ops_service: UvicornThread, sandbox: httpx.Client
+    ops_service: UvicornThread, sandbox: SandboxControl
 ) -> None:
     for _ in range(3):
         response = httpx.get(f"{ops_service.url}/ready")
@@ -81,15 +78,17 @@ def test_ready_probes_upstream_once_per_ttl(
     body = response.json()
     assert body["status"] == "ready"
     assert body["checks"]["upstream"]["ok"] and body["checks"]["archive_store"]["ok"]
-    log = sandbox.get("/_sandbox/requests").json()["requests"]
+    log = sandbox.log()
     probes = [r for r in log if r["path"] == "/v3/orders/"]
     assert len(probes) == 1, probes
 
 
-def test_ready_names_the_failing_parts(make_settings: SettingsFactory, tmp_path: Path) -> None:
+def test_ready_names_the_failing_parts(
+    refused_port: int, make_settings: SettingsFactory, tmp_path: Path
+) -> None:
     blocked = tmp_path / "not-a-dir"
     blocked.write_text("a file where DATA_DIR should be")
-    settings = make_settings(autoenhance_api_base=f"http://127.0.0.1:{free_port()}/v3")
+    settings = make_settings(autoenhance_api_base=f"http://127.0.0.1:{refused_port}/v3")
     app = create_app(settings)
     with UvicornThread(app) as server:
         settings.data_dir = blocked / "data"  # the store becomes unwritable after start-up
@@ -100,8 +99,10 @@ def test_ready_names_the_failing_parts(make_settings: SettingsFactory, tmp_path:
     assert response.json()["status"] == "not_ready"
 
 
-def test_ready_checks_redis_when_configured(make_settings: SettingsFactory) -> None:
-    settings = make_settings(redis_url=f"redis://127.0.0.1:{free_port()}/0")
+def test_ready_checks_redis_when_configured(
+    refused_port: int, make_settings: SettingsFactory
+) -> None:
+    settings = make_settings(redis_url=f"redis://127.0.0.1:{refused_port}/0")
     with UvicornThread(create_app(settings)) as server:
         response = httpx.get(f"{server.url}/ready")
     assert response.status_code == 503
@@ -109,9 +110,9 @@ def test_ready_checks_redis_when_configured(make_settings: SettingsFactory) -> N
 
 
 def test_jobs_answer_503_while_redis_is_down(
-    make_settings: SettingsFactory, sandbox: httpx.Client
+    refused_port: int, make_settings: SettingsFactory, sandbox: SandboxControl
 ) -> None:
-    settings = make_settings(redis_url=f"redis://127.0.0.1:{free_port()}/0")
+    settings = make_settings(redis_url=f"redis://127.0.0.1:{refused_port}/0")
     order = sandbox.post("/_sandbox/orders", json={"images": 1, "image_bytes": 5000}).json()
     with UvicornThread(create_app(settings)) as server:
         health = httpx.get(f"{server.url}/health")
@@ -195,7 +196,7 @@ def test_uploads_get_their_own_body_limit(ops_service: UvicornThread) -> None:
 
 
 def test_rate_limit_on_downloads_is_429_with_retry_after(
-    ops_service: UvicornThread, sandbox: httpx.Client
+    ops_service: UvicornThread, sandbox: SandboxControl
 ) -> None:
     url = f"{ops_service.url}/orders/not-a-uuid/images"
     statuses = [httpx.get(url).status_code for _ in range(3)]
@@ -213,7 +214,7 @@ def test_rate_limit_on_downloads_is_429_with_retry_after(
 
 
 def test_stats_show_recent_errors_to_admins_only(
-    ops_service: UvicornThread, sandbox: httpx.Client
+    ops_service: UvicornThread, sandbox: SandboxControl
 ) -> None:
     order = create_order(sandbox, images=2, image_bytes=5_000)
     assert httpx.get(f"{ops_service.url}/orders/{order['order_id']}/images").status_code == 200
@@ -314,7 +315,7 @@ def test_sentry_events_are_sent_scrubbed(make_settings: SettingsFactory) -> None
 
 
 def test_metrics_by_route_template_and_optional_token(
-    make_settings: SettingsFactory, sandbox: httpx.Client
+    make_settings: SettingsFactory, sandbox: SandboxControl
 ) -> None:
     settings = make_settings(metrics_token="metrics-token-0123456789")
     order = create_order(sandbox, images=2, image_bytes=5_000)
@@ -338,7 +339,7 @@ def test_metrics_by_route_template_and_optional_token(
 
 
 def test_archive_streams_through_every_middleware(
-    ops_service: UvicornThread, sandbox: httpx.Client
+    ops_service: UvicornThread, sandbox: SandboxControl
 ) -> None:
     order = create_order(sandbox, images=5, image_bytes=60_000)
     last = order["images"][-1]["image_id"]
@@ -355,7 +356,7 @@ def test_archive_streams_through_every_middleware(
         assert response.headers["access-control-allow-origin"] == "https://pages.example"
         chunks = response.iter_raw()
         first = next(chunks)
-        seen = {r.get("image_id") for r in sandbox.get("/_sandbox/requests").json()["requests"]}
+        seen = {r.get("image_id") for r in sandbox.log()}
         assert last not in seen, "the archive started only after the last image was fetched"
         rest = b"".join(chunks)
     archive = zipfile.ZipFile(io.BytesIO(first + rest))

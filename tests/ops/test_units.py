@@ -13,13 +13,13 @@ import pytest
 from limits import parse_many
 from starlette.requests import Request
 
-from app.core.config import Settings
 from app.core.errors import TooManyRequests
 from app.core.logging import JsonFormatter, configure_logging, redact, request_id_var
 from app.core.ratelimit import RateLimits, client_address, client_keys
 from app.core.security import key_fingerprint
 from app.core.sentry import SentryApiError, SentryIssues, scrub_event
 from app.core.stats import ErrorLog
+from tests.support import settings_of
 
 
 def make_request(peer: str, headers: dict[str, str] | None = None) -> Request:
@@ -130,9 +130,9 @@ async def test_rate_limit_refuses_with_retry_after() -> None:
 
 def test_rate_limit_settings_are_validated() -> None:
     with pytest.raises(ValueError, match="rate_limit_jobs"):
-        Settings(_env_file=None, rate_limit_jobs="often")  # type: ignore[call-arg]
+        settings_of(rate_limit_jobs="often")
     with pytest.raises(ValueError, match="trusted_proxies"):
-        Settings(_env_file=None, trusted_proxies="example.com")  # type: ignore[call-arg]
+        settings_of(trusted_proxies="example.com")
 
 
 # --- error ring ------------------------------------------------------------------------------

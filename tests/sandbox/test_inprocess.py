@@ -18,8 +18,9 @@ from starlette.routing import Route
 
 from app.sandbox import DEMO_ORDER_ID, SandboxConfig, create_sandbox_app
 from app.sandbox.faults import StatusFault
+from testkit.processes import ROOT, sandbox_process
 from tests.sandbox.helpers import InProcess, assert_http_error, jpeg_bytes, open_image
-from tests.support import ROOT, UvicornThread, sandbox_process
+from tests.support import UvicornThread
 
 
 async def test_full_flow_in_process_follows_the_redirect(inprocess: InProcess) -> None:
@@ -77,7 +78,7 @@ async def test_reset_restores_the_start_state(inprocess: InProcess) -> None:
         assert (await client.post(f"{control}/reset")).json() == {"status": "ok"}
         assert (await client.get(f"/orders/{order_id}")).status_code == 404
         assert (await client.get(f"/orders/{DEMO_ORDER_ID}")).status_code == 200
-        assert (await client.get(f"{control}/faults")).json() == {"faults": []}
+        assert (await client.get(f"{control}/faults")).json()["faults"] == []
         assert (await client.get(f"{control}/account")).json() == {"credits": 5}
 
 
@@ -128,7 +129,8 @@ def test_unsafe_values_fail_fast() -> None:
 def test_command_line_flags_and_environment(sandbox_url: str) -> None:
     fault = json.dumps({"kind": "status", "status": 503, "scope": "order", "count": 1})
     args = ("--fault", fault, "--redirect-downloads", "false", "--credits", "0")
-    with sandbox_process(*args, env={"SANDBOX_API_KEYS": "only-me"}) as url:
+    with sandbox_process(*args, env={"SANDBOX_API_KEYS": "only-me"}) as root:
+        url = f"{root}/v3"
         me = {"x-api-key": "only-me"}
         assert httpx.get(f"{url}/orders/{DEMO_ORDER_ID}", headers=me).status_code == 503
         order = httpx.get(f"{url}/orders/{DEMO_ORDER_ID}", headers=me).json()

@@ -9,7 +9,8 @@ import httpx
 import pytest
 
 from app.sandbox import DEMO_ORDER_ID
-from tests.sandbox.helpers import assert_http_error, jpeg_bytes, synthetic, wait_for
+from testkit.processes import wait_for
+from tests.sandbox.helpers import assert_http_error, jpeg_bytes, synthetic
 
 ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 IMAGE_FIELDS = {

@@ -21,7 +21,7 @@ from schemathesis.specs.openapi.checks import (
 
 from app.core.config import Settings
 from app.main import create_app
-from tests.support import UvicornThread
+from tests.support import UvicornThread, settings_of
 
 CHECKS = [
     not_a_server_error,
@@ -33,8 +33,7 @@ CHECKS = [
 
 
 def service_settings(data_dir: Path) -> Settings:
-    return Settings(
-        _env_file=None,  # type: ignore[call-arg]
+    return settings_of(
         autoenhance_api_key=None,  # sandbox mode: the embedded emulator answers
         data_dir=data_dir,
         sandbox_processing_delay=0.0,

@@ -20,12 +20,12 @@ from fastapi.responses import Response
 
 from app.api.ranges import http_date
 from app.api.responses import stored_object_response
-from app.core.config import Settings
 from app.core.errors import NotFound, install_error_handlers
 from app.core.middleware import install_middleware
 from app.storage import ArchiveStore, LocalArchiveStore
 from app.storage._s3 import S3ArchiveStore
-from tests.support import S3Server, UvicornThread
+from testkit.s3 import S3Server
+from tests.support import UvicornThread, settings_of
 
 DATA = os.urandom(300_000)
 KEY = "cache/object.zip"
@@ -44,7 +44,7 @@ def serving_app(make: Any, *, redirect_ttl: float | None = None) -> FastAPI:
 
     app = FastAPI(lifespan=lifespan)
     install_error_handlers(app)
-    install_middleware(app, Settings(_env_file=None))  # type: ignore[call-arg]
+    install_middleware(app, settings_of())
 
     @app.api_route("/object", methods=["GET", "HEAD"])
     async def serve(request: Request) -> Response:

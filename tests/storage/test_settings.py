@@ -15,12 +15,14 @@ from app.core.config import Settings
 from app.main import create_app
 from app.storage import LocalArchiveStore, open_store
 from app.storage._s3 import S3ArchiveStore
+from testkit.processes import ROOT
+from testkit.s3 import S3Server
 from tests.conftest import SettingsFactory
-from tests.support import ROOT, S3Server, UvicornThread, free_port
+from tests.support import UvicornThread, settings_of
 
 
 def settings(**values: object) -> Settings:
-    return Settings(_env_file=None, **values)  # type: ignore[arg-type]
+    return settings_of(**values)
 
 
 @pytest.mark.parametrize(
@@ -66,7 +68,7 @@ def test_open_store_picks_the_backend(tmp_path: Path) -> None:
 def test_the_service_does_not_start_with_a_bad_archive_store(tmp_path: Path) -> None:
     env = {**os.environ, "ARCHIVE_STORE": "ftp://archives", "DATA_DIR": str(tmp_path)}
     result = subprocess.run(
-        [sys.executable, "-m", "uvicorn", "app:app", "--port", str(free_port())],
+        [sys.executable, "-m", "uvicorn", "app:app", "--port", "0"],
         cwd=ROOT,
         env=env,
         capture_output=True,

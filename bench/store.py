@@ -1,6 +1,6 @@
 """Throughput of the archive store's writer and reader, and the cost of one manifest rewrite.
 
-    .venv/bin/python -m tests.storage.bench_store [--megabytes 100] [--chunk-kib 64]
+    .venv/bin/python -m bench.store [--megabytes 100] [--chunk-kib 64]
 
 Writes one object through `ArchiveStore.writer` in `--chunk-kib` chunks, reads it back with
 `read`, and rewrites a small object 200 times with `put_bytes`, on a local directory and on
@@ -19,7 +19,7 @@ from pathlib import Path
 
 from app.storage import ArchiveStore, LocalArchiveStore
 from app.storage._s3 import S3ArchiveStore
-from tests.support import S3Server
+from testkit.s3 import S3Server
 
 MANIFEST_REWRITES = 200
 
