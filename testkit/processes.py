@@ -59,15 +59,15 @@ def free_port() -> int:
         return port_of(sock)
 
 
-def wait_for(predicate: Callable[[], Any], *, timeout: float = 20.0) -> Any:
-    """Poll `predicate` until it returns something truthy (and return that); fail after
-    `timeout` seconds. The way to wait for a condition: never a fixed sleep."""
+def wait_for(predicate: Callable[[], Any], *, timeout: float = 20.0, interval: float = 0.02) -> Any:
+    """Poll `predicate` every `interval` seconds until it returns something truthy (and return
+    that); fail after `timeout` seconds. The way to wait for a condition: never a fixed sleep."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
         if value:
             return value
-        time.sleep(0.02)
+        time.sleep(interval)
     raise AssertionError(f"condition not met within {timeout}s")
 
 

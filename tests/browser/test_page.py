@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
-import time
 import zipfile
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from app.sandbox import DEMO_ORDER_ID
+from testkit.processes import wait_for
 from tests.browser.conftest import (
     FAKE_SAVE_PICKER,
     OpenPage,
@@ -234,13 +234,12 @@ def test_screenshot(start_service: StartService, open_page: OpenPage) -> None:
 
 def _wait_until_processed(server: Server, order_id: str) -> None:
     """Poll the summary until every image of the order is ready (bounded)."""
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+
+    def processed() -> bool:
         summary = httpx.get(f"{server.url}/orders/{order_id}", timeout=10).json()
-        if summary["image_count"] and summary["ready_count"] == summary["image_count"]:
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"order {order_id} not processed within 30 s")
+        return bool(summary["image_count"]) and summary["ready_count"] == summary["image_count"]
+
+    wait_for(processed, timeout=30, interval=0.1)
 
 
 def _wait_for_pictures(page: Page, selector: str, count: int) -> None:

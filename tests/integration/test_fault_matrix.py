@@ -18,6 +18,7 @@ import pytest
 from app.core.config import Settings
 from app.main import create_app
 from app.storage import _local as local_store
+from testkit.processes import wait_for
 from tests.conftest import SettingsFactory, create_order
 from tests.support import SandboxControl, UvicornThread
 
@@ -334,6 +335,10 @@ def test_circuit_opens_fails_fast_and_closes_again(
         assert 1 <= int(response.headers["retry-after"]) <= 2
         assert order_calls() == calls, "an open circuit must not call the upstream"
         sandbox.delete("/_sandbox/faults")
-        time.sleep(1.6)  # the cool-down, after which one trial call goes through
-        assert len(entries(download(server, order["order_id"]))) == 2
+        # After the cool-down one trial call goes through, and its success closes the circuit.
+        closed = wait_for(
+            lambda: (answer := download(server, order["order_id"])).status_code == 200 and answer,
+            interval=0.25,
+        )
+        assert len(entries(closed)) == 2
         assert len(entries(download(server, order["order_id"]))) == 2

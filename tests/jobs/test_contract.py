@@ -14,6 +14,7 @@ import httpx
 
 from app.core.keys import ServiceKeys
 from app.main import create_app
+from testkit.processes import wait_for
 from tests.conftest import SettingsFactory, create_order
 from tests.jobs.conftest import JobsApi
 from tests.jobs.receivers import Receiver
@@ -256,7 +257,9 @@ def test_wait_job_falls_back_to_polling(
     settings = make_settings(**{**FAST_JOBS, "job_wait_poll_min": 0.2, "job_wait_poll_max": 0.4})
     with UvicornThread(create_app(settings)) as server, httpx.Client(base_url=server.url) as c:
         job = start_job(c, order["order_id"], wait="true")
-        time.sleep(0.6)
+        order_path = f"/v3/orders/{order['order_id']}"
+        # The job has re-read the order (and found it still processing) at least twice.
+        wait_for(lambda: sum(e["path"] == order_path for e in sandbox.log()) >= 3)
         assert c.get(job["status_url"]).json()["state"] == "waiting"
         sandbox.post(
             f"/_sandbox/images/{order['images'][0]['image_id']}/status",
