@@ -13,6 +13,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 import zipfile
@@ -26,7 +27,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from testkit.processes import start_web, stop_group, wait_for
+from testkit.processes import free_port, running, wait_for
 from tests.conftest import create_order
 
 ADMIN = "admin-token-0123456789"
@@ -70,12 +71,20 @@ def serve(tmp: Path, sandbox_url: str, *args: str, **env: str) -> Iterator[Serve
         "ADMIN_TOKEN": ADMIN,
         **env,
     }
-    with log.open("wb") as sink:
-        process, url = start_web(full_env, *args, output=sink)
-        try:
-            yield Served(url, process, log, metrics_dir)
-        finally:
-            stop_group(process)
+    # uvicorn binds the port itself here, as in production: these tests watch it close its
+    # socket on SIGTERM, and a socket handed over with --fd stays open (uvicorn serves a copy).
+    port = free_port()
+    command = [sys.executable, "-m", "uvicorn", "app:app", "--host", "127.0.0.1"]
+    with (
+        log.open("wb") as sink,
+        running(
+            [*command, "--port", str(port), *args],
+            ready_url=f"http://127.0.0.1:{port}/health",
+            env=full_env,
+            output=sink,
+        ) as process,
+    ):
+        yield Served(f"http://127.0.0.1:{port}", process, log, metrics_dir)
 
 
 @pytest.fixture(scope="module")
