@@ -44,10 +44,6 @@ class Service:
     process: psutil.Process
     data_dir: Path
 
-    def __iter__(self) -> Iterator[object]:
-        """`base, process = service(...)`, as the benchmarks wrote it before `data_dir`."""
-        return iter((self.base, self.process))
-
 
 @contextlib.contextmanager
 def service(sandbox_root: str, *, workers: int = 1, **env: str) -> Iterator[Service]:

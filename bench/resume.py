@@ -159,10 +159,10 @@ def measure(sandbox_root: str, base: str, reference: str) -> dict[str, Any]:
 def main() -> None:
     with (
         sandbox() as sb,
-        service(sb, DOWNLOAD_CONCURRENCY=str(CONCURRENCY)) as (base, _proc),
-        service(sb, DOWNLOAD_CONCURRENCY=str(CONCURRENCY)) as (reference, _ref),
+        service(sb, DOWNLOAD_CONCURRENCY=str(CONCURRENCY)) as served,
+        service(sb, DOWNLOAD_CONCURRENCY=str(CONCURRENCY)) as reference,
     ):
-        figures = measure(sb, base, reference)
+        figures = measure(sb, served.base, reference.base)
     print(json.dumps(figures, indent=2))
     out = ROOT / "bench-results"
     out.mkdir(exist_ok=True)

@@ -26,7 +26,7 @@ IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 def settings_of(**values: Any) -> Settings:
     """`Settings` from `values`, the environment and the defaults: never a `.env` file."""
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    return Settings(_env_file=None, **values)
 
 
 def require_tool(name: str, *alternatives: str) -> str:
@@ -102,7 +102,8 @@ class SandboxControl(httpx.Client):
     def log(self, api_key: str | bytes | None = None) -> list[dict[str, Any]]:
         """The API requests made with `api_key` (this test's operator key by default)."""
         key = api_key or self.operator_key
-        response = self.get("/_sandbox/requests", headers={"x-api-key": key})
+        raw = key if isinstance(key, bytes) else key.encode("latin-1")
+        response = self.get("/_sandbox/requests", headers={b"x-api-key": raw})
         response.raise_for_status()
         entries: list[dict[str, Any]] = response.json()["requests"]
         return entries

@@ -100,7 +100,7 @@ def test_a_malformed_own_key_is_refused_before_any_upstream_call(
     locked: UvicornThread, sandbox: SandboxControl, key: bytes
 ) -> None:
     with http(locked) as client:
-        response = client.get(SUMMARY, headers={"X-Autoenhance-Key": key})
+        response = client.get(SUMMARY, headers={b"X-Autoenhance-Key": key})
     assert response.status_code == 401
     assert response.json()["error"] == "malformed_key"
     # Neither the malformed key nor the operator's went upstream in its place.

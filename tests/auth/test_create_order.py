@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -30,7 +31,7 @@ def creator(make_settings: SettingsFactory) -> Iterator[UvicornThread]:
         yield server
 
 
-def post_files(server: UvicornThread, files: list, **kwargs: object) -> httpx.Response:
+def post_files(server: UvicornThread, files: list, **kwargs: Any) -> httpx.Response:
     return httpx.post(
         f"{server.url}/api/create-order", files=files, headers=ADMIN, timeout=60, **kwargs
     )

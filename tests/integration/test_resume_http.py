@@ -160,7 +160,7 @@ def tamper_manifest(node: UvicornThread, change: Any) -> None:
     server's event loop (where the store lives)."""
 
     async def rewrite() -> None:
-        store = node.server.lifespan.state["downloads"].store  # type: ignore[attr-defined]
+        store = node.server.lifespan.state["downloads"].store
         (key,) = [item.key for item in await store.objects("manifests")]
         segment = json.loads(await store.get_bytes(key))
         change(segment["entries"])

@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import redis
@@ -40,11 +40,11 @@ class JobsApi:
             for key in client.scan_iter("*"):
                 kind = client.type(key)
                 if kind == b"string":
-                    chunks.append(client.get(key) or b"")
+                    chunks.append(cast(bytes | None, client.get(key)) or b"")
                 elif kind == b"set":
-                    chunks.extend(client.smembers(key))
+                    chunks.extend(cast(set[bytes], client.smembers(key)))
                 elif kind == b"zset":
-                    chunks.extend(client.zrange(key, 0, -1))
+                    chunks.extend(cast(list[bytes], client.zrange(key, 0, -1)))
             return b"".join(chunks)
         finally:
             client.close()

@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 
@@ -96,7 +96,9 @@ def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[Any]:
         )
     try:
         deadline = time.monotonic() + 20
-        while not any(int(pid) == process.pid for pid in client.hvals(WORKERS_KEY)):
+        while not any(
+            int(pid) == process.pid for pid in cast(list[bytes], client.hvals(WORKERS_KEY))
+        ):
             if process.poll() is not None or time.monotonic() > deadline:
                 stop(process)
                 raise RuntimeError(

@@ -77,7 +77,7 @@ def test_redis_backend_spreads_jobs_survives_a_worker_kill_and_a_web_restart(
                 stop_group(worker)
 
 
-def _spread_and_crash(sandbox: httpx.Client, workers, webs, env) -> None:  # type: ignore[no-untyped-def]
+def _spread_and_crash(sandbox: httpx.Client, workers, webs, env) -> None:
     (web_a, url_a), (web_b, url_b) = webs
     sandbox.post("/_sandbox/faults", json={"kind": "latency", "ms": 150, "scope": "enhanced"})
     order = create_order(sandbox, images=4, image_bytes=10_000)

@@ -117,7 +117,12 @@ async def test_callback_gives_up_after_three_failures_and_not_on_4xx() -> None:
     assert outcome.startswith("failed after 3 attempts") and len(calls) == 3
 
     calls.clear()
-    rejected = _sender(httpx.MockTransport(lambda r: calls.append(1) or httpx.Response(404)))
+
+    def not_found(request: httpx.Request) -> httpx.Response:
+        calls.append(1)
+        return httpx.Response(404)
+
+    rejected = _sender(httpx.MockTransport(not_found))
     assert await rejected.send("http://127.0.0.1/h", {}) == "failed: answered 404"
     assert len(calls) == 1
 

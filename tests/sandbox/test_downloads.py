@@ -195,7 +195,7 @@ async def test_not_ready_status_is_configurable(inprocess: InProcess) -> None:
 async def test_repeated_downloads_are_served_from_the_render_cache(inprocess: InProcess) -> None:
     async with inprocess(redirect_downloads=False) as client:
         image_id = (await client.get(f"/orders/{DEMO_ORDER_ID}")).json()["images"][1]["image_id"]
-        cache = client.app.state.sandbox.cache  # type: ignore[attr-defined]
+        cache = client.app.state.sandbox.cache
         first = await client.get(f"/images/{image_id}/enhanced", params={"format": "png"})
         assert len(cache) == 1
         second = await client.get(f"/images/{image_id}/enhanced", params={"format": "png"})

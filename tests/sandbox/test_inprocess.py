@@ -185,7 +185,7 @@ async def test_webhooks_report_each_processed_image(inprocess: InProcess) -> Non
                 if len(sink.events) == 2:
                     break
                 await asyncio.sleep(0.02)
-            await client.app.state.sandbox.processor.aclose()  # type: ignore[attr-defined]
+            await client.app.state.sandbox.processor.aclose()
     assert len(sink.events) == 2
     assert {auth for _, auth in sink.events} == {"Bearer hook-secret"}
     by_image = {event["image_id"]: event for event, _ in sink.events}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import email.parser
+import email.policy
 import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -106,10 +107,12 @@ def test_multiple_ranges_are_multipart(server: str) -> None:
     content_type = answer.headers["content-type"]
     assert content_type.startswith("multipart/byteranges; boundary=")
     assert int(answer.headers["content-length"]) == len(answer.content)
-    message = email.parser.BytesParser().parsebytes(
+    message = email.parser.BytesParser(policy=email.policy.default).parsebytes(
         f"Content-Type: {content_type}\r\n\r\n".encode() + answer.content
     )
-    parts = [(p["Content-Range"], p.get_payload(decode=True)) for p in message.get_payload()]
+    parts = [
+        (part["Content-Range"], part.get_payload(decode=True)) for part in message.iter_parts()
+    ]
     size = len(DATA)
     assert parts == [
         (f"bytes 0-9/{size}", DATA[:10]),

@@ -333,7 +333,7 @@ class SparseArchive(io.RawIOBase):
     def tell(self) -> int:
         return self.position
 
-    def readinto(self, buffer: memoryview) -> int:
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
         length = max(0, min(len(buffer), self.size - self.position))
         chunk = bytearray(length)
         for start, blob in self.pieces:
@@ -375,12 +375,12 @@ def test_offsets_past_4_gib_use_zip64_only_where_needed() -> None:
         overflow = ([size, size] if size >= MAX_32 else []) + ([offset] if offset >= MAX_32 else [])
         expected_extras.append(tuple(overflow))
 
-    for (fields, _, extras), (offset, _), overflow in zip(
+    for (fields, _, extras), (offset, _), expected in zip(
         records, headers, expected_extras, strict=True
     ):
-        if overflow:
+        if expected:
             assert fields[2] == 45
-            assert extras == {1: struct.pack(f"<{len(overflow)}Q", *overflow)}
+            assert extras == {1: struct.pack(f"<{len(expected)}Q", *expected)}
         else:
             assert fields[2] == 20 and extras == {}
         assert fields[16] == (offset if offset < MAX_32 else MAX_32)
