@@ -43,7 +43,7 @@ async def measure(store: ArchiveStore, label: str, *, size: int, chunk: int) -> 
         await store.put_bytes("manifests/bench.json", b'{"entries": %d}' % n)
     per_put = (time.perf_counter() - started) / MANIFEST_REWRITES
     await store.aclose()
-    print(  # noqa: T201
+    print(
         f"{label}: {info.size} B written at {info.size / wrote / 1e6:.0f} MB/s, "
         f"read at {read / took / 1e6:.0f} MB/s; put_bytes {per_put * 1000:.2f} ms each"
     )

@@ -84,7 +84,8 @@ def test_stuck_image_is_shown_and_reported(
     saved = tmp_path / "stuck.zip"
     info.value.save_as(saved)
     names = zip_entries(saved)
-    assert len(names) == 4 and names[-1] == "_download_report.txt"
+    assert len(names) == 4
+    assert names[-1] == "_download_report.txt"
     with zipfile.ZipFile(saved) as archive:
         report = archive.read("_download_report.txt").decode()
     assert "image-0003" in report

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import uuid
 import zipfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -155,7 +155,8 @@ def test_a_second_run_resumes_with_range_and_if_range(
         first = main([*argv, "--service-url", front.url, "--retries", "0"], env={})
         assert first == EXIT_NETWORK
         part = out.with_name("resumed.zip.part")
-        assert part.stat().st_size == 100_000 and not out.exists()
+        assert part.stat().st_size == 100_000
+        assert not out.exists()
         etag = json.loads(out.with_name("resumed.zip.part.json").read_text())["etag"]
 
         second = main([*argv, "--service-url", front.url], env={})
@@ -254,7 +255,6 @@ def test_waiting_times_out(sandbox_url: str, sandbox: httpx.Client) -> None:
 
 
 @pytest.fixture(autouse=True)
-def _no_proxy_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def _no_proxy_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"):
         monkeypatch.delenv(name, raising=False)
-    yield

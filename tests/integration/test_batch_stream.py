@@ -138,7 +138,8 @@ def test_unprocessed_images_are_reported_not_hidden(
     report = archive.read("_download_report.txt").decode()
     assert order["images"][1]["image_id"] in report
     assert order["images"][3]["image_id"] in report
-    assert "not processed yet" in report and "failed" in report
+    assert "not processed yet" in report
+    assert "failed" in report
     assert "2 of 4 images are in this archive" in report
 
 

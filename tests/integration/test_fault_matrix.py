@@ -98,7 +98,8 @@ def test_429_that_never_ends_skips_the_image_and_says_so(
     fault(sandbox, kind="status", status=429, retry_after=0, scope="enhanced", image_ids=[victim])
     response = download(server, order["order_id"])
     assert len(entries(response)) == 3  # two images and the report
-    assert victim in report(response) and "429" in report(response)
+    assert victim in report(response)
+    assert "429" in report(response)
     assert_no_leaks(server, settings)
 
 
@@ -120,7 +121,8 @@ def test_image_stalling_past_the_read_timeout_is_skipped(
     fault(sandbox, kind="stall", seconds=30, phase="mid_body", scope="enhanced", image_ids=[victim])
     response = download(server, order["order_id"])
     assert len(entries(response)) == 3
-    assert victim in report(response) and "timed out" in report(response)
+    assert victim in report(response)
+    assert "timed out" in report(response)
     assert_no_leaks(server, settings)
 
 
@@ -156,7 +158,8 @@ def test_short_body_is_never_delivered_as_an_image(
     fault(sandbox, kind="short_body", missing_bytes=1000, scope="enhanced", image_ids=[victim])
     response = download(server, order["order_id"])
     names = entries(response)
-    assert len(names) == 2 and names[-1] == "_download_report.txt"
+    assert len(names) == 2
+    assert names[-1] == "_download_report.txt"
     assert victim in report(response)
     assert_no_leaks(server, settings)
 
@@ -192,7 +195,8 @@ def test_hostile_redirects_are_refused_without_retrying(
     victim = image_ids(order)[0]
     fault(sandbox, scope="enhanced", image_ids=[victim], **spec)
     response = download(server, order["order_id"])
-    assert victim in report(response) and reason in report(response)
+    assert victim in report(response)
+    assert reason in report(response)
     tries = [r for r in sandbox.log() if r["image_id"] == victim and r["route"] == "enhanced"]
     assert 1 <= len(tries) <= settings.upstream_max_redirects + 1
     assert_no_leaks(server, settings)
@@ -225,7 +229,8 @@ def test_upstream_failing_mid_way_keeps_the_archive_valid(
     fault(sandbox, kind="down", retry_after=0, scope="enhanced", image_ids=image_ids(order)[3:])
     response = download(server, order["order_id"])
     names = entries(response)
-    assert len(names) == 4 and names[-1] == "_download_report.txt"
+    assert len(names) == 4
+    assert names[-1] == "_download_report.txt"
     assert_no_leaks(server, settings)
 
 

@@ -50,7 +50,9 @@ def test_job_writes_the_streamed_archive_and_serves_it_resumably(
         status = wait_state(client, created["status_url"])
         assert status["state"] == "complete", status
         assert status["progress"] == {"images_done": 4, "images_total": 4, "bytes_written": 80_000}
-        assert status["expires_at"] and status["worker"] and status["failures"] == []
+        assert status["expires_at"]
+        assert status["worker"]
+        assert status["failures"] == []
 
         archive = client.get(created["download_url"])
         streamed = client.get(f"/orders/{order['order_id']}/images", params={"format": "png"})
@@ -64,27 +66,34 @@ def test_job_writes_the_streamed_archive_and_serves_it_resumably(
         etag, modified = archive.headers["etag"], archive.headers["last-modified"]
 
         part = client.get(created["download_url"], headers={"Range": "bytes=100-199"})
-        assert part.status_code == 206 and part.content == archive.content[100:200]
+        assert part.status_code == 206
+        assert part.content == archive.content[100:200]
         resumed = client.get(
             created["download_url"], headers={"Range": "bytes=1000-", "If-Range": etag}
         )
-        assert resumed.status_code == 206 and resumed.content == archive.content[1000:]
+        assert resumed.status_code == 206
+        assert resumed.content == archive.content[1000:]
         changed = client.get(
             created["download_url"], headers={"Range": "bytes=1000-", "If-Range": '"other"'}
         )
-        assert changed.status_code == 200 and changed.content == archive.content
+        assert changed.status_code == 200
+        assert changed.content == archive.content
         assert client.get(created["download_url"], headers={"If-Modified-Since": modified})
         past_end = client.get(created["download_url"], headers={"Range": "bytes=999999999-"})
-        assert past_end.status_code == 416 and past_end.json()["error"] == "range_not_satisfiable"
+        assert past_end.status_code == 416
+        assert past_end.json()["error"] == "range_not_satisfiable"
         assert past_end.headers["content-range"] == f"bytes */{len(archive.content)}"
         huge = client.get(created["download_url"], headers={"Range": f"bytes={'9' * 4301}-"})
-        assert huge.status_code == 416 and huge.json()["error"] == "range_not_satisfiable"
+        assert huge.status_code == 416
+        assert huge.json()["error"] == "range_not_satisfiable"
         for unusable in ("bytes=abc", "items=0-5", "bytes=9-3"):  # ignored, as RFC 9110 says
             ignored = client.get(created["download_url"], headers={"Range": unusable})
-            assert ignored.status_code == 200 and ignored.content == archive.content
+            assert ignored.status_code == 200
+            assert ignored.content == archive.content
         assert archive.headers["accept-ranges"] == "bytes"
         fresh = client.get(created["download_url"], headers={"If-None-Match": etag})
-        assert fresh.status_code == 304 and fresh.content == b""
+        assert fresh.status_code == 304
+        assert fresh.content == b""
 
 
 def test_jobs_are_visible_only_to_their_credential_and_keys_are_never_stored(
@@ -126,17 +135,20 @@ def test_delete_cancels_in_flight_downloads_and_removes_files(
         job = start_job(client, order["order_id"])
         wait_state(client, job["status_url"], until={"running"})
         early = client.get(job["download_url"])
-        assert early.status_code == 409 and early.json()["error"] == "job_not_ready"
+        assert early.status_code == 409
+        assert early.json()["error"] == "job_not_ready"
 
         cancelled = client.delete(f"/jobs/{job['job_id']}")
-        assert cancelled.status_code == 200 and cancelled.json()["state"] == "cancelled"
+        assert cancelled.status_code == 200
+        assert cancelled.json()["state"] == "cancelled"
         time.sleep(1.5)  # requests in flight at the cancel end (aborted) within the latency
         settled = enhanced_requests(sandbox, jobs_api, order)
         time.sleep(1.0)
         assert enhanced_requests(sandbox, jobs_api, order) == settled < 40  # no new downloads
         assert wait_state(client, job["status_url"])["state"] == "cancelled"
         gone = client.get(job["download_url"])
-        assert gone.status_code == 410 and gone.json()["error"] == "job_gone"
+        assert gone.status_code == 410
+        assert gone.json()["error"] == "job_gone"
     assert not [p for p in jobs_api.store_dir.rglob("*") if job["job_id"] in p.name]
 
 
@@ -151,13 +163,16 @@ def test_signed_download_link_works_without_credentials(
         link = client.post(f"/jobs/{job['job_id']}/download-link", headers=own)
         assert link.status_code == 200
         url = link.json()["url"]
-        assert "sig=" in url and "expires=" in url and link.json()["expires_at"]
+        assert "sig=" in url
+        assert "expires=" in url
+        assert link.json()["expires_at"]
 
     fetched = httpx.get(url)  # no credentials at all
     assert fetched.status_code == 200
     assert fetched.content == httpx.get(job["download_url"], headers=own).content
     tampered = httpx.get(url.replace("sig=", "sig=0"))
-    assert tampered.status_code == 403 and tampered.json()["error"] == "bad_link"
+    assert tampered.status_code == 403
+    assert tampered.json()["error"] == "bad_link"
 
 
 def test_wait_job_is_started_by_the_autoenhance_webhook(
@@ -180,7 +195,8 @@ def test_wait_job_is_started_by_the_autoenhance_webhook(
 
         assert client.post("/webhooks/autoenhance", json=event).status_code == 401
         wrong = client.post("/webhooks/autoenhance", json=event, headers={"Authorization": "x"})
-        assert wrong.status_code == 401 and wrong.json()["error"] == "unauthorized"
+        assert wrong.status_code == 401
+        assert wrong.json()["error"] == "unauthorized"
         updated = client.post(
             "/webhooks/autoenhance",
             json={"event": "webhook_updated"},
@@ -194,10 +210,12 @@ def test_wait_job_is_started_by_the_autoenhance_webhook(
             json=event,
             headers={"Authorization": f"Bearer {WEBHOOK_TOKEN}"},
         )
-        assert woken.status_code == 200 and woken.json()["jobs_started"] == 1
+        assert woken.status_code == 200
+        assert woken.json()["jobs_started"] == 1
         status = wait_state(client, job["status_url"])
         assert status["state"] == "complete"
-        assert status["progress"]["images_done"] == 3 and status["failures"] == []
+        assert status["progress"]["images_done"] == 3
+        assert status["failures"] == []
 
 
 def test_failed_job_says_why(jobs_api: JobsApi, sandbox: SandboxControl) -> None:
@@ -211,7 +229,8 @@ def test_failed_job_says_why(jobs_api: JobsApi, sandbox: SandboxControl) -> None
             i["image_id"] for i in order["images"]
         ]
         failed = client.get(job["download_url"])
-        assert failed.status_code == 409 and failed.json()["error"] == "job_failed"
+        assert failed.status_code == 409
+        assert failed.json()["error"] == "job_failed"
         bad = client.post("/orders/not-a-uuid/jobs")
         assert bad.status_code == 400
         bad_callback = client.post(
@@ -243,10 +262,12 @@ def test_job_end_is_posted_signed_to_the_callback(
     assert hmac.compare_digest(digest, expected)
     assert abs(int(timestamp) - time.time()) < 60
     summary = json.loads(body)
-    assert summary["job_id"] == job["job_id"] and summary["state"] == "complete"
+    assert summary["job_id"] == job["job_id"]
+    assert summary["state"] == "complete"
     assert summary["images_done"] == 2
     fetched = httpx.get(summary["download_url"])  # signed: no credentials needed
-    assert fetched.status_code == 200 and fetched.content[:2] == b"PK"
+    assert fetched.status_code == 200
+    assert fetched.content[:2] == b"PK"
 
 
 def test_wait_job_falls_back_to_polling(
@@ -266,7 +287,8 @@ def test_wait_job_falls_back_to_polling(
             json={"status": "processed"},
         )
         status = wait_state(c, job["status_url"])
-        assert status["state"] == "complete" and status["progress"]["images_done"] == 2
+        assert status["state"] == "complete"
+        assert status["progress"]["images_done"] == 2
 
 
 def test_job_over_the_storage_bound_fails_with_the_reason(

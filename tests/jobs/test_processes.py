@@ -27,7 +27,8 @@ def test_embedded_backend_across_two_workers_and_restarts(
             # Every poll and download lands on either worker; none may answer 404.
             assert wait_state(client, done["status_url"])["state"] == "complete"
             copies = {client.get(done["download_url"]).content for _ in range(8)}
-            assert len(copies) == 1 and next(iter(copies))[:2] == b"PK"
+            assert len(copies) == 1
+            assert next(iter(copies))[:2] == b"PK"
 
             sandbox.post(
                 "/_sandbox/faults", json={"kind": "latency", "ms": 400, "scope": "enhanced"}
@@ -44,10 +45,12 @@ def test_embedded_backend_across_two_workers_and_restarts(
         sandbox.delete("/_sandbox/faults")
         with httpx.Client(base_url=url, timeout=30) as client:
             again = client.get(done["download_url"])
-            assert again.status_code == 200 and again.content in copies
+            assert again.status_code == 200
+            assert again.content in copies
             status = wait_state(client, crashed["status_url"], timeout=30)
             assert status["state"] == "complete", status
-            assert status["attempts"] == 2 and status["progress"]["images_done"] == 30
+            assert status["attempts"] == 2
+            assert status["progress"]["images_done"] == 30
             assert client.get(cancelled["status_url"]).json()["state"] == "cancelled"
     finally:
         stop_group(process)
@@ -108,11 +111,13 @@ def _spread_and_crash(sandbox: httpx.Client, workers, webs, env) -> None:
         sandbox.delete("/_sandbox/faults")
         status = wait_state(client, f"{url_b}/jobs/{job['job_id']}", timeout=30)
         assert status["state"] == "complete", status
-        assert status["attempts"] == 2 and status["worker"] != running["worker"]
+        assert status["attempts"] == 2
+        assert status["worker"] != running["worker"]
 
         stop_group(web_a)
         restarted, url_c = start_web(env)
         webs[0] = (restarted, url_c)
         for done in (jobs[0], job):
             response = client.get(f"{url_c}/jobs/{done['job_id']}/download")
-            assert response.status_code == 200 and response.content[:2] == b"PK"
+            assert response.status_code == 200
+            assert response.content[:2] == b"PK"

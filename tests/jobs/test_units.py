@@ -93,7 +93,8 @@ async def test_callback_is_signed_pinned_and_retried_three_times() -> None:
     outcome = await _sender(httpx.MockTransport(handler)).send(
         "http://localhost:8123/hook?a=1", {"job_id": "j", "state": "complete"}
     )
-    assert outcome == "delivered (200)" and len(seen) == 3
+    assert outcome == "delivered (200)"
+    assert len(seen) == 3
     request = seen[-1]
     assert request.url.host in ("127.0.0.1", "::1")  # connected to the checked address
     assert request.headers["host"] == "localhost:8123"
@@ -114,7 +115,8 @@ async def test_callback_gives_up_after_three_failures_and_not_on_4xx() -> None:
         raise httpx.ConnectError("refused", request=request)
 
     outcome = await _sender(httpx.MockTransport(failing)).send("http://127.0.0.1/h", {})
-    assert outcome.startswith("failed after 3 attempts") and len(calls) == 3
+    assert outcome.startswith("failed after 3 attempts")
+    assert len(calls) == 3
 
     calls.clear()
 
@@ -143,7 +145,8 @@ async def test_every_redirect_hop_is_checked() -> None:
 def test_sealed_keys_open_only_with_the_same_secret() -> None:
     box = KeyBox(ServiceKeys.derive(b"secret-one").sealing)
     sealed = box.seal("customer-key")
-    assert "customer-key" not in sealed and box.open(sealed) == "customer-key"
+    assert "customer-key" not in sealed
+    assert box.open(sealed) == "customer-key"
     with pytest.raises(KeyUnavailable):
         KeyBox(ServiceKeys.derive(b"secret-two").sealing).open(sealed)
 
@@ -187,7 +190,8 @@ async def test_store_bound_counts_archives_committed_meanwhile(tmp_path: Path) -
     with pytest.raises(StorageFull):  # ...but 6,000 committed + 4,001 do not fit
         await second.commit()
     second.discard()
-    assert (await store.stat("first")) is not None and await store.stat("second") is None
+    assert (await store.stat("first")) is not None
+    assert await store.stat("second") is None
     assert [p.name for p in tmp_path.rglob("*") if p.is_file()] == ["first.zip"]
 
 
@@ -238,7 +242,9 @@ async def test_sweeper_requeues_lapsed_leases_then_gives_up(tmp_path: Path) -> N
     await backend.insert(record)
     await sweep(backend, store, ttl=60, max_attempts=2)
     requeued = await backend.get(record.job_id)
-    assert requeued is not None and requeued.state == "queued" and requeued.lease_owner is None
+    assert requeued is not None
+    assert requeued.state == "queued"
+    assert requeued.lease_owner is None
 
     def crash_again(stored: JobRecord) -> bool:
         stored.state, stored.attempts = "running", 2
@@ -248,6 +254,7 @@ async def test_sweeper_requeues_lapsed_leases_then_gives_up(tmp_path: Path) -> N
     await backend.update(record.job_id, crash_again)
     await sweep(backend, store, ttl=60, max_attempts=2)
     failed = await backend.get(record.job_id)
-    assert failed is not None and failed.state == "failed"
+    assert failed is not None
+    assert failed.state == "failed"
     assert "gave up after 2 attempts" in (failed.reason or "")
     await backend.aclose()

@@ -165,10 +165,14 @@ def test_json_logs_carry_request_ids_and_no_secret(workers: Served, sandbox: htt
     mine = [line for line in lines if line.get("request_id") == "trace-me-42"]
     access = [line for line in mine if line.get("event") == "request"]
     assert len(access) == 1
-    assert access[0]["route"] == "/orders/{order_id}/images" and access[0]["status"] == 200
+    assert access[0]["route"] == "/orders/{order_id}/images"
+    assert access[0]["status"] == 200
     batch = [line for line in mine if line.get("event") == "batch"]
-    assert batch and batch[0]["order_id"] == order["order_id"] and batch[0]["images"] == 2
-    assert batch[0]["outcome"] == "complete" and batch[0]["bytes"] > 0
+    assert batch
+    assert batch[0]["order_id"] == order["order_id"]
+    assert batch[0]["images"] == 2
+    assert batch[0]["outcome"] == "complete"
+    assert batch[0]["bytes"] > 0
     text = workers.log.read_text(errors="replace")
     for secret in ("byok-secret-1", "service-secret-2", "cookie-secret-4", "sig-secret-5", ADMIN):
         assert secret not in text, secret
@@ -225,7 +229,8 @@ def test_sigterm_lets_an_archive_in_flight_finish(
         assert served.process.wait(timeout=20) in (0, -signal.SIGTERM)
     assert "error" not in result, result.get("error")
     archive = zipfile.ZipFile(io.BytesIO(result["data"]))
-    assert archive.testzip() is None and len(archive.namelist()) == 4
+    assert archive.testzip() is None
+    assert len(archive.namelist()) == 4
 
 
 def test_sigterm_aborts_an_archive_past_the_grace_period(

@@ -65,7 +65,8 @@ def test_health_is_cheap_and_never_shows_the_key(
     }
     assert sandbox.operator_key not in response.text
     head = httpx.head(f"{ops_service.url}/health")
-    assert head.status_code == 200 and head.content == b""
+    assert head.status_code == 200
+    assert head.content == b""
     assert sandbox.log() == []  # the health check never calls the upstream
 
 
@@ -77,7 +78,8 @@ def test_ready_probes_upstream_once_per_ttl(
         assert response.status_code == 200
     body = response.json()
     assert body["status"] == "ready"
-    assert body["checks"]["upstream"]["ok"] and body["checks"]["archive_store"]["ok"]
+    assert body["checks"]["upstream"]["ok"]
+    assert body["checks"]["archive_store"]["ok"]
     log = sandbox.log()
     probes = [r for r in log if r["path"] == "/v3/orders/"]
     assert len(probes) == 1, probes
@@ -95,7 +97,8 @@ def test_ready_names_the_failing_parts(
         response = httpx.get(f"{server.url}/ready")
     assert response.status_code == 503
     checks = response.json()["checks"]
-    assert not checks["upstream"]["ok"] and "unreachable" in checks["upstream"]["detail"]
+    assert not checks["upstream"]["ok"]
+    assert "unreachable" in checks["upstream"]["detail"]
     assert response.json()["status"] == "not_ready"
 
 
@@ -128,7 +131,8 @@ def test_security_headers_on_every_response(ops_service: UvicornThread) -> None:
         response = httpx.get(ops_service.url + path)
         assert_security_headers(response)
         csp = response.headers["content-security-policy"]
-        assert "script-src 'self';" in csp and "unsafe-inline" not in csp
+        assert "script-src 'self';" in csp
+        assert "unsafe-inline" not in csp
 
 
 def test_docs_work_offline_with_a_csp_relaxed_only_there(ops_service: UvicornThread) -> None:
@@ -183,7 +187,8 @@ def test_body_limit_counts_chunked_bodies_as_they_are_read() -> None:
         refused = httpx.post(f"{server.url}/echo", content=chunks())
         small = httpx.post(f"{server.url}/echo", content=b"x" * 4000)
         big = httpx.post(f"{server.url}/big", content=chunks())
-    assert refused.status_code == 413 and refused.json()["error"] == "payload_too_large"
+    assert refused.status_code == 413
+    assert refused.json()["error"] == "payload_too_large"
     assert small.json() == {"size": 4000}
     assert big.json() == {"size": 10_000}
 
@@ -221,7 +226,8 @@ def test_stats_show_recent_errors_to_admins_only(
     crash = httpx.get(f"{ops_service.url}/sentry-debug", headers=ADMIN_HEADERS)
     public = httpx.get(f"{ops_service.url}/api/stats").json()
     assert "recent_errors" not in public
-    assert public["images_downloaded"] >= 2 and public["orders_processed"] >= 1
+    assert public["images_downloaded"] >= 2
+    assert public["orders_processed"] >= 1
     assert public["uptime_seconds"] >= 0
     admin = httpx.get(f"{ops_service.url}/api/stats", headers=ADMIN_HEADERS).json()
     ids = [event["request_id"] for event in admin["recent_errors"]]
@@ -235,7 +241,8 @@ def test_sentry_debug_needs_an_admin_and_answers_the_json_500(
     response = httpx.get(f"{ops_service.url}/sentry-debug", headers=ADMIN_HEADERS)
     assert response.status_code == 500
     body = response.json()
-    assert body["error"] == "internal_error" and "Traceback" not in response.text
+    assert body["error"] == "internal_error"
+    assert "Traceback" not in response.text
     assert "SentryDebugError" not in response.text
     assert body["request_id"] == response.headers["x-request-id"]
     assert_security_headers(response)
@@ -308,7 +315,8 @@ def test_sentry_events_are_sent_scrubbed(make_settings: SettingsFactory) -> None
     ]
     assert events, "no event reached the transport"
     event: dict[str, Any] = events[0]
-    assert event["environment"] == "staging" and event["release"] == "dl@1.2.3"
+    assert event["environment"] == "staging"
+    assert event["release"] == "dl@1.2.3"
     text = str(event)
     for secret in ("byok-secret", "cookie-secret", "abcdef", ADMIN):
         assert secret not in text
@@ -360,7 +368,8 @@ def test_archive_streams_through_every_middleware(
         assert last not in seen, "the archive started only after the last image was fetched"
         rest = b"".join(chunks)
     archive = zipfile.ZipFile(io.BytesIO(first + rest))
-    assert archive.testzip() is None and len(archive.namelist()) == 5
+    assert archive.testzip() is None
+    assert len(archive.namelist()) == 5
 
 
 def test_access_log_has_one_line_per_request_without_secrets(

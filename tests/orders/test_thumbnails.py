@@ -55,7 +55,8 @@ def test_a_thumbnail_is_a_small_free_preview_with_a_validator(
         assert picture.width <= THUMBNAIL_MAX_WIDTH
         assert Image.open(io.BytesIO(PHOTO)).width > THUMBNAIL_MAX_WIDTH  # it was made smaller
         etag = first.headers["etag"]
-        assert etag.startswith('"') and etag.endswith('"')
+        assert etag.startswith('"')
+        assert etag.endswith('"')
         assert first.headers["cache-control"] == "private, max-age=300"
         assert "X-Autoenhance-Key" in first.headers["vary"]
 
@@ -64,7 +65,8 @@ def test_a_thumbnail_is_a_small_free_preview_with_a_validator(
             f"/v3/images/{image_id}/enhanced"
         ]
         query = next(e["query"] for e in fetched if e["route"] == "enhanced")
-        assert "preview=true" in query and f"max_width={THUMBNAIL_MAX_WIDTH}" in query
+        assert "preview=true" in query
+        assert f"max_width={THUMBNAIL_MAX_WIDTH}" in query
 
         again = client.get(thumb_path(order), headers={"If-None-Match": etag})
         assert again.status_code == 304

@@ -186,7 +186,8 @@ def test_redirect_to_a_non_http_scheme(
 ) -> None:
     inject(sandbox, kind="bad_redirect", location=location, scope="enhanced")
     response = api.get(f"/images/{image_id}/enhanced")
-    assert response.status_code == 302 and response.headers["location"] == location
+    assert response.status_code == 302
+    assert response.headers["location"] == location
     with pytest.raises(httpx.UnsupportedProtocol):
         api.get(f"/images/{image_id}/enhanced", follow_redirects=True)
 
@@ -234,9 +235,11 @@ def test_stuck_error_fails_the_next_upload_with_a_reason(
         return current if current["status"] == "error" else None
 
     current = wait_for(errored)
-    assert current["status_reason"] == "Rate limited" and current["error"] is True
+    assert current["status_reason"] == "Rate limited"
+    assert current["error"] is True
     order = api.get(f"/orders/{image['order_id']}").json()
-    assert order["status"] == "error" and order["is_processing"] is False
+    assert order["status"] == "error"
+    assert order["is_processing"] is False
 
 
 INVALID_FAULTS: list[Any] = [
@@ -316,6 +319,7 @@ def test_clearing_faults_ends_the_requests_they_hold(
         assert sandbox.get("/_sandbox/faults").json() == {"faults": [], "waiting": 0}
         error = pending.exception(timeout=30)
     if phase == "before":
-        assert error is None and pending.result().status_code == 500
+        assert error is None
+        assert pending.result().status_code == 500
     else:
         assert isinstance(error, httpx.RemoteProtocolError)

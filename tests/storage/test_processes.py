@@ -57,12 +57,14 @@ def test_a_job_built_by_a_worker_into_s3_is_served_by_every_web_process(
                 assert from_b.content == from_a.content
                 assert from_b.headers["etag"] == from_a.headers["etag"]
                 with zipfile.ZipFile(io.BytesIO(from_b.content)) as archive:
-                    assert archive.testzip() is None and len(archive.namelist()) == 5
+                    assert archive.testzip() is None
+                    assert len(archive.namelist()) == 5
                 part = client.get(
                     f"{url_b}/jobs/{job['job_id']}/download",
                     headers={"Range": "bytes=100-", "If-Range": from_a.headers["etag"]},
                 )
-                assert part.status_code == 206 and part.content == from_b.content[100:]
+                assert part.status_code == 206
+                assert part.content == from_b.content[100:]
                 moved = client.get(f"{url_c}/jobs/{job['job_id']}/download")
                 assert moved.status_code == 302
                 assert moved.headers["location"].startswith(f"{s3_server.endpoint}/{bucket}/")
