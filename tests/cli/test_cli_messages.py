@@ -10,18 +10,10 @@ import httpx
 import pytest
 from rich.console import Console
 
+from app.cli.main import main
+from app.cli.progress import BYTES, IMAGES, progress_bar
+from app.cli.usage import EXIT_FAILED, EXIT_NETWORK, EXIT_OK, EXIT_TIMEOUT, EXIT_USAGE
 from app.main import create_app
-from setup_test_order import (
-    BYTES,
-    EXIT_FAILED,
-    EXIT_NETWORK,
-    EXIT_OK,
-    EXIT_TIMEOUT,
-    EXIT_USAGE,
-    IMAGES,
-    main,
-    progress_bar,
-)
 from tests.cli.test_setup_test_order import ADMIN_TOKEN, FAST, PHOTOS, CuttingProxy, reference
 from tests.conftest import SettingsFactory, create_order
 from tests.support import UvicornThread, free_port

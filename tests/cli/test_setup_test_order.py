@@ -19,16 +19,16 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from app.main import create_app
-from setup_test_order import (
+from app.cli.main import main
+from app.cli.usage import (
     EXIT_BAD_FILE,
     EXIT_NETWORK,
     EXIT_NOT_FOUND,
     EXIT_OK,
     EXIT_TIMEOUT,
     EXIT_USAGE,
-    main,
 )
+from app.main import create_app
 from tests.conftest import SettingsFactory, create_order
 from tests.support import ROOT, UvicornThread, free_port
 
