@@ -85,8 +85,8 @@ def rerun_note(out: Path, order_id: str) -> str:
         return f" to resume the download from byte {resume[0]}"
     if partial.path.exists():
         return (
-            " to download it again from the start (the service streamed the archive "
-            "as it was built, and such a transfer cannot be resumed)"
+            " to download it again from the start (the service answered without an ETag, "
+            "and such a transfer cannot be resumed)"
         )
     return ""
 
