@@ -19,6 +19,7 @@ from app.cli.usage import (
     EXIT_NOT_FOUND,
     EXIT_USAGE,
     CliError,
+    http_url,
 )
 from app.core.config import DEFAULT_API_BASE, DEFAULT_API_VERSION
 from app.services.ordering import ImageOutcome, create_order_with_images, uploads_from_paths
@@ -81,10 +82,7 @@ class Direct:
             )
         except UpstreamError as exc:
             raise upstream_failure(exc) from exc
-        report_uploads(
-            progress.console,
-            [{"file": i.file, "uploaded": i.uploaded, "error": i.error} for i in created.images],
-        )
+        report_uploads(progress.console, created.images)
         if created.uploaded == 0:
             raise CliError(f"no image could be uploaded to order {created.order_id}", EXIT_FAILED)
         return created.order_id
@@ -102,7 +100,7 @@ async def open_direct(env: Mapping[str, str]) -> AsyncIterator[Direct]:
     """The API at AUTOENHANCE_API_BASE with AUTOENHANCE_API_KEY; its connections close after.
 
     Raises:
-        CliError: EXIT_USAGE when AUTOENHANCE_API_KEY is not set.
+        CliError: EXIT_USAGE when AUTOENHANCE_API_KEY is not set or the base is no http(s) URL.
     """
     api_key = env.get("AUTOENHANCE_API_KEY")
     if not api_key:
@@ -110,6 +108,11 @@ async def open_direct(env: Mapping[str, str]) -> AsyncIterator[Direct]:
             "set AUTOENHANCE_API_KEY (or use --service-url to go through the service)",
             EXIT_USAGE,
         )
+    base_url = env.get("AUTOENHANCE_API_BASE") or DEFAULT_API_BASE
+    try:
+        http_url(base_url)
+    except ValueError as exc:
+        raise CliError(f"AUTOENHANCE_API_BASE: {exc}", EXIT_USAGE) from exc
     async with build_http_client(
         max_connections=MAX_CONNECTIONS,
         connect_timeout=CONNECT_TIMEOUT,
@@ -118,7 +121,7 @@ async def open_direct(env: Mapping[str, str]) -> AsyncIterator[Direct]:
     ) as http:
         client = AutoenhanceClient(
             http,
-            base_url=env.get("AUTOENHANCE_API_BASE") or DEFAULT_API_BASE,
+            base_url=base_url,
             api_version=DEFAULT_API_VERSION,
             retries=RETRIES,
             retry_max_wait=RETRY_MAX_WAIT,

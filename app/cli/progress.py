@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from rich.console import Console
 from rich.progress import (
@@ -69,11 +69,22 @@ def progress_bar(console: Console, *, quiet: bool) -> Progress:
     )
 
 
-def report_uploads(console: Console, images: Sequence[Mapping[str, Any]]) -> None:
+class Upload(Protocol):
+    """What became of one file given to the order."""
+
+    @property
+    def file(self) -> str | None: ...
+    @property
+    def uploaded(self) -> bool: ...
+    @property
+    def error(self) -> str | None: ...
+
+
+def report_uploads(console: Console, images: Sequence[Upload]) -> None:
     """Name each file that did not make it into the order, and why."""
     for image in images:
-        if not image.get("uploaded"):
-            console.print(f"[red]not uploaded[/red] {image.get('file')}: {image.get('error')}")
+        if not image.uploaded:
+            console.print(f"[red]not uploaded[/red] {image.file}: {image.error}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,9 +12,10 @@ import contextlib
 import json
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 import httpx
+from pydantic import BaseModel, ValidationError
 from rich.progress import Progress
 
 from app.cli.progress import BYTES, Status, report_uploads, status_of_images
@@ -33,6 +34,48 @@ OWN_KEY_HEADER = "X-Autoenhance-Key"
 SERVICE_KEY_HEADER = "X-API-Key"
 CONNECT_TIMEOUT = 10.0  # seconds
 READ_TIMEOUT = 30.0  # seconds between bytes
+
+
+_Model = TypeVar("_Model", bound=BaseModel)
+
+
+class _Upload(BaseModel):
+    file: str | None = None
+    uploaded: bool = False
+    error: str | None = None
+
+
+class _Created(BaseModel):
+    """What this client reads of `POST /api/create-order`'s answer."""
+
+    order_id: str
+    images: list[_Upload] = []
+
+
+class _Image(BaseModel):
+    status: str | None = None
+
+
+class _Summary(BaseModel):
+    """What this client reads of `GET /orders/{id}`'s answer."""
+
+    images: list[_Image] = []
+
+
+def _read(response: httpx.Response, model: type[_Model]) -> _Model:
+    """The answer as `model`; an answer of another shape fails the run, naming the URL.
+
+    Raises:
+        CliError: EXIT_FAILED when the body is not the JSON this client expects.
+    """
+    try:
+        return model.model_validate_json(response.content)
+    except ValidationError as exc:
+        raise CliError(
+            f"the service answered {response.request.url.path} with an unexpected body "
+            f"({exc.error_count()} problem(s), e.g. {exc.errors()[0]['msg']})",
+            EXIT_FAILED,
+        ) from exc
 
 
 def service_headers(env: Mapping[str, str]) -> dict[str, str]:
@@ -148,13 +191,13 @@ class Service:
             data = {"name": name} if name else None
             response = await self._send("POST", "/api/create-order", files=files, data=data)
         progress.update(task, completed=total)
-        body = response.json()
-        report_uploads(progress.console, body.get("images", []))
-        return str(body["order_id"])
+        created = _read(response, _Created)
+        report_uploads(progress.console, created.images)
+        return created.order_id
 
     async def status(self, order_id: str) -> Status:
-        body = (await self._send("GET", f"/orders/{order_id}")).json()
-        return status_of_images([image.get("status") for image in body.get("images", [])])
+        summary = _read(await self._send("GET", f"/orders/{order_id}"), _Summary)
+        return status_of_images([image.status for image in summary.images])
 
     async def check(self, url: str) -> None:
         """Make sure the batch downloader answers at `url` before doing any work.

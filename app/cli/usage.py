@@ -10,6 +10,8 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+import httpx
+
 from app.core.config import DEFAULT_API_BASE
 from app.services.ordering import uploads_from_paths
 
@@ -50,6 +52,31 @@ class CliError(Exception):
         self.error = error
 
 
+def http_url(value: str) -> str:
+    """`value` when it is an http(s) URL with a host and a valid port, else why not.
+
+    Raises:
+        ValueError: saying what is wrong with the URL.
+    """
+    try:
+        url = httpx.URL(value)
+        port = url.port
+    except httpx.InvalidURL as exc:
+        raise ValueError(f"{value!r} is not a URL ({exc})") from exc
+    if url.scheme not in ("http", "https") or not url.host:
+        raise ValueError(f"{value!r} is not an http:// or https:// URL with a host")
+    if port is not None and not 0 < port < 65536:
+        raise ValueError(f"{value!r} has no valid port")
+    return value
+
+
+def _service_url(value: str) -> str:
+    try:
+        return http_url(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     """The parsed command line.
 
@@ -75,7 +102,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--download", type=Path, metavar="OUT.zip", help="save the ZIP here")
     parser.add_argument(
-        "--service-url", help="the batch downloader service, e.g. http://127.0.0.1:8000"
+        "--service-url",
+        type=_service_url,
+        help="the batch downloader service, e.g. http://127.0.0.1:8000",
     )
     parser.add_argument(
         "--retries", type=int, default=3, help="download retries on a broken transfer (3)"
