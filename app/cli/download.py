@@ -178,6 +178,11 @@ async def _download_once(
             await response.aread()
             raise service_failure(response)
         appending = response.status_code == 206 and resume is not None
+        if appending and resume is not None and _range_start(response) != resume[0]:
+            # Not the continuation asked for: appending it would corrupt the file.
+            partial.path.unlink(missing_ok=True)
+            partial.remember(url, None)
+            return await _download_once(http, url, partial, progress=progress, task=task)
         start = resume[0] if appending and resume is not None else 0
         total = _total_size(response, start)
         partial.remember(url, response.headers.get("etag"))
@@ -192,6 +197,13 @@ async def _download_once(
     partial.finish()
     progress.update(task, total=size, completed=size)
     return size
+
+
+def _range_start(response: httpx.Response) -> int | None:
+    """The first byte of a `Content-Range: bytes START-END/TOTAL`, if that is what it says."""
+    unit, _, spec = response.headers.get("content-range", "").partition(" ")
+    first = spec.partition("-")[0]
+    return int(first) if unit == "bytes" and first.isdigit() else None
 
 
 def _total_size(response: httpx.Response, start: int) -> int | None:
