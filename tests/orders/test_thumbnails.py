@@ -21,17 +21,20 @@ def thumb_path(order: dict, index: int = 0) -> str:
     return f"/orders/{order['order_id']}/images/{order['images'][index]['image_id']}/thumbnail"
 
 
-def upstream_requests(sandbox: SandboxControl, image_id: str) -> list[dict]:
-    entries = sandbox.log()
+def upstream_requests(sandbox: SandboxControl, image_id: str, key: str) -> list[dict]:
+    """Picture requests about `image_id` that reached the sandbox with `key` or the operator's."""
+    entries = sandbox.log(key) + sandbox.log()
     return [e for e in entries if e["image_id"] == image_id and e["route"] != "order"]
 
 
-def logged_fetch(sandbox: SandboxControl, image_id: str, *, timeout: float = 10) -> list[dict]:
+def logged_fetch(
+    sandbox: SandboxControl, image_id: str, key: str, *, timeout: float = 10
+) -> list[dict]:
     """The sandbox's log of one picture fetch, once complete: it logs a request after
     answering it, so the last entry may land just after the service has its bytes."""
     deadline = time.monotonic() + timeout
     while True:
-        entries = upstream_requests(sandbox, image_id)
+        entries = upstream_requests(sandbox, image_id, key)
         enhanced = [e for e in entries if e["route"] == "enhanced"]
         redirected = bool(enhanced) and enhanced[0]["status"] == 302
         if enhanced and (not redirected or any(e["route"] == "asset" for e in entries)):
@@ -60,7 +63,7 @@ def test_a_thumbnail_is_a_small_free_preview_with_a_validator(
         assert first.headers["cache-control"] == "private, max-age=300"
         assert "X-Autoenhance-Key" in first.headers["vary"]
 
-        fetched = logged_fetch(sandbox, image_id)
+        fetched = logged_fetch(sandbox, image_id, key)
         assert [e["path"] for e in fetched if e["route"] == "enhanced"] == [
             f"/v3/images/{image_id}/enhanced"
         ]
@@ -73,7 +76,7 @@ def test_a_thumbnail_is_a_small_free_preview_with_a_validator(
         assert again.content == b""
         assert again.headers["etag"] == etag
         # The 304 was decided from the order alone: the picture was not fetched again.
-        assert upstream_requests(sandbox, image_id) == fetched
+        assert upstream_requests(sandbox, image_id, key) == fetched
         assert (
             client.get(thumb_path(order), headers={"If-None-Match": '"other"'}).status_code == 200
         )
@@ -108,17 +111,16 @@ def test_an_image_of_another_order_is_refused_before_any_fetch(
     response = httpx.get(service.url + path, headers={"X-Autoenhance-Key": key})
     assert response.status_code == 404
     assert response.json()["error"] == "image_not_in_order"
-    assert upstream_requests(sandbox, foreign_image) == []
+    assert upstream_requests(sandbox, foreign_image, key) == []
 
 
 def test_another_keys_order_is_not_found(service: UvicornThread, sandbox: SandboxControl) -> None:
     order = synthetic_order(sandbox, api_key=unique_key("owner"))
-    response = httpx.get(
-        service.url + thumb_path(order), headers={"X-Autoenhance-Key": unique_key("intruder")}
-    )
+    intruder = unique_key("intruder")
+    response = httpx.get(service.url + thumb_path(order), headers={"X-Autoenhance-Key": intruder})
     assert response.status_code == 404
     assert response.json()["error"] == "not_found"
-    assert upstream_requests(sandbox, order["images"][0]["image_id"]) == []
+    assert upstream_requests(sandbox, order["images"][0]["image_id"], intruder) == []
 
 
 def test_the_service_key_guards_thumbnails_like_downloads(
