@@ -50,13 +50,14 @@ from rich.progress import (
 from rich.text import Text
 
 from app.services.ordering import ImageOutcome, create_order_with_images, uploads_from_paths
-from app.upstream.client import AutoenhanceClient, build_http_client
+from app.upstream.client import AutoenhanceClient
 from app.upstream.errors import (
     UpstreamError,
     UpstreamNotFound,
     UpstreamRetryable,
     UpstreamUnauthorized,
 )
+from app.upstream.factory import build_http_client
 from app.upstream.models import Order
 
 EXIT_OK = 0

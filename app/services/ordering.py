@@ -23,10 +23,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.services.sniff import SNIFF_BYTES, sniff_image
 from app.upstream.client import AutoenhanceClient
 from app.upstream.errors import UpstreamError
 from app.upstream.models import RegisteredImage
+from app.upstream.sniff import SNIFF_BYTES, sniff_image
 
 logger = logging.getLogger("app.ordering")
 
