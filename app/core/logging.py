@@ -3,7 +3,7 @@
 `configure_logging(level=, fmt=)` installs one handler on the root logger (replacing the one
 it installed before, leaving any other handler alone) and routes uvicorn's loggers through
 it. uvicorn's own access log is switched off: it prints the raw path with its query string,
-which may carry a signed link's `sig`; `app.core.middleware` writes one line per request
+which may carry a signed link's `sig`; `app.web.middleware` writes one line per request
 with the route template instead.
 
 The request id lives in a context variable set by the middleware; a log record factory

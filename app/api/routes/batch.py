@@ -21,15 +21,15 @@ from app.api.responses import (
     stored_object_response,
 )
 from app.api.selection import SelectionDep, planned
-from app.api.upstream import checked_order_id, fetch_order
+from app.api.upstream_errors import checked_order_id, fetch_order
 from app.core.errors import NotFound, Unprocessable, error_responses
-from app.core.ratelimit import rate_limit
 from app.services.batch import BatchPlan, NothingToDeliver
 from app.services.conditions import Conditions
 from app.services.downloads import Download, Downloads
 from app.services.naming import archive_filename, content_disposition
 from app.services.options import DownloadOptions, ImageFormat
 from app.storage import ObjectMissing
+from app.web.ratelimit import rate_limit
 
 router = APIRouter(tags=["download"])
 

@@ -40,7 +40,7 @@ from app.api.deps import (
     SpoolDirDep,
     UpstreamDep,
 )
-from app.api.upstream import to_app_error
+from app.api.upstream_errors import to_app_error
 from app.core import metrics
 from app.core.config import Settings
 from app.core.errors import (
@@ -54,7 +54,6 @@ from app.core.errors import (
     UnsupportedMediaType,
     error_responses,
 )
-from app.core.ratelimit import rate_limit
 from app.core.security import OPERATOR, Credential, same_secret
 from app.core.sessions import SessionStoreError
 from app.services.ordering import CreatedOrder, ImageUpload, create_order_with_images
@@ -70,6 +69,7 @@ from app.services.uploads import (
 )
 from app.upstream.client import AutoenhanceClient
 from app.upstream.errors import UpstreamError
+from app.web.ratelimit import rate_limit
 
 router = APIRouter(tags=["orders"])
 

@@ -13,10 +13,10 @@ from pydantic import BaseModel
 from app.api.auth import AdminDep, is_admin
 from app.api.deps import SettingsDep
 from app.core.errors import BadGateway, Unauthorized, error_responses
-from app.core.ops import Operations
 from app.core.security import same_secret
 from app.core.sentry import SentryApiError, SentryIssue
 from app.core.stats import collect_registry, service_stats
+from app.web.ops import Operations
 
 router = APIRouter(tags=["operations"])
 metrics_bearer = HTTPBearer(auto_error=False, description="METRICS_TOKEN, when it is set")

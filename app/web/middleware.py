@@ -16,7 +16,7 @@ Order, outermost first:
 5. `BodyLimitMiddleware` — 413 for request bodies over the limit.
 
 A client that never finishes its request headers is not seen here (the app only starts once
-they are complete): `app.core.server` closes those connections.
+they are complete): `app.web.server` closes those connections.
 """
 
 from __future__ import annotations
@@ -39,8 +39,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core import metrics
 from app.core.config import Settings
-from app.core.errors import error_response
 from app.core.logging import request_id_var
+from app.web.handlers import error_response
 
 access_logger = logging.getLogger("app.access")
 
