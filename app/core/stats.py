@@ -27,7 +27,7 @@ from typing import Any
 from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from app.core.files import private_sqlite
+from app.core.files import connect_private_sqlite
 from app.core.logging import redact
 
 ERROR_RING_SIZE = 200
@@ -122,9 +122,7 @@ class ErrorLog:
     def __init__(self, path: Path, *, capacity: int = ERROR_RING_SIZE) -> None:
         self.path = path
         self.capacity = capacity
-        private_sqlite(path)
-        with self._connect() as db:
-            db.execute("PRAGMA journal_mode=WAL")
+        with contextlib.closing(connect_private_sqlite(path, busy_timeout=LOCK_TIMEOUT)) as db:
             db.execute(
                 "CREATE TABLE IF NOT EXISTS errors (id INTEGER PRIMARY KEY AUTOINCREMENT, "
                 "at REAL, kind TEXT, status INTEGER, route TEXT, request_id TEXT, message TEXT)"

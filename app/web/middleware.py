@@ -39,7 +39,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core import metrics
 from app.core.config import Settings
-from app.core.logging import request_id_var
+from app.core.logging import log_event, request_id_var
 from app.web.handlers import error_response
 
 access_logger = logging.getLogger("app.access")
@@ -220,21 +220,16 @@ class EdgeMiddleware:
         duration = time.perf_counter() - started
         metrics.HTTP_REQUESTS.labels(method, route, str(status)).inc()
         outcome = "ok" if failure is None else type(failure).__name__
-        access_logger.info(
-            "%s %s %d %.1fms",
-            method,
-            route,
-            status,
-            duration * 1000,
-            extra={
-                "event": "request",
-                "method": method,
-                "route": route,
-                "status": status,
-                "duration_ms": round(duration * 1000, 1),
-                "bytes_sent": sent_bytes,
-                "outcome": outcome,
-            },
+        log_event(
+            access_logger,
+            "request",
+            "{method} {route} {status} {duration_ms:.1f}ms",
+            method=method,
+            route=route,
+            status=status,
+            duration_ms=round(duration * 1000, 1),
+            bytes_sent=sent_bytes,
+            outcome=outcome,
         )
         if status >= 500:
             ops = scope.get("state", {}).get("ops")
