@@ -20,8 +20,8 @@ from sentry_sdk.transport import Transport
 
 from app.core.sentry import init_sentry
 from app.main import create_app
+from app.web.bodies import BodyLimitMiddleware
 from app.web.handlers import install_error_handlers
-from app.web.middleware import BodyLimitMiddleware
 from tests.conftest import SettingsFactory, create_order
 from tests.support import UvicornThread, free_port
 
