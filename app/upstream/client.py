@@ -217,51 +217,65 @@ class AutoenhanceClient:
         params = options.upstream_params()
 
         async def attempt() -> Downloaded:
-            sink.seek(0)
-            sink.truncate()
-            crc = 0
-            check = DeliveredImage(options.format)
-            response = await redirects.send(
-                next(self._download_clients),
-                "GET",
-                url,
-                params=params,
-                headers=headers,
-                stream=True,
+            return await self._download_once(
+                url, sink, params=params, headers=headers, image_format=options.format
             )
-            async with contextlib.aclosing(response):
-                if response.status_code != 200:
-                    body = await read_at_most(response, ERROR_BODY_BYTES)
-                    raise_for_status(response, body=body)
-                    raise UpstreamProtocolError(not_the_image(response))
-                # A length is only comparable with what arrives when nothing decoded it.
-                encoded = response.headers.get("content-encoding", "identity") != "identity"
-                expected = None if encoded else response.headers.get("content-length")
-                async for chunk in response.aiter_bytes():
-                    sink.write(chunk)
-                    # ISA-L's CRC-32 (the ZIP polynomial, like zlib's) is ~8x faster
-                    # than zlib's: at zlib's speed it was 9% of the service's CPU.
-                    crc = isal_zlib.crc32(chunk, crc)
-                    check.feed(chunk)
-                content_type = response.headers.get("content-type")
-            size = check.size
-            if expected is not None and expected.isascii() and expected.isdigit():
-                if int(expected) != size:
-                    raise UpstreamNetworkError(
-                        f"image body was {size} bytes, Content-Length said {expected}"
-                    )
-            problem = check.problem()
-            if problem is not None:
-                # A body cut short is worth another try; anything else will not improve.
-                if problem.cut_short:
-                    raise UpstreamNetworkError(problem.reason)
-                raise UpstreamProtocolError(problem.reason)
-            sink.flush()
-            return Downloaded(size=size, crc32=crc, content_type=content_type)
 
         return await self._with_retries("download_enhanced", attempt, credential=api_key)
 
     # --- plumbing -----------------------------------------------------------------------------
+
+    async def _download_once(
+        self,
+        url: str,
+        sink: IO[bytes],
+        *,
+        params: dict[str, str],
+        headers: dict[str, str],
+        image_format: str,
+    ) -> Downloaded:
+        """One attempt of `download_enhanced`: `sink` emptied, then filled from one answer."""
+        sink.seek(0)
+        sink.truncate()
+        crc = 0
+        check = DeliveredImage(image_format)
+        response = await redirects.send(
+            next(self._download_clients),
+            "GET",
+            url,
+            params=params,
+            headers=headers,
+            stream=True,
+        )
+        async with contextlib.aclosing(response):
+            if response.status_code != 200:
+                body = await read_at_most(response, ERROR_BODY_BYTES)
+                raise_for_status(response, body=body)
+                raise UpstreamProtocolError(not_the_image(response))
+            # A length is only comparable with what arrives when nothing decoded it.
+            encoded = response.headers.get("content-encoding", "identity") != "identity"
+            expected = None if encoded else response.headers.get("content-length")
+            async for chunk in response.aiter_bytes():
+                sink.write(chunk)
+                # ISA-L's CRC-32 (the ZIP polynomial, like zlib's) is ~8x faster
+                # than zlib's: at zlib's speed it was 9% of the service's CPU.
+                crc = isal_zlib.crc32(chunk, crc)
+                check.feed(chunk)
+            content_type = response.headers.get("content-type")
+        size = check.size
+        if expected is not None and expected.isascii() and expected.isdigit():
+            if int(expected) != size:
+                raise UpstreamNetworkError(
+                    f"image body was {size} bytes, Content-Length said {expected}"
+                )
+        problem = check.problem()
+        if problem is not None:
+            # A body cut short is worth another try; anything else will not improve.
+            if problem.cut_short:
+                raise UpstreamNetworkError(problem.reason)
+            raise UpstreamProtocolError(problem.reason)
+        sink.flush()
+        return Downloaded(size=size, crc32=crc, content_type=content_type)
 
     async def _call(
         self,
