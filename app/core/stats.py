@@ -122,7 +122,7 @@ class ErrorLog:
     def __init__(self, path: Path, *, capacity: int = ERROR_RING_SIZE) -> None:
         self.path = path
         self.capacity = capacity
-        with contextlib.closing(connect_private_sqlite(path, busy_timeout=LOCK_TIMEOUT)) as db:
+        with self._connect() as db:
             db.execute(
                 "CREATE TABLE IF NOT EXISTS errors (id INTEGER PRIMARY KEY AUTOINCREMENT, "
                 "at REAL, kind TEXT, status INTEGER, route TEXT, request_id TEXT, message TEXT)"
@@ -130,7 +130,7 @@ class ErrorLog:
 
     @contextlib.contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(self.path, timeout=LOCK_TIMEOUT, isolation_level=None)
+        db = connect_private_sqlite(self.path, busy_timeout=LOCK_TIMEOUT)
         try:
             yield db
         finally:
