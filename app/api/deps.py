@@ -1,21 +1,25 @@
-"""Dependencies shared by the routes: lifespan state and the caller's credential."""
+"""Dependencies of the routes: lifespan state, the download options and the caller's credential."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 from fastapi.security import APIKeyHeader
 
+from app.api.selection import SelectionDep
 from app.core.config import Settings
 from app.core.errors import Unauthorized
+from app.core.ops import Operations
 from app.core.security import OPERATOR, Credential, Signer, same_secret
 from app.core.sessions import SessionStore
+from app.jobs.service import JobService
 from app.services.downloads import Downloads
 from app.services.fairness import FairLimiter
 from app.storage import ArchiveStore
 from app.upstream.client import AutoenhanceClient
+from app.upstream.options import DownloadOptions, DownloadQuery
 
 # Key sent to the embedded sandbox on the operator's behalf (it accepts any non-empty key).
 SANDBOX_OPERATOR_KEY = "sandbox-operator-key"
@@ -78,6 +82,23 @@ def get_spool_dir(request: Request) -> Path:
     return spool_dir
 
 
+def get_jobs(request: Request) -> JobService:
+    jobs: JobService = request.state.jobs
+    return jobs
+
+
+def get_ops(request: Request) -> Operations:
+    ops: Operations = request.state.ops
+    return ops
+
+
+def download_options(
+    query: Annotated[DownloadQuery, Query()], images: SelectionDep = None
+) -> DownloadOptions:
+    """The download options of the query string (`?images=` is checked on its own)."""
+    return DownloadOptions(**query.model_dump(), images=images)
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 UpstreamDep = Annotated[AutoenhanceClient, Depends(get_upstream)]
 LimiterDep = Annotated[FairLimiter, Depends(get_limiter)]
@@ -87,6 +108,9 @@ SignerDep = Annotated[Signer, Depends(get_signer)]  # signed links
 SessionSignerDep = Annotated[Signer, Depends(get_session_signer)]
 SessionsDep = Annotated[SessionStore, Depends(get_sessions)]
 SpoolDirDep = Annotated[Path, Depends(get_spool_dir)]
+JobsDep = Annotated[JobService, Depends(get_jobs)]
+OpsDep = Annotated[Operations, Depends(get_ops)]
+OptionsDep = Annotated[DownloadOptions, Depends(download_options)]
 
 
 def operator_credential(settings: Settings) -> Credential:

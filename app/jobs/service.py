@@ -19,7 +19,7 @@ from app.jobs.callbacks import CallbackSender, summary_payload
 from app.jobs.keybox import KeyBox
 from app.jobs.models import ACTIVE_STATES, PENDING_STATES, JobRecord
 from app.jobs.store import JobArchives
-from app.services.options import DownloadOptions
+from app.upstream.options import DownloadOptions
 
 logger = logging.getLogger("app.jobs")
 

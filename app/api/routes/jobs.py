@@ -16,6 +16,8 @@ from pydantic import BaseModel, ConfigDict
 
 from app.api.deps import (
     CredentialDep,
+    JobsDep,
+    OptionsDep,
     SettingsDep,
     SignerDep,
     UpstreamDep,
@@ -24,7 +26,6 @@ from app.api.deps import (
     service_key_header,
 )
 from app.api.responses import ZIP_MEDIA_TYPE, StoredObjectResponse, stored_object_response
-from app.api.routes.batch import OptionsDep
 from app.api.selection import planned
 from app.api.upstream import checked_order_id, fetch_order
 from app.core.errors import (
@@ -52,14 +53,6 @@ from app.storage import ObjectMissing
 
 logger = logging.getLogger("app.jobs")
 router = APIRouter(tags=["jobs"])
-
-
-def get_jobs(request: Request) -> JobService:
-    jobs: JobService = request.state.jobs
-    return jobs
-
-
-JobsDep = Annotated[JobService, Depends(get_jobs)]
 
 
 class JobCreated(BaseModel):

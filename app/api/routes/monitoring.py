@@ -11,23 +11,14 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 
 from app.api.auth import AdminDep, is_admin
-from app.api.deps import SettingsDep
+from app.api.deps import OpsDep, SettingsDep
 from app.core.errors import BadGateway, Unauthorized, error_responses
-from app.core.ops import Operations
 from app.core.security import same_secret
 from app.core.sentry import SentryApiError, SentryIssue
 from app.core.stats import collect_registry, service_stats
 
 router = APIRouter(tags=["operations"])
 metrics_bearer = HTTPBearer(auto_error=False, description="METRICS_TOKEN, when it is set")
-
-
-def get_ops(request: Request) -> Operations:
-    ops: Operations = request.state.ops
-    return ops
-
-
-OpsDep = Annotated[Operations, Depends(get_ops)]
 
 
 class Health(BaseModel):

@@ -22,6 +22,7 @@ from pydantic import BaseModel, Field, ValidationError
 from app.api.auth import AdminVia, admin_via, bearer
 from app.api.deps import (
     CredentialDep,
+    OptionsDep,
     SettingsDep,
     UpstreamDep,
     checked_own_key,
@@ -29,7 +30,6 @@ from app.api.deps import (
     own_key_header,
     service_key_header,
 )
-from app.api.routes.batch import OptionsDep
 from app.api.selection import planned
 from app.api.upstream import checked_order_id, fetch_order, to_app_error
 from app.core.errors import BadGateway, Forbidden, Unauthorized, Unprocessable, error_responses

@@ -20,8 +20,7 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
-from app.api.deps import CredentialDep, SettingsDep, SignerDep, UpstreamDep
-from app.api.routes.batch import OptionsDep
+from app.api.deps import CredentialDep, OptionsDep, SettingsDep, SignerDep, UpstreamDep
 from app.api.selection import planned
 from app.api.upstream import checked_order_id, fetch_order
 from app.core.config import Settings
@@ -29,7 +28,7 @@ from app.core.errors import Forbidden, error_responses
 from app.core.ratelimit import rate_limit
 from app.core.security import OPERATOR
 from app.services.ask import MAX_QUESTION_CHARS, AskService, AssistantClient, DocIndex
-from app.services.options import DownloadOptions
+from app.upstream.options import DownloadOptions
 
 STATIC_DIR = Path(__file__).resolve().parents[2] / "static"
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
