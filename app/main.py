@@ -19,7 +19,6 @@ import httpx
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
-from app.api.deps import operator_credential
 from app.api.routes import batch, create, jobs, monitoring, orders, thumbnails, ui
 from app.core.config import Settings
 from app.core.errors import install_error_handlers
@@ -28,7 +27,7 @@ from app.core.keys import service_keys
 from app.core.logging import configure_logging
 from app.core.middleware import install_middleware
 from app.core.ops import Operations, operations
-from app.core.security import Signer
+from app.core.security import Signer, operator_credential
 from app.core.sentry import init_sentry
 from app.core.sessions import SessionStore, open_sessions
 from app.jobs.runtime import open_jobs

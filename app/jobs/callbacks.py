@@ -352,7 +352,7 @@ def summary_payload(
     download_url = None
     if signer is not None and record.state == "complete" and record.expires_at is not None:
         ttl = max(1, int(min(link_ttl, record.expires_at - time.time())))
-        download_url = base + signer.sign(f"/jobs/{record.job_id}/download", {}, ttl=ttl)
+        download_url = base + signer.sign(f"/jobs/{record.job_id}/download", {}, ttl=ttl).url
     return {
         "event": "job_ended",
         "job_id": record.job_id,

@@ -25,7 +25,7 @@ from typing import Any
 
 from app.core.config import Settings
 from app.core.keys import service_keys
-from app.core.security import Signer
+from app.core.security import Signer, operator_credential
 from app.jobs.context import JobContext, worker_id
 from app.jobs.keybox import KeyBox
 from app.jobs.redis import RUN_FUNCTION, WORKERS_KEY, RedisBackend
@@ -58,7 +58,6 @@ async def startup(ctx: dict[str, Any]) -> None:
     upstream_clients = build_upstream(settings, base_url=settings.autoenhance_api_base)
     keys = service_keys(settings)
     callbacks_http = callback_client()
-    assert settings.autoenhance_api_key is not None
     spool_dir = settings.data_dir / "spool"
     archive_store = open_store(settings)
     ctx["archive_store"] = archive_store
@@ -72,7 +71,7 @@ async def startup(ctx: dict[str, Any]) -> None:
         signer=Signer(keys.links),
         callbacks=callback_sender(settings, callbacks_http, keys=keys),
         spool_dir=spool_dir,
-        operator_key=settings.autoenhance_api_key.get_secret_value(),
+        operator_key=operator_credential(settings).api_key,
         worker_id=worker_id(),
         slots=asyncio.Semaphore(settings.job_concurrency),
     )

@@ -55,7 +55,7 @@ from app.core.errors import (
     error_responses,
 )
 from app.core.ratelimit import rate_limit
-from app.core.security import OPERATOR, Credential, same_secret
+from app.core.security import Credential, same_secret
 from app.core.sessions import SessionStoreError
 from app.services.ordering import CreatedOrder, ImageUpload, create_order_with_images
 from app.services.ordering import uploads_from_paths as sample_uploads
@@ -161,7 +161,7 @@ async def _check_own_key(upstream: AutoenhanceClient, credential: Credential) ->
     Raises:
         AppError: 401 when the upstream refuses the key; 502/503 as for any upstream call.
     """
-    if credential.owner == OPERATOR:
+    if not credential.is_own_key:
         return
     try:
         await upstream.list_orders(api_key=credential.api_key, per_page=1)

@@ -17,13 +17,15 @@ from pydantic import BaseModel, ConfigDict
 from app.api.deps import (
     CredentialDep,
     JobsDep,
+    LinkCheck,
     OptionsDep,
+    OwnKeyDep,
+    ServiceKeyDep,
     SettingsDep,
+    SignedLinkDep,
     SignerDep,
     UpstreamDep,
     get_credential,
-    own_key_header,
-    service_key_header,
 )
 from app.api.responses import ZIP_MEDIA_TYPE, StoredObjectResponse, stored_object_response
 from app.api.selection import planned
@@ -200,7 +202,7 @@ async def create_job(
     images_total = len(planned(order, options).images)
     record = await jobs.create(
         owner=credential.owner,
-        own_key=credential.api_key if credential.owner.startswith("byok:") else None,
+        own_key=credential.api_key if credential.is_own_key else None,
         order_id=order_id,
         options=options,
         wait=wait,
@@ -272,9 +274,10 @@ async def job_download_link(
     remaining = (record.expires_at or 0) - datetime.now(UTC).timestamp()
     ttl = max(1, int(min(settings.download_link_ttl, remaining)))
     path = request.app.url_path_for("job_download", job_id=job_id)
-    signed = signer.sign(str(path), {}, ttl=ttl)
-    expires = int(dict(httpx.URL(signed).params)["expires"])
-    return DownloadLink(url=str(request.base_url).rstrip("/") + signed, expires_at=iso(expires))
+    link = signer.sign(str(path), {}, ttl=ttl)
+    return DownloadLink(
+        url=str(request.base_url).rstrip("/") + link.url, expires_at=iso(link.expires)
+    )
 
 
 @router.get(
@@ -298,21 +301,17 @@ async def job_download(
     request: Request,
     jobs: JobsDep,
     settings: SettingsDep,
-    signer: SignerDep,
-    service_key: Annotated[str | None, Depends(service_key_header)],
-    own_key: Annotated[str | None, Depends(own_key_header)],
+    link: SignedLinkDep,
+    service_key: ServiceKeyDep,
+    own_key: OwnKeyDep,
 ) -> Response:
     """The archive, with Range, If-Range and If-None-Match; a signed link needs no other
     credential."""
-    params = dict(request.query_params)
-    owner: str | None
-    if "sig" in params:
-        if not signer.verify(request.url.path, params):
-            raise Forbidden("This download link is invalid or has expired.", code="bad_link")
-        owner = None
-    else:
-        credential = await get_credential(request, settings, signer, service_key, own_key)
-        owner = credential.owner
+    owner: str | None = None  # a valid signed link opens the job whoever owns it
+    if link is LinkCheck.INVALID:
+        raise Forbidden("This download link is invalid or has expired.", code="bad_link")
+    if link is LinkCheck.ABSENT:
+        owner = (await get_credential(settings, link, service_key, own_key)).owner
     record = await jobs.get(job_id, owner=owner)
     if record is None:
         raise NotFound("No such job, or it belongs to another credential.", code="unknown_job")
