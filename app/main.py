@@ -104,10 +104,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                         settings,
                         upstream=upstream,
                         limiter=limiter,
-                        signer=signer,
                         keys=keys,
                         spool_dir=spool_dir,
-                        operator_key=operator_credential(settings).api_key,
                         archive_store=store,
                     )
                 )

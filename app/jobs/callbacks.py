@@ -238,6 +238,18 @@ class CallbackSender:
             return
         self._spawn(self._deliver(url, payload, on_outcome))
 
+    def job_ended(
+        self, record: JobRecord, *, backend: JobBackend, signer: Signer | None, link_ttl: int
+    ) -> None:
+        """`dispatch` the summary of a job that ended, if it has a `callback_url`, and store the
+        outcome on the job. `signer` signs the link to a complete archive (None: no link)."""
+        if not record.callback_url:
+            return
+        payload = summary_payload(record, signer=signer, link_ttl=link_ttl)
+        self.dispatch(
+            record.callback_url, payload, on_outcome=outcome_recorder(backend, record.job_id)
+        )
+
     async def aclose(self, *, grace: float) -> None:
         """Stop accepting callbacks; give pending ones `grace` seconds, then cancel them."""
         self._closed = True
