@@ -263,7 +263,7 @@ class _Run:
         except _Lost:
             await self._stopped()
             return
-        self.ctx.store.path(self.job_id).unlink(missing_ok=True)
+        self.ctx.store.remove(self.job_id)
         self.ended = True
         metrics.JOBS.labels(state).inc()
         logger.info("job %s %s: %s", self.job_id, state, reason)

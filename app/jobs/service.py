@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 
 from app.core import metrics
 from app.core.config import Settings
@@ -16,9 +17,23 @@ from app.jobs.callbacks import CallbackSender
 from app.jobs.keybox import KeyBox
 from app.jobs.models import ACTIVE_STATES, PENDING_STATES, JobRecord
 from app.jobs.store import JobArchives
+from app.storage import ArchiveStore, ObjectInfo
 from app.upstream.options import DownloadOptions
 
 logger = logging.getLogger("app.jobs")
+
+
+class ArchiveGone(Exception):
+    """The job's archive is no longer stored."""
+
+
+@dataclass(frozen=True, slots=True)
+class JobArchive:
+    """A finished job's stored archive: the store holding it, the object, and its ETag."""
+
+    store: ArchiveStore
+    info: ObjectInfo
+    etag: str
 
 
 class JobService:
@@ -78,6 +93,20 @@ class JobService:
         if record.state != "expired" and record.is_expired():
             record.state = "expired"  # the sweeper has not been by yet
         return record
+
+    async def archive(self, record: JobRecord) -> JobArchive:
+        """The archive of a complete job, to be served from its store.
+
+        Raises:
+            ArchiveGone: it is no longer stored (expired and swept, or deleted).
+            StoreError: the store failed.
+        """
+        info = await self.store.stat(record.job_id)
+        if info is None:
+            raise ArchiveGone(record.job_id)
+        return JobArchive(
+            store=self.store.store, info=info, etag=f'"job-{record.job_id}-{info.etag}"'
+        )
 
     async def cancel(self, job_id: str, *, owner: str) -> JobRecord | None:
         """Cancel the job (a running one stops within JOB_POLL_INTERVAL) and remove its files."""

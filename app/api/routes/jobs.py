@@ -49,7 +49,7 @@ from app.jobs.callbacks import (
     resolve_allowed,
 )
 from app.jobs.models import Failure, JobRecord, JobState
-from app.jobs.service import JobService
+from app.jobs.service import ArchiveGone, JobService
 from app.services.naming import content_disposition
 from app.storage import ObjectMissing
 
@@ -317,15 +317,13 @@ async def job_download(
         raise NotFound("No such job, or it belongs to another credential.", code="unknown_job")
     _downloadable(record)
     gone = Gone("This job's archive is no longer stored.", code="job_gone")
-    info = await jobs.store.stat(job_id)
-    if info is None:
-        raise gone
     try:
+        archive = await jobs.archive(record)
         return await stored_object_response(
             request,
-            jobs.store.store,
-            info,
-            etag=f'"job-{job_id}-{info.etag}"',
+            archive.store,
+            archive.info,
+            etag=archive.etag,
             headers={
                 "Content-Disposition": content_disposition(record.filename or f"{job_id}.zip"),
                 "X-Total-Images": str(record.images_total),
@@ -334,7 +332,7 @@ async def job_download(
             },
             redirect_ttl=settings.archive_redirect_ttl if settings.archive_redirect else None,
         )
-    except ObjectMissing:
+    except (ArchiveGone, ObjectMissing):
         raise gone from None
 
 
