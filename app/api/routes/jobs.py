@@ -1,18 +1,14 @@
-"""Async jobs: build an order's archive in the background, poll it, download it later.
-
-Also `POST /webhooks/autoenhance`, which starts jobs that wait for their order to be processed.
-"""
+"""Async jobs: build an order's archive in the background, poll it, download it later."""
 
 from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 import httpx
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ConfigDict
 
 from app.api.deps import (
     CredentialDep,
@@ -28,6 +24,7 @@ from app.api.deps import (
     get_credential,
 )
 from app.api.responses import ZIP_MEDIA_TYPE, StoredObjectResponse, stored_object_response
+from app.api.schemas.jobs import DownloadLink, JobCreated, JobProgress, JobStatus
 from app.api.selection import planned
 from app.api.upstream import checked_order_id, fetch_order
 from app.core.errors import (
@@ -35,12 +32,10 @@ from app.core.errors import (
     Forbidden,
     Gone,
     NotFound,
-    Unauthorized,
     Unprocessable,
     error_responses,
 )
 from app.core.ratelimit import rate_limit
-from app.core.security import same_secret
 from app.jobs.callbacks import (
     NOT_ALLOWED,
     CallbackRefused,
@@ -48,64 +43,13 @@ from app.jobs.callbacks import (
     iso,
     resolve_allowed,
 )
-from app.jobs.models import Failure, JobRecord, JobState
+from app.jobs.models import JobRecord
 from app.jobs.service import ArchiveGone, JobService
 from app.services.naming import content_disposition
 from app.storage import ObjectMissing
 
 logger = logging.getLogger("app.jobs")
 router = APIRouter(tags=["jobs"])
-
-
-class JobCreated(BaseModel):
-    job_id: str
-    state: JobState
-    status_url: str
-    download_url: str
-
-
-class JobProgress(BaseModel):
-    images_done: int
-    images_total: int
-    bytes_written: int
-
-
-class JobStatus(BaseModel):
-    job_id: str
-    order_id: str
-    state: JobState
-    reason: str | None
-    progress: JobProgress
-    failures: list[Failure]
-    wait: bool
-    options: dict[str, str]
-    created_at: str | None
-    started_at: str | None
-    finished_at: str | None
-    expires_at: str | None
-    archive_size: int | None
-    worker: str | None
-    attempts: int
-    callback: str | None
-    status_url: str
-    download_url: str
-
-
-class DownloadLink(BaseModel):
-    url: str
-    expires_at: str | None
-
-
-class WebhookEvent(BaseModel):
-    """An Autoenhance webhook event (unknown fields are ignored)."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    event: str
-    image_id: str | None = None
-    error: bool | None = None
-    order_id: str | None = None
-    order_is_processing: bool | None = None
 
 
 def _status(request: Request, record: JobRecord) -> JobStatus:
@@ -334,29 +278,3 @@ async def job_download(
         )
     except (ArchiveGone, ObjectMissing):
         raise gone from None
-
-
-def _webhook_auth(request: Request, settings: SettingsDep) -> None:
-    if settings.webhook_auth_token is None:
-        raise Forbidden(
-            "Webhooks are disabled: WEBHOOK_AUTH_TOKEN is not set.", code="webhook_disabled"
-        )
-    given = request.headers.get("authorization", "").strip()
-    if given[:7].lower() == "bearer ":
-        given = given[7:].strip()
-    if not same_secret(given, settings.webhook_auth_token.get_secret_value()):
-        raise Unauthorized("Wrong or missing webhook authentication value.")
-
-
-@router.post(
-    "/webhooks/autoenhance",
-    dependencies=[Depends(_webhook_auth)],
-    responses=error_responses(401, 403, 422),
-    summary="Autoenhance webhook: starts jobs waiting for an order",
-)
-async def autoenhance_webhook(event: WebhookEvent, jobs: JobsDep) -> dict[str, Any]:
-    """`image_processed` with `order_is_processing: false` starts that order's waiting jobs."""
-    woken = 0
-    if event.event == "image_processed" and event.order_id and event.order_is_processing is False:
-        woken = await jobs.wake_order(event.order_id)
-    return {"received": event.event, "jobs_started": woken}
