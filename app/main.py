@@ -19,7 +19,7 @@ import httpx
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
-from app.api.routes import batch, create, jobs, monitoring, orders, thumbnails, ui, webhooks
+from app.api.routes import admin, batch, create, jobs, monitoring, orders, thumbnails, ui, webhooks
 from app.core.config import Settings
 from app.core.errors import install_error_handlers
 from app.core.files import private_dir
@@ -158,6 +158,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(monitoring.router)
     app.include_router(ui.router)
     app.include_router(create.router)
+    app.include_router(admin.router)
     app.include_router(jobs.router)
     app.include_router(webhooks.router)
     return app
