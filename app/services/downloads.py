@@ -28,8 +28,8 @@ archive format version. A transient upstream failure can still make one stream s
 another stream of the same ETag delivers; its manifest records the skip, so a resume of that
 stream reproduces it exactly, and such an archive is never cached.
 
-The job runner builds through `open_archive()` as well, so there is one place that creates a
-`BatchArchive` and one that closes it.
+The job runner builds through `archive()` and `opened()` as well, so there is one place that
+creates a `BatchArchive` and one that closes it.
 """
 
 from __future__ import annotations
