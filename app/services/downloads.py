@@ -48,7 +48,6 @@ from pathlib import Path
 
 import anyio
 
-from app.api.ranges import none_match
 from app.core import metrics
 from app.core.config import Settings
 from app.core.errors import AppError, Unprocessable
@@ -76,6 +75,7 @@ from app.services.manifest import (
     read_manifest,
     segment_key,
 )
+from app.services.ranges import none_match
 from app.storage import ArchiveStore, ObjectInfo, ObjectWriter, StoreError
 from app.upstream.client import AutoenhanceClient
 
