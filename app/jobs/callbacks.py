@@ -47,7 +47,7 @@ from typing import Any
 import httpx
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
-from app.core.security import Signer
+from app.core.security import SignedLink, Signer
 from app.jobs.backend import JobBackend
 from app.jobs.models import JobRecord
 
@@ -356,6 +356,13 @@ def iso(timestamp: float | None) -> str | None:
     return datetime.fromtimestamp(timestamp, tz=UTC).isoformat().replace("+00:00", "Z")
 
 
+def job_link(signer: Signer, record: JobRecord, *, link_ttl: int) -> SignedLink:
+    """A signed link to the job's archive: `link_ttl` seconds, never past the job's expiry."""
+    remaining = (record.expires_at or 0) - time.time()
+    ttl = max(1, int(min(link_ttl, remaining)))
+    return signer.sign(f"/jobs/{record.job_id}/download", {}, ttl=ttl)
+
+
 def summary_payload(
     record: JobRecord, *, signer: Signer | None, link_ttl: int
 ) -> dict[str, object]:
@@ -363,8 +370,7 @@ def summary_payload(
     base = record.base_url.rstrip("/")
     download_url = None
     if signer is not None and record.state == "complete" and record.expires_at is not None:
-        ttl = max(1, int(min(link_ttl, record.expires_at - time.time())))
-        download_url = base + signer.sign(f"/jobs/{record.job_id}/download", {}, ttl=ttl).url
+        download_url = base + job_link(signer, record, link_ttl=link_ttl).url
     return {
         "event": "job_ended",
         "job_id": record.job_id,

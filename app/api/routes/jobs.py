@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
 from typing import Annotated
 
 import httpx
@@ -41,6 +40,7 @@ from app.jobs.callbacks import (
     CallbackRefused,
     check_callback_url,
     iso,
+    job_link,
     resolve_allowed,
 )
 from app.jobs.models import JobRecord
@@ -215,10 +215,7 @@ async def job_download_link(
     """Hand the archive to a browser or a third party: the link expires with DOWNLOAD_LINK_TTL."""
     record = await _owned(jobs, job_id, credential.owner)
     _downloadable(record)
-    remaining = (record.expires_at or 0) - datetime.now(UTC).timestamp()
-    ttl = max(1, int(min(settings.download_link_ttl, remaining)))
-    path = request.app.url_path_for("job_download", job_id=job_id)
-    link = signer.sign(str(path), {}, ttl=ttl)
+    link = job_link(signer, record, link_ttl=settings.download_link_ttl)
     return DownloadLink(
         url=str(request.base_url).rstrip("/") + link.url, expires_at=iso(link.expires)
     )
