@@ -33,7 +33,6 @@ from tenacity import (
 )
 
 from app.core import metrics
-from app.services.options import DownloadOptions
 from app.services.sniff import DeliveredImage
 from app.upstream.answers import (
     ERROR_BODY_BYTES,
@@ -56,6 +55,7 @@ from app.upstream.errors import (
     UpstreamUnauthorized,
 )
 from app.upstream.models import Order, OrderPage, RegisteredImage, repair_text
+from app.upstream.options import DownloadOptions
 
 logger = logging.getLogger("app.upstream")
 

@@ -18,11 +18,11 @@ import pytest
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
-from app.api.ranges import http_date
 from app.api.responses import stored_object_response
 from app.core.config import Settings
 from app.core.errors import NotFound, install_error_handlers
 from app.core.middleware import install_middleware
+from app.services.ranges import http_date
 from app.storage import ArchiveStore, LocalArchiveStore
 from app.storage._s3 import S3ArchiveStore
 from tests.support import S3Server, UvicornThread

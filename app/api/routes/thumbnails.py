@@ -17,7 +17,6 @@ from app.api.deps import CredentialDep, LimiterDep, UpstreamDep
 from app.api.upstream import checked_order_id, fetch_order, to_app_error
 from app.core.errors import BadGateway, BadRequest, Conflict, NotFound, error_responses
 from app.core.ratelimit import rate_limit
-from app.services.options import IMAGE_ID_PATTERN
 from app.services.overview import image_state
 from app.services.thumbnails import (
     MAX_THUMBNAIL_SOURCE_BYTES,
@@ -29,6 +28,7 @@ from app.services.thumbnails import (
     thumbnail_etag,
 )
 from app.upstream.errors import UpstreamError, UpstreamProtocolError
+from app.upstream.options import IMAGE_ID_PATTERN
 
 router = APIRouter(tags=["orders"])
 
