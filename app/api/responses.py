@@ -4,7 +4,7 @@
 a strong `ETag`, `Last-Modified`, `Content-Length`; single, suffix and multiple ranges,
 `If-Range`, `If-None-Match` and `If-Modified-Since` (304), 416 with the JSON error shape,
 and optionally a redirect to a presigned URL of the object store. The Range rules are in
-`app.api.ranges`.
+`app.services.ranges`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from app.api.ranges import (
+from app.core.errors import AppError
+from app.services.ranges import (
     Unsatisfiable,
     http_date,
     if_range_holds,
@@ -27,7 +28,6 @@ from app.api.ranges import (
     not_modified_since,
     parse_range,
 )
-from app.core.errors import AppError
 from app.storage import ArchiveStore, ObjectInfo
 
 ZIP_MEDIA_TYPE = "application/zip"

@@ -27,7 +27,7 @@ import contextlib
 import logging
 import tempfile
 import zlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -123,7 +123,6 @@ class BatchArchive:
         concurrency: int,
         spool_dir: Path,
         spool_memory_bytes: int,
-        on_progress: Callable[[BatchProgress], None] | None = None,
         manifest: ManifestWriter | None = None,
         resume: ResumePoint | None = None,
     ) -> None:
@@ -137,7 +136,6 @@ class BatchArchive:
         self._window = asyncio.Semaphore(max(window, concurrency * PREFETCH_FACTOR))
         self._spool_dir = spool_dir
         self._spool_memory = spool_memory_bytes
-        self._on_progress = on_progress
         self._manifest = manifest
         self._resume = resume
         self.records: list[Record] = list(resume.records) if resume else []
@@ -443,8 +441,6 @@ class BatchArchive:
                     self._window.release()
                 self.progress.delivered += 1
                 metrics.IMAGES_DELIVERED.inc()
-                if self._on_progress is not None:
-                    self._on_progress(self.progress)
             if self._manifest is not None:
                 if self._recorder is not None:
                     await self._recorder

@@ -33,7 +33,6 @@ from tenacity import (
 )
 
 from app.core import metrics
-from app.services.options import DownloadOptions
 from app.upstream import redirects
 from app.upstream.answers import (
     ERROR_BODY_BYTES,
@@ -53,6 +52,7 @@ from app.upstream.errors import (
 )
 from app.upstream.mapping import mapped, raise_for_status
 from app.upstream.models import Order, OrderPage, RegisteredImage
+from app.upstream.options import DownloadOptions
 from app.upstream.sniff import DeliveredImage
 
 logger = logging.getLogger("app.upstream")

@@ -9,19 +9,15 @@ from pathlib import Path
 import httpx
 import pytest
 from rich.console import Console
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 
+from app.cli.main import main
+from app.cli.progress import BYTES, IMAGES, progress_bar
+from app.cli.usage import EXIT_FAILED, EXIT_NETWORK, EXIT_OK, EXIT_TIMEOUT, EXIT_USAGE
 from app.main import create_app
-from setup_test_order import (
-    BYTES,
-    EXIT_FAILED,
-    EXIT_NETWORK,
-    EXIT_OK,
-    EXIT_TIMEOUT,
-    EXIT_USAGE,
-    IMAGES,
-    main,
-    progress_bar,
-)
 from tests.cli.test_setup_test_order import ADMIN_TOKEN, FAST, PHOTOS, CuttingProxy, reference
 from tests.conftest import SettingsFactory, create_order
 from tests.support import UvicornThread, free_port
@@ -55,6 +51,52 @@ def test_a_wrong_service_url_is_not_an_order_not_found(
         code = main(["--order-id", order, "--wait", "--service-url", wrong, *FAST], env={})
         assert code == EXIT_USAGE, wrong
         assert "does not look like the batch downloader service" in stderr_of(capsys)
+
+
+def test_a_bad_service_url_or_api_base_is_a_usage_error_not_a_traceback(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for url in ("http://[::1", "http://127.0.0.1:99999", "localhost:8000", "ftp://host"):
+        with pytest.raises(SystemExit) as exited:
+            main(["--order-id", "abc", "--service-url", url, "--quiet"], env={})
+        assert exited.value.code == EXIT_USAGE, url
+        assert "argument --service-url" in capsys.readouterr().err
+        env = {"AUTOENHANCE_API_KEY": "k", "AUTOENHANCE_API_BASE": url}
+        assert main(["--order-id", "abc", "--wait", "--quiet"], env=env) == EXIT_USAGE, url
+        assert "AUTOENHANCE_API_BASE:" in stderr_of(capsys)
+
+
+def answering(path: str, response: Response) -> Starlette:
+    """A server that passes the CLI's /health check and answers `path` with `response`."""
+
+    async def health(request: Request) -> Response:
+        return JSONResponse({"status": "ok", "mode": "sandbox"})
+
+    async def other(request: Request) -> Response:
+        return response
+
+    return Starlette(routes=[Route("/health", health), Route(path, other, methods=["GET", "POST"])])
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        Response("<html>login</html>", media_type="text/html"),
+        JSONResponse([1, 2]),
+        JSONResponse({"images": "all of them"}),
+    ],
+)
+def test_an_answer_of_another_shape_fails_the_run_cleanly(
+    capsys: pytest.CaptureFixture[str], body: Response
+) -> None:
+    with UvicornThread(answering("/orders/{order_id}", body)) as server:
+        code = main(["--order-id", "abc", "--wait", "--service-url", server.url, *FAST], env={})
+    assert code == EXIT_FAILED
+    assert "the service answered /orders/abc with an unexpected body" in stderr_of(capsys)
+    with UvicornThread(answering("/api/create-order", JSONResponse({"id": 1}))) as server:
+        code = main([PHOTOS[0], "--service-url", server.url, "--quiet"], env={})
+    assert code == EXIT_FAILED
+    assert "/api/create-order with an unexpected body" in stderr_of(capsys)
 
 
 def test_download_without_wait_on_an_order_not_processed_suggests_wait(

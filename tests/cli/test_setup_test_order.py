@@ -19,16 +19,16 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from app.main import create_app
-from setup_test_order import (
+from app.cli.main import main
+from app.cli.usage import (
     EXIT_BAD_FILE,
     EXIT_NETWORK,
     EXIT_NOT_FOUND,
     EXIT_OK,
     EXIT_TIMEOUT,
     EXIT_USAGE,
-    main,
 )
+from app.main import create_app
 from tests.conftest import SettingsFactory, create_order
 from tests.support import ROOT, UvicornThread, free_port
 
@@ -197,6 +197,33 @@ def test_a_stale_partial_file_is_replaced_not_appended_to(
     )
     assert code == EXIT_OK
     assert sha256(out.read_bytes()) == sha256(clean)
+
+
+def test_a_206_that_starts_at_another_byte_is_not_appended(tmp_path: Path) -> None:
+    archive = bytes(range(256)) * 400
+    asked: list[str | None] = []
+
+    async def health(request: Request) -> Response:
+        return Response('{"mode": "live"}', media_type="application/json")
+
+    async def images(request: Request) -> Response:
+        asked.append(request.headers.get("range"))
+        if request.headers.get("range"):  # a lying service: the whole archive, as if resumed
+            headers = {"content-range": f"bytes 0-{len(archive) - 1}/{len(archive)}"}
+            headers["etag"] = '"v1"'
+            return Response(archive, status_code=206, headers=headers)
+        return Response(archive, headers={"etag": '"v1"'})
+
+    app = Starlette(routes=[Route("/health", health), Route("/orders/{order_id}/images", images)])
+    out = tmp_path / "lied.zip"
+    out.with_name("lied.zip.part").write_bytes(archive[:1000])
+    meta = {"url": "/orders/abc/images", "etag": '"v1"'}
+    out.with_name("lied.zip.part.json").write_text(json.dumps(meta))
+    with UvicornThread(app) as server:
+        argv = ["--order-id", "abc", "--download", str(out), "--service-url", server.url]
+        assert main([*argv, "--quiet"], env={}) == EXIT_OK
+    assert asked == ["bytes=1000-", None]
+    assert out.read_bytes() == archive
 
 
 # --- every error exit code ------------------------------------------------------------------

@@ -225,6 +225,17 @@ def test_stats_show_recent_errors_to_admins_only(
     admin = httpx.get(f"{ops_service.url}/api/stats", headers=ADMIN_HEADERS).json()
     ids = [event["request_id"] for event in admin["recent_errors"]]
     assert crash.headers["x-request-id"] in ids
+    assert set(public) == {
+        "orders_processed",
+        "images_downloaded",
+        "images_failed",
+        "archives_served",
+        "orders_created",
+        "uptime_seconds",
+    }
+    event = admin["recent_errors"][ids.index(crash.headers["x-request-id"])]
+    assert set(event) == {"at", "kind", "status", "route", "request_id", "message"}
+    assert event["at"].endswith("Z") and event["status"] == 500
 
 
 def test_sentry_debug_needs_an_admin_and_answers_the_json_500(

@@ -89,7 +89,7 @@ RULES = [
     Rule(
         "jobs import no api, web or sandbox",
         "app.jobs",
-        forbidden=("app.api", "app.web", "app.sandbox", "app.main"),
+        forbidden=("app.api", "app.web", "app.sandbox", "app.cli", "app.main"),
     ),
     Rule(
         "web imports only core, upstream, storage and web",
@@ -102,45 +102,18 @@ RULES = [
         "the sandbox imports nothing outside the sandbox", "app.sandbox", allowed=("app.sandbox",)
     ),
     Rule(
-        "api modules import no main and no sandbox",
+        "api modules import no main, sandbox or command-line client",
         "app.api",
-        forbidden=("app.main", "app.sandbox"),
+        forbidden=("app.main", "app.sandbox", "app.cli"),
+    ),
+    # The command-line client sits on top, beside the web app: it calls the service or the
+    # API the way any client would, and nothing of the service depends on it.
+    Rule(
+        "the command-line client imports only core, upstream, services and itself",
+        "app.cli",
+        allowed=("app.core", "app.upstream", "app.services", "app.cli"),
     ),
 ]
-
-# Imports that still break a rule, each with the move that removes it. Only these exact imports
-# are tolerated, and only by skipping (visibly, with the reason) the one rule they break; any
-# other breach of that rule fails, and the rule holds by itself once they are gone. Delete an
-# entry when its import is.
-PENDING: dict[str, tuple[str, frozenset[tuple[str, str]]]] = {
-    "upstream imports only core and upstream": (
-        "app.upstream.client imports DownloadOptions from app.services.options; holds once the "
-        "options model moves into app/upstream (it is the upstream's own query)",
-        frozenset({("app.upstream.client", "app.services.options")}),
-    ),
-    "services import only core, upstream, storage and services": (
-        "app.services.conditions and app.services.downloads import the RFC 9110 helpers of "
-        "app.api.ranges; holds once that module (pure functions, no web framework) moves to "
-        "app/services/ranges.py",
-        frozenset(
-            {
-                ("app.services.conditions", "app.api.ranges"),
-                ("app.services.downloads", "app.api.ranges"),
-            }
-        ),
-    ),
-    "routes modules do not import other routes modules": (
-        "routes/jobs.py, routes/orders.py and routes/ui.py import OptionsDep from "
-        "routes/batch.py; holds once the shared dependencies move into app/api/deps.py",
-        frozenset(
-            {
-                ("app.api.routes.jobs", "app.api.routes.batch"),
-                ("app.api.routes.orders", "app.api.routes.batch"),
-                ("app.api.routes.ui", "app.api.routes.batch"),
-            }
-        ),
-    ),
-}
 
 
 def _breaches(rule: Rule) -> set[tuple[str, str]]:
@@ -165,11 +138,8 @@ def _routes_breaches() -> set[tuple[str, str]]:
 
 
 def _check(name: str, breaches: set[tuple[str, str]]) -> None:
-    reason, tolerated = PENDING.get(name, ("", frozenset()))
-    unexpected = sorted(breaches - tolerated)
-    assert not unexpected, f"{name}: " + ", ".join(f"{m} imports {i}" for m, i in unexpected)
-    if breaches:
-        pytest.skip(f"pending: {reason}")
+    found = ", ".join(f"{module} imports {imported}" for module, imported in sorted(breaches))
+    assert not breaches, f"{name}: {found}"
 
 
 @pytest.mark.parametrize("rule", RULES, ids=[rule.name for rule in RULES])
@@ -179,6 +149,16 @@ def test_layer_rule_holds(rule: Rule) -> None:
 
 def test_routes_modules_do_not_import_each_other() -> None:
     _check("routes modules do not import other routes modules", _routes_breaches())
+
+
+def test_nothing_of_the_service_imports_the_command_line_client() -> None:
+    importers = sorted(
+        module
+        for module in MODULES
+        if not _within(module, "app.cli")
+        and any(_within(imported, "app.cli") for imported in imports_of(module))
+    )
+    assert importers == []
 
 
 def test_every_module_is_in_a_ruled_layer() -> None:

@@ -16,7 +16,6 @@ from fastapi import APIRouter, Depends, Header, Response
 from app.api.deps import CredentialDep, LimiterDep, UpstreamDep
 from app.api.upstream_errors import checked_order_id, fetch_order, to_app_error
 from app.core.errors import BadGateway, BadRequest, Conflict, NotFound, error_responses
-from app.services.options import IMAGE_ID_PATTERN
 from app.services.overview import image_state
 from app.services.thumbnails import (
     MAX_THUMBNAIL_SOURCE_BYTES,
@@ -28,6 +27,7 @@ from app.services.thumbnails import (
     thumbnail_etag,
 )
 from app.upstream.errors import UpstreamError, UpstreamProtocolError
+from app.upstream.options import IMAGE_ID_PATTERN
 from app.web.ratelimit import rate_limit
 
 router = APIRouter(tags=["orders"])
