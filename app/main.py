@@ -21,12 +21,9 @@ from fastapi_offline import FastAPIOffline
 
 from app.api.routes import admin, batch, create, jobs, monitoring, orders, thumbnails, ui, webhooks
 from app.core.config import Settings
-from app.core.errors import install_error_handlers
 from app.core.files import private_dir
 from app.core.keys import service_keys
 from app.core.logging import configure_logging
-from app.core.middleware import install_middleware
-from app.core.ops import Operations, operations
 from app.core.security import Signer, operator_credential
 from app.core.sentry import init_sentry
 from app.core.sessions import SessionStore, open_sessions
@@ -37,6 +34,9 @@ from app.services.fairness import FairLimiter
 from app.storage import ArchiveStore, open_store
 from app.upstream.client import AutoenhanceClient
 from app.upstream.factory import build_upstream
+from app.web.handlers import install_error_handlers
+from app.web.middleware import install_middleware
+from app.web.ops import Operations, operations
 
 logger = logging.getLogger("app")
 

@@ -12,7 +12,6 @@ from fastapi.security import APIKeyHeader
 from app.api.selection import SelectionDep
 from app.core.config import Settings
 from app.core.errors import Unauthorized
-from app.core.ops import Operations
 from app.core.security import Credential, Signer, operator_credential, same_secret
 from app.core.sessions import SessionStore
 from app.jobs.service import JobService
@@ -21,6 +20,7 @@ from app.services.fairness import FairLimiter
 from app.storage import ArchiveStore
 from app.upstream.client import AutoenhanceClient
 from app.upstream.options import DownloadOptions, DownloadQuery
+from app.web.ops import Operations
 
 service_key_header = APIKeyHeader(
     name="X-API-Key",

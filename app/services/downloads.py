@@ -47,6 +47,7 @@ import anyio
 from app.core import metrics
 from app.core.config import Settings
 from app.core.errors import AppError
+from app.core.logging import log_event
 from app.services.answers import Download, built_download
 from app.services.archive import archive_size
 from app.services.batch import (
@@ -371,23 +372,16 @@ def _is_disconnect(exc: BaseException) -> bool:
 def _log(archive: BatchArchive, started: float, outcome: str) -> None:
     plan, progress = archive.plan, archive.progress
     duration = round(time.monotonic() - started, 3)
-    logger.info(
-        "batch order=%s images=%d delivered=%d skipped=%d bytes=%d duration=%.3fs outcome=%s",
-        plan.order.order_id,
-        len(plan.images),
-        progress.delivered,
-        progress.failed,
-        progress.bytes_written,
-        duration,
-        outcome,
-        extra={
-            "event": "batch",
-            "order_id": plan.order.order_id,
-            "images": len(plan.images),
-            "delivered": progress.delivered,
-            "skipped": progress.failed,
-            "bytes": progress.bytes_written,
-            "duration_s": duration,
-            "outcome": outcome,
-        },
+    log_event(
+        logger,
+        "batch",
+        "batch order={order_id} images={images} delivered={delivered} skipped={skipped} "
+        "bytes={bytes} duration={duration_s:.3f}s outcome={outcome}",
+        order_id=plan.order.order_id,
+        images=len(plan.images),
+        delivered=progress.delivered,
+        skipped=progress.failed,
+        bytes=progress.bytes_written,
+        duration_s=duration,
+        outcome=outcome,
     )

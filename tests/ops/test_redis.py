@@ -11,7 +11,7 @@ import pytest
 from limits import parse_many
 
 from app.core.errors import TooManyRequests
-from app.core.ratelimit import RateLimits, build_storage
+from app.web.ratelimit import RateLimits, build_storage
 from tests.support import free_port, require_tool
 
 pytestmark = pytest.mark.redis

@@ -18,10 +18,10 @@ from fastapi import FastAPI, Request
 from sentry_sdk.envelope import Envelope
 from sentry_sdk.transport import Transport
 
-from app.core.errors import install_error_handlers
-from app.core.middleware import BodyLimitMiddleware
 from app.core.sentry import init_sentry
 from app.main import create_app
+from app.web.bodies import BodyLimitMiddleware
+from app.web.handlers import install_error_handlers
 from tests.conftest import SettingsFactory, create_order
 from tests.support import UvicornThread, free_port
 

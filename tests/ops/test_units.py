@@ -16,10 +16,10 @@ from starlette.requests import Request
 from app.core.config import Settings
 from app.core.errors import TooManyRequests
 from app.core.logging import JsonFormatter, configure_logging, redact, request_id_var
-from app.core.ratelimit import RateLimits, client_address, client_keys
 from app.core.security import key_fingerprint
 from app.core.sentry import SentryApiError, SentryIssues, scrub_event
 from app.core.stats import ErrorLog
+from app.web.ratelimit import RateLimits, client_address, client_keys
 
 
 def make_request(peer: str, headers: dict[str, str] | None = None) -> Request:

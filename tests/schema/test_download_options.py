@@ -16,9 +16,9 @@ from fastapi import FastAPI
 
 from app.api.deps import OptionsDep
 from app.core.config import Settings
-from app.core.errors import install_error_handlers
 from app.main import create_app
 from app.upstream.options import DownloadOptions
+from app.web.handlers import install_error_handlers
 
 SPEC: dict[str, Any] = create_app(
     Settings(_env_file=None, data_dir=Path("var/unused"))  # type: ignore[call-arg]

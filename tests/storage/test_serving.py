@@ -20,11 +20,12 @@ from fastapi.responses import Response
 
 from app.api.responses import stored_object_response
 from app.core.config import Settings
-from app.core.errors import NotFound, install_error_handlers
-from app.core.middleware import install_middleware
+from app.core.errors import NotFound
 from app.services.ranges import http_date
 from app.storage import ArchiveStore, LocalArchiveStore
 from app.storage._s3 import S3ArchiveStore
+from app.web.handlers import install_error_handlers
+from app.web.middleware import install_middleware
 from tests.support import S3Server, UvicornThread
 
 DATA = os.urandom(300_000)

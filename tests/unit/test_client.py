@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from app.upstream.breaker import CircuitBreaker
-from app.upstream.client import AutoenhanceClient, build_http_client
+from app.upstream.client import AutoenhanceClient
 from app.upstream.errors import (
     CircuitOpen,
     UpstreamNetworkError,
@@ -22,6 +22,7 @@ from app.upstream.errors import (
     UpstreamTimeout,
     UpstreamUnauthorized,
 )
+from app.upstream.factory import build_http_client
 from app.upstream.options import DownloadOptions
 
 BASE = "https://api.example.test/v3"

@@ -29,7 +29,7 @@ from app.api.deps import (
     SpoolDirDep,
     UpstreamDep,
 )
-from app.api.upstream import to_app_error
+from app.api.upstream_errors import to_app_error
 from app.core import metrics
 from app.core.config import Settings
 from app.core.errors import (
@@ -40,7 +40,6 @@ from app.core.errors import (
     UnsupportedMediaType,
     error_responses,
 )
-from app.core.ratelimit import rate_limit
 from app.core.security import Credential
 from app.services.ordering import CreatedOrder, ImageUpload, create_order_with_images
 from app.services.ordering import uploads_from_paths as sample_uploads
@@ -55,6 +54,7 @@ from app.services.uploads import (
 )
 from app.upstream.client import AutoenhanceClient
 from app.upstream.errors import UpstreamError
+from app.web.ratelimit import rate_limit
 
 router = APIRouter(tags=["orders"])
 

@@ -25,7 +25,7 @@ from app.api.deps import (
 from app.api.responses import ZIP_MEDIA_TYPE, StoredObjectResponse, stored_object_response
 from app.api.schemas.jobs import DownloadLink, JobCreated, JobProgress, JobStatus
 from app.api.selection import planned
-from app.api.upstream import checked_order_id, fetch_order
+from app.api.upstream_errors import checked_order_id, fetch_order
 from app.core.errors import (
     Conflict,
     Forbidden,
@@ -34,7 +34,6 @@ from app.core.errors import (
     Unprocessable,
     error_responses,
 )
-from app.core.ratelimit import rate_limit
 from app.jobs.callbacks import (
     NOT_ALLOWED,
     CallbackRefused,
@@ -47,6 +46,7 @@ from app.jobs.models import JobRecord
 from app.jobs.service import ArchiveGone, JobService
 from app.services.naming import content_disposition
 from app.storage import ObjectMissing
+from app.web.ratelimit import rate_limit
 
 logger = logging.getLogger("app.jobs")
 router = APIRouter(tags=["jobs"])

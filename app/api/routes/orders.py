@@ -25,9 +25,8 @@ from app.api.deps import (
     UpstreamDep,
 )
 from app.api.selection import planned
-from app.api.upstream import checked_order_id, fetch_order, to_app_error
+from app.api.upstream_errors import checked_order_id, fetch_order, to_app_error
 from app.core.errors import BadGateway, Unprocessable, error_responses
-from app.core.ratelimit import rate_limit
 from app.core.security import Credential
 from app.services.batch import REPORT_NAME
 from app.services.overview import (
@@ -41,6 +40,7 @@ from app.services.overview import (
 from app.upstream.client import AutoenhanceClient
 from app.upstream.errors import UpstreamError, UpstreamRejected
 from app.upstream.models import Order, OrderPage
+from app.web.ratelimit import rate_limit
 
 router = APIRouter(tags=["orders"])
 

@@ -21,12 +21,12 @@ from pydantic import BaseModel, Field
 
 from app.api.deps import CredentialDep, OptionsDep, SettingsDep, SignerDep, UpstreamDep
 from app.api.selection import planned
-from app.api.upstream import checked_order_id, fetch_order
+from app.api.upstream_errors import checked_order_id, fetch_order
 from app.core.config import Settings
 from app.core.errors import Forbidden, error_responses
-from app.core.ratelimit import rate_limit
 from app.services.ask import MAX_QUESTION_CHARS, AskService, AssistantClient, DocIndex
 from app.upstream.options import DownloadOptions
+from app.web.ratelimit import rate_limit
 
 STATIC_DIR = Path(__file__).resolve().parents[2] / "static"
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
