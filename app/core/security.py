@@ -21,7 +21,6 @@ from urllib.parse import urlencode
 from app.core.config import Settings
 
 OPERATOR = "operator"
-ANONYMOUS = "anonymous"
 # Owners of data made with a caller's own key: this prefix and a fingerprint of the key.
 OWN_KEY_PREFIX = "byok:"
 # Key sent to the embedded sandbox on the operator's behalf (it accepts any non-empty key).

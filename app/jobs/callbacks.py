@@ -47,6 +47,7 @@ from typing import Any
 import httpx
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
+from app.core.logging import log_event
 from app.core.security import SignedLink, Signer
 from app.jobs.backend import JobBackend
 from app.jobs.models import JobRecord
@@ -217,13 +218,21 @@ class CallbackSender:
                     status = await self._attempt(httpx.URL(url), body)
         except CallbackRefused as exc:
             # The job's owner sees the outcome: the detail (what a host resolves to) is logged.
-            logger.info("callback to %s refused: %s", host, exc, extra={"event": "job_callback"})
+            log_event(
+                logger,
+                "job_callback",
+                "callback to {host} refused: {reason}",
+                host=host,
+                reason=str(exc),
+            )
             outcome = f"failed: {NOT_ALLOWED}"
         except _Retryable as exc:
             outcome = f"failed after {self._attempts} attempts: {exc}"
         else:
             outcome = f"delivered ({status})" if status < 400 else f"failed: answered {status}"
-        logger.info("callback to %s %s", host, outcome, extra={"event": "job_callback"})
+        log_event(
+            logger, "job_callback", "callback to {host} {outcome}", host=host, outcome=outcome
+        )
         return outcome
 
     def dispatch(self, url: str, payload: dict[str, Any], *, on_outcome: Outcome) -> None:
