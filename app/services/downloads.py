@@ -205,19 +205,9 @@ class Downloads:
         """The archive continued from the manifest, or None when that cannot be done."""
         started = time.monotonic()
         total = _recorded_size(plan, manifest)
-        start, last = wanted
-        if start < 0:  # a suffix range: needs the size
-            if total is None:
-                return None
-            start = max(total + start, 0)
-            last = None
-        if total is not None and start >= total:
-            raise AppError(
-                f"The archive is {total} bytes long; the requested range starts past its end.",
-                status_code=416,
-                code="range_not_satisfiable",
-                headers={"Content-Range": f"bytes */{total}", **identity.headers},
-            )
+        if (resolved := _resolved_range(wanted, total, identity)) is None:
+            return None
+        start, last = resolved
         if conditions.method == "HEAD":
             if total is None:
                 return None  # the size is only known once the rest is fetched: a GET does that
@@ -357,6 +347,30 @@ def _replayable(manifest: Manifest) -> bool:
     An archive with a skipped image is downloaded afresh, so a retry can recover the image.
     """
     return manifest.complete and all(r.skipped is None for r in manifest.records)
+
+
+def _resolved_range(
+    wanted: tuple[int, int | None], total: int | None, identity: ArchiveIdentity
+) -> tuple[int, int | None] | None:
+    """The first and last byte position a resume sends, or None when the size is needed but
+    unknown (a suffix range before the manifest is complete).
+
+    Raises:
+        AppError: 416 when the range starts at or past the end of the recorded archive.
+    """
+    start, last = wanted
+    if start < 0:  # a suffix range: needs the size
+        if total is None:
+            return None
+        start, last = max(total + start, 0), None
+    if total is not None and start >= total:
+        raise AppError(
+            f"The archive is {total} bytes long; the requested range starts past its end.",
+            status_code=416,
+            code="range_not_satisfiable",
+            headers={"Content-Range": f"bytes */{total}", **identity.headers},
+        )
+    return start, last
 
 
 def _recorded_size(plan: BatchPlan, manifest: Manifest) -> int | None:
