@@ -18,8 +18,8 @@ TIMEOUT_KEEP_ALIVE ?= 5
 # Proxies whose X-Forwarded-For/-Proto uvicorn believes: TRUSTED_PROXIES when set.
 FORWARDED_ALLOW_IPS ?= $(or $(TRUSTED_PROXIES),127.0.0.1)
 # The protocol that also closes connections whose request headers never arrive
-# (REQUEST_HEADER_TIMEOUT, see app/core/server.py).
-HTTP_PROTOCOL := app.core.server:HeaderDeadlineProtocol
+# (REQUEST_HEADER_TIMEOUT, see app/web/server.py).
+HTTP_PROTOCOL := app.web.server:HeaderDeadlineProtocol
 
 .PHONY: run test test-shuffled lint format bench load screenshot samples system-deps worker clean
 

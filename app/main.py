@@ -19,16 +19,12 @@ import httpx
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
-from app.api.deps import operator_credential
-from app.api.routes import batch, create, jobs, monitoring, orders, thumbnails, ui
+from app.api.routes import admin, batch, create, jobs, monitoring, orders, thumbnails, ui, webhooks
 from app.core.config import Settings
-from app.core.errors import install_error_handlers
 from app.core.files import private_dir
 from app.core.keys import service_keys
 from app.core.logging import configure_logging
-from app.core.middleware import install_middleware
-from app.core.ops import Operations, operations
-from app.core.security import Signer
+from app.core.security import Signer, operator_credential
 from app.core.sentry import init_sentry
 from app.core.sessions import SessionStore, open_sessions
 from app.jobs.runtime import open_jobs
@@ -38,6 +34,9 @@ from app.services.fairness import FairLimiter
 from app.storage import ArchiveStore, open_store
 from app.upstream.client import AutoenhanceClient
 from app.upstream.factory import build_upstream
+from app.web.handlers import install_error_handlers
+from app.web.middleware import install_middleware
+from app.web.ops import Operations, operations
 
 logger = logging.getLogger("app")
 
@@ -79,72 +78,80 @@ async def _upstream_transport(
         yield httpx.ASGITransport(app=sandbox), EMBEDDED_SANDBOX_BASE
 
 
+@contextlib.asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[State]:
+    """Open every long-lived resource of `app.state.settings`; close them all on shutdown."""
+    settings: Settings = app.state.settings
+    private_dir(settings.data_dir)
+    async with (
+        _upstream_transport(settings) as (transport, base_url),
+        contextlib.AsyncExitStack() as resources,
+    ):
+        yield await _open_state(settings, resources, transport=transport, base_url=base_url)
+
+
+async def _open_state(
+    settings: Settings,
+    resources: contextlib.AsyncExitStack,
+    *,
+    transport: httpx.AsyncBaseTransport | None,
+    base_url: str,
+) -> State:
+    """Build the state; whatever needs closing is pushed onto `resources`."""
+    keys = service_keys(settings)
+    upstream_clients = build_upstream(settings, base_url=base_url, transport=transport)
+    http, upstream = upstream_clients.http, upstream_clients.client
+    limiter = FairLimiter(settings.upstream_max_connections)
+    spool_dir = settings.data_dir / "spool"
+    store = open_store(settings)
+    resources.push_async_callback(store.aclose)
+    for client in upstream_clients.http_clients:
+        await resources.enter_async_context(client)
+    job_service = await resources.enter_async_context(
+        open_jobs(
+            settings,
+            upstream=upstream,
+            limiter=limiter,
+            keys=keys,
+            spool_dir=spool_dir,
+            archive_store=store,
+        )
+    )
+    sessions = await resources.enter_async_context(open_sessions(settings))
+    ops_resources = await resources.enter_async_context(
+        operations(
+            settings,
+            http=http,
+            upstream_base=base_url,
+            operator_key=operator_credential(settings).api_key,
+            store=store,
+            breaker=upstream.breaker,
+        )
+    )
+    downloads = Downloads(
+        settings=settings, upstream=upstream, limiter=limiter, spool_dir=spool_dir, store=store
+    )
+    return State(
+        settings=settings,
+        http=http,
+        upstream=upstream,
+        limiter=limiter,
+        store=store,
+        downloads=downloads,
+        signer=Signer(keys.links),
+        session_signer=Signer(keys.sessions),
+        sessions=sessions,
+        spool_dir=spool_dir,
+        jobs=job_service,
+        ops=ops_resources,
+    )
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the application. `settings` defaults to the environment."""
     settings = settings or Settings()
     configure_logging(level=settings.log_level, fmt=settings.log_format)
     init_sentry(settings)
-
-    @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[State]:
-        private_dir(settings.data_dir)
-        keys = service_keys(settings)
-        async with _upstream_transport(settings) as (transport, base_url):
-            upstream_clients = build_upstream(settings, base_url=base_url, transport=transport)
-            http, upstream = upstream_clients.http, upstream_clients.client
-            limiter = FairLimiter(settings.upstream_max_connections)
-            signer = Signer(keys.links)
-            spool_dir = settings.data_dir / "spool"
-            store = open_store(settings)
-            async with contextlib.AsyncExitStack() as clients:
-                clients.push_async_callback(store.aclose)
-                for client in upstream_clients.http_clients:
-                    await clients.enter_async_context(client)
-                job_service = await clients.enter_async_context(
-                    open_jobs(
-                        settings,
-                        upstream=upstream,
-                        limiter=limiter,
-                        signer=signer,
-                        keys=keys,
-                        spool_dir=spool_dir,
-                        operator_key=operator_credential(settings).api_key,
-                        archive_store=store,
-                    )
-                )
-                sessions = await clients.enter_async_context(open_sessions(settings))
-                ops_resources = await clients.enter_async_context(
-                    operations(
-                        settings,
-                        http=http,
-                        upstream_base=base_url,
-                        operator_key=operator_credential(settings).api_key,
-                        store=store,
-                        breaker=upstream.breaker,
-                    )
-                )
-                downloads = Downloads(
-                    settings=settings,
-                    upstream=upstream,
-                    limiter=limiter,
-                    spool_dir=spool_dir,
-                    store=store,
-                )
-                yield State(
-                    settings=settings,
-                    http=http,
-                    upstream=upstream,
-                    limiter=limiter,
-                    store=store,
-                    downloads=downloads,
-                    signer=signer,
-                    session_signer=Signer(keys.sessions),
-                    sessions=sessions,
-                    spool_dir=spool_dir,
-                    jobs=job_service,
-                    ops=ops_resources,
-                )
-
     # Swagger UI and ReDoc assets are served locally: /docs works offline.
     app = FastAPIOffline(
         title="Autoenhance batch downloader",
@@ -161,5 +168,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(monitoring.router)
     app.include_router(ui.router)
     app.include_router(create.router)
+    app.include_router(admin.router)
     app.include_router(jobs.router)
+    app.include_router(webhooks.router)
     return app

@@ -67,7 +67,7 @@ def service(sandbox_root: str, *, workers: int = 1, **env: str) -> Iterator[Serv
             str(workers),
             # As `make run` starts it: the protocol with a deadline on request headers.
             "--http",
-            "app.core.server:HeaderDeadlineProtocol",
+            "app.web.server:HeaderDeadlineProtocol",
             "--limit-concurrency",
             "256",
             "--no-access-log",

@@ -28,6 +28,7 @@ import logging
 import re
 import secrets
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -35,15 +36,16 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from app.api.deps import (
+    SERVICE_KEY_NEEDED,
+    OwnKeyDep,
+    ServiceKeyDep,
     SettingsDep,
-    checked_own_key,
-    operator_credential,
-    own_key_header,
-    service_key_header,
+    own_key_credential,
+    service_key_accepted,
 )
 from app.core.config import Settings
 from app.core.errors import Forbidden, Unauthorized
-from app.core.security import Credential, Signer, same_secret
+from app.core.security import Credential, Signer, operator_credential, same_secret
 from app.core.sessions import SessionStore, SessionStoreError, session_id
 
 logger = logging.getLogger("app.auth")
@@ -219,46 +221,52 @@ async def require_admin(
 AdminDep = Annotated[None, Depends(require_admin)]
 
 
-async def order_creator(
-    request: Request,
-    settings: SettingsDep,
-    service_key: Annotated[str | None, Depends(service_key_header)],
-    own_key: Annotated[str | None, Depends(own_key_header)],
-    _: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-) -> Credential:
-    """Whose key a new order is created with, if this caller may create one at all.
+def operator_or_own_key(action: str) -> Callable[..., Awaitable[Credential]]:
+    """A dependency deciding whose key `action` (e.g. "Creating orders on", "Listing the orders
+    of") this service's key is done with, if this caller may do it at all.
 
-    A caller's own key (`X-Autoenhance-Key`) may always create orders on that key. The
-    operator's key creates orders for administrators; in sandbox mode nothing is charged, so
-    anyone who may use the service at all (the `SERVICE_API_KEY` holder, when one is set) may.
+    A caller's own key (`X-Autoenhance-Key`) may always be used for itself. The operator's key
+    is for administrators; in sandbox mode nothing is charged or private, so anyone who may use
+    the service at all (the `SERVICE_API_KEY` holder, when one is set) may use it.
 
-    Raises:
-        Unauthorized: no acceptable credential was presented.
-        Forbidden: a signed-in cookie without same-origin proof, or no way to create orders on
-            the operator's key because ADMIN_TOKEN is not set.
+    The dependency raises:
+        Unauthorized: no acceptable credential was presented (or a malformed own key).
+        Forbidden: a signed-in cookie without same-origin proof, or no way to use the
+            operator's key because ADMIN_TOKEN is not set (outside sandbox mode).
     """
-    if own_key and own_key.strip():
-        return Credential.own_key(checked_own_key(own_key))
-    via = await admin_via(request, settings)
-    if via in (AdminVia.BEARER, AdminVia.COOKIE):
-        return operator_credential(settings)
-    if settings.sandbox_mode:
-        expected = settings.service_api_key
-        if expected is None or same_secret(service_key, expected.get_secret_value()):
+
+    async def credential(
+        request: Request,
+        settings: SettingsDep,
+        service_key: ServiceKeyDep,
+        own_key: OwnKeyDep,
+        _: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    ) -> Credential:
+        own = own_key_credential(own_key)
+        if own is not None:
+            return own
+        via = await admin_via(request, settings)
+        if via in (AdminVia.BEARER, AdminVia.COOKIE):
             return operator_credential(settings)
-    if via is AdminVia.COOKIE_CROSS_SITE:
-        raise _refuse(via)
-    if settings.admin_token is None and not settings.sandbox_mode:
-        raise Forbidden(
-            "Creating orders on this service's Autoenhance key is switched off (no "
-            "ADMIN_TOKEN is set); send your own key in X-Autoenhance-Key instead.",
-            code="admin_only",
+        if settings.sandbox_mode and service_key_accepted(settings, service_key):
+            return operator_credential(settings)
+        if via is AdminVia.COOKIE_CROSS_SITE:
+            raise _refuse(via)
+        if settings.sandbox_mode:
+            raise Unauthorized(SERVICE_KEY_NEEDED)
+        if settings.admin_token is None:
+            raise Forbidden(
+                f"{action} this service's Autoenhance key is switched off (no ADMIN_TOKEN is "
+                "set); send your own key in X-Autoenhance-Key instead.",
+                code="admin_only",
+            )
+        raise Unauthorized(
+            f"{action} this service's Autoenhance key is for administrators (Authorization: "
+            "Bearer <ADMIN_TOKEN>, or sign in); or send your own key in X-Autoenhance-Key."
         )
-    raise Unauthorized(
-        "Creating orders on this service's Autoenhance key is for administrators "
-        "(Authorization: Bearer <ADMIN_TOKEN>, or sign in); or send your own key in "
-        "X-Autoenhance-Key.",
-    )
+
+    return credential
 
 
-CreatorDep = Annotated[Credential, Depends(order_creator)]
+CreatorDep = Annotated[Credential, Depends(operator_or_own_key("Creating orders on"))]
+ListerDep = Annotated[Credential, Depends(operator_or_own_key("Listing the orders of"))]

@@ -1,24 +1,26 @@
-"""Dependencies shared by the routes: lifespan state and the caller's credential."""
+"""Dependencies of the routes: lifespan state, the download options and the caller's credential."""
 
 from __future__ import annotations
 
+import enum
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 from fastapi.security import APIKeyHeader
 
+from app.api.selection import SelectionDep
 from app.core.config import Settings
 from app.core.errors import Unauthorized
-from app.core.security import OPERATOR, Credential, Signer, same_secret
+from app.core.security import Credential, Signer, operator_credential, same_secret
 from app.core.sessions import SessionStore
+from app.jobs.service import JobService
 from app.services.downloads import Downloads
 from app.services.fairness import FairLimiter
 from app.storage import ArchiveStore
 from app.upstream.client import AutoenhanceClient
-
-# Key sent to the embedded sandbox on the operator's behalf (it accepts any non-empty key).
-SANDBOX_OPERATOR_KEY = "sandbox-operator-key"
+from app.upstream.options import DownloadOptions, DownloadQuery
+from app.web.ops import Operations
 
 service_key_header = APIKeyHeader(
     name="X-API-Key",
@@ -78,6 +80,23 @@ def get_spool_dir(request: Request) -> Path:
     return spool_dir
 
 
+def get_jobs(request: Request) -> JobService:
+    jobs: JobService = request.state.jobs
+    return jobs
+
+
+def get_ops(request: Request) -> Operations:
+    ops: Operations = request.state.ops
+    return ops
+
+
+def download_options(
+    query: Annotated[DownloadQuery, Query()], images: SelectionDep = None
+) -> DownloadOptions:
+    """The download options of the query string (`?images=` is checked on its own)."""
+    return DownloadOptions(**query.model_dump(), images=images)
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 UpstreamDep = Annotated[AutoenhanceClient, Depends(get_upstream)]
 LimiterDep = Annotated[FairLimiter, Depends(get_limiter)]
@@ -87,49 +106,70 @@ SignerDep = Annotated[Signer, Depends(get_signer)]  # signed links
 SessionSignerDep = Annotated[Signer, Depends(get_session_signer)]
 SessionsDep = Annotated[SessionStore, Depends(get_sessions)]
 SpoolDirDep = Annotated[Path, Depends(get_spool_dir)]
-
-
-def operator_credential(settings: Settings) -> Credential:
-    key = settings.autoenhance_api_key
-    return Credential(
-        api_key=key.get_secret_value() if key is not None else SANDBOX_OPERATOR_KEY,
-        owner=OPERATOR,
-    )
+JobsDep = Annotated[JobService, Depends(get_jobs)]
+OpsDep = Annotated[Operations, Depends(get_ops)]
+OptionsDep = Annotated[DownloadOptions, Depends(download_options)]
 
 
 # A real Autoenhance key is a short token; anything longer or outside visible ASCII is refused
 # before it could reach a header of an upstream request or a log line.
 MAX_OWN_KEY_CHARS = 256
 
+SERVICE_KEY_NEEDED = (
+    "This service needs its API key in the X-API-Key header, or your own Autoenhance key in "
+    "X-Autoenhance-Key."
+)
 
-def checked_own_key(value: str) -> str:
-    """A caller's own Autoenhance key, if it looks like one.
+ServiceKeyDep = Annotated[str | None, Depends(service_key_header)]
+OwnKeyDep = Annotated[str | None, Depends(own_key_header)]
+
+
+def own_key_credential(own_key: str | None) -> Credential | None:
+    """The credential of the caller's own Autoenhance key, if one was sent.
 
     Raises:
         Unauthorized: too long, or characters outside visible ASCII (never echoed back).
     """
-    key = value.strip()
+    if not own_key or not own_key.strip():
+        return None
+    key = own_key.strip()
     if len(key) > MAX_OWN_KEY_CHARS or not all("!" <= ch <= "~" for ch in key):
         raise Unauthorized(
             "X-Autoenhance-Key is not a well-formed Autoenhance API key.", code="malformed_key"
         )
-    return key
+    return Credential.own_key(key)
 
 
-def _signed_link_valid(request: Request, signer: Signer) -> bool:
+def service_key_accepted(settings: Settings, service_key: str | None) -> bool:
+    """True when no `SERVICE_API_KEY` is set or `service_key` is it (constant time)."""
+    expected = settings.service_api_key
+    return expected is None or same_secret(service_key, expected.get_secret_value())
+
+
+class LinkCheck(enum.Enum):
+    """What a request's `sig` query parameter proves."""
+
+    ABSENT = "absent"
+    VALID = "valid"
+    INVALID = "invalid"  # forged, expired, or on a method a link never authorises
+
+
+def signed_link(request: Request, signer: SignerDep) -> LinkCheck:
+    """Verify the signed link the request may be (see `Signer`)."""
+    params = dict(request.query_params)
+    if "sig" not in params:
+        return LinkCheck.ABSENT
     # A signed link is something to fetch: it never authorises a change.
     if request.method not in ("GET", "HEAD"):
-        return False
-    params = dict(request.query_params)
-    return "sig" in params and signer.verify(request.url.path, params)
+        return LinkCheck.INVALID
+    return LinkCheck.VALID if signer.verify(request.url.path, params) else LinkCheck.INVALID
+
+
+SignedLinkDep = Annotated[LinkCheck, Depends(signed_link)]
 
 
 async def get_credential(
-    request: Request,
-    settings: SettingsDep,
-    signer: SignerDep,
-    service_key: Annotated[str | None, Depends(service_key_header)],
-    own_key: Annotated[str | None, Depends(own_key_header)],
+    settings: SettingsDep, link: SignedLinkDep, service_key: ServiceKeyDep, own_key: OwnKeyDep
 ) -> Credential:
     """Which upstream key this request spends.
 
@@ -143,15 +183,11 @@ async def get_credential(
         Unauthorized: the operator's key is protected and no valid credential was presented,
             or the caller's own key is malformed.
     """
-    if own_key and own_key.strip():
-        return Credential.own_key(checked_own_key(own_key))
-    if settings.service_api_key is not None:
-        expected = settings.service_api_key.get_secret_value()
-        if not same_secret(service_key, expected) and not _signed_link_valid(request, signer):
-            raise Unauthorized(
-                "This service needs its API key in the X-API-Key header, or your own "
-                "Autoenhance key in X-Autoenhance-Key."
-            )
+    own = own_key_credential(own_key)
+    if own is not None:
+        return own
+    if not service_key_accepted(settings, service_key) and link is not LinkCheck.VALID:
+        raise Unauthorized(SERVICE_KEY_NEEDED)
     return operator_credential(settings)
 
 

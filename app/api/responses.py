@@ -4,7 +4,7 @@
 a strong `ETag`, `Last-Modified`, `Content-Length`; single, suffix and multiple ranges,
 `If-Range`, `If-None-Match` and `If-Modified-Since` (304), 416 with the JSON error shape,
 and optionally a redirect to a presigned URL of the object store. The Range rules are in
-`app.api.ranges`.
+`app.services.ranges`.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -19,7 +20,8 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from app.api.ranges import (
+from app.core.errors import AppError
+from app.services.ranges import (
     Unsatisfiable,
     http_date,
     if_range_holds,
@@ -27,7 +29,6 @@ from app.api.ranges import (
     not_modified_since,
     parse_range,
 )
-from app.core.errors import AppError
 from app.storage import ArchiveStore, ObjectInfo
 
 ZIP_MEDIA_TYPE = "application/zip"
@@ -140,45 +141,73 @@ async def stored_object_response(
         url = await store.presigned_url(info.key, expires_in=redirect_ttl)
         if url is not None:
             return RedirectResponse(url, status_code=302, headers={"Cache-Control": "no-store"})
-    ranges: list[tuple[int, int]] | None = None
+    ranges = _requested_ranges(request, etag=etag, last_modified=modified, size=size)
+    body = _Body.of(ranges, size=size, media_type=media_type)
+    all_headers = {**common, **body.headers}
+    if request.method == "HEAD":
+        return Response(status_code=body.status, headers=all_headers)
+    chunks = await store.read(info.key, body.spans[0][0], body.spans[-1][1])
+    if body.multipart is not None:
+        chunks = _multipart(chunks, body.spans, *body.multipart)
+    return StoredObjectResponse(chunks, status_code=body.status, headers=all_headers)
+
+
+def _requested_ranges(
+    request: Request, *, etag: str, last_modified: datetime, size: int
+) -> list[tuple[int, int]] | None:
+    """The byte ranges to send, or None for the whole object (no Range, or If-Range fails).
+
+    Raises:
+        AppError: 416 when no requested range overlaps the object.
+    """
     range_header = request.headers.get("range")
-    if range_header is not None and if_range_holds(
-        request.headers.get("if-range"), etag=etag, last_modified=modified
+    if range_header is None or not if_range_holds(
+        request.headers.get("if-range"), etag=etag, last_modified=last_modified
     ):
-        try:
-            ranges = parse_range(range_header, size)
-        except Unsatisfiable:
-            raise AppError(
-                f"The archive is {size} bytes long; no requested range lies within it.",
-                status_code=416,
-                code="range_not_satisfiable",
-                headers={"Content-Range": f"bytes */{size}", "Accept-Ranges": "bytes"},
-            ) from None
-    if ranges is None:
-        status, spans, body_headers = 200, [(0, size)], {"Content-Length": str(size)}
-        content_type = media_type
-    elif len(ranges) == 1:
-        (start, end), status, spans = ranges[0], 206, ranges
-        body_headers = {
-            "Content-Length": str(end - start),
-            "Content-Range": f"bytes {start}-{end - 1}/{size}",
-        }
-        content_type = media_type
-    else:
-        status, spans = 206, ranges
+        return None
+    try:
+        return parse_range(range_header, size)
+    except Unsatisfiable:
+        raise AppError(
+            f"The archive is {size} bytes long; no requested range lies within it.",
+            status_code=416,
+            code="range_not_satisfiable",
+            headers={"Content-Range": f"bytes */{size}", "Accept-Ranges": "bytes"},
+        ) from None
+
+
+@dataclass(frozen=True, slots=True)
+class _Body:
+    """What an answer sends: status, the spans of the object, their headers, and for several
+    ranges the multipart part heads and closing delimiter."""
+
+    status: int
+    spans: list[tuple[int, int]]
+    headers: dict[str, str]
+    multipart: tuple[list[bytes], bytes] | None = None
+
+    @classmethod
+    def of(cls, ranges: list[tuple[int, int]] | None, *, size: int, media_type: str) -> _Body:
+        if ranges is None:
+            headers = {"Content-Length": str(size), "Content-Type": media_type}
+            return cls(200, [(0, size)], headers)
+        if len(ranges) == 1:
+            start, end = ranges[0]
+            headers = {
+                "Content-Length": str(end - start),
+                "Content-Range": f"bytes {start}-{end - 1}/{size}",
+                "Content-Type": media_type,
+            }
+            return cls(206, ranges, headers)
         boundary = secrets.token_hex(13)
         parts = _part_heads(ranges, size=size, boundary=boundary, media_type=media_type)
         tail = f"\r\n--{boundary}--\r\n".encode()
         length = sum(len(head) for head in parts) + sum(e - s for s, e in ranges) + len(tail)
-        body_headers = {"Content-Length": str(length)}
-        content_type = f"multipart/byteranges; boundary={boundary}"
-    all_headers = {**common, **body_headers, "Content-Type": content_type}
-    if request.method == "HEAD":
-        return Response(status_code=status, headers=all_headers)
-    chunks = await store.read(info.key, spans[0][0], spans[-1][1])
-    if status == 206 and len(spans) > 1:
-        chunks = _multipart(chunks, spans, parts, tail)
-    return StoredObjectResponse(chunks, status_code=status, headers=all_headers)
+        headers = {
+            "Content-Length": str(length),
+            "Content-Type": f"multipart/byteranges; boundary={boundary}",
+        }
+        return cls(206, ranges, headers, (parts, tail))
 
 
 def _part_heads(

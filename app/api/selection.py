@@ -13,14 +13,14 @@ from fastapi import Depends, Query
 
 from app.core.errors import Unprocessable
 from app.services.batch import BatchPlan, UnknownImages, plan_batch
-from app.services.options import (
+from app.upstream.models import Order
+from app.upstream.options import (
     MAX_SELECTED_IMAGES,
     MAX_SELECTION_CHARS,
     DownloadOptions,
     InvalidSelection,
     parse_selection,
 )
-from app.upstream.models import Order
 
 
 def image_selection(

@@ -23,13 +23,14 @@ from app.cli.usage import (
 )
 from app.core.config import DEFAULT_API_BASE, DEFAULT_API_VERSION
 from app.services.ordering import ImageOutcome, create_order_with_images, uploads_from_paths
-from app.upstream.client import AutoenhanceClient, build_http_client
+from app.upstream.client import AutoenhanceClient
 from app.upstream.errors import (
     UpstreamError,
     UpstreamNotFound,
     UpstreamRetryable,
     UpstreamUnauthorized,
 )
+from app.upstream.factory import build_http_client
 
 # Someone waits at the terminal: fewer and shorter retries than the service's defaults, and a
 # longer connect timeout (a laptop's network is slower to connect than a server's).

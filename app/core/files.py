@@ -3,7 +3,8 @@
 The data directory holds customers' archives, job records (with sealed keys), sessions and
 the signing secret. Modes are set when a file or directory is created, whatever the umask;
 SQLite creates its `-wal`, `-shm` and `-journal` files with the mode of the database file, and
-files left more open by an earlier version are tightened when opened.
+files left more open by an earlier version are tightened when opened. Every SQLite database
+of the service is opened with `connect_private_sqlite`.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import sqlite3
 import stat
 from pathlib import Path
 
@@ -41,7 +43,7 @@ def private_dir(path: Path) -> Path:
     return path
 
 
-def private_sqlite(path: Path) -> Path:
+def _private_sqlite(path: Path) -> Path:
     """Prepare `path` for `sqlite3.connect`: a 0600 database file in a 0700 directory."""
     if not path.parent.exists():
         private_dir(path.parent)
@@ -51,3 +53,22 @@ def private_sqlite(path: Path) -> Path:
             if stat.S_IMODE(candidate.stat().st_mode) != PRIVATE_FILE:
                 os.chmod(candidate, PRIVATE_FILE)
     return path
+
+
+def connect_private_sqlite(path: Path, *, busy_timeout: float) -> sqlite3.Connection:
+    """A connection to the SQLite database at `path`, which is made private first.
+
+    The file is 0600 in a 0700 directory (created when missing, tightened when an earlier
+    version left it more open), in WAL mode (readers in other processes do not block the
+    writer), in autocommit mode (`isolation_level=None`: callers write `BEGIN` where they need a
+    transaction), waiting up to `busy_timeout` seconds for another process's lock. The
+    connection may be used from any thread; callers serialise its use with their own lock.
+    """
+    connection = sqlite3.connect(
+        _private_sqlite(path),
+        timeout=busy_timeout,
+        isolation_level=None,
+        check_same_thread=False,
+    )
+    connection.execute("PRAGMA journal_mode=WAL")
+    return connection

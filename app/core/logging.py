@@ -3,12 +3,16 @@
 `configure_logging(level=, fmt=)` installs one handler on the root logger (replacing the one
 it installed before, leaving any other handler alone) and routes uvicorn's loggers through
 it. uvicorn's own access log is switched off: it prints the raw path with its query string,
-which may carry a signed link's `sig`; `app.core.middleware` writes one line per request
+which may carry a signed link's `sig`; `app.web.middleware` writes one line per request
 with the route template instead.
 
 The request id lives in a context variable set by the middleware; a log record factory
 copies it onto every record created while a request is handled, so it appears on every
 line, including uvicorn's.
+
+A log event (a request served, an order created, an archive streamed) is written once with
+`log_event`: its fields fill the message's template and travel as `extra=` fields, so the text
+line and the JSON line cannot disagree.
 
 The JSON formatter is written here rather than taken from a library because it is a few
 lines over the standard `logging` and `json` modules, and it must pass every line through
@@ -59,6 +63,28 @@ def record_extras(record: logging.LogRecord) -> dict[str, Any]:
             continue
         extras[key] = "[redacted]" if _SENSITIVE_EXTRA.search(key) else value
     return extras
+
+
+def log_event(
+    logger: logging.Logger,
+    event: str,
+    template: str,
+    /,
+    *,
+    level: int = logging.INFO,
+    **fields: Any,
+) -> None:
+    """Log `event`: the message is `template.format(**fields)`, and the JSON line carries
+    `event` and every field as its own key.
+
+    The fields are formatted only when `logger` would write the line. A field named like a
+    `LogRecord` attribute (`name`, `message`, ...) is a programming error: `logging` refuses it
+    with a KeyError.
+    """
+    if not logger.isEnabledFor(level):
+        return
+    # The formatted message is passed without arguments, so a `%` in a field stays as it is.
+    logger.log(level, template.format(**fields), extra={"event": event, **fields})
 
 
 class TextFormatter(logging.Formatter):

@@ -18,8 +18,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlencode
 
+from app.core.config import Settings
+
 OPERATOR = "operator"
-ANONYMOUS = "anonymous"
+# Owners of data made with a caller's own key: this prefix and a fingerprint of the key.
+OWN_KEY_PREFIX = "byok:"
+# Key sent to the embedded sandbox on the operator's behalf (it accepts any non-empty key).
+SANDBOX_OPERATOR_KEY = "sandbox-operator-key"
 
 # What `Signer.sign` writes: a Unix time (12 digits reach the year 33658) and a hex SHA-256.
 _EXPIRES = re.compile(r"[0-9]{1,12}")
@@ -35,7 +40,27 @@ class Credential:
 
     @classmethod
     def own_key(cls, api_key: str) -> Credential:
-        return cls(api_key=api_key, owner="byok:" + key_fingerprint(api_key))
+        return cls(api_key=api_key, owner=own_key_owner(api_key))
+
+    @property
+    def is_own_key(self) -> bool:
+        """True when the caller brought this key (it is not the operator's)."""
+        return self.owner.startswith(OWN_KEY_PREFIX)
+
+
+def operator_credential(settings: Settings) -> Credential:
+    """The operator's credential: `AUTOENHANCE_API_KEY`, or in sandbox mode a placeholder the
+    embedded emulator accepts."""
+    key = settings.autoenhance_api_key
+    return Credential(
+        api_key=key.get_secret_value() if key is not None else SANDBOX_OPERATOR_KEY,
+        owner=OPERATOR,
+    )
+
+
+def own_key_owner(api_key: str) -> str:
+    """The owner that data made with a caller's own key is filed under."""
+    return OWN_KEY_PREFIX + key_fingerprint(api_key)
 
 
 def key_fingerprint(api_key: str) -> str:
@@ -72,6 +97,14 @@ def load_or_create_secret(path: Path) -> bytes:
     return secret
 
 
+@dataclass(frozen=True, slots=True)
+class SignedLink:
+    """A signed `path?query` and the Unix time it stops being valid."""
+
+    url: str
+    expires: int
+
+
 class Signer:
     """HMAC-SHA256 signatures over a path, its query and an expiry time.
 
@@ -86,12 +119,14 @@ class Signer:
         canonical = path + "?" + urlencode(sorted(params.items()))
         return hmac.new(self._secret, canonical.encode(), hashlib.sha256).hexdigest()
 
-    def sign(self, path: str, params: dict[str, str], *, ttl: int, now: float | None = None) -> str:
-        """Return `path?query` carrying `expires` and `sig`."""
+    def sign(
+        self, path: str, params: dict[str, str], *, ttl: int, now: float | None = None
+    ) -> SignedLink:
+        """`path?query` carrying `expires` (`ttl` seconds from `now`) and `sig`."""
         expires = int((now if now is not None else time.time()) + ttl)
         signed = {**params, "expires": str(expires)}
         signed["sig"] = self._digest(path, signed)
-        return path + "?" + urlencode(sorted(signed.items()))
+        return SignedLink(url=path + "?" + urlencode(sorted(signed.items())), expires=expires)
 
     def verify(self, path: str, params: dict[str, str], *, now: float | None = None) -> bool:
         """True when `params` carry a valid, unexpired signature for `path`.

@@ -29,7 +29,7 @@ import redis.asyncio
 import redis.exceptions
 
 from app.core.config import Settings
-from app.core.files import private_sqlite
+from app.core.files import connect_private_sqlite
 
 logger = logging.getLogger("app.sessions")
 
@@ -65,13 +65,7 @@ class SQLiteSessions:
     """Sessions in a SQLite file shared by the processes of one machine."""
 
     def __init__(self, path: Path) -> None:
-        self._conn = sqlite3.connect(
-            private_sqlite(path),
-            timeout=BUSY_TIMEOUT,
-            isolation_level=None,
-            check_same_thread=False,
-        )
-        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn = connect_private_sqlite(path, busy_timeout=BUSY_TIMEOUT)
         self._conn.execute(
             "CREATE TABLE IF NOT EXISTS sessions (id TEXT PRIMARY KEY, expires REAL NOT NULL)"
         )

@@ -27,7 +27,7 @@ from typing import Any
 from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from app.core.files import private_sqlite
+from app.core.files import connect_private_sqlite
 from app.core.logging import redact
 
 ERROR_RING_SIZE = 200
@@ -122,9 +122,7 @@ class ErrorLog:
     def __init__(self, path: Path, *, capacity: int = ERROR_RING_SIZE) -> None:
         self.path = path
         self.capacity = capacity
-        private_sqlite(path)
         with self._connect() as db:
-            db.execute("PRAGMA journal_mode=WAL")
             db.execute(
                 "CREATE TABLE IF NOT EXISTS errors (id INTEGER PRIMARY KEY AUTOINCREMENT, "
                 "at REAL, kind TEXT, status INTEGER, route TEXT, request_id TEXT, message TEXT)"
@@ -132,7 +130,7 @@ class ErrorLog:
 
     @contextlib.contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(self.path, timeout=LOCK_TIMEOUT, isolation_level=None)
+        db = connect_private_sqlite(self.path, busy_timeout=LOCK_TIMEOUT)
         try:
             yield db
         finally:

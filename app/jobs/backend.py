@@ -11,14 +11,37 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Protocol
 
+from app.core.errors import ServiceUnavailable
 from app.jobs.models import JobRecord, JobState
 
 # Returns True when the record was changed and must be written back.
 Mutation = Callable[[JobRecord], bool]
 
+# Seconds a caller is asked to wait after a `QueueUnavailable` (a Redis restart or failover).
+QUEUE_RETRY_AFTER = 5
+
+
+class QueueUnavailable(ServiceUnavailable):
+    """The backend cannot reach its store (Redis down or not answering): 503, retry shortly.
+
+    A subclass of core's `ServiceUnavailable`, so the one `AppError` handler answers it and
+    core needs to know nothing of the job backends or their drivers.
+    """
+
+    code = "queue_unavailable"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "The job queue is unreachable; try again shortly.",
+            headers={"Retry-After": str(QUEUE_RETRY_AFTER)},
+        )
+
 
 class JobBackend(Protocol):
-    """Job records plus a way to get a job run."""
+    """Job records plus a way to get a job run.
+
+    Every method raises `QueueUnavailable` when the backend's store cannot be reached.
+    """
 
     name: str
 

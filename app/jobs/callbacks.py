@@ -47,7 +47,8 @@ from typing import Any
 import httpx
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
-from app.core.security import Signer
+from app.core.logging import log_event
+from app.core.security import SignedLink, Signer
 from app.jobs.backend import JobBackend
 from app.jobs.models import JobRecord
 
@@ -217,13 +218,21 @@ class CallbackSender:
                     status = await self._attempt(httpx.URL(url), body)
         except CallbackRefused as exc:
             # The job's owner sees the outcome: the detail (what a host resolves to) is logged.
-            logger.info("callback to %s refused: %s", host, exc, extra={"event": "job_callback"})
+            log_event(
+                logger,
+                "job_callback",
+                "callback to {host} refused: {reason}",
+                host=host,
+                reason=str(exc),
+            )
             outcome = f"failed: {NOT_ALLOWED}"
         except _Retryable as exc:
             outcome = f"failed after {self._attempts} attempts: {exc}"
         else:
             outcome = f"delivered ({status})" if status < 400 else f"failed: answered {status}"
-        logger.info("callback to %s %s", host, outcome, extra={"event": "job_callback"})
+        log_event(
+            logger, "job_callback", "callback to {host} {outcome}", host=host, outcome=outcome
+        )
         return outcome
 
     def dispatch(self, url: str, payload: dict[str, Any], *, on_outcome: Outcome) -> None:
@@ -237,6 +246,18 @@ class CallbackSender:
             self._spawn(on_outcome(f"failed: not sent, {why}"))
             return
         self._spawn(self._deliver(url, payload, on_outcome))
+
+    def job_ended(
+        self, record: JobRecord, *, backend: JobBackend, signer: Signer | None, link_ttl: int
+    ) -> None:
+        """`dispatch` the summary of a job that ended, if it has a `callback_url`, and store the
+        outcome on the job. `signer` signs the link to a complete archive (None: no link)."""
+        if not record.callback_url:
+            return
+        payload = summary_payload(record, signer=signer, link_ttl=link_ttl)
+        self.dispatch(
+            record.callback_url, payload, on_outcome=outcome_recorder(backend, record.job_id)
+        )
 
     async def aclose(self, *, grace: float) -> None:
         """Stop accepting callbacks; give pending ones `grace` seconds, then cancel them."""
@@ -344,6 +365,13 @@ def iso(timestamp: float | None) -> str | None:
     return datetime.fromtimestamp(timestamp, tz=UTC).isoformat().replace("+00:00", "Z")
 
 
+def job_link(signer: Signer, record: JobRecord, *, link_ttl: int) -> SignedLink:
+    """A signed link to the job's archive: `link_ttl` seconds, never past the job's expiry."""
+    remaining = (record.expires_at or 0) - time.time()
+    ttl = max(1, int(min(link_ttl, remaining)))
+    return signer.sign(f"/jobs/{record.job_id}/download", {}, ttl=ttl)
+
+
 def summary_payload(
     record: JobRecord, *, signer: Signer | None, link_ttl: int
 ) -> dict[str, object]:
@@ -351,8 +379,7 @@ def summary_payload(
     base = record.base_url.rstrip("/")
     download_url = None
     if signer is not None and record.state == "complete" and record.expires_at is not None:
-        ttl = max(1, int(min(link_ttl, record.expires_at - time.time())))
-        download_url = base + signer.sign(f"/jobs/{record.job_id}/download", {}, ttl=ttl)
+        download_url = base + job_link(signer, record, link_ttl=link_ttl).url
     return {
         "event": "job_ended",
         "job_id": record.job_id,

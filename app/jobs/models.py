@@ -21,7 +21,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.services.options import DownloadOptions
+from app.upstream.options import DownloadOptions
 
 JobState = Literal["queued", "waiting", "running", "complete", "failed", "cancelled", "expired"]
 

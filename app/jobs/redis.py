@@ -14,14 +14,19 @@ sealed in the record (see `app.jobs.keybox`).
 
 from __future__ import annotations
 
+import functools
+import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from datetime import UTC, datetime
+from typing import Any, ParamSpec, TypeVar
 
 from arq.connections import ArqRedis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.exceptions import WatchError
 
-from app.jobs.backend import Mutation
+from app.jobs.backend import Mutation, QueueUnavailable
 from app.jobs.models import JobRecord, JobState
 
 PREFIX = "jobs:"
@@ -30,6 +35,27 @@ WORKERS_KEY = PREFIX + "workers"  # worker id -> pid of the arq workers that are
 RUN_FUNCTION = "run_job"
 # Conflicting writers to one record are a handful at most (runner, sweeper, a DELETE).
 MAX_CAS_TRIES = 50
+
+
+logger = logging.getLogger("app.jobs")
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _reachable(method: Callable[P, Awaitable[R]]) -> Callable[P, Coroutine[Any, Any, R]]:
+    """`method`, raising Redis being down or silent as `QueueUnavailable` (callers get a 503)."""
+
+    @functools.wraps(method)
+    async def call(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return await method(*args, **kwargs)
+        except (RedisConnectionError, RedisTimeoutError) as exc:
+            logger.warning("job store unavailable: %s", type(exc).__name__)
+            raise QueueUnavailable() from exc
+
+    return call
 
 
 def _record_key(job_id: str) -> str:
@@ -48,6 +74,7 @@ class RedisBackend:
     def __init__(self, redis: ArqRedis) -> None:
         self._redis = redis
 
+    @_reachable
     async def insert(self, record: JobRecord) -> None:
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.set(_record_key(record.job_id), record.model_dump_json())
@@ -55,10 +82,12 @@ class RedisBackend:
             pipe.sadd(_order_key(record.order_id), record.job_id)
             await pipe.execute()
 
+    @_reachable
     async def get(self, job_id: str) -> JobRecord | None:
         raw = await self._redis.get(_record_key(job_id))
         return JobRecord.model_validate_json(raw) if raw else None
 
+    @_reachable
     async def update(self, job_id: str, mutate: Mutation) -> JobRecord | None:
         key = _record_key(job_id)
         for _ in range(MAX_CAS_TRIES):
@@ -79,6 +108,7 @@ class RedisBackend:
                     continue
         raise RuntimeError(f"job {job_id}: too many concurrent updates")
 
+    @_reachable
     async def delete(self, job_id: str) -> None:
         record = await self.get(job_id)
         async with self._redis.pipeline(transaction=True) as pipe:
@@ -88,6 +118,7 @@ class RedisBackend:
                 pipe.srem(_order_key(record.order_id), job_id)
             await pipe.execute()
 
+    @_reachable
     async def job_ids(
         self, *, states: Iterable[JobState] | None = None, order_id: str | None = None
     ) -> list[str]:
@@ -106,6 +137,7 @@ class RedisBackend:
             if raw and JobRecord.model_validate_json(raw).state in wanted
         ]
 
+    @_reachable
     async def dispatch(self, record: JobRecord) -> None:
         defer = None
         if record.not_before > time.time():

@@ -24,7 +24,6 @@ import time
 from collections.abc import Callable
 
 from app.core import metrics
-from app.jobs.callbacks import outcome_recorder, summary_payload
 from app.jobs.context import JobContext
 from app.jobs.keybox import KeyUnavailable
 from app.jobs.models import KEY_GONE_REASON, PENDING_STATES, Failure, JobRecord, JobState
@@ -124,7 +123,7 @@ class _Run:
             logger.exception("job %s failed unexpectedly", self.job_id)
             await self._end("failed", "internal error while building the archive", None)
         if self.ended:
-            await self._notify()
+            await self.ctx.notify(self.record)
 
     async def _body(self) -> None:
         api_key = self._api_key()
@@ -264,7 +263,7 @@ class _Run:
         except _Lost:
             await self._stopped()
             return
-        self.ctx.store.path(self.job_id).unlink(missing_ok=True)
+        self.ctx.store.remove(self.job_id)
         self.ended = True
         metrics.JOBS.labels(state).inc()
         logger.info("job %s %s: %s", self.job_id, state, reason)
@@ -334,20 +333,6 @@ class _Run:
             return True
 
         return beat
-
-    async def _notify(self) -> None:
-        """Hand the callback to the background sender: a slow receiver holds no job slot."""
-        record = self.record
-        if not record.callback_url:
-            return
-        payload = summary_payload(
-            record, signer=self.ctx.signer, link_ttl=self.ctx.settings.download_link_ttl
-        )
-        self.ctx.callbacks.dispatch(
-            record.callback_url,
-            payload,
-            on_outcome=outcome_recorder(self.ctx.backend, self.job_id),
-        )
 
 
 def _failures(skipped: list[Skipped]) -> list[Failure]:

@@ -6,22 +6,34 @@ Ownership: a job is visible only to the owner of the credential that created it
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
-from collections.abc import Coroutine
-from typing import Any
+from dataclasses import dataclass
 
 from app.core import metrics
 from app.core.config import Settings
 from app.jobs.backend import JobBackend
-from app.jobs.callbacks import CallbackSender, summary_payload
+from app.jobs.callbacks import CallbackSender
 from app.jobs.keybox import KeyBox
 from app.jobs.models import ACTIVE_STATES, PENDING_STATES, JobRecord
 from app.jobs.store import JobArchives
-from app.services.options import DownloadOptions
+from app.storage import ArchiveStore, ObjectInfo
+from app.upstream.options import DownloadOptions
 
 logger = logging.getLogger("app.jobs")
+
+
+class ArchiveGone(Exception):
+    """The job's archive is no longer stored."""
+
+
+@dataclass(frozen=True, slots=True)
+class JobArchive:
+    """A finished job's stored archive: the store holding it, the object, and its ETag."""
+
+    store: ArchiveStore
+    info: ObjectInfo
+    etag: str
 
 
 class JobService:
@@ -41,7 +53,6 @@ class JobService:
         self.store = store
         self._keybox = keybox
         self._callbacks = callbacks
-        self._background: set[asyncio.Task[None]] = set()
 
     async def create(
         self,
@@ -83,6 +94,20 @@ class JobService:
             record.state = "expired"  # the sweeper has not been by yet
         return record
 
+    async def archive(self, record: JobRecord) -> JobArchive:
+        """The archive of a complete job, to be served from its store.
+
+        Raises:
+            ArchiveGone: it is no longer stored (expired and swept, or deleted).
+            StoreError: the store failed.
+        """
+        info = await self.store.stat(record.job_id)
+        if info is None:
+            raise ArchiveGone(record.job_id)
+        return JobArchive(
+            store=self.store.store, info=info, etag=f'"job-{record.job_id}-{info.etag}"'
+        )
+
     async def cancel(self, job_id: str, *, owner: str) -> JobRecord | None:
         """Cancel the job (a running one stops within JOB_POLL_INTERVAL) and remove its files."""
         before: list[JobRecord] = []
@@ -106,20 +131,9 @@ class JobService:
         if was is not None and was != record.state:
             metrics.JOBS.labels("cancelled").inc()
             if was in PENDING_STATES and record.callback_url:
-                # No runner holds it, so nobody else will report the end.
-                self._spawn(self._notify_cancelled(record))
+                # No runner holds it, so nobody else will report the end (no archive: no link).
+                self._callbacks.job_ended(record, backend=self.backend, signer=None, link_ttl=0)
         return record
-
-    async def _notify_cancelled(self, record: JobRecord) -> None:
-        outcome = await self._callbacks.send(
-            record.callback_url or "", summary_payload(record, signer=None, link_ttl=0)
-        )
-
-        def note(stored: JobRecord) -> bool:
-            stored.callback_outcome = outcome
-            return True
-
-        await self.backend.update(record.job_id, note)
 
     async def wake_order(self, order_id: str) -> int:
         """The order finished processing: look at its waiting jobs now. Returns how many."""
@@ -139,12 +153,3 @@ class JobService:
                 await self.backend.dispatch(record)
                 woken += 1
         return woken
-
-    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.create_task(coroutine)
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-
-    async def aclose(self) -> None:
-        if self._background:
-            await asyncio.gather(*self._background, return_exceptions=True)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import sqlite3
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -25,7 +24,7 @@ from typing import Any
 
 import anyio.to_thread
 
-from app.core.files import private_sqlite
+from app.core.files import connect_private_sqlite
 from app.jobs.backend import Mutation
 from app.jobs.context import JobContext
 from app.jobs.models import JobRecord, JobState
@@ -58,13 +57,7 @@ class SQLiteBackend:
 
     def __init__(self, path: Path) -> None:
         # 0600 in a 0700 directory: records carry sealed keys and customers' order ids.
-        self._conn = sqlite3.connect(
-            private_sqlite(path),
-            timeout=BUSY_TIMEOUT,
-            isolation_level=None,
-            check_same_thread=False,
-        )
-        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn = connect_private_sqlite(path, busy_timeout=BUSY_TIMEOUT)
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.executescript(SCHEMA)
         self._lock = threading.Lock()

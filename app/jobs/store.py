@@ -62,13 +62,6 @@ class JobArchives:
     def key(job_id: str) -> str:
         return f"{NAMESPACE}/{job_id}.zip"
 
-    def path(self, job_id: str) -> Path:
-        """The archive's file with a local store; with object storage, a local path that never
-        exists (so `path(job_id).unlink(missing_ok=True)` is harmless). Prefer `delete()`."""
-        if self._local is not None:
-            return self._local.path(self.key(job_id))
-        return self._temp_dir / f"{job_id}.zip"
-
     async def stat(self, job_id: str) -> ObjectInfo | None:
         """The stored archive, or None.
 
@@ -93,7 +86,7 @@ class JobArchives:
         """`delete()` for synchronous callers: at once with a local store, else in the
         background (a failure is logged; the sweeper deletes the archive when the job expires)."""
         if self._local is not None:
-            self.path(job_id).unlink(missing_ok=True)
+            self._local.path(self.key(job_id)).unlink(missing_ok=True)
             return
         task = asyncio.get_running_loop().create_task(self._delete_logged(job_id))
         self._background.add(task)

@@ -25,12 +25,9 @@ from typing import Any
 
 from app.core.config import Settings
 from app.core.keys import service_keys
-from app.core.security import Signer
-from app.jobs.context import JobContext, worker_id
-from app.jobs.keybox import KeyBox
+from app.jobs.context import JobContext, callback_client, callback_sender, job_context
 from app.jobs.redis import RUN_FUNCTION, WORKERS_KEY, RedisBackend
 from app.jobs.runner import run_job
-from app.jobs.runtime import callback_client, callback_sender, notifier
 from app.jobs.store import JobArchives
 from app.jobs.sweeper import sweep
 from app.services.fairness import FairLimiter
@@ -58,23 +55,18 @@ async def startup(ctx: dict[str, Any]) -> None:
     upstream_clients = build_upstream(settings, base_url=settings.autoenhance_api_base)
     keys = service_keys(settings)
     callbacks_http = callback_client()
-    assert settings.autoenhance_api_key is not None
     spool_dir = settings.data_dir / "spool"
     archive_store = open_store(settings)
     ctx["archive_store"] = archive_store
-    jobs = JobContext(
-        settings=settings,
+    jobs = job_context(
+        settings,
         backend=RedisBackend(ctx["redis"]),
         store=JobArchives(archive_store, spool_dir=spool_dir),
         upstream=upstream_clients.client,
         limiter=FairLimiter(settings.upstream_max_connections),
-        keybox=KeyBox(keys.sealing),
-        signer=Signer(keys.links),
+        keys=keys,
         callbacks=callback_sender(settings, callbacks_http, keys=keys),
         spool_dir=spool_dir,
-        operator_key=settings.autoenhance_api_key.get_secret_value(),
-        worker_id=worker_id(),
-        slots=asyncio.Semaphore(settings.job_concurrency),
     )
     ctx.update(jobs=jobs, clients=[*upstream_clients.http_clients, callbacks_http])
     ctx["sweeper"] = asyncio.create_task(_sweep_forever(jobs), name="jobs-sweeper")
@@ -111,7 +103,7 @@ async def _sweep_forever(jobs: JobContext) -> None:
                 jobs.store,
                 ttl=settings.job_ttl,
                 max_attempts=settings.job_max_attempts,
-                on_end=notifier(jobs),
+                on_end=jobs.notify,
             )
         except Exception:
             logger.exception("job sweep failed; retrying")

@@ -5,10 +5,11 @@ How it works:
 * `plan_batch` (`app.services.plan`) reads the order, decides which images can be delivered
   (status `processed`), and gives every image its safe, unique entry name — before any byte
   is sent.
-* `BatchArchive` downloads the deliverable images concurrently (`DOWNLOAD_CONCURRENCY` in
-  flight for this request, a prefetch window of twice that ahead of the writer, and a slot of
-  the process-wide `FairLimiter` for every fetch) into spooled temporary files, and writes
-  them into the archive strictly in the order's image order.
+* `BatchArchive` has the deliverable images fetched ahead by a `Prefetcher`
+  (`app.services.prefetch`: `DOWNLOAD_CONCURRENCY` in flight for this request, a window of
+  twice that ahead of the writer, a slot of the process-wide `FairLimiter` for every fetch)
+  into spooled temporary files, and writes them into the archive strictly in the order's
+  image order.
 * `BatchArchive.start()` returns once the first image in order is in hand, so the caller can
   commit `200 OK` knowing that at least one image will be delivered; when no image at all can
   be delivered it raises `NothingToDeliver` instead, while an honest error is still possible.
@@ -25,9 +26,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import tempfile
 import zlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -50,6 +50,7 @@ from app.services.plan import (
     plan_batch,
     render_report,
 )
+from app.services.prefetch import Fetched, Prefetcher
 from app.services.resume import ResumeMismatch, ResumePoint, position
 from app.upstream.client import AutoenhanceClient
 from app.upstream.errors import UpstreamError
@@ -77,13 +78,6 @@ logger = logging.getLogger("app.batch")
 WRITE_CHUNK = 1024 * 1024
 # Images may be fetched this many times DOWNLOAD_CONCURRENCY ahead of the one being written.
 PREFETCH_FACTOR = 2
-
-
-@dataclass(slots=True)
-class _Fetched:
-    spool: IO[bytes]
-    size: int
-    crc32: int
 
 
 @dataclass(slots=True)
@@ -123,21 +117,22 @@ class BatchArchive:
         concurrency: int,
         spool_dir: Path,
         spool_memory_bytes: int,
-        on_progress: Callable[[BatchProgress], None] | None = None,
         manifest: ManifestWriter | None = None,
         resume: ResumePoint | None = None,
     ) -> None:
         self.plan = plan
-        self._client = client
-        self._api_key = api_key
-        self._limiter = limiter
         self._deliverable = plan.deliverable
-        self._concurrency = asyncio.Semaphore(concurrency)
         window = len(self._deliverable) if resume and resume.prefetch else 0
-        self._window = asyncio.Semaphore(max(window, concurrency * PREFETCH_FACTOR))
-        self._spool_dir = spool_dir
-        self._spool_memory = spool_memory_bytes
-        self._on_progress = on_progress
+        self._fetcher = Prefetcher(
+            plan,
+            client=client,
+            api_key=api_key,
+            limiter=limiter,
+            concurrency=concurrency,
+            window=max(window, concurrency * PREFETCH_FACTOR),
+            spool_dir=spool_dir,
+            spool_memory_bytes=spool_memory_bytes,
+        )
         self._manifest = manifest
         self._resume = resume
         self.records: list[Record] = list(resume.records) if resume else []
@@ -145,9 +140,6 @@ class BatchArchive:
         self._recorder: asyncio.Task[None] | None = None
         self._saved = self._given  # records the manifest writer has been asked to keep
         self._saved_event = asyncio.Event()
-        self._results: dict[int, asyncio.Future[_Fetched]] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._producer: asyncio.Task[None] | None = None
         self._writer = ZipWriter()
         self._first = 0  # index into _deliverable where the produced entries begin
         self._drop = 0  # bytes still to withhold: those before the resume offset
@@ -194,11 +186,8 @@ class BatchArchive:
             NothingToDeliver: no image can be delivered (none ready, or every fetch failed).
             ResumeMismatch: a resume cannot produce the recorded bytes.
         """
-        loop = asyncio.get_running_loop()
         indices = self._to_fetch()
-        self._results = {index: loop.create_future() for index in indices}
-        self._spool_dir.mkdir(parents=True, exist_ok=True)
-        self._producer = asyncio.create_task(self._produce(indices), name="batch-producer")
+        self._fetcher.start(indices)
         if self._manifest is not None:
             self._recorder = asyncio.create_task(self._record_ahead(), name="batch-recorder")
         try:
@@ -216,10 +205,10 @@ class BatchArchive:
     async def _first_in_hand(self, indices: list[int]) -> None:
         for index in indices:
             try:
-                await asyncio.shield(self._results[index])
+                await asyncio.shield(self._fetcher.results[index])
             except UpstreamError as exc:
                 self._skip(index, exc)
-                self._window.release()
+                self._fetcher.release()
                 continue
             self._first = index
             return
@@ -232,7 +221,7 @@ class BatchArchive:
                 spooled += (await self._checked(index, await_result=True)).size
                 continue
             with contextlib.suppress(UpstreamError):
-                spooled += (await asyncio.shield(self._results[index])).size
+                spooled += (await asyncio.shield(self._fetcher.results[index])).size
             if spooled > self._resume_bound():
                 raise ResumeMismatch("the rest of the archive exceeds the resume bound")
 
@@ -240,7 +229,7 @@ class BatchArchive:
         bound = self._resume.prefetch_max_bytes if self._resume else 0
         return bound if bound > 0 else 1 << 62
 
-    async def _checked(self, index: int, *, await_result: bool) -> _Fetched:
+    async def _checked(self, index: int, *, await_result: bool) -> Fetched:
         """The fetched image at `index`, which must match its record.
 
         Raises:
@@ -248,7 +237,7 @@ class BatchArchive:
         """
         record = self._recorded(index)
         try:
-            fetched = await asyncio.shield(self._results[index])
+            fetched = await asyncio.shield(self._fetcher.results[index])
         except UpstreamError as exc:
             raise ResumeMismatch(f"a recorded image could not be fetched: {exc.message}") from None
         if record is not None and (fetched.size, fetched.crc32) != (record.size, record.crc32):
@@ -263,18 +252,10 @@ class BatchArchive:
         """
         records = list(self.records)
         for index in range(len(records), len(self._deliverable)):
-            planned = self._deliverable[index]
-            future = self._results.get(index)
+            future = self._fetcher.results.get(index)
             if future is None or not future.done() or future.cancelled():
                 raise RuntimeError("the archive's size is not known yet")
-            if (exc := future.exception()) is not None:
-                reason = exc.message if isinstance(exc, UpstreamError) else str(exc)
-                records.append(self._skip_record(index, reason))
-            else:
-                fetched = future.result()
-                records.append(
-                    Record(planned.image.image_id, planned.entry_name, fetched.size, fetched.crc32)
-                )
+            records.append(self._record_of(index, future))
         return archive_size(archive_entries(self.plan, records))
 
     async def _record_ahead(self) -> None:
@@ -288,24 +269,12 @@ class BatchArchive:
         try:
             while index < len(self._deliverable):
                 with contextlib.suppress(UpstreamError):
-                    await asyncio.shield(self._results[index])
-                while index < len(self._deliverable) and self._results[index].done():
-                    future = self._results[index]
+                    await asyncio.shield(self._fetcher.results[index])
+                while index < len(self._deliverable) and self._fetcher.results[index].done():
+                    future = self._fetcher.results[index]
                     if future.cancelled():
                         return
-                    exc = future.exception()
-                    if isinstance(exc, UpstreamError):
-                        self.records.append(self._skip_record(index, exc.message))
-                    else:
-                        planned, fetched = self._deliverable[index], future.result()
-                        self.records.append(
-                            Record(
-                                planned.image.image_id,
-                                planned.entry_name,
-                                fetched.size,
-                                fetched.crc32,
-                            )
-                        )
+                    self.records.append(self._record_of(index, future))
                     index += 1
                 await self._manifest.save(self.records, complete=False)
                 self._saved = len(self.records)
@@ -323,50 +292,14 @@ class BatchArchive:
         while self._saved <= index and self._recorder is not None:
             await self._saved_event.wait()
 
-    def _skip_record(self, index: int, reason: str) -> Record:
+    def _record_of(self, index: int, future: asyncio.Future[Fetched]) -> Record:
+        """The manifest record of the finished fetch of `index`: its size and CRC, or why not."""
         planned = self._deliverable[index]
-        return Record(planned.image.image_id, planned.entry_name, skipped=reason)
-
-    async def _produce(self, indices: list[int]) -> None:
-        lane = object()
-        for index in indices:
-            await self._window.acquire()
-            await self._concurrency.acquire()
-            task = asyncio.create_task(
-                self._fetch(index, self._deliverable[index], lane), name=f"batch-fetch-{index}"
-            )
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-
-    async def _fetch(self, index: int, planned: PlannedImage, lane: object) -> None:
-        future = self._results[index]
-        spool: IO[bytes] = tempfile.SpooledTemporaryFile(
-            max_size=self._spool_memory, dir=str(self._spool_dir)
-        )
-        try:
-            async with self._limiter.slot(lane):
-                result = await self._client.download_enhanced(
-                    planned.image.image_id,
-                    spool,
-                    options=self.plan.options,
-                    api_key=self._api_key,
-                )
-        except UpstreamError as exc:
-            spool.close()
-            if not future.done():
-                future.set_exception(exc)
-        except BaseException:
-            spool.close()
-            if not future.done():
-                future.cancel()
-            raise
-        else:
-            if future.done():  # the archive was closed meanwhile
-                spool.close()
-            else:
-                future.set_result(_Fetched(spool, result.size, result.crc32))
-        finally:
-            self._concurrency.release()
+        if (exc := future.exception()) is not None:
+            reason = exc.message if isinstance(exc, UpstreamError) else str(exc)
+            return Record(planned.image.image_id, planned.entry_name, skipped=reason)
+        fetched = future.result()
+        return Record(planned.image.image_id, planned.entry_name, fetched.size, fetched.crc32)
 
     def _skip(self, index: int, exc: UpstreamError, *, reason: str | None = None) -> None:
         planned = self._deliverable[index]
@@ -400,7 +333,6 @@ class BatchArchive:
         return self._chunks()
 
     async def _chunks(self) -> AsyncIterator[bytes]:
-        writer = self._writer
         try:
             for index in range(self._first, len(self._deliverable)):
                 if self._done:
@@ -413,60 +345,63 @@ class BatchArchive:
                     fetched = await self._checked(index, await_result=True)
                 else:
                     try:
-                        fetched = await self._results[index]
+                        fetched = await self._fetcher.results[index]
                     except UpstreamError as exc:
                         self._skip(index, exc)
-                        self._window.release()
+                        self._fetcher.release()
                         continue
-                planned = self._deliverable[index]
                 await self._saved_through(index)  # the record goes out before the header
-                self._writing = fetched.spool
-                try:
-                    if header := self._cut(
-                        writer.local_header(
-                            planned.entry_name,
-                            size=fetched.size,
-                            crc32=fetched.crc32,
-                            modified=self.plan.entry_time(planned.image),
-                        )
-                    ):
-                        yield header
-                    fetched.spool.seek(0)
-                    while not self._done and (chunk := fetched.spool.read(WRITE_CHUNK)):
-                        writer.data_written(len(chunk))
-                        if chunk := self._cut(chunk):
-                            self.progress.bytes_written += len(chunk)
-                            yield chunk
-                finally:
-                    fetched.spool.close()
-                    self._writing = None
-                    self._window.release()
+                entry = self._entry(self._deliverable[index], fetched)
+                async with contextlib.aclosing(entry):
+                    async for chunk in entry:
+                        yield chunk
                 self.progress.delivered += 1
                 metrics.IMAGES_DELIVERED.inc()
-                if self._on_progress is not None:
-                    self._on_progress(self.progress)
             if self._manifest is not None:
                 if self._recorder is not None:
                     await self._recorder
                 await self._manifest.save(self.records, complete=True)
             if self.progress.skipped and not self._done:
-                report = render_report(self.plan, self.progress.skipped)
-                if header := self._cut(
-                    writer.local_header(
-                        REPORT_NAME,
-                        size=len(report),
-                        crc32=zlib.crc32(report),
-                        modified=self.plan.modified,
-                    )
-                ):
-                    yield header
-                writer.data_written(len(report))
-                if report := self._cut(report):
-                    yield report
-            if not self._done and (trailer := self._cut(writer.finish())):
+                for chunk in self._report():
+                    yield chunk
+            if not self._done and (trailer := self._cut(self._writer.finish())):
                 yield trailer
         finally:
             await self.aclose()
+
+    async def _entry(self, planned: PlannedImage, fetched: Fetched) -> AsyncGenerator[bytes]:
+        """One image's local header and data (cut to the range); closes its spool."""
+        self._writing = fetched.spool
+        try:
+            header = self._writer.local_header(
+                planned.entry_name,
+                size=fetched.size,
+                crc32=fetched.crc32,
+                modified=self.plan.entry_time(planned.image),
+            )
+            if header := self._cut(header):
+                yield header
+            fetched.spool.seek(0)
+            while not self._done and (chunk := fetched.spool.read(WRITE_CHUNK)):
+                self._writer.data_written(len(chunk))
+                if chunk := self._cut(chunk):
+                    self.progress.bytes_written += len(chunk)
+                    yield chunk
+        finally:
+            fetched.spool.close()
+            self._writing = None
+            self._fetcher.release()
+
+    def _report(self) -> list[bytes]:
+        """The download report's header and text (cut to the range)."""
+        report = render_report(self.plan, self.progress.skipped)
+        header = self._writer.local_header(
+            REPORT_NAME, size=len(report), crc32=zlib.crc32(report), modified=self.plan.modified
+        )
+        chunks = [self._cut(header)]
+        self._writer.data_written(len(report))
+        chunks.append(self._cut(report))
+        return [chunk for chunk in chunks if chunk]
 
     async def aclose(self) -> None:
         """Cancel outstanding downloads and release every spooled image. Idempotent.
@@ -478,20 +413,12 @@ class BatchArchive:
         if self._closed:
             return
         self._closed = True
-        pending: list[asyncio.Task[None]] = list(self._tasks)
-        if self._producer is not None:
-            pending.append(self._producer)
+        pending = self._fetcher.cancel()
         if self._recorder is not None:
+            self._recorder.cancel()
             pending.append(self._recorder)
-        for task in pending:
-            task.cancel()
         if self._writing is not None:
             self._writing.close()
-        for future in self._results.values():
-            if not future.done():
-                future.cancel()  # a download finishing later sees this and closes its spool
-            elif not future.cancelled() and future.exception() is None:
-                future.result().spool.close()
         with anyio.CancelScope(shield=True):
             if pending:
                 await asyncio.gather(*pending, return_exceptions=True)

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from app.api.ranges import http_date, if_range_holds
 from app.services.plan import BatchPlan
+from app.services.ranges import http_date, if_range_holds
 
 # Bump whenever the bytes the writer produces for the same inputs change: it is part of the
 # ETag and of every stored key, so old manifests and cached archives are never reused.

@@ -28,8 +28,8 @@ archive format version. A transient upstream failure can still make one stream s
 another stream of the same ETag delivers; its manifest records the skip, so a resume of that
 stream reproduces it exactly, and such an archive is never cached.
 
-The job runner builds through `open_archive()` as well, so there is one place that creates a
-`BatchArchive` and one that closes it.
+The job runner builds through `archive()` and `opened()` as well, so there is one place that
+creates a `BatchArchive` and one that closes it.
 """
 
 from __future__ import annotations
@@ -37,21 +37,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import secrets
-import tempfile
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 
 import anyio
 
-from app.api.ranges import none_match
 from app.core import metrics
 from app.core.config import Settings
-from app.core.errors import AppError, Unprocessable
+from app.core.errors import AppError
+from app.core.logging import log_event
+from app.services.answers import Download, built_download
 from app.services.archive import archive_size
 from app.services.batch import (
     BatchArchive,
@@ -76,42 +73,11 @@ from app.services.manifest import (
     read_manifest,
     segment_key,
 )
+from app.services.ranges import none_match
 from app.storage import ArchiveStore, ObjectInfo, ObjectWriter, StoreError
 from app.upstream.client import AutoenhanceClient
 
 logger = logging.getLogger("app.batch")
-
-
-@dataclass(slots=True)
-class Download:
-    """What to send: a status, headers, and where the body comes from (none for HEAD/304).
-
-    At most one of `body`, `stored` and `path` is set. `stored` is a complete archive in the
-    store, to be answered with its ranges; `path` is a temporary file the response must
-    delete once sent.
-    """
-
-    status: int
-    headers: dict[str, str]
-    body: AsyncIterator[bytes] | None = None
-    stored: ObjectInfo | None = None
-    path: Path | None = None
-    archive: BatchArchive | None = field(default=None, repr=False)
-    last_modified: datetime | None = None
-
-    async def aclose(self) -> None:
-        """Release whatever the body holds (idempotent; safe before or after sending)."""
-        if self.body is not None:
-            aclose = getattr(self.body, "aclose", None)
-            if aclose is not None:
-                with contextlib.suppress(Exception):
-                    await aclose()
-        if self.archive is not None:
-            await self.archive.aclose()
-
-
-class ArchiveTooLarge(Unprocessable):
-    code = "archive_too_large"
 
 
 class Downloads:
@@ -239,19 +205,9 @@ class Downloads:
         """The archive continued from the manifest, or None when that cannot be done."""
         started = time.monotonic()
         total = _recorded_size(plan, manifest)
-        start, last = wanted
-        if start < 0:  # a suffix range: needs the size
-            if total is None:
-                return None
-            start = max(total + start, 0)
-            last = None
-        if total is not None and start >= total:
-            raise AppError(
-                f"The archive is {total} bytes long; the requested range starts past its end.",
-                status_code=416,
-                code="range_not_satisfiable",
-                headers={"Content-Range": f"bytes */{total}", **identity.headers},
-            )
+        if (resolved := _resolved_range(wanted, total, identity)) is None:
+            return None
+        start, last = resolved
         if conditions.method == "HEAD":
             if total is None:
                 return None  # the size is only known once the rest is fetched: a GET does that
@@ -323,7 +279,13 @@ class Downloads:
                 body=body,
                 archive=archive,
             )
-        return await self._built(archive, body, headers)
+        return await built_download(
+            archive,
+            body,
+            headers,
+            spool_dir=self._spool_dir,
+            max_bytes=self._settings.archive_build_max_bytes,
+        )
 
     async def _sent(
         self,
@@ -378,53 +340,6 @@ class Downloads:
             with contextlib.suppress(Exception):
                 await self.store.delete(segment_key(key, 0))
 
-    async def _built(
-        self, archive: BatchArchive, body: AsyncIterator[bytes], headers: dict[str, str]
-    ) -> Download:
-        """Build the whole archive into a temporary file first (`stream=false`).
-
-        Cancelling the caller (the client left) stops the build and removes the file.
-
-        Raises:
-            ArchiveTooLarge: the archive grew past ARCHIVE_BUILD_MAX_BYTES.
-        """
-        bound = self._settings.archive_build_max_bytes
-        self._spool_dir.mkdir(parents=True, exist_ok=True)
-        handle = tempfile.NamedTemporaryFile(dir=self._spool_dir, suffix=".zip", delete=False)
-        size = 0
-        try:
-            async for chunk in body:
-                size += len(chunk)
-                if bound and size > bound:
-                    raise ArchiveTooLarge(
-                        f"This archive is larger than {bound} bytes, the limit for "
-                        "stream=false (ARCHIVE_BUILD_MAX_BYTES). Download it streamed or "
-                        "through an async job."
-                    )
-                handle.write(chunk)
-            handle.close()
-        except BaseException:
-            handle.close()
-            _unlink(handle.name)
-            raise
-        finally:
-            aclose = getattr(body, "aclose", None)
-            if aclose is not None:
-                await aclose()
-            await archive.aclose()
-        metrics.ARCHIVE_TTFB.observe(0)
-        return Download(
-            status=200,
-            headers={
-                **headers,
-                "Content-Length": str(size),
-                "X-Downloaded": str(archive.progress.delivered),
-                "X-Failed": str(archive.progress.failed),
-                "Cache-Control": "no-store",
-            },
-            path=Path(handle.name),
-        )
-
 
 def _replayable(manifest: Manifest) -> bool:
     """Whether a plain GET may follow this manifest: complete, and no image skipped in it.
@@ -432,6 +347,30 @@ def _replayable(manifest: Manifest) -> bool:
     An archive with a skipped image is downloaded afresh, so a retry can recover the image.
     """
     return manifest.complete and all(r.skipped is None for r in manifest.records)
+
+
+def _resolved_range(
+    wanted: tuple[int, int | None], total: int | None, identity: ArchiveIdentity
+) -> tuple[int, int | None] | None:
+    """The first and last byte position a resume sends, or None when the size is needed but
+    unknown (a suffix range before the manifest is complete).
+
+    Raises:
+        AppError: 416 when the range starts at or past the end of the recorded archive.
+    """
+    start, last = wanted
+    if start < 0:  # a suffix range: needs the size
+        if total is None:
+            return None
+        start, last = max(total + start, 0), None
+    if total is not None and start >= total:
+        raise AppError(
+            f"The archive is {total} bytes long; the requested range starts past its end.",
+            status_code=416,
+            code="range_not_satisfiable",
+            headers={"Content-Range": f"bytes */{total}", **identity.headers},
+        )
+    return start, last
 
 
 def _recorded_size(plan: BatchPlan, manifest: Manifest) -> int | None:
@@ -444,31 +383,19 @@ def _is_disconnect(exc: BaseException) -> bool:
     return isinstance(exc, asyncio.CancelledError | GeneratorExit | OSError)
 
 
-def _unlink(path: str) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(path)
-
-
 def _log(archive: BatchArchive, started: float, outcome: str) -> None:
     plan, progress = archive.plan, archive.progress
     duration = round(time.monotonic() - started, 3)
-    logger.info(
-        "batch order=%s images=%d delivered=%d skipped=%d bytes=%d duration=%.3fs outcome=%s",
-        plan.order.order_id,
-        len(plan.images),
-        progress.delivered,
-        progress.failed,
-        progress.bytes_written,
-        duration,
-        outcome,
-        extra={
-            "event": "batch",
-            "order_id": plan.order.order_id,
-            "images": len(plan.images),
-            "delivered": progress.delivered,
-            "skipped": progress.failed,
-            "bytes": progress.bytes_written,
-            "duration_s": duration,
-            "outcome": outcome,
-        },
+    log_event(
+        logger,
+        "batch",
+        "batch order={order_id} images={images} delivered={delivered} skipped={skipped} "
+        "bytes={bytes} duration={duration_s:.3f}s outcome={outcome}",
+        order_id=plan.order.order_id,
+        images=len(plan.images),
+        delivered=progress.delivered,
+        skipped=progress.failed,
+        bytes=progress.bytes_written,
+        duration_s=duration,
+        outcome=outcome,
     )

@@ -23,10 +23,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.services.sniff import SNIFF_BYTES, sniff_image
+from app.core.logging import log_event
 from app.upstream.client import AutoenhanceClient
 from app.upstream.errors import UpstreamError
 from app.upstream.models import RegisteredImage
+from app.upstream.sniff import SNIFF_BYTES, sniff_image
 
 logger = logging.getLogger("app.ordering")
 
@@ -123,18 +124,14 @@ async def create_order_with_images(
                 results.append(uploading.create_task(upload_one(upload, registered)))
     outcomes = [r.result() if isinstance(r, asyncio.Task) else r for r in results]
     created = CreatedOrder(order_id=order.order_id, name=order.name or name, images=outcomes)
-    logger.info(
-        "order created order=%s images=%d uploaded=%d failed=%d",
-        created.order_id,
-        len(outcomes),
-        created.uploaded,
-        created.failed,
-        extra={
-            "event": "order_created",
-            "order_id": created.order_id,
-            "uploaded": created.uploaded,
-            "failed": created.failed,
-        },
+    log_event(
+        logger,
+        "order_created",
+        "order created order={order_id} images={images} uploaded={uploaded} failed={failed}",
+        order_id=created.order_id,
+        images=len(outcomes),
+        uploaded=created.uploaded,
+        failed=created.failed,
     )
     return created
 

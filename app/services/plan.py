@@ -14,8 +14,8 @@ from datetime import UTC, datetime
 
 from app.services.manifest import Record
 from app.services.naming import extension_for_format, safe_entry_names
-from app.services.options import DownloadOptions
 from app.upstream.models import Image, Order
+from app.upstream.options import DownloadOptions
 
 REPORT_NAME = "_download_report.txt"
 # Entry time when neither the image nor the order carries one (the DOS epoch).

@@ -23,9 +23,9 @@ from dataclasses import dataclass
 
 from PIL import Image as PILImage
 
-from app.services.options import DownloadOptions
 from app.upstream.errors import UpstreamProtocolError
 from app.upstream.models import Image, Order
+from app.upstream.options import DownloadOptions
 
 THUMBNAIL_MAX_WIDTH = 320
 # A 320 px preview is tens of KB; anything far beyond that is not a thumbnail.

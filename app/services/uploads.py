@@ -6,7 +6,7 @@ a file part is spooled to a temporary file of whatever size the client sends, so
 only afterwards. Here python-multipart's streaming parser is fed `request.stream()` directly:
 every file's bytes are counted as they arrive and the upload is refused the moment one file
 passes `max_bytes` (nothing more is read or kept), the moment a file too many starts, or as
-soon as a file's first bytes show it is not an image (`app.services.sniff`). Memory holds at
+soon as a file's first bytes show it is not an image (`app.upstream.sniff`). Memory holds at
 most `spool_memory_bytes` of each accepted file (the rest is on disk, bounded by
 `max_files * max_bytes`) plus one network chunk.
 
@@ -38,7 +38,7 @@ import anyio.to_thread
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from app.services.sniff import SNIFF_BYTES, ImageKind, sniff_image
+from app.upstream.sniff import SNIFF_BYTES, ImageKind, sniff_image
 
 # Plain (non-file) fields: how many and how long; only `name` is used, the rest ignored.
 MAX_TEXT_FIELDS = 16

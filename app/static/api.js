@@ -70,7 +70,7 @@ export async function request(path, { method = "GET", json, body, signal, header
   return response.json();
 }
 
-/** The upload formats the service accepts (app/services/sniff.py), in words. */
+/** The upload formats the service accepts (app/upstream/sniff.py), in words. */
 export const ACCEPTED_FORMATS = "JPEG, PNG, WebP, TIFF, HEIC, AVIF or camera RAW (DNG, CR2, CR3, NEF, NRW, ARW, SRF, SR2, RAF)";
 /** File name endings of those formats, for the file chooser and for files without a type. */
 export const ACCEPTED_EXTENSIONS = [

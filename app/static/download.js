@@ -109,11 +109,15 @@ export class DownloadTab {
     return UUID_RE.test(value) ? value.toLowerCase() : null;
   }
 
-  /** The options as the API spells them, or throws a message naming the bad field. */
+  /** The options as the API spells them, or throws a message naming the bad field.
+   * A number's bounds are its input's min and max attributes: the page states them once. */
   options() {
-    const number = (id, min, max, label) => {
-      const raw = $(id).value.trim();
+    const number = (id, label) => {
+      const input = $(id);
+      const raw = input.value.trim();
       if (!raw) return null;
+      const min = Number(input.min);
+      const max = Number(input.max);
       const value = Number(raw);
       if (!Number.isInteger(value) || value < min || value > max) {
         throw Object.assign(new Error(`${label} must be a whole number from ${min} to ${max}.`), { field: id });
@@ -122,8 +126,8 @@ export class DownloadTab {
     };
     return {
       format: $("opt-format").value,
-      quality: number("opt-quality", 1, 90, "Quality"),
-      max_width: number("opt-max-width", 1, 20000, "Max width"),
+      quality: number("opt-quality", "Quality"),
+      max_width: number("opt-max-width", "Max width"),
       watermark: $("opt-watermark").value === "" ? null : $("opt-watermark").value === "true",
       preview: $("opt-preview").checked,
       dev_mode: $("opt-dev-mode").checked,

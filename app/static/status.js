@@ -31,6 +31,8 @@ export class StatusTab {
     this.timer = 0;
     this.visible = false;
     this.admin = false;
+    this.sessionGeneration = 0;
+    this.sentryLoads = Promise.resolve();
     this.onAdminChange = () => {};
     $("admin-form").addEventListener("submit", (event) => {
       event.preventDefault();
@@ -97,12 +99,16 @@ export class StatusTab {
   }
 
   async checkSession() {
+    // An answer that comes back after a sign-in or sign-out started is stale: drop it.
+    const generation = this.sessionGeneration;
+    let admin = false;
     try {
       const session = await request("/api/admin/session");
-      this.setAdmin(session?.admin !== false);
+      admin = session?.admin !== false;
     } catch {
-      this.setAdmin(false);
+      admin = false;
     }
+    if (generation === this.sessionGeneration) this.setAdmin(admin);
   }
 
   setAdmin(admin) {
@@ -111,7 +117,10 @@ export class StatusTab {
     if (changed) this.onAdminChange();
     $("admin-form").hidden = admin;
     $("admin-signed-in").hidden = !admin;
-    if (admin) this.sentryLoad = this.loadSentry();
+    if (admin) {
+      // Every load still out is awaited on sign-out, not only the newest.
+      this.sentryLoads = Promise.allSettled([this.sentryLoads, this.loadSentry()]);
+    }
   }
 
   async signIn() {
@@ -122,6 +131,7 @@ export class StatusTab {
     }
     try {
       await request("/api/admin/session", { method: "POST", json: { token } });
+      this.sessionGeneration += 1;
       $("admin-token").value = "";
       $("admin-message").textContent = "";
       this.setAdmin(true);
@@ -134,8 +144,9 @@ export class StatusTab {
   }
 
   async signOut() {
+    this.sessionGeneration += 1;
     // A request still out on the session would be refused once it is revoked: let it land.
-    await this.sentryLoad;
+    await this.sentryLoads;
     try {
       await request("/api/admin/session", { method: "DELETE" });
     } catch {

@@ -2,7 +2,7 @@
 
 Ids become single path segments, JSON must have the shape of the model it is read as, and
 of an error answer only a bounded start is read. The checks of an image body itself live in
-`app.services.sniff.DeliveredImage`.
+`app.upstream.sniff.DeliveredImage`.
 """
 
 from __future__ import annotations

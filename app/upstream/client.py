@@ -1,7 +1,8 @@
 """The one module that talks to the Autoenhance API.
 
-Every call goes through one shared `httpx.AsyncClient` (created by the application's lifespan)
-and through `_send`, which maps failures into `app.upstream.errors`, retries what is worth
+Every call goes through one shared `httpx.AsyncClient` (built by `app.upstream.factory`), follows
+redirects through `app.upstream.redirects` and goes through `_with_retries`, which maps
+failures into `app.upstream.errors` (`app.upstream.mapping`), retries what is worth
 retrying with tenacity (exponential backoff with jitter; a 429's Retry-After honoured up to
 `retry_max_wait`), never retries other 4xx, and feeds the circuit breakers: upstream-wide
 failures (5xx, timeouts, connection errors) the shared one, failures of one key (429,
@@ -15,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -33,8 +33,7 @@ from tenacity import (
 )
 
 from app.core import metrics
-from app.services.options import DownloadOptions
-from app.services.sniff import DeliveredImage
+from app.upstream import redirects
 from app.upstream.answers import (
     ERROR_BODY_BYTES,
     not_the_image,
@@ -46,22 +45,27 @@ from app.upstream.breaker import CircuitBreaker, CredentialBreakers
 from app.upstream.errors import (
     UpstreamError,
     UpstreamNetworkError,
-    UpstreamNotFound,
     UpstreamProtocolError,
     UpstreamRateLimited,
-    UpstreamRejected,
     UpstreamRetryable,
-    UpstreamServerError,
-    UpstreamTimeout,
     UpstreamUnauthorized,
 )
-from app.upstream.models import Order, OrderPage, RegisteredImage, repair_text
+from app.upstream.mapping import mapped, raise_for_status
+from app.upstream.models import Order, OrderPage, RegisteredImage
+from app.upstream.options import DownloadOptions
+from app.upstream.sniff import DeliveredImage
 
 logger = logging.getLogger("app.upstream")
 
 T = TypeVar("T")
 
-USER_AGENT = "autoenhance-batch-downloader/1.0 (+https://github.com/autoenhance)"
+
+def api_headers(*, api_version: str, api_key: str | None) -> dict[str, str]:
+    """The headers every call to the API carries: its version, and the key when there is one."""
+    headers = {"x-api-version": api_version}
+    if api_key:
+        headers[redirects.API_KEY_HEADER] = api_key
+    return headers
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,61 +75,6 @@ class Downloaded:
     size: int
     crc32: int
     content_type: str | None
-
-
-def build_http_client(
-    *,
-    max_connections: int,
-    connect_timeout: float,
-    read_timeout: float,
-    max_redirects: int,
-    transport: httpx.AsyncBaseTransport | None = None,
-) -> httpx.AsyncClient:
-    """The shared HTTP client: explicit timeouts, limits and User-Agent.
-
-    Redirects are followed by `AutoenhanceClient` itself rather than by httpx, because httpx
-    forwards custom headers such as `x-api-key` to whatever host a redirect names; the client
-    strips the key when a redirect leaves the API's origin and refuses non-http(s) targets.
-    """
-    return httpx.AsyncClient(
-        timeout=httpx.Timeout(read_timeout, connect=connect_timeout, pool=None),
-        limits=httpx.Limits(
-            max_connections=max_connections, max_keepalive_connections=max_connections
-        ),
-        headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"},
-        follow_redirects=False,
-        max_redirects=max_redirects,
-        transport=transport,
-    )
-
-
-# httpcore's connection pool scans every connection it holds, with a readiness syscall for each
-# idle one, whenever a request starts or a response closes. With one pool of 64 connections the
-# bookkeeping cost more CPU than moving the image bytes (measured: ~36% of the service's CPU in
-# the streaming benchmark), so image downloads are spread over pools of this many connections.
-POOL_SHARD_SIZE = 8
-
-
-def build_download_pool(
-    *,
-    max_connections: int,
-    connect_timeout: float,
-    read_timeout: float,
-    max_redirects: int,
-    transport: httpx.AsyncBaseTransport | None = None,
-) -> list[httpx.AsyncClient]:
-    """Clients for image downloads: `max_connections` split into pools of POOL_SHARD_SIZE."""
-    shards = max(1, -(-max_connections // POOL_SHARD_SIZE))
-    return [
-        build_http_client(
-            max_connections=-(-max_connections // shards),
-            connect_timeout=connect_timeout,
-            read_timeout=read_timeout,
-            max_redirects=max_redirects,
-            transport=transport,
-        )
-        for _ in range(shards)
-    ]
 
 
 class AutoenhanceClient:
@@ -223,10 +172,14 @@ class AutoenhanceClient:
         """PUT the bytes to the pre-signed upload URL (no API key: the URL is the credential)."""
 
         async def attempt() -> None:
-            response = await self._open(
-                "PUT", upload_url, headers={"Content-Type": content_type}, content=content
+            response = await redirects.send(
+                self._http,
+                "PUT",
+                upload_url,
+                headers={"Content-Type": content_type},
+                content=content,
             )
-            self._raise_for_status(response)
+            raise_for_status(response)
 
         # The pre-signed URL is the credential: its 403s count against it alone.
         await self._with_retries("upload_image", attempt, credential=upload_url)
@@ -257,64 +210,72 @@ class AutoenhanceClient:
             UpstreamRateLimited, UpstreamServerError, UpstreamTimeout, UpstreamNetworkError;
             CircuitOpen when the upstream is known to be failing.
         """
-        headers = self._headers(api_key)
+        headers = api_headers(api_version=self._api_version, api_key=api_key)
         if options.dev_mode:
             headers["x-dev-mode"] = "true"
         url = f"{self._base}/images/{path_segment(image_id)}/enhanced"
         params = options.upstream_params()
 
         async def attempt() -> Downloaded:
-            sink.seek(0)
-            sink.truncate()
-            crc = 0
-            check = DeliveredImage(options.format)
-            response = await self._open(
-                "GET",
-                url,
-                params=params,
-                headers=headers,
-                stream=True,
-                http=next(self._download_clients),
+            return await self._download_once(
+                url, sink, params=params, headers=headers, image_format=options.format
             )
-            async with contextlib.aclosing(response):
-                if response.status_code != 200:
-                    body = await read_at_most(response, ERROR_BODY_BYTES)
-                    self._raise_for_status(response, body=body)
-                    raise UpstreamProtocolError(not_the_image(response))
-                # A length is only comparable with what arrives when nothing decoded it.
-                encoded = response.headers.get("content-encoding", "identity") != "identity"
-                expected = None if encoded else response.headers.get("content-length")
-                async for chunk in response.aiter_bytes():
-                    sink.write(chunk)
-                    # ISA-L's CRC-32 (the ZIP polynomial, like zlib's) is ~8x faster
-                    # than zlib's: at zlib's speed it was 9% of the service's CPU.
-                    crc = isal_zlib.crc32(chunk, crc)
-                    check.feed(chunk)
-                content_type = response.headers.get("content-type")
-            size = check.size
-            if expected is not None and expected.isascii() and expected.isdigit():
-                if int(expected) != size:
-                    raise UpstreamNetworkError(
-                        f"image body was {size} bytes, Content-Length said {expected}"
-                    )
-            problem = check.problem()
-            if problem is not None:
-                # A body cut short is worth another try; anything else will not improve.
-                if problem.cut_short:
-                    raise UpstreamNetworkError(problem.reason)
-                raise UpstreamProtocolError(problem.reason)
-            sink.flush()
-            return Downloaded(size=size, crc32=crc, content_type=content_type)
 
         return await self._with_retries("download_enhanced", attempt, credential=api_key)
 
     # --- plumbing -----------------------------------------------------------------------------
 
-    def _headers(self, api_key: str | None) -> dict[str, str]:
-        headers = {"x-api-version": self._api_version}
-        if api_key:
-            headers["x-api-key"] = api_key
-        return headers
+    async def _download_once(
+        self,
+        url: str,
+        sink: IO[bytes],
+        *,
+        params: dict[str, str],
+        headers: dict[str, str],
+        image_format: str,
+    ) -> Downloaded:
+        """One attempt of `download_enhanced`: `sink` emptied, then filled from one answer."""
+        sink.seek(0)
+        sink.truncate()
+        crc = 0
+        check = DeliveredImage(image_format)
+        response = await redirects.send(
+            next(self._download_clients),
+            "GET",
+            url,
+            params=params,
+            headers=headers,
+            stream=True,
+        )
+        async with contextlib.aclosing(response):
+            if response.status_code != 200:
+                body = await read_at_most(response, ERROR_BODY_BYTES)
+                raise_for_status(response, body=body)
+                raise UpstreamProtocolError(not_the_image(response))
+            # A length is only comparable with what arrives when nothing decoded it.
+            encoded = response.headers.get("content-encoding", "identity") != "identity"
+            expected = None if encoded else response.headers.get("content-length")
+            async for chunk in response.aiter_bytes():
+                sink.write(chunk)
+                # ISA-L's CRC-32 (the ZIP polynomial, like zlib's) is ~8x faster
+                # than zlib's: at zlib's speed it was 9% of the service's CPU.
+                crc = isal_zlib.crc32(chunk, crc)
+                check.feed(chunk)
+            content_type = response.headers.get("content-type")
+        size = check.size
+        if expected is not None and expected.isascii() and expected.isdigit():
+            if int(expected) != size:
+                raise UpstreamNetworkError(
+                    f"image body was {size} bytes, Content-Length said {expected}"
+                )
+        problem = check.problem()
+        if problem is not None:
+            # A body cut short is worth another try; anything else will not improve.
+            if problem.cut_short:
+                raise UpstreamNetworkError(problem.reason)
+            raise UpstreamProtocolError(problem.reason)
+        sink.flush()
+        return Downloaded(size=size, crc32=crc, content_type=content_type)
 
     async def _call(
         self,
@@ -329,64 +290,14 @@ class AutoenhanceClient:
         url = f"{self._base}{path}"
 
         async def attempt() -> httpx.Response:
-            response = await self._open(
-                method, url, params=params, json=json, headers=self._headers(api_key)
+            headers = api_headers(api_version=self._api_version, api_key=api_key)
+            response = await redirects.send(
+                self._http, method, url, params=params, json=json, headers=headers
             )
-            self._raise_for_status(response)
+            raise_for_status(response)
             return response
 
         return await self._with_retries(endpoint, attempt, credential=api_key)
-
-    async def _open(
-        self,
-        method: str,
-        url: str,
-        *,
-        headers: dict[str, str],
-        params: dict[str, str] | None = None,
-        json: Any = None,
-        content: bytes | None = None,
-        stream: bool = False,
-        http: httpx.AsyncClient | None = None,
-    ) -> httpx.Response:
-        """Send a request, following redirects safely.
-
-        A redirect to another origin drops `x-api-key` (an asset host has no business with
-        it); a redirect to anything but http/https, or more than `max_redirects` of them,
-        raises `UpstreamProtocolError`. The caller closes a `stream=True` response.
-        """
-        http = http or self._http
-        origin = httpx.URL(url)
-        for _ in range(http.max_redirects + 1):
-            request = http.build_request(
-                method, url, params=params, headers=headers, json=json, content=content
-            )
-            response = await http.send(request, stream=stream)
-            if not response.has_redirect_location:
-                return response
-            location = response.headers["location"]
-            # Reading the (small) redirect body lets the connection go back to the pool;
-            # closing it unread would make httpcore drop the connection.
-            await response.aread()
-            await response.aclose()
-            try:
-                target = request.url.join(location)
-            except httpx.InvalidURL as exc:
-                raise UpstreamProtocolError("upstream redirected to an invalid URL") from exc
-            if target.scheme not in ("http", "https"):
-                raise UpstreamProtocolError("upstream redirected to a non-http URL")
-            if (target.scheme, target.host, target.port) != (
-                origin.scheme,
-                origin.host,
-                origin.port,
-            ):
-                headers = {k: v for k, v in headers.items() if k.lower() != "x-api-key"}
-            if response.status_code == 303 or (
-                response.status_code in (301, 302) and method == "POST"
-            ):
-                method, json, content = "GET", None, None
-            url, params = str(target), None
-        raise UpstreamProtocolError("upstream redirected too many times")
 
     async def _with_retries(
         self, endpoint: str, attempt: Callable[[], Awaitable[T]], *, credential: str | None
@@ -414,7 +325,7 @@ class AutoenhanceClient:
         try:
             async for state in retrying:
                 with state:
-                    result = await self._mapped(attempt)
+                    result = await mapped(attempt)
         except UpstreamError as exc:
             metrics.UPSTREAM_REQUESTS.labels(endpoint, type(exc).__name__).inc()
             if isinstance(exc, UpstreamRateLimited | UpstreamUnauthorized):
@@ -432,79 +343,3 @@ class AutoenhanceClient:
         if isinstance(exc, UpstreamRateLimited) and exc.retry_after is not None:
             return min(exc.retry_after, self._retry_max_wait)
         return float(self._backoff(state))
-
-    @staticmethod
-    async def _mapped(attempt: Callable[[], Awaitable[T]]) -> T:
-        try:
-            return await attempt()
-        except httpx.TooManyRedirects as exc:
-            raise UpstreamProtocolError("upstream redirected too many times") from exc
-        except httpx.UnsupportedProtocol as exc:
-            raise UpstreamProtocolError("upstream redirected to a non-http URL") from exc
-        except httpx.TimeoutException as exc:
-            raise UpstreamTimeout(f"upstream timed out ({type(exc).__name__})") from exc
-        except (httpx.NetworkError, httpx.RemoteProtocolError) as exc:
-            raise UpstreamNetworkError(
-                f"upstream connection failed ({type(exc).__name__})"
-            ) from exc
-        except httpx.DecodingError as exc:
-            raise UpstreamProtocolError("upstream sent an undecodable body") from exc
-
-    @staticmethod
-    def _raise_for_status(response: httpx.Response, *, body: bytes | None = None) -> None:
-        """Raise the error an answer of 400 or more means; `body` for a streamed answer."""
-        status = response.status_code
-        if status < 400:
-            return
-        message = _upstream_message(status, response.content if body is None else body)
-        if status == 404:
-            raise UpstreamNotFound(message, status_code=status)
-        if status in (401, 403):
-            raise UpstreamUnauthorized(message, status_code=status)
-        if status == 429:
-            raise UpstreamRateLimited(message, retry_after=_retry_after(response))
-        if status >= 500:
-            raise UpstreamServerError(message, status_code=status)
-        raise UpstreamRejected(message, status_code=status)
-
-
-def _upstream_message(status: int, body: bytes) -> str:
-    """The upstream's own error message (its `message` field), cut short; never the body raw."""
-    try:
-        payload = json.loads(body)
-    except (ValueError, RecursionError):
-        return f"upstream answered {status}"
-    if isinstance(payload, dict) and isinstance(payload.get("message"), str):
-        message = f"upstream answered {status}: {payload['message'][:200]}"
-        first = _first_detail(payload.get("detail"))
-        # The message reaches JSON answers and the report: it must encode as UTF-8.
-        return repair_text(f"{message} ({first[:200]})" if first else message)
-    return f"upstream answered {status}"
-
-
-def _first_detail(detail: object) -> str | None:
-    """The first human message inside an API error's `detail` (nested dicts of lists)."""
-    if isinstance(detail, str):
-        return detail
-    if isinstance(detail, list):
-        for item in detail:
-            found = _first_detail(item)
-            if found:
-                return found
-    if isinstance(detail, dict):
-        for value in detail.values():
-            found = _first_detail(value)
-            if found:
-                return found
-    return None
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        # An HTTP date: honour it as "soon" rather than parse clocks we do not share.
-        return None

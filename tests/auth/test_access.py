@@ -63,15 +63,15 @@ def test_signed_links_open_their_own_path_until_they_expire(locked: UvicornThrea
     signer = Signer(ServiceKeys.derive(SECRET.encode()).links)
     path = f"/orders/{DEMO_ORDER_ID}/images"
     with http(locked) as client:
-        good = client.get(signer.sign(path, {"format": "jpeg"}, ttl=60))
+        good = client.get(signer.sign(path, {"format": "jpeg"}, ttl=60).url)
         assert good.status_code == 200
         assert good.headers["content-type"] == "application/zip"
-        link = signer.sign(path, {"format": "jpeg"}, ttl=60)
+        link = signer.sign(path, {"format": "jpeg"}, ttl=60).url
         assert client.get(link.replace("format=jpeg", "format=png")).status_code == 401
         assert client.get(link.replace(path, SUMMARY)).status_code == 401
-        expired = signer.sign(path, {}, ttl=10, now=time.time() - 60)
+        expired = signer.sign(path, {}, ttl=10, now=time.time() - 60).url
         assert client.get(expired).status_code == 401
-        forged = Signer(b"another secret..").sign(path, {}, ttl=60)
+        forged = Signer(b"another secret..").sign(path, {}, ttl=60).url
         assert client.get(forged).status_code == 401
 
 

@@ -7,7 +7,7 @@ import io
 import pytest
 from PIL import Image
 
-from app.services.sniff import SNIFF_BYTES, sniff_image
+from app.upstream.sniff import SNIFF_BYTES, sniff_image
 
 
 def encoded(fmt: str) -> bytes:

@@ -20,8 +20,8 @@ import httpx
 import pytest
 import yaml
 
-from app.core.server import with_header_timeout
 from app.main import create_app
+from app.web.server import with_header_timeout
 from testkit.processes import ROOT, free_port, wait_until_listening
 from tests.support import UvicornThread, settings_of
 
@@ -31,7 +31,7 @@ ADMIN_TOKEN = "admin-token-for-proxy-tests"
 # Bound on waiting for the server to act; the old behaviour is never acting at all.
 WITHIN = 20.0
 REQUIRED_FLAGS = (
-    "--http app.core.server:HeaderDeadlineProtocol",
+    "--http app.web.server:HeaderDeadlineProtocol",
     "--limit-concurrency",
     "--timeout-keep-alive",
     "--forwarded-allow-ips",

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from app.jobs.callbacks import MAX_ANSWER_BYTES, CallbackSender
-from app.jobs.runtime import callback_client
+from app.jobs.context import callback_client
 from app.main import create_app
 from testkit.processes import stop
 from tests.conftest import SettingsFactory, create_order

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
+import json
 import time
 from pathlib import Path
 
@@ -20,10 +22,12 @@ from app.jobs.callbacks import (
 )
 from app.jobs.keybox import KeyBox, KeyUnavailable
 from app.jobs.models import JobRecord
+from app.jobs.service import JobService
 from app.jobs.sqlite import SQLiteBackend
 from app.jobs.store import JobArchives, StorageFull
 from app.jobs.sweeper import sweep
 from app.storage import LocalArchiveStore, Quota
+from tests.support import settings_of
 
 
 @pytest.mark.parametrize(
@@ -257,4 +261,44 @@ async def test_sweeper_requeues_lapsed_leases_then_gives_up(tmp_path: Path) -> N
     assert failed is not None
     assert failed.state == "failed"
     assert "gave up after 2 attempts" in (failed.reason or "")
+    await backend.aclose()
+
+
+async def test_cancelling_a_pending_job_reports_its_end_and_records_the_outcome(
+    tmp_path: Path,
+) -> None:
+    posted: list[dict[str, object]] = []
+
+    def receiver(request: httpx.Request) -> httpx.Response:
+        posted.append(json.loads(request.content))
+        return httpx.Response(204)
+
+    backend = SQLiteBackend(tmp_path / "jobs.sqlite3")
+    callbacks = _sender(httpx.MockTransport(receiver))
+    service = JobService(
+        settings=settings_of(data_dir=tmp_path),
+        backend=backend,
+        store=job_archives(tmp_path / "store", max_bytes=None),
+        keybox=KeyBox(b"k" * 32),
+        callbacks=callbacks,
+    )
+    record = JobRecord(owner="operator", order_id="o", callback_url="http://127.0.0.1:9/hook")
+    await backend.insert(record)
+
+    assert await service.cancel(record.job_id, owner="someone else") is None
+    cancelled = await service.cancel(record.job_id, owner="operator")
+    assert cancelled is not None
+    assert cancelled.state == "cancelled"
+    deadline = time.monotonic() + 10
+    stored = await backend.get(record.job_id)
+    while stored is not None and stored.callback_outcome is None:
+        assert time.monotonic() < deadline, "the outcome was never recorded"
+        await asyncio.sleep(0.01)
+        stored = await backend.get(record.job_id)
+    assert stored is not None
+    assert stored.callback_outcome == "delivered (204)"
+    assert len(posted) == 1
+    assert posted[0]["state"] == "cancelled"
+    assert posted[0]["download_url"] is None
+    await callbacks.aclose(grace=1.0)
     await backend.aclose()

@@ -8,7 +8,7 @@ import pytest
 from limits import parse_many
 
 from app.core.errors import TooManyRequests
-from app.core.ratelimit import RateLimits, build_storage
+from app.web.ratelimit import RateLimits, build_storage
 from testkit.processes import redis_server
 from tests.support import require_tool
 

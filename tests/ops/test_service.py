@@ -18,10 +18,10 @@ from fastapi import FastAPI, Request
 from sentry_sdk.envelope import Envelope
 from sentry_sdk.transport import Transport
 
-from app.core.errors import install_error_handlers
-from app.core.middleware import BodyLimitMiddleware
 from app.core.sentry import init_sentry
 from app.main import create_app
+from app.web.bodies import BodyLimitMiddleware
+from app.web.handlers import install_error_handlers
 from tests.conftest import SettingsFactory, create_order
 from tests.support import SandboxControl, UvicornThread
 
@@ -232,6 +232,18 @@ def test_stats_show_recent_errors_to_admins_only(
     admin = httpx.get(f"{ops_service.url}/api/stats", headers=ADMIN_HEADERS).json()
     ids = [event["request_id"] for event in admin["recent_errors"]]
     assert crash.headers["x-request-id"] in ids
+    assert set(public) == {
+        "orders_processed",
+        "images_downloaded",
+        "images_failed",
+        "archives_served",
+        "orders_created",
+        "uptime_seconds",
+    }
+    event = admin["recent_errors"][ids.index(crash.headers["x-request-id"])]
+    assert set(event) == {"at", "kind", "status", "route", "request_id", "message"}
+    assert event["at"].endswith("Z")
+    assert event["status"] == 500
 
 
 def test_sentry_debug_needs_an_admin_and_answers_the_json_500(

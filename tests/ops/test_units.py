@@ -15,10 +15,10 @@ from starlette.requests import Request
 
 from app.core.errors import TooManyRequests
 from app.core.logging import JsonFormatter, configure_logging, redact, request_id_var
-from app.core.ratelimit import RateLimits, client_address, client_keys
 from app.core.security import key_fingerprint
 from app.core.sentry import SentryApiError, SentryIssues, scrub_event
 from app.core.stats import ErrorLog
+from app.web.ratelimit import RateLimits, client_address, client_keys
 from tests.support import settings_of
 
 

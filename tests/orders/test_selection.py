@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from app.services.batch import REPORT_NAME
-from app.services.options import MAX_SELECTED_IMAGES
+from app.upstream.options import MAX_SELECTED_IMAGES
 from tests.jobs.support import wait_state
 from tests.orders.conftest import ServiceFactory, synthetic_order, unique_key
 from tests.support import SandboxControl, UvicornThread

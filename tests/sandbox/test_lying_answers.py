@@ -11,7 +11,7 @@ import httpx
 import pytest
 from PIL import Image
 
-from app.services.sniff import DeliveredImage
+from app.upstream.sniff import DeliveredImage
 from tests.sandbox.helpers import synthetic
 
 SIZE = 20_000

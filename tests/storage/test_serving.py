@@ -19,12 +19,13 @@ import pytest
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
-from app.api.ranges import http_date
 from app.api.responses import stored_object_response
-from app.core.errors import NotFound, install_error_handlers
-from app.core.middleware import install_middleware
+from app.core.errors import NotFound
+from app.services.ranges import http_date
 from app.storage import ArchiveStore, LocalArchiveStore
 from app.storage._s3 import S3ArchiveStore
+from app.web.handlers import install_error_handlers
+from app.web.middleware import install_middleware
 from testkit.s3 import S3Server
 from tests.support import UvicornThread, settings_of
 

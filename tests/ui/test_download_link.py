@@ -97,8 +97,8 @@ def test_expired_link_is_refused(sandbox_service: ServiceFactory) -> None:
     secret = "signing-secret-0123456789"
     path = f"/orders/{DEMO_ORDER_ID}/images"
     signer = Signer(ServiceKeys.derive(secret.encode()).links)
-    expired = signer.sign(path, {"format": "jpeg"}, ttl=10, now=time.time() - 60)
-    fresh = signer.sign(path, {"format": "jpeg"}, ttl=10)
+    expired = signer.sign(path, {"format": "jpeg"}, ttl=10, now=time.time() - 60).url
+    fresh = signer.sign(path, {"format": "jpeg"}, ttl=10).url
     with sandbox_service(service_api_key=SERVICE_KEY, signing_secret=secret) as server:
         with httpx.Client(base_url=server.url, timeout=30) as client:
             assert client.head(expired).status_code == 401

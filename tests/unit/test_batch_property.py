@@ -18,10 +18,10 @@ from hypothesis import strategies as st
 
 from app.services.batch import REPORT_NAME, BatchArchive, NothingToDeliver, plan_batch
 from app.services.fairness import FairLimiter
-from app.services.options import DownloadOptions
 from app.upstream.client import Downloaded
 from app.upstream.errors import UpstreamServerError
 from app.upstream.models import Order
+from app.upstream.options import DownloadOptions
 
 
 class ScriptedClient:

@@ -9,9 +9,8 @@ from collections.abc import AsyncIterator, Callable
 import httpx
 import pytest
 
-from app.services.options import DownloadOptions
 from app.upstream.breaker import CircuitBreaker
-from app.upstream.client import AutoenhanceClient, build_http_client
+from app.upstream.client import AutoenhanceClient
 from app.upstream.errors import (
     CircuitOpen,
     UpstreamError,
@@ -24,6 +23,8 @@ from app.upstream.errors import (
     UpstreamTimeout,
     UpstreamUnauthorized,
 )
+from app.upstream.factory import build_http_client
+from app.upstream.options import DownloadOptions
 
 BASE = "https://api.example.test/v3"
 ORDER_ID = "8f5c2a4e-3b1d-4e7a-9c6f-0a1b2c3d4e5f"

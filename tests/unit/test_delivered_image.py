@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from app.sandbox.imaging import padded_image
-from app.services.sniff import DeliveredImage, matches_format
+from app.upstream.sniff import DeliveredImage, matches_format
 
 PIL_NAMES = {"jpeg": "JPEG", "png": "PNG", "webp": "WEBP", "avif": "AVIF"}
 

@@ -1,4 +1,4 @@
-"""The Range and conditional-request rules of `app.api.ranges` (pure functions)."""
+"""The Range and conditional-request rules of `app.services.ranges` (pure functions)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from app.api.ranges import (
+from app.services.ranges import (
     MAX_RANGES,
     Unsatisfiable,
     http_date,

@@ -35,11 +35,11 @@ from app.services.manifest import (
     read_manifest,
     segment_key,
 )
-from app.services.options import DownloadOptions
 from app.storage import LocalArchiveStore, Quota
 from app.upstream.client import Downloaded
 from app.upstream.errors import UpstreamServerError
 from app.upstream.models import Order
+from app.upstream.options import DownloadOptions
 
 KEY = "k" * 64
 

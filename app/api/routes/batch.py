@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from starlette.responses import FileResponse
 from starlette.types import Receive, Scope, Send
 
-from app.api.deps import CredentialDep, DownloadsDep, SettingsDep, UpstreamDep
+from app.api.deps import CredentialDep, DownloadsDep, OptionsDep, SettingsDep, UpstreamDep
 from app.api.responses import (
     STREAMING_HEADERS,
     ZIP_MEDIA_TYPE,
@@ -20,50 +20,18 @@ from app.api.responses import (
     ZipStreamingResponse,
     stored_object_response,
 )
-from app.api.selection import SelectionDep, planned
-from app.api.upstream import checked_order_id, fetch_order
+from app.api.selection import planned
+from app.api.upstream_errors import checked_order_id, fetch_order
 from app.core.errors import NotFound, Unprocessable, error_responses
-from app.core.ratelimit import rate_limit
+from app.services.answers import Download
 from app.services.batch import BatchPlan, NothingToDeliver
 from app.services.conditions import Conditions
-from app.services.downloads import Download, Downloads
+from app.services.downloads import Downloads
 from app.services.naming import archive_filename, content_disposition
-from app.services.options import DownloadOptions, ImageFormat
 from app.storage import ObjectMissing
+from app.web.ratelimit import rate_limit
 
 router = APIRouter(tags=["download"])
-
-
-def download_options(
-    format: Annotated[
-        ImageFormat, Query(description="Image format requested from Autoenhance")
-    ] = "jpeg",
-    quality: Annotated[int | None, Query(ge=1, le=90, description="Encoding quality")] = None,
-    preview: Annotated[
-        bool,
-        Query(description="Free preview quality (default). false = full quality; costs credits"),
-    ] = True,
-    watermark: Annotated[bool | None, Query(description="Apply the watermark")] = None,
-    max_width: Annotated[int | None, Query(ge=1, le=20_000, description="Max width, px")] = None,
-    scale: Annotated[float | None, Query(gt=0, le=1, description="Scale factor 0-1")] = None,
-    dev_mode: Annotated[
-        bool, Query(description="Send x-dev-mode: true (try the flow without credits)")
-    ] = False,
-    images: SelectionDep = None,
-) -> DownloadOptions:
-    return DownloadOptions(
-        format=format,
-        quality=quality,
-        preview=preview,
-        watermark=watermark,
-        max_width=max_width,
-        scale=scale,
-        dev_mode=dev_mode,
-        images=images,
-    )
-
-
-OptionsDep = Annotated[DownloadOptions, Depends(download_options)]
 
 
 def archive_headers(plan: BatchPlan) -> dict[str, str]:

@@ -1,4 +1,4 @@
-"""Order creation (`/api/create-order`, `/api/create-sample-order`) and admin sign-in.
+"""Order creation: `/api/create-order` and `/api/create-sample-order`.
 
 Status policy of order creation: a caller's own key (`X-Autoenhance-Key`) is checked upstream
 before any file part is read, so a made-up key costs one cheap upstream call, never a spooled
@@ -15,48 +15,32 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from fastapi import APIRouter, Request, Response
-from pydantic import BaseModel, Field, SecretStr
+from fastapi import APIRouter, Request
+from pydantic import BaseModel
 
 from app.api.auth import (
-    SESSION_COOKIE,
-    AdminVia,
     CreatorDep,
-    admin_via,
-    cookie_session,
-    csrf_token,
-    issue_session,
-    origin_allowed,
-    session_of,
 )
 from app.api.deps import (
-    SessionsDep,
-    SessionSignerDep,
     SettingsDep,
     SpoolDirDep,
     UpstreamDep,
 )
-from app.api.upstream import to_app_error
+from app.api.upstream_errors import to_app_error
 from app.core import metrics
 from app.core.config import Settings
 from app.core.errors import (
     AppError,
     BadGateway,
     BadRequest,
-    Forbidden,
     PayloadTooLarge,
-    ServiceUnavailable,
-    Unauthorized,
     UnsupportedMediaType,
     error_responses,
 )
-from app.core.ratelimit import rate_limit
-from app.core.security import OPERATOR, Credential, same_secret
-from app.core.sessions import SessionStoreError
+from app.core.security import Credential
 from app.services.ordering import CreatedOrder, ImageUpload, create_order_with_images
 from app.services.ordering import uploads_from_paths as sample_uploads
 from app.services.uploads import (
@@ -70,6 +54,7 @@ from app.services.uploads import (
 )
 from app.upstream.client import AutoenhanceClient
 from app.upstream.errors import UpstreamError
+from app.web.ratelimit import rate_limit
 
 router = APIRouter(tags=["orders"])
 
@@ -114,22 +99,6 @@ class OrderCreated(BaseModel):
     failed: int
 
 
-class SignIn(BaseModel):
-    token: SecretStr = Field(max_length=1024, description="ADMIN_TOKEN")
-
-
-class AdminSessionOut(BaseModel):
-    admin: bool
-    via: Literal["bearer", "cookie"] | None = None
-    expires_at: datetime | None = None
-    csrf_token: str | None = Field(
-        default=None, description="Send as X-CSRF-Token on changes authorised by the cookie"
-    )
-
-
-# --- order creation -----------------------------------------------------------------------------
-
-
 _count_creation = rate_limit("create_orders")
 
 
@@ -161,7 +130,7 @@ async def _check_own_key(upstream: AutoenhanceClient, credential: Credential) ->
     Raises:
         AppError: 401 when the upstream refuses the key; 502/503 as for any upstream call.
     """
-    if credential.owner == OPERATOR:
+    if not credential.is_own_key:
         return
     try:
         await upstream.list_orders(api_key=credential.api_key, per_page=1)
@@ -252,113 +221,3 @@ async def create_sample_order(
     return await _create(
         upstream, uploads, credential=credential, name=SAMPLE_ORDER_NAME, settings=settings
     )
-
-
-# --- admin session ------------------------------------------------------------------------------
-
-
-async def _whoami(request: Request, settings: Settings, signer: Any) -> AdminSessionOut:
-    via = await admin_via(request, settings)
-    if via is AdminVia.BEARER:
-        return AdminSessionOut(admin=True, via="bearer")
-    session = await session_of(request, settings)
-    if via is AdminVia.COOKIE and session is not None:
-        return AdminSessionOut(
-            admin=True,
-            via="cookie",
-            expires_at=datetime.fromtimestamp(session.expires, tz=UTC),
-            csrf_token=csrf_token(signer, session),
-        )
-    return AdminSessionOut(admin=False)
-
-
-@router.post(
-    "/api/admin/session",
-    response_model=AdminSessionOut,
-    responses=error_responses(401, 403, 422),
-    tags=["admin"],
-    summary="Sign in: exchange ADMIN_TOKEN for a session cookie",
-)
-async def sign_in(
-    body: SignIn,
-    request: Request,
-    response: Response,
-    settings: SettingsDep,
-    signer: SessionSignerDep,
-    sessions: SessionsDep,
-) -> AdminSessionOut:
-    """Check the token (JSON body, never the query), list a new session, set its cookie."""
-    if settings.admin_token is None:
-        raise Forbidden("Administration is disabled: ADMIN_TOKEN is not set.")
-    if "origin" in request.headers and not origin_allowed(request, settings):
-        raise Forbidden("Sign in from this service's own page.", code="csrf_failed")
-    if not same_secret(body.token.get_secret_value(), settings.admin_token.get_secret_value()):
-        raise Unauthorized("That is not the administrator token.")
-    session = issue_session(signer, settings)
-    try:
-        await sessions.add(session.session_id, expires=session.expires)
-    except SessionStoreError as exc:
-        raise ServiceUnavailable(
-            "Signing in is unavailable: the session store cannot be reached.",
-            code="session_store_unavailable",
-        ) from exc
-    response.set_cookie(
-        SESSION_COOKIE,
-        session.value,
-        max_age=settings.admin_session_ttl,
-        path="/",
-        secure=request.url.scheme == "https",
-        httponly=True,
-        samesite="strict",
-    )
-    response.headers["Cache-Control"] = "no-store"
-    return AdminSessionOut(
-        admin=True,
-        via="cookie",
-        expires_at=datetime.fromtimestamp(session.expires, tz=UTC),
-        csrf_token=csrf_token(signer, session),
-    )
-
-
-@router.get(
-    "/api/admin/session",
-    response_model=AdminSessionOut,
-    tags=["admin"],
-    summary="Who am I: administrator or not, and the CSRF token of the session",
-)
-async def whoami(
-    request: Request, response: Response, settings: SettingsDep, signer: SessionSignerDep
-) -> AdminSessionOut:
-    """Whether this request is an administrator's, and how."""
-    response.headers["Cache-Control"] = "no-store"
-    return await _whoami(request, settings, signer)
-
-
-@router.delete(
-    "/api/admin/session",
-    status_code=204,
-    responses=error_responses(503),
-    tags=["admin"],
-    summary="Sign out: end the session on the server and drop its cookie",
-)
-async def sign_out(request: Request, settings: SettingsDep, sessions: SessionsDep) -> Response:
-    """End the cookie's session in the session store, so that a copy of the cookie stops
-    working too, and expire the cookie (only ending one's own session: no CSRF check)."""
-    session = cookie_session(request, settings)
-    if session is not None:
-        try:
-            await sessions.revoke(session.session_id)
-        except SessionStoreError as exc:
-            raise ServiceUnavailable(
-                "Signing out failed: the session store cannot be reached; try again.",
-                code="session_store_unavailable",
-            ) from exc
-    response = Response(status_code=204)
-    response.delete_cookie(
-        SESSION_COOKIE,
-        path="/",
-        secure=request.url.scheme == "https",
-        httponly=True,
-        samesite="strict",
-    )
-    return response

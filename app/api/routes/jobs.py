@@ -1,116 +1,55 @@
-"""Async jobs: build an order's archive in the background, poll it, download it later.
-
-Also `POST /webhooks/autoenhance`, which starts jobs that wait for their order to be processed.
-"""
+"""Async jobs: build an order's archive in the background, poll it, download it later."""
 
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 import httpx
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ConfigDict
 
 from app.api.deps import (
     CredentialDep,
+    JobsDep,
+    LinkCheck,
+    OptionsDep,
+    OwnKeyDep,
+    ServiceKeyDep,
     SettingsDep,
+    SignedLinkDep,
     SignerDep,
     UpstreamDep,
     get_credential,
-    own_key_header,
-    service_key_header,
 )
 from app.api.responses import ZIP_MEDIA_TYPE, StoredObjectResponse, stored_object_response
-from app.api.routes.batch import OptionsDep
+from app.api.schemas.jobs import DownloadLink, JobCreated, JobProgress, JobStatus
 from app.api.selection import planned
-from app.api.upstream import checked_order_id, fetch_order
+from app.api.upstream_errors import checked_order_id, fetch_order
 from app.core.errors import (
     Conflict,
     Forbidden,
     Gone,
     NotFound,
-    Unauthorized,
     Unprocessable,
     error_responses,
 )
-from app.core.ratelimit import rate_limit
-from app.core.security import same_secret
 from app.jobs.callbacks import (
     NOT_ALLOWED,
     CallbackRefused,
     check_callback_url,
     iso,
+    job_link,
     resolve_allowed,
 )
-from app.jobs.models import Failure, JobRecord, JobState
-from app.jobs.service import JobService
+from app.jobs.models import JobRecord
+from app.jobs.service import ArchiveGone, JobService
 from app.services.naming import content_disposition
 from app.storage import ObjectMissing
+from app.web.ratelimit import rate_limit
 
 logger = logging.getLogger("app.jobs")
 router = APIRouter(tags=["jobs"])
-
-
-def get_jobs(request: Request) -> JobService:
-    jobs: JobService = request.state.jobs
-    return jobs
-
-
-JobsDep = Annotated[JobService, Depends(get_jobs)]
-
-
-class JobCreated(BaseModel):
-    job_id: str
-    state: JobState
-    status_url: str
-    download_url: str
-
-
-class JobProgress(BaseModel):
-    images_done: int
-    images_total: int
-    bytes_written: int
-
-
-class JobStatus(BaseModel):
-    job_id: str
-    order_id: str
-    state: JobState
-    reason: str | None
-    progress: JobProgress
-    failures: list[Failure]
-    wait: bool
-    options: dict[str, str]
-    created_at: str | None
-    started_at: str | None
-    finished_at: str | None
-    expires_at: str | None
-    archive_size: int | None
-    worker: str | None
-    attempts: int
-    callback: str | None
-    status_url: str
-    download_url: str
-
-
-class DownloadLink(BaseModel):
-    url: str
-    expires_at: str | None
-
-
-class WebhookEvent(BaseModel):
-    """An Autoenhance webhook event (unknown fields are ignored)."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    event: str
-    image_id: str | None = None
-    error: bool | None = None
-    order_id: str | None = None
-    order_is_processing: bool | None = None
 
 
 def _status(request: Request, record: JobRecord) -> JobStatus:
@@ -207,7 +146,7 @@ async def create_job(
     images_total = len(planned(order, options).images)
     record = await jobs.create(
         owner=credential.owner,
-        own_key=credential.api_key if credential.owner.startswith("byok:") else None,
+        own_key=credential.api_key if credential.is_own_key else None,
         order_id=order_id,
         options=options,
         wait=wait,
@@ -276,12 +215,10 @@ async def job_download_link(
     """Hand the archive to a browser or a third party: the link expires with DOWNLOAD_LINK_TTL."""
     record = await _owned(jobs, job_id, credential.owner)
     _downloadable(record)
-    remaining = (record.expires_at or 0) - datetime.now(UTC).timestamp()
-    ttl = max(1, int(min(settings.download_link_ttl, remaining)))
-    path = request.app.url_path_for("job_download", job_id=job_id)
-    signed = signer.sign(str(path), {}, ttl=ttl)
-    expires = int(dict(httpx.URL(signed).params)["expires"])
-    return DownloadLink(url=str(request.base_url).rstrip("/") + signed, expires_at=iso(expires))
+    link = job_link(signer, record, link_ttl=settings.download_link_ttl)
+    return DownloadLink(
+        url=str(request.base_url).rstrip("/") + link.url, expires_at=iso(link.expires)
+    )
 
 
 @router.get(
@@ -305,35 +242,29 @@ async def job_download(
     request: Request,
     jobs: JobsDep,
     settings: SettingsDep,
-    signer: SignerDep,
-    service_key: Annotated[str | None, Depends(service_key_header)],
-    own_key: Annotated[str | None, Depends(own_key_header)],
+    link: SignedLinkDep,
+    service_key: ServiceKeyDep,
+    own_key: OwnKeyDep,
 ) -> Response:
     """The archive, with Range, If-Range and If-None-Match; a signed link needs no other
     credential."""
-    params = dict(request.query_params)
-    owner: str | None
-    if "sig" in params:
-        if not signer.verify(request.url.path, params):
-            raise Forbidden("This download link is invalid or has expired.", code="bad_link")
-        owner = None
-    else:
-        credential = await get_credential(request, settings, signer, service_key, own_key)
-        owner = credential.owner
+    owner: str | None = None  # a valid signed link opens the job whoever owns it
+    if link is LinkCheck.INVALID:
+        raise Forbidden("This download link is invalid or has expired.", code="bad_link")
+    if link is LinkCheck.ABSENT:
+        owner = (await get_credential(settings, link, service_key, own_key)).owner
     record = await jobs.get(job_id, owner=owner)
     if record is None:
         raise NotFound("No such job, or it belongs to another credential.", code="unknown_job")
     _downloadable(record)
     gone = Gone("This job's archive is no longer stored.", code="job_gone")
-    info = await jobs.store.stat(job_id)
-    if info is None:
-        raise gone
     try:
+        archive = await jobs.archive(record)
         return await stored_object_response(
             request,
-            jobs.store.store,
-            info,
-            etag=f'"job-{job_id}-{info.etag}"',
+            archive.store,
+            archive.info,
+            etag=archive.etag,
             headers={
                 "Content-Disposition": content_disposition(record.filename or f"{job_id}.zip"),
                 "X-Total-Images": str(record.images_total),
@@ -342,31 +273,5 @@ async def job_download(
             },
             redirect_ttl=settings.archive_redirect_ttl if settings.archive_redirect else None,
         )
-    except ObjectMissing:
+    except (ArchiveGone, ObjectMissing):
         raise gone from None
-
-
-def _webhook_auth(request: Request, settings: SettingsDep) -> None:
-    if settings.webhook_auth_token is None:
-        raise Forbidden(
-            "Webhooks are disabled: WEBHOOK_AUTH_TOKEN is not set.", code="webhook_disabled"
-        )
-    given = request.headers.get("authorization", "").strip()
-    if given[:7].lower() == "bearer ":
-        given = given[7:].strip()
-    if not same_secret(given, settings.webhook_auth_token.get_secret_value()):
-        raise Unauthorized("Wrong or missing webhook authentication value.")
-
-
-@router.post(
-    "/webhooks/autoenhance",
-    dependencies=[Depends(_webhook_auth)],
-    responses=error_responses(401, 403, 422),
-    summary="Autoenhance webhook: starts jobs waiting for an order",
-)
-async def autoenhance_webhook(event: WebhookEvent, jobs: JobsDep) -> dict[str, Any]:
-    """`image_processed` with `order_is_processing: false` starts that order's waiting jobs."""
-    woken = 0
-    if event.event == "image_processed" and event.order_id and event.order_is_processing is False:
-        woken = await jobs.wake_order(event.order_id)
-    return {"received": event.event, "jobs_started": woken}

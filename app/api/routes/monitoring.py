@@ -2,32 +2,24 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from dataclasses import asdict
+from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from app.api.auth import AdminDep, is_admin
-from app.api.deps import SettingsDep
+from app.api.deps import OpsDep, SettingsDep
 from app.core.errors import BadGateway, Unauthorized, error_responses
-from app.core.ops import Operations
 from app.core.security import same_secret
 from app.core.sentry import SentryApiError, SentryIssue
 from app.core.stats import collect_registry, service_stats
 
 router = APIRouter(tags=["operations"])
 metrics_bearer = HTTPBearer(auto_error=False, description="METRICS_TOKEN, when it is set")
-
-
-def get_ops(request: Request) -> Operations:
-    ops: Operations = request.state.ops
-    return ops
-
-
-OpsDep = Annotated[Operations, Depends(get_ops)]
 
 
 class Health(BaseModel):
@@ -38,6 +30,8 @@ class Health(BaseModel):
 
 
 class CheckOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     ok: bool
     detail: str
 
@@ -48,7 +42,9 @@ class ReadinessOut(BaseModel):
 
 
 class ErrorEventOut(BaseModel):
-    at: datetime
+    model_config = ConfigDict(from_attributes=True)
+
+    at: datetime  # from the event's Unix time, in UTC
     kind: str
     status: int | None
     route: str | None
@@ -57,6 +53,10 @@ class ErrorEventOut(BaseModel):
 
 
 class Stats(BaseModel):
+    # Read from `ServiceStats` and, for administrators, the `ErrorEvent`s (a class docstring
+    # would show in /docs).
+    model_config = ConfigDict(from_attributes=True)
+
     orders_processed: int
     images_downloaded: int
     images_failed: int
@@ -102,7 +102,7 @@ async def ready(ops: OpsDep, response: Response) -> ReadinessOut:
     response.headers["Cache-Control"] = "no-store"
     return ReadinessOut(
         status="ready" if ok else "not_ready",
-        checks={check.name: CheckOut(ok=check.ok, detail=check.detail) for check in checks},
+        checks={check.name: CheckOut.model_validate(check) for check in checks},
     )
 
 
@@ -130,28 +130,9 @@ async def prometheus_metrics(
 @router.get("/api/stats", response_model=Stats, response_model_exclude_none=True)
 async def stats(request: Request, settings: SettingsDep, ops: OpsDep) -> Stats:
     """Service counters across every worker; administrators also get the recent errors."""
-    figures = service_stats()
-    recent = None
-    if await is_admin(request, settings):
-        recent = [
-            ErrorEventOut(
-                at=datetime.fromtimestamp(event.at, UTC),
-                kind=event.kind,
-                status=event.status,
-                route=event.route,
-                request_id=event.request_id,
-                message=event.message,
-            )
-            for event in ops.error_log.recent()
-        ]
-    return Stats(
-        orders_processed=figures.orders_processed,
-        images_downloaded=figures.images_downloaded,
-        images_failed=figures.images_failed,
-        archives_served=figures.archives_served,
-        orders_created=figures.orders_created,
-        uptime_seconds=figures.uptime_seconds,
-        recent_errors=recent,
+    recent = ops.error_log.recent() if await is_admin(request, settings) else None
+    return Stats.model_validate(
+        {**asdict(service_stats()), "recent_errors": recent}, from_attributes=True
     )
 
 

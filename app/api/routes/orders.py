@@ -15,26 +15,19 @@ import re
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
-from fastapi.security import HTTPAuthorizationCredentials
+from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field, ValidationError
 
-from app.api.auth import AdminVia, admin_via, bearer
+from app.api.auth import ListerDep
 from app.api.deps import (
     CredentialDep,
-    SettingsDep,
+    OptionsDep,
     UpstreamDep,
-    checked_own_key,
-    operator_credential,
-    own_key_header,
-    service_key_header,
 )
-from app.api.routes.batch import OptionsDep
 from app.api.selection import planned
-from app.api.upstream import checked_order_id, fetch_order, to_app_error
-from app.core.errors import BadGateway, Forbidden, Unauthorized, Unprocessable, error_responses
-from app.core.ratelimit import rate_limit
-from app.core.security import Credential, same_secret
+from app.api.upstream_errors import checked_order_id, fetch_order, to_app_error
+from app.core.errors import BadGateway, Unprocessable, error_responses
+from app.core.security import Credential
 from app.services.batch import REPORT_NAME
 from app.services.overview import (
     ImageState,
@@ -47,6 +40,7 @@ from app.services.overview import (
 from app.upstream.client import AutoenhanceClient
 from app.upstream.errors import UpstreamError, UpstreamRejected
 from app.upstream.models import Order, OrderPage
+from app.web.ratelimit import rate_limit
 
 router = APIRouter(tags=["orders"])
 
@@ -104,48 +98,6 @@ class OrderListItem(BaseModel):
 class OrderList(BaseModel):
     orders: list[OrderListItem] = Field(description="Newest first")
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null = end")
-
-
-async def order_lister(
-    request: Request,
-    settings: SettingsDep,
-    service_key: Annotated[str | None, Depends(service_key_header)],
-    own_key: Annotated[str | None, Depends(own_key_header)],
-    _: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-) -> Credential:
-    """Whose orders this caller may list (see the module docstring).
-
-    Raises:
-        Unauthorized: no acceptable credential (or a malformed own key).
-        Forbidden: listing the operator's orders is switched off (no ADMIN_TOKEN) outside
-            sandbox mode.
-    """
-    if own_key and own_key.strip():
-        return Credential.own_key(checked_own_key(own_key))
-    if await admin_via(request, settings) in (AdminVia.BEARER, AdminVia.COOKIE):
-        return operator_credential(settings)
-    if settings.sandbox_mode:
-        expected = settings.service_api_key
-        if expected is None or same_secret(service_key, expected.get_secret_value()):
-            return operator_credential(settings)
-        raise Unauthorized(
-            "This service needs its API key in the X-API-Key header, or your own "
-            "Autoenhance key in X-Autoenhance-Key."
-        )
-    if settings.admin_token is None:
-        raise Forbidden(
-            "Listing the orders of this service's Autoenhance key is switched off (no "
-            "ADMIN_TOKEN is set); send your own key in X-Autoenhance-Key to list yours.",
-            code="admin_only",
-        )
-    raise Unauthorized(
-        "Listing the orders of this service's Autoenhance key is for administrators "
-        "(Authorization: Bearer <ADMIN_TOKEN>, or sign in); or send your own key in "
-        "X-Autoenhance-Key to list yours.",
-    )
-
-
-ListerDep = Annotated[Credential, Depends(order_lister)]
 
 
 def encode_cursor(offset: str) -> str:

@@ -14,10 +14,8 @@ import anyio.to_thread
 from fastapi import APIRouter, Depends, Header, Response
 
 from app.api.deps import CredentialDep, LimiterDep, UpstreamDep
-from app.api.upstream import checked_order_id, fetch_order, to_app_error
+from app.api.upstream_errors import checked_order_id, fetch_order, to_app_error
 from app.core.errors import BadGateway, BadRequest, Conflict, NotFound, error_responses
-from app.core.ratelimit import rate_limit
-from app.services.options import IMAGE_ID_PATTERN
 from app.services.overview import image_state
 from app.services.thumbnails import (
     MAX_THUMBNAIL_SOURCE_BYTES,
@@ -29,6 +27,8 @@ from app.services.thumbnails import (
     thumbnail_etag,
 )
 from app.upstream.errors import UpstreamError, UpstreamProtocolError
+from app.upstream.options import IMAGE_ID_PATTERN
+from app.web.ratelimit import rate_limit
 
 router = APIRouter(tags=["orders"])
 

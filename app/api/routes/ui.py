@@ -8,7 +8,6 @@ reach the assistant, and closes that client on shutdown.
 from __future__ import annotations
 
 import contextlib
-import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,16 +19,14 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
-from app.api.deps import CredentialDep, SettingsDep, SignerDep, UpstreamDep
-from app.api.routes.batch import OptionsDep
+from app.api.deps import CredentialDep, OptionsDep, SettingsDep, SignerDep, UpstreamDep
 from app.api.selection import planned
-from app.api.upstream import checked_order_id, fetch_order
+from app.api.upstream_errors import checked_order_id, fetch_order
 from app.core.config import Settings
 from app.core.errors import Forbidden, error_responses
-from app.core.ratelimit import rate_limit
-from app.core.security import OPERATOR
 from app.services.ask import MAX_QUESTION_CHARS, AskService, AssistantClient, DocIndex
-from app.services.options import DownloadOptions
+from app.upstream.options import DownloadOptions
+from app.web.ratelimit import rate_limit
 
 STATIC_DIR = Path(__file__).resolve().parents[2] / "static"
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
@@ -104,7 +101,7 @@ async def create_download_link(
     refused to callers who brought their own.
     """
     order_id = checked_order_id(order_id)
-    if credential.owner != OPERATOR:
+    if credential.is_own_key:
         raise Forbidden(
             "Signed links spend this service's own key, so they cannot be made for your own "
             "Autoenhance key. Download with your key in the X-Autoenhance-Key header instead.",
@@ -114,11 +111,8 @@ async def create_download_link(
     if chosen.images is not None:
         # A selection is checked against the order now, not when the link is first used.
         planned(await fetch_order(upstream, order_id, credential), chosen)
-    now = time.time()
-    path = f"/orders/{order_id}/images"
-    url = signer.sign(path, chosen.query(), ttl=settings.download_link_ttl, now=now)
-    expires = int(now + settings.download_link_ttl)
-    return DownloadLink(url=url, expires_at=datetime.fromtimestamp(expires, UTC))
+    link = signer.sign(f"/orders/{order_id}/images", chosen.query(), ttl=settings.download_link_ttl)
+    return DownloadLink(url=link.url, expires_at=datetime.fromtimestamp(link.expires, UTC))
 
 
 class Question(BaseModel):

@@ -21,11 +21,11 @@ from prometheus_client import multiprocess
 
 from app.core import metrics
 from app.core.config import Settings
-from app.core.ratelimit import RateLimits
 from app.core.sentry import SentryIssues
 from app.core.stats import ErrorLog, ErrorLogHandler, multiprocess_mode
-from app.services.readiness import Readiness
 from app.upstream.breaker import CircuitBreaker
+from app.upstream.readiness import Readiness
+from app.web.ratelimit import RateLimits
 
 if TYPE_CHECKING:
     from app.storage import ArchiveStore

@@ -38,7 +38,7 @@ from limits.storage import storage_from_string
 from app.core import metrics
 from app.core.config import Settings
 from app.core.errors import TooManyRequests
-from app.core.security import key_fingerprint
+from app.core.security import own_key_owner
 
 logger = logging.getLogger("app.ratelimit")
 
@@ -172,7 +172,7 @@ def client_keys(request: Request, trusted: tuple[Network, ...]) -> tuple[str, ..
     address = "ip:" + client_address(request, trusted)
     own_key = request.headers.get("x-autoenhance-key", "").strip()
     if own_key:
-        return address, "byok:" + key_fingerprint(own_key)
+        return address, own_key_owner(own_key)
     return (address,)
 
 

@@ -1,4 +1,9 @@
-"""Download options shared by the batch endpoint, jobs and signed links."""
+"""Download options: the upstream's own query for an enhanced image, plus a selection.
+
+`DownloadQuery` declares each option once, with its bounds and description; the routes use it
+as their query model, so /docs shows exactly these. `DownloadOptions` adds the selection of
+images and is what the batch pipeline, jobs and signed links carry.
+"""
 
 from __future__ import annotations
 
@@ -53,7 +58,29 @@ def checked_selection(ids: list[str] | tuple[str, ...]) -> tuple[str, ...]:
     return unique
 
 
-class DownloadOptions(BaseModel):
+class DownloadQuery(BaseModel):
+    """The options as query parameters; parameters that are not options are ignored (the
+    routes declare their own beside it, and unknown ones never were an error)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    format: ImageFormat = Field(
+        default="jpeg", description="Image format requested from Autoenhance"
+    )
+    quality: int | None = Field(default=None, ge=1, le=90, description="Encoding quality")
+    preview: bool = Field(
+        default=True,
+        description="Free preview quality (default). false = full quality; costs credits",
+    )
+    watermark: bool | None = Field(default=None, description="Apply the watermark")
+    max_width: int | None = Field(default=None, ge=1, le=20_000, description="Max width, px")
+    scale: float | None = Field(default=None, gt=0, le=1, description="Scale factor 0-1")
+    dev_mode: bool = Field(
+        default=False, description="Send x-dev-mode: true (try the flow without credits)"
+    )
+
+
+class DownloadOptions(DownloadQuery):
     """How each enhanced image is requested from the upstream.
 
     `preview` defaults to true because full-quality downloads cost credits; `dev_mode` sends
@@ -64,13 +91,6 @@ class DownloadOptions(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    format: ImageFormat = "jpeg"
-    quality: int | None = Field(default=None, ge=1, le=90)
-    preview: bool = True
-    watermark: bool | None = None
-    max_width: int | None = Field(default=None, ge=1, le=20_000)
-    scale: float | None = Field(default=None, gt=0, le=1)
-    dev_mode: bool = False
     images: tuple[str, ...] | None = Field(
         default=None, description="Only these image ids (default: every image of the order)"
     )

@@ -1,5 +1,9 @@
 """Readiness: can this instance serve downloads right now?
 
+It lives beside the upstream client because its main check is a probe of the Autoenhance API
+sent with the client's own headers; the other parts it checks (the archive store, Redis) are
+handed in as callables, so this module imports nothing above the upstream layer.
+
 Four checks, each named in the answer:
 
 - `upstream`: the Autoenhance API answers. The probe lists one order with the operator's key
@@ -32,6 +36,7 @@ from pathlib import Path
 import httpx
 
 from app.upstream.breaker import CircuitBreaker
+from app.upstream.client import api_headers
 
 PROBE_TIMEOUT = httpx.Timeout(3.0)
 REDIS_TIMEOUT = 2.0  # seconds
@@ -63,9 +68,7 @@ class Readiness:
     ) -> None:
         self._http = http
         self._url = upstream_base.rstrip("/") + "/orders/"
-        self._headers = {"x-api-version": api_version}
-        if api_key:
-            self._headers["x-api-key"] = api_key
+        self._headers = api_headers(api_version=api_version, api_key=api_key)
         self._data_dir = data_dir
         self._redis_check = redis_check
         self._store_check = store_check

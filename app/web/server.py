@@ -8,12 +8,12 @@ called only once the headers are complete), so the deadline lives in the protoco
 `HeaderDeadlineProtocol` closes a connection that has not completed a request's headers
 `REQUEST_HEADER_TIMEOUT` seconds after it opened, or after the first byte of its next request
 on a kept-alive connection. Request bodies have their own deadlines
-(`app.core.middleware.BodyDeadlineMiddleware`).
+(`app.web.bodies.BodyDeadlineMiddleware`).
 
 It extends uvicorn's httptools protocol (what `uvicorn[standard]` uses by default). Every
 shipped start command selects it:
 
-    uvicorn app:app --http app.core.server:HeaderDeadlineProtocol ...
+    uvicorn app:app --http app.web.server:HeaderDeadlineProtocol ...
 """
 
 from __future__ import annotations

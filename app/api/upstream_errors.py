@@ -1,4 +1,4 @@
-"""How upstream failures become this service's errors, and checked order ids."""
+"""Upstream failures as this service's HTTP errors (one mapping for all routes); order ids."""
 
 from __future__ import annotations
 

@@ -1,0 +1,128 @@
+"""Fetching an archive's images ahead of its writer, into spooled temporary files.
+
+`Prefetcher` downloads the images of a `BatchPlan` at the indices it is given, in that order:
+at most `concurrency` at once (this request's share of `DOWNLOAD_CONCURRENCY`), each holding a
+slot of the process-wide `FairLimiter`, and at most `window` fetched but not yet released by
+the writer, so memory and disk stay bounded however far the downloads run ahead. Each image
+ends as a future: its spool with size and CRC-32, or the `UpstreamError` that stopped it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from app.services.fairness import FairLimiter
+from app.services.plan import BatchPlan, PlannedImage
+from app.upstream.client import AutoenhanceClient
+from app.upstream.errors import UpstreamError
+
+
+@dataclass(slots=True)
+class Fetched:
+    """One image in hand: its bytes in a spool (the reader closes it), size and CRC-32."""
+
+    spool: IO[bytes]
+    size: int
+    crc32: int
+
+
+class Prefetcher:
+    """The downloads of one archive; `cancel()` stops them and releases every spool."""
+
+    def __init__(
+        self,
+        plan: BatchPlan,
+        *,
+        client: AutoenhanceClient,
+        api_key: str | None,
+        limiter: FairLimiter,
+        concurrency: int,
+        window: int,
+        spool_dir: Path,
+        spool_memory_bytes: int,
+    ) -> None:
+        self._plan = plan
+        self._client = client
+        self._api_key = api_key
+        self._limiter = limiter
+        self._concurrency = asyncio.Semaphore(concurrency)
+        self._window = asyncio.Semaphore(window)
+        self._spool_dir = spool_dir
+        self._spool_memory = spool_memory_bytes
+        self.results: dict[int, asyncio.Future[Fetched]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._producer: asyncio.Task[None] | None = None
+
+    def start(self, indices: list[int]) -> None:
+        """Begin fetching the deliverable images at `indices`, in that order."""
+        loop = asyncio.get_running_loop()
+        self.results = {index: loop.create_future() for index in indices}
+        self._spool_dir.mkdir(parents=True, exist_ok=True)
+        self._producer = asyncio.create_task(self._produce(indices), name="batch-producer")
+
+    def release(self) -> None:
+        """An image was written or skipped: the window admits the next fetch."""
+        self._window.release()
+
+    async def _produce(self, indices: list[int]) -> None:
+        lane = object()
+        deliverable = self._plan.deliverable
+        for index in indices:
+            await self._window.acquire()
+            await self._concurrency.acquire()
+            task = asyncio.create_task(
+                self._fetch(index, deliverable[index], lane), name=f"batch-fetch-{index}"
+            )
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _fetch(self, index: int, planned: PlannedImage, lane: object) -> None:
+        future = self.results[index]
+        spool: IO[bytes] = tempfile.SpooledTemporaryFile(
+            max_size=self._spool_memory, dir=str(self._spool_dir)
+        )
+        try:
+            async with self._limiter.slot(lane):
+                result = await self._client.download_enhanced(
+                    planned.image.image_id,
+                    spool,
+                    options=self._plan.options,
+                    api_key=self._api_key,
+                )
+        except UpstreamError as exc:
+            spool.close()
+            if not future.done():
+                future.set_exception(exc)
+        except BaseException:
+            spool.close()
+            if not future.done():
+                future.cancel()
+            raise
+        else:
+            if future.done():  # the archive was closed meanwhile
+                spool.close()
+            else:
+                future.set_result(Fetched(spool, result.size, result.crc32))
+        finally:
+            self._concurrency.release()
+
+    def cancel(self) -> list[asyncio.Task[None]]:
+        """Cancel every download and close the spools in hand; returns the tasks to await.
+
+        A download still running sees its future cancelled and closes its own spool.
+        """
+        pending: list[asyncio.Task[None]] = list(self._tasks)
+        if self._producer is not None:
+            pending.append(self._producer)
+        for task in pending:
+            task.cancel()
+        for future in self.results.values():
+            if not future.done():
+                future.cancel()
+            elif not future.cancelled() and future.exception() is None:
+                future.result().spool.close()
+        return pending
