@@ -21,7 +21,7 @@ FORWARDED_ALLOW_IPS ?= $(or $(TRUSTED_PROXIES),127.0.0.1)
 # (REQUEST_HEADER_TIMEOUT, see app/web/server.py).
 HTTP_PROTOCOL := app.web.server:HeaderDeadlineProtocol
 
-.PHONY: run test lint format bench load screenshot samples system-deps worker clean
+.PHONY: run test test-shuffled lint format bench load screenshot samples system-deps worker clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,11 @@ run: $(VENV)/.runtime
 ## test: set up and run the whole suite
 test: $(VENV)/.dev
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## test-shuffled: the whole suite in a shuffled order (SEED=... replays one)
+SEED ?= 12345
+test-shuffled: $(VENV)/.dev
+	$(BIN)/python -m pytest -p randomly --randomly-seed=$(SEED) $(PYTEST_ARGS)
 
 ## lint: ruff and mypy
 lint: $(VENV)/.dev

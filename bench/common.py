@@ -9,12 +9,8 @@ service process every few milliseconds with psutil; CPU time is read from it and
 from __future__ import annotations
 
 import contextlib
-import os
-import socket
 import subprocess
-import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -24,70 +20,20 @@ from typing import TypeVar
 import httpx
 import psutil
 
-ROOT = Path(__file__).resolve().parent.parent
-MB = 1024 * 1024
+from testkit.processes import MB, free_port, running, sandbox_process, start_web, stop_group
+
 GB = 1024 * MB
 API_KEY = "bench-key"
 T = TypeVar("T")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _wait(url: str, process: subprocess.Popen[bytes], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{process.args!r} exited with {process.returncode}")
-        with contextlib.suppress(httpx.TransportError):
-            httpx.get(url, timeout=1)
-            return
-        time.sleep(0.1)
-    raise RuntimeError(f"{url} did not come up")
-
-
-@contextlib.contextmanager
-def _process(
-    args: list[str], env: dict[str, str], ready_url: str, *, log: Path | None = None
-) -> Iterator[psutil.Process]:
-    with contextlib.ExitStack() as stack:
-        err = stack.enter_context(log.open("wb")) if log else subprocess.DEVNULL
-        process = subprocess.Popen(
-            args, cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=err
-        )
-    try:
-        _wait(ready_url, process)
-        yield psutil.Process(process.pid)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
 @contextlib.contextmanager
 def sandbox() -> Iterator[str]:
     """The standalone sandbox; yields its root URL (without /v3)."""
-    port = free_port()
-    args = [
-        sys.executable,
-        "-m",
-        "app.sandbox",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--processing-delay",
-        "0",
-    ]
-    with _process(args, {"SANDBOX_SEED_DEMO": "false"}, f"http://127.0.0.1:{port}/_sandbox/health"):
-        yield f"http://127.0.0.1:{port}"
+    with sandbox_process(
+        "--processing-delay", "0", env={"SANDBOX_SEED_DEMO": "false"}, output=subprocess.DEVNULL
+    ) as root:
+        yield root
 
 
 @dataclass(frozen=True)
@@ -98,15 +44,10 @@ class Service:
     process: psutil.Process
     data_dir: Path
 
-    def __iter__(self) -> Iterator[object]:
-        """`base, process = service(...)`, as the benchmarks wrote it before `data_dir`."""
-        return iter((self.base, self.process))
-
 
 @contextlib.contextmanager
 def service(sandbox_root: str, *, workers: int = 1, **env: str) -> Iterator[Service]:
     """The service under uvicorn (`workers` processes), talking to the sandbox over a socket."""
-    port = free_port()
     with tempfile.TemporaryDirectory(prefix="bench-") as data:
         full_env = {
             "AUTOENHANCE_API_KEY": API_KEY,
@@ -122,14 +63,6 @@ def service(sandbox_root: str, *, workers: int = 1, **env: str) -> Iterator[Serv
             metrics_dir.mkdir()
             full_env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
         args = [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "app:app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
             "--workers",
             str(workers),
             # As `make run` starts it: the protocol with a deadline on request headers.
@@ -142,9 +75,13 @@ def service(sandbox_root: str, *, workers: int = 1, **env: str) -> Iterator[Serv
             "info",  # no access log: info adds only the start-up lines waited for below
         ]
         log = Path(data) / "uvicorn.log"
-        with _process(args, full_env, f"http://127.0.0.1:{port}/health", log=log) as proc:
+        with log.open("wb") as sink:
+            process, base = start_web(full_env, *args, output=sink)
+        try:
             _wait_for_workers(log, workers)
-            yield Service(base=f"http://127.0.0.1:{port}", process=proc, data_dir=Path(data))
+            yield Service(base=base, process=psutil.Process(process.pid), data_dir=Path(data))
+        finally:
+            stop_group(process)
 
 
 def _wait_for_workers(log: Path, workers: int, timeout: float = 60) -> None:
@@ -166,36 +103,6 @@ def cpu_seconds(process: psutil.Process) -> float:
             times = proc.cpu_times()
             total += times.user + times.system
     return total
-
-
-class RssSampler:
-    """Samples a process's resident set size in a background thread; keeps the peak."""
-
-    def __init__(self, process: psutil.Process, interval: float = 0.005) -> None:
-        self._process = process
-        self._interval = interval
-        self.baseline = process.memory_info().rss
-        self.peak = self.baseline
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            with contextlib.suppress(psutil.Error):
-                self.peak = max(self.peak, self._process.memory_info().rss)
-            self._stop.wait(self._interval)
-
-    def __enter__(self) -> RssSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    @property
-    def growth_mb(self) -> float:
-        return (self.peak - self.baseline) / MB
 
 
 @dataclass
@@ -399,7 +306,7 @@ def nginx(root: Path, *, directives: str = NGINX_TUNINGS[0]) -> Iterator[str]:
             f"    server {{\n        listen 127.0.0.1:{port};\n        root {root};\n    }}\n}}\n"
         )
         args = [NGINX, "-e", f"{prefix}/error.log", "-p", prefix, "-c", str(conf)]
-        with _process(args, {}, f"http://127.0.0.1:{port}/"):
+        with running(args, ready_url=f"http://127.0.0.1:{port}/"):
             yield f"http://127.0.0.1:{port}"
 
 

@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from bench.common import MB, ROOT, RssSampler, create_order, sandbox, service, set_latency
+from bench.common import create_order, sandbox, service, set_latency
+from testkit.processes import MB, ROOT, RssSampler
 
 
 @dataclass

@@ -23,7 +23,8 @@ import sys
 import time
 from pathlib import Path
 
-from bench.common import MB, ROOT, create_order, sandbox, service, set_latency, through
+from bench.common import create_order, sandbox, service, set_latency, through
+from testkit.processes import MB, ROOT
 
 # Images and bytes per image of each scenario's order.
 ORDERS = {"d": (50, 10 * MB), "g": (50, 10 * MB), "b": (300, MB), "s": (1000, 50_000)}

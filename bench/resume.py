@@ -29,7 +29,8 @@ from typing import Any
 
 import httpx
 
-from bench.common import MB, ROOT, create_order, curl, finish, sandbox, service, set_latency
+from bench.common import create_order, curl, finish, sandbox, service, set_latency
+from testkit.processes import MB, ROOT
 
 IMAGES = 100
 LATENCY_MS = 200
@@ -158,10 +159,10 @@ def measure(sandbox_root: str, base: str, reference: str) -> dict[str, Any]:
 def main() -> None:
     with (
         sandbox() as sb,
-        service(sb, DOWNLOAD_CONCURRENCY=str(CONCURRENCY)) as (base, _proc),
-        service(sb, DOWNLOAD_CONCURRENCY=str(CONCURRENCY)) as (reference, _ref),
+        service(sb, DOWNLOAD_CONCURRENCY=str(CONCURRENCY)) as served,
+        service(sb, DOWNLOAD_CONCURRENCY=str(CONCURRENCY)) as reference,
     ):
-        figures = measure(sb, base, reference)
+        figures = measure(sb, served.base, reference.base)
     print(json.dumps(figures, indent=2))
     out = ROOT / "bench-results"
     out.mkdir(exist_ok=True)

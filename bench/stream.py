@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import importlib
 import importlib.util
 import json
@@ -34,15 +35,13 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 from bench.common import (
     GB,
-    MB,
     NGINX_TUNINGS,
-    ROOT,
-    RssSampler,
     Service,
     Timed,
     cpu_seconds,
@@ -55,12 +54,13 @@ from bench.common import (
     set_latency,
     through,
 )
+from testkit.processes import MB, ROOT, RssSampler
 
 CONCURRENCY = 8
 # (c) runs eleven downloads at once (ten clients and the 1,000-image order). The ceiling's
 # clients open 8 connections each, so the service may open 8 per download too; at the default
 # of 64 for all downloads together, the fair share would be under 6 each.
-SERVICE_ENV = {
+SERVICE_ENV: dict[str, Any] = {
     "DOWNLOAD_CONCURRENCY": str(CONCURRENCY),
     "UPSTREAM_MAX_CONNECTIONS": str(11 * CONCURRENCY),
 }
@@ -357,7 +357,7 @@ def cached(sandbox_root: str, workdir: Path, runs: int) -> list[Row]:
         measures: dict[str, Measure] = {"service": served_again}
         for directives in NGINX_TUNINGS:
             static = servers.enter_context(nginx(files, directives=directives))
-            measures[directives] = lambda static=static: through([f"{static}/archive.zip"])
+            measures[directives] = functools.partial(through, [f"{static}/archive.zip"])
         best = interleaved(runs, measures, fastest=by_throughput)
     served = aggregate_mb_s(best.pop("service"))
     ceilings = {directives: aggregate_mb_s(r) for directives, r in best.items()}

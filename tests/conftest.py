@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,9 @@ import pytest
 
 from app.core.config import Settings
 from app.main import create_app
-from tests.support import S3Server, UvicornThread, sandbox_process
+from testkit.processes import refused_port, sandbox_process
+from testkit.s3 import S3Server
+from tests.support import SandboxControl, UvicornThread, settings_of
 
 SettingsFactory = Callable[..., Settings]
 
@@ -22,8 +25,8 @@ def sandbox_url() -> Iterator[str]:
 
     Tests that script faults must reset them; use `sandbox` for a clean control client.
     """
-    with sandbox_process("--processing-delay", "0.2") as url:
-        yield url
+    with sandbox_process("--processing-delay", "0.2") as root:
+        yield f"{root}/v3"
 
 
 @pytest.fixture(scope="session")
@@ -40,32 +43,45 @@ def s3_bucket(s3_server: S3Server) -> str:
     return s3_server.bucket()
 
 
+@pytest.fixture(name="refused_port")
+def refused_port_fixture() -> Iterator[int]:
+    """A loopback port on which nothing listens, held for the test (connecting is refused)."""
+    with refused_port() as port:
+        yield port
+
+
 @pytest.fixture
-def sandbox(sandbox_url: str) -> Iterator[httpx.Client]:
-    """A control client of the shared sandbox; faults and the request log are cleared around
-    each test."""
+def operator_key() -> str:
+    """An operator key of this test alone: the sandbox files its request log by key, so the
+    log a test reads holds none of the requests an earlier test still has in flight."""
+    return f"operator-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def sandbox(sandbox_url: str, operator_key: str) -> Iterator[SandboxControl]:
+    """A control client of the shared sandbox. Faults are cleared around each test (which
+    also drops requests an earlier test left stalled); read the request log with `.log()`."""
     root = sandbox_url.removesuffix("/v3")
-    with httpx.Client(base_url=root, timeout=30) as client:
+    with SandboxControl(base_url=root, operator_key=operator_key) as client:
         client.delete("/_sandbox/faults").raise_for_status()
-        client.delete("/_sandbox/requests").raise_for_status()
         yield client
         client.delete("/_sandbox/faults")
 
 
 @pytest.fixture
-def make_settings(tmp_path: Path, sandbox_url: str) -> SettingsFactory:
+def make_settings(tmp_path: Path, sandbox_url: str, operator_key: str) -> SettingsFactory:
     """Settings for a service talking to the standalone sandbox, with state in tmp_path."""
 
     def factory(**overrides: Any) -> Settings:
         values: dict[str, Any] = {
-            "autoenhance_api_key": "operator-test-key",
+            "autoenhance_api_key": operator_key,
             "autoenhance_api_base": sandbox_url,
             "data_dir": tmp_path / "data",
             "upstream_retry_max_wait": 0.2,
             "upstream_read_timeout": 5.0,
             **overrides,
         }
-        return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+        return settings_of(**values)
 
     return factory
 

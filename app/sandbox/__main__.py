@@ -40,6 +40,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8001)
+    parser.add_argument(
+        "--fd",
+        type=int,
+        help="serve on this inherited, already bound socket instead of --host/--port "
+        "(how tests start it without racing for a port)",
+    )
     knobs = parser.add_argument_group("sandbox knobs (default: SANDBOX_* env, then built-in)")
     knobs.add_argument("--processing-delay", type=float, metavar="SECONDS")
     knobs.add_argument("--redirect-downloads", type=_bool, metavar="BOOL")
@@ -70,13 +76,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     overrides = {
         name: value
         for name, value in vars(args).items()
-        if name not in {"host", "port"} and value is not None
+        if name not in {"host", "port", "fd"} and value is not None
     }
     config = SandboxConfig(**overrides)
     uvicorn.run(
         create_sandbox_app(config),
         host=args.host,
         port=args.port,
+        fd=args.fd,
         log_level=config.log_level,
     )
 

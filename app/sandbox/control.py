@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import anyio.to_thread
-from fastapi import APIRouter, Body, Response
+from fastapi import APIRouter, Body, Header, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app.sandbox.deps import State
@@ -121,8 +121,12 @@ async def set_image_status(state: State, image_id: str, body: ImageStatusIn) -> 
 
 @router.get("/faults")
 async def list_faults(state: State) -> dict[str, Any]:
-    """The faults in force, with ids and remaining counts."""
-    return {"faults": [active.describe() for active in state.faults.active()]}
+    """The faults in force, with ids and remaining counts, and how many requests a latency,
+    stall or bandwidth fault is holding right now (`waiting`)."""
+    return {
+        "faults": [active.describe() for active in state.faults.active()],
+        "waiting": state.faults.waiting(),
+    }
 
 
 @router.post("/faults")
@@ -144,7 +148,10 @@ async def add_faults(state: State, body: Annotated[Fault | list[Fault], Body()])
 
 @router.delete("/faults", status_code=204)
 async def clear_faults(state: State) -> Response:
-    """Clear every fault, including those set at start-up (a reset restores those)."""
+    """Clear every fault, including those set at start-up (a reset restores those).
+
+    Requests still held by a latency, stall or bandwidth fault are dropped at once.
+    """
     state.faults.clear()
     return Response(status_code=204)
 
@@ -157,15 +164,28 @@ async def remove_fault(state: State, fault_id: int) -> Response:
     return Response(status_code=204)
 
 
+# The key travels in the header the API itself reads, never in a URL that ends up in logs.
+LogKey = Annotated[
+    str | None,
+    Header(
+        alias="x-api-key",
+        max_length=1000,
+        description="Only requests made with this key (an asset leg counts for the key whose "
+        "download redirected to it)",
+    ),
+]
+
+
 @router.get("/requests")
-async def list_requests(state: State) -> dict[str, Any]:
+async def list_requests(state: State, api_key: LogKey = None) -> dict[str, Any]:
     """API requests seen so far, oldest first (never including key values)."""
-    return {"requests": list(state.log.entries)}
+    return {"requests": state.log.list(api_key)}
 
 
 @router.delete("/requests", status_code=204)
-async def clear_requests(state: State) -> Response:
-    state.log.clear()
+async def clear_requests(state: State, api_key: LogKey = None) -> Response:
+    """Forget the logged requests (only those made with `api_key` when given)."""
+    state.log.clear(api_key)
     return Response(status_code=204)
 
 

@@ -11,7 +11,6 @@ out of the error log.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import time
@@ -26,6 +25,7 @@ from app.sandbox.faults import (
     BandwidthFault,
     DownFault,
     Fault,
+    FaultBook,
     HtmlPageFault,
     LatencyFault,
     LongBodyFault,
@@ -38,7 +38,7 @@ from app.sandbox.faults import (
     WrongStatusFault,
 )
 from app.sandbox.records import iso
-from app.sandbox.state import SandboxState
+from app.sandbox.state import SandboxState, key_tag
 
 # Throttled bodies are sent in slices of this many seconds' worth of bytes.
 THROTTLE_SLICE_SECONDS = 0.05
@@ -114,13 +114,19 @@ async def _redirect(send: Send, location: str) -> None:
     await _answer(send, 302, b"", [(b"location", location.encode("utf-8", "replace"))])
 
 
-async def _pre_response(faults: list[Fault], scope: Scope, send: Send) -> bool:
+async def _pause(book: FaultBook, seconds: float) -> None:
+    """An injected wait; the request is dropped when the faults are cleared meanwhile."""
+    if not await book.pause(seconds):
+        raise InjectedAbort("faults cleared during an injected wait")
+
+
+async def _pre_response(book: FaultBook, faults: list[Fault], scope: Scope, send: Send) -> bool:
     """Apply faults that act before the answer; True when one of them answered."""
     for fault in faults:
         if isinstance(fault, LatencyFault):
-            await asyncio.sleep(fault.ms / 1000)
+            await _pause(book, fault.ms / 1000)
         elif isinstance(fault, StallFault):
-            await asyncio.sleep(fault.seconds)
+            await _pause(book, fault.seconds)
     for fault in faults:
         if isinstance(fault, DownFault):
             await _json_error(send, 503, "Service unavailable", fault.retry_after)
@@ -173,11 +179,14 @@ def _replace_answer(start: Message, body: bytes, faults: list[Fault]) -> tuple[M
     return {**start, "status": status, "headers": headers}, body
 
 
-async def _play_body(send: Send, start: Message, body: bytes, faults: list[Fault]) -> None:
+async def _play_body(
+    book: FaultBook, send: Send, start: Message, body: bytes, faults: list[Fault]
+) -> None:
     """Send `start` and `body` as the body faults dictate.
 
     Raises:
-        InjectedAbort: for `reset`, and when the server refuses a short or long body.
+        InjectedAbort: for `reset`, when the server refuses a short or long body, and when the
+            faults are cleared during a stall or throttle.
     """
     start, body = _replace_answer(start, body, faults)
     rates = [f.bytes_per_s for f in faults if isinstance(f, BandwidthFault)]
@@ -203,12 +212,12 @@ async def _play_body(send: Send, start: Message, body: bytes, faults: list[Fault
         for offset in range(0, len(data), step):
             piece = data[offset : offset + step]
             await send({"type": "http.response.body", "body": piece, "more_body": True})
-            await asyncio.sleep(len(piece) / rate)
+            await _pause(book, len(piece) / rate)
 
     await send(start)
     await emit(body[:stall_at])
     if stall is not None:
-        await asyncio.sleep(stall.seconds)
+        await _pause(book, stall.seconds)
     await emit(body[stall_at:end])
     if reset is not None:
         raise InjectedAbort("reset mid-body")
@@ -240,10 +249,12 @@ class SandboxMiddleware:
         route, image_id = kind
         status_box: list[int] = []
         started = time.monotonic()
+        tag = self._tag(scope, route, path)
 
         async def logged_send(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status_box.append(message["status"])
+                self._remember_asset(message, tag)
             await send(message)
 
         try:
@@ -261,8 +272,23 @@ class SandboxMiddleware:
                     "route": route,
                     "image_id": image_id,
                     "duration_ms": round((time.monotonic() - started) * 1000, 1),
-                }
+                },
+                tag=tag,
             )
+
+    def _tag(self, scope: Scope, route: RouteKind | None, path: str) -> str | None:
+        """The key digest this request is logged under (see `RequestLog`)."""
+        if route == "asset":
+            return self.state.log.asset_tag(path.rsplit("/", 1)[-1])
+        return key_tag(_header(scope, b"x-api-key"))
+
+    def _remember_asset(self, start: Message, tag: str | None) -> None:
+        if tag is None or start["status"] != 302:
+            return
+        for name, value in start.get("headers", []):
+            if name.lower() == b"location" and b"/assets/" in value:
+                token = value.rsplit(b"/", 1)[-1].decode("latin-1")
+                self.state.log.remember_asset(token, tag)
 
     async def _handle(
         self,
@@ -277,17 +303,21 @@ class SandboxMiddleware:
             return
         faults = self.state.faults
         key = _header(scope, b"x-api-key")
-        if await _pre_response(faults.take(route, image_id, body=False, api_key=key), scope, send):
+        if await _pre_response(
+            faults, faults.take(route, image_id, body=False, api_key=key), scope, send
+        ):
             return
         await self.app(
             scope,
             receive,
-            _body_fault_send(send, lambda: faults.take(route, image_id, body=True, api_key=key)),
+            _body_fault_send(
+                faults, send, lambda: faults.take(route, image_id, body=True, api_key=key)
+            ),
         )
 
 
 def _body_fault_send(
-    send: Send, take: Callable[[], list[Fault]]
+    book: FaultBook, send: Send, take: Callable[[], list[Fault]]
 ) -> Callable[[Message], Awaitable[None]]:
     """A `send` that buffers a successful response and replays it through its body faults.
 
@@ -311,6 +341,6 @@ def _body_fault_send(
         pending["chunks"].append(message.get("body", b""))
         if not message.get("more_body", False):
             body = b"".join(pending["chunks"])
-            await _play_body(send, pending["start"], body, pending["faults"])
+            await _play_body(book, send, pending["start"], body, pending["faults"])
 
     return wrapped

@@ -52,6 +52,7 @@ Kinds and their parameters:
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from dataclasses import dataclass
 from typing import Annotated, Literal
@@ -199,11 +200,33 @@ def _scope_matches(fault: Fault, route: RouteKind, *, body: bool) -> bool:
 
 
 class FaultBook:
-    """The faults in force. Not thread-safe: used from the event loop only."""
+    """The faults in force. Not thread-safe: used from the event loop only.
+
+    It also tracks the waits that faults inject (latency, stalls, throttling): clearing the
+    faults ends them, so a request stalled for a caller that has moved on stops at once
+    instead of running out its stall.
+    """
 
     def __init__(self) -> None:
         self._ids = itertools.count(1)
         self._active: list[ActiveFault] = []
+        self._waits: set[asyncio.Future[None]] = set()
+
+    async def pause(self, seconds: float) -> bool:
+        """Wait `seconds` for a fault; False when the faults were cleared meanwhile."""
+        waker: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waits.add(waker)
+        try:
+            await asyncio.wait_for(waker, seconds)
+        except TimeoutError:
+            return True
+        finally:
+            self._waits.discard(waker)
+        return False
+
+    def waiting(self) -> int:
+        """How many injected waits are running now."""
+        return len(self._waits)
 
     def add(self, fault: Fault) -> ActiveFault:
         """Put `fault` in force and return its record."""
@@ -218,7 +241,10 @@ class FaultBook:
         return len(self._active) != before
 
     def clear(self) -> None:
+        """Retire every fault and end the waits they injected."""
         self._active.clear()
+        for waker in list(self._waits):
+            waker.get_loop().call_soon_threadsafe(_wake, waker)
 
     def active(self) -> list[ActiveFault]:
         return list(self._active)
@@ -270,3 +296,8 @@ class FaultBook:
         active.remaining -= 1
         if retire and active.remaining <= 0:
             self._active = [a for a in self._active if a is not active]
+
+
+def _wake(waker: asyncio.Future[None]) -> None:
+    if not waker.done():
+        waker.set_result(None)

@@ -138,7 +138,8 @@ class Processor:
             self.hold(image, *stuck)
 
     async def _held(self, image_id: str, revision: int, fault_id: int) -> None:
-        while self.faults.is_active(fault_id):
+        # The fault book signals nothing when a fault leaves it: the hold polls for that.
+        while self.faults.is_active(fault_id):  # noqa: ASYNC110
             await asyncio.sleep(HOLD_POLL_SECONDS)
         image = self._current(image_id, revision)
         if image is not None:

@@ -6,8 +6,9 @@ The state is built with the app rather than in the lifespan: in-process clients
 
 from __future__ import annotations
 
+import hashlib
 import logging
-from collections import deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,17 +23,56 @@ logger = logging.getLogger("app.sandbox")
 REQUEST_LOG_SIZE = 10_000
 
 
+def key_tag(api_key: str | None) -> str | None:
+    """A stand-in for an API key that the log may hold: a short SHA-256 digest, never the key."""
+    if not api_key:
+        return None
+    return hashlib.sha256(api_key.encode("utf-8", "surrogateescape")).hexdigest()[:16]
+
+
 @dataclass
 class RequestLog:
-    """The most recent API requests, for tests to assert on. Never holds key values."""
+    """The most recent API requests, for tests to assert on. Never holds key values.
 
-    entries: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=REQUEST_LOG_SIZE))
+    Each entry is filed under a digest of the key it came with (`key_tag`), so a caller that
+    uses its own key reads only its own requests: a request still in flight from someone else
+    never shows up in its log. An `/assets/<token>` leg carries no key; it is filed under the
+    key of the download whose redirect issued the token.
+    """
 
-    def record(self, entry: dict[str, Any]) -> None:
-        self.entries.append(entry)
+    entries: deque[tuple[str | None, dict[str, Any]]] = field(
+        default_factory=lambda: deque(maxlen=REQUEST_LOG_SIZE)
+    )
+    asset_tags: OrderedDict[str, str] = field(default_factory=OrderedDict)
 
-    def clear(self) -> None:
-        self.entries.clear()
+    def record(self, entry: dict[str, Any], *, tag: str | None = None) -> None:
+        self.entries.append((tag, entry))
+
+    def remember_asset(self, token: str, tag: str) -> None:
+        """File the later `/assets/<token>` request under the key that was redirected there."""
+        self.asset_tags[token] = tag
+        while len(self.asset_tags) > REQUEST_LOG_SIZE:
+            self.asset_tags.popitem(last=False)
+
+    def asset_tag(self, token: str) -> str | None:
+        return self.asset_tags.get(token)
+
+    def list(self, api_key: str | None = None) -> list[dict[str, Any]]:
+        """Entries oldest first; only those made with `api_key` when it is given."""
+        if api_key is None:
+            return [entry for _, entry in self.entries]
+        wanted = key_tag(api_key)
+        return [entry for tag, entry in self.entries if tag == wanted]
+
+    def clear(self, api_key: str | None = None) -> None:
+        """Forget every entry, or only those made with `api_key`."""
+        if api_key is None:
+            self.entries.clear()
+            self.asset_tags.clear()
+            return
+        wanted = key_tag(api_key)
+        kept = [(tag, entry) for tag, entry in self.entries if tag != wanted]
+        self.entries = deque(kept, maxlen=REQUEST_LOG_SIZE)
 
 
 class SandboxState:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -11,8 +12,9 @@ from prometheus_client import REGISTRY
 
 from app.main import create_app
 from app.sandbox import SandboxConfig, create_sandbox_app
+from testkit.processes import ROOT
 from tests.conftest import SettingsFactory
-from tests.support import ROOT, UvicornThread
+from tests.support import SandboxControl, UvicornThread
 
 ADMIN = {"Authorization": "Bearer admin-token-0123456789"}
 SAMPLES = ROOT / "sample_images"
@@ -29,16 +31,14 @@ def creator(make_settings: SettingsFactory) -> Iterator[UvicornThread]:
         yield server
 
 
-def post_files(server: UvicornThread, files: list, **kwargs: object) -> httpx.Response:
+def post_files(server: UvicornThread, files: list, **kwargs: Any) -> httpx.Response:
     return httpx.post(
         f"{server.url}/api/create-order", files=files, headers=ADMIN, timeout=60, **kwargs
     )
 
 
-def upstream_calls(sandbox: httpx.Client) -> list[str]:
-    return [
-        f"{r['method']} {r['route']}" for r in sandbox.get("/_sandbox/requests").json()["requests"]
-    ]
+def upstream_calls(sandbox: SandboxControl) -> list[str]:
+    return [f"{r['method']} {r['route']}" for r in sandbox.log()]
 
 
 def orders_created() -> float:
@@ -46,7 +46,7 @@ def orders_created() -> float:
 
 
 def test_creates_the_order_and_uploads_every_file(
-    creator: UvicornThread, sandbox: httpx.Client, sandbox_url: str
+    creator: UvicornThread, sandbox: SandboxControl, sandbox_url: str
 ) -> None:
     before = orders_created()
     response = post_files(
@@ -63,7 +63,7 @@ def test_creates_the_order_and_uploads_every_file(
         ("plan.png", True, None),
     ]
     order = httpx.get(
-        f"{sandbox_url}/orders/{body['order_id']}", headers={"x-api-key": "operator-test-key"}
+        f"{sandbox_url}/orders/{body['order_id']}", headers={"x-api-key": sandbox.operator_key}
     ).json()
     assert sorted(i["image_id"] for i in order["images"]) == sorted(
         i["image_id"] for i in body["images"]
@@ -99,7 +99,7 @@ def test_sample_order_uses_the_bundled_photos(creator: UvicornThread) -> None:
 )
 def test_bad_input_is_refused_before_anything_is_created(
     creator: UvicornThread,
-    sandbox: httpx.Client,
+    sandbox: SandboxControl,
     files: list,
     status: int,
     code: str,
@@ -114,12 +114,13 @@ def test_bad_input_is_refused_before_anything_is_created(
     assert upstream_calls(sandbox) == []  # nothing half-done upstream
 
 
-def test_no_files_and_non_multipart_bodies(creator: UvicornThread, sandbox: httpx.Client) -> None:
+def test_no_files_and_non_multipart_bodies(creator: UvicornThread, sandbox: SandboxControl) -> None:
     url = f"{creator.url}/api/create-order"
     empty = httpx.post(url, data={"name": "x"}, files={"other": ("", b"")}, headers=ADMIN)
     assert empty.status_code == 400
     as_json = httpx.post(url, json={"files": []}, headers=ADMIN)
-    assert as_json.status_code == 415 and as_json.json()["error"] == "not_multipart"
+    assert as_json.status_code == 415
+    assert as_json.json()["error"] == "not_multipart"
     assert upstream_calls(sandbox) == []
 
 
@@ -141,7 +142,8 @@ def test_a_huge_streamed_upload_is_refused_and_the_server_keeps_serving(
         headers={**ADMIN, "Content-Type": "multipart/form-data; boundary=b"},
         timeout=60,
     )
-    assert response.status_code == 413 and "pano.jpg" in response.json()["detail"]
+    assert response.status_code == 413
+    assert "pano.jpg" in response.json()["detail"]
     spool = tmp_path / "data" / "spool"
     assert not spool.exists() or list(spool.iterdir()) == []
     assert httpx.get(f"{creator.url}/docs").status_code == 200
@@ -165,13 +167,15 @@ def test_an_upstream_failure_part_way_says_which_files_made_it(
             images = {i["file"]: i for i in partial.json()["images"]}
             assert images["small.jpg"]["uploaded"] is True
             assert images["big.jpg"]["uploaded"] is False
-            assert images["big.jpg"]["image_id"] and "413" in images["big.jpg"]["error"]
+            assert images["big.jpg"]["image_id"]
+            assert "413" in images["big.jpg"]["error"]
             assert partial.json()["failed"] == 1
 
             nothing = post_files(server, [("files", ("big.jpg", JPEG))])
             assert nothing.status_code == 502
             detail = nothing.json()["detail"]
-            assert nothing.json()["error"] == "upload_failed" and detail["order_id"]
+            assert nothing.json()["error"] == "upload_failed"
+            assert detail["order_id"]
             assert detail["images"][0]["uploaded"] is False
 
 
@@ -183,7 +187,8 @@ def test_order_creation_is_rate_limited(make_settings: SettingsFactory) -> None:
         url = f"{server.url}/api/create-sample-order"
         assert [httpx.post(url, headers=ADMIN).status_code for _ in range(2)] == [201, 201]
         third = httpx.post(url, headers=ADMIN)
-        assert third.status_code == 429 and int(third.headers["retry-after"]) >= 1
+        assert third.status_code == 429
+        assert int(third.headers["retry-after"]) >= 1
         # A key does not lift the address's limit; another address has its own window
         # (uvicorn believes loopback's X-Forwarded-For).
         own_key = httpx.post(url, headers={"X-Autoenhance-Key": "someone-else"})

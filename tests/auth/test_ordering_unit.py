@@ -8,7 +8,7 @@ import json
 import httpx
 import pytest
 
-from app.services.ordering import ImageUpload, create_order_with_images
+from app.services.ordering import ImageOutcome, ImageUpload, create_order_with_images
 from app.upstream.client import AutoenhanceClient
 from app.upstream.errors import UpstreamServerError
 
@@ -54,7 +54,7 @@ async def test_reports_which_files_made_it_when_some_fail() -> None:
             active -= 1
 
     names = ["a.jpg", "unregistrable.jpg", "broken-upload.jpg", "b.jpg"]
-    seen = []
+    seen: list[ImageOutcome] = []
     created = await create_order_with_images(
         client_for(httpx.MockTransport(handler)),
         [upload(n) for n in names],

@@ -11,7 +11,8 @@ import pydantic
 import pytest
 
 from app.core.config import MIN_SECRET_CHARS, Settings
-from tests.support import ROOT, free_port
+from testkit.processes import ROOT
+from tests.support import settings_of
 
 SECRETS = [
     "service_api_key",
@@ -24,7 +25,7 @@ SECRETS = [
 
 
 def settings(tmp_path: Path, **values: str) -> Settings:
-    return Settings(_env_file=None, data_dir=tmp_path, **values)  # type: ignore[call-arg]
+    return settings_of(data_dir=tmp_path, **values)
 
 
 @pytest.mark.parametrize("name", SECRETS)
@@ -45,7 +46,7 @@ def test_the_service_does_not_start_with_a_short_secret(tmp_path: Path, name: st
     env = {k: v for k, v in os.environ.items() if k not in {s.upper() for s in SECRETS}}
     env.update({name: "short", "DATA_DIR": str(tmp_path), "PYTHONPATH": str(ROOT)})
     started = subprocess.run(
-        [sys.executable, "-m", "uvicorn", "app:app", "--port", str(free_port())],
+        [sys.executable, "-m", "uvicorn", "app:app", "--port", "0"],
         cwd=ROOT,
         env=env,
         capture_output=True,

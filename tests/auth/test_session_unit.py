@@ -7,14 +7,13 @@ from pathlib import Path
 from app.api.auth import csrf_token, issue_session, read_session
 from app.core.config import Settings
 from app.core.security import Signer
+from tests.support import settings_of
 
 TOKEN = "admin-token-0123456789"
 
 
 def settings(token: str | None = TOKEN, ttl: int = 3600) -> Settings:
-    return Settings(  # type: ignore[call-arg]
-        _env_file=None, admin_token=token, admin_session_ttl=ttl, data_dir=Path("unused")
-    )
+    return settings_of(admin_token=token, admin_session_ttl=ttl, data_dir=Path("unused"))
 
 
 SIGNER = Signer(b"s" * 32)

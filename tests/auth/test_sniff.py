@@ -40,7 +40,8 @@ def ftyp(major: bytes, *compatible: bytes) -> bytes:
 )
 def test_recognises_every_accepted_format(head: bytes, name: str) -> None:
     kind = sniff_image(head, filename="upload.bin")
-    assert kind is not None and kind.name == name
+    assert kind is not None
+    assert kind.name == name
 
 
 @pytest.mark.parametrize(
@@ -56,7 +57,8 @@ def test_recognises_every_accepted_format(head: bytes, name: str) -> None:
 )
 def test_tiff_based_raw_is_named_by_extension(filename: str, name: str, content_type: str) -> None:
     kind = sniff_image(b"II*\x00" + b"\x00" * 60, filename=filename)
-    assert kind is not None and (kind.name, kind.content_type) == (name, content_type)
+    assert kind is not None
+    assert (kind.name, kind.content_type) == (name, content_type)
 
 
 @pytest.mark.parametrize(

@@ -19,7 +19,7 @@ from app.services.uploads import (
     clean_filename,
     receive_uploads,
 )
-from tests.support import ROOT
+from testkit.processes import ROOT
 
 JPEG = (ROOT / "sample_images" / "garden.jpg").read_bytes()
 CHUNK = 8192
@@ -61,7 +61,8 @@ async def test_keeps_files_in_order_with_sizes_types_and_bytes(tmp_path: Path) -
             ("a.jpg", "jpeg", len(JPEG)),
             ("b.png", "png", len(png)),
         ]
-        assert upload.files[0].read() == JPEG and upload.files[1].read() == png
+        assert upload.files[0].read() == JPEG
+        assert upload.files[1].read() == png
         assert upload.fields == {"name": "My order"}
     finally:
         upload.close()

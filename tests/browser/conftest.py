@@ -1,13 +1,13 @@
 """Playwright driving Debian's Chromium against the service under a real uvicorn server.
 
 Every page is checked on teardown: no console error, no uncaught exception and no
-Content-Security-Policy violation. The service runs behind the strict policy the product
-ships with; `with_csp` adds it only when the service did not set one itself.
+Content-Security-Policy violation (the service sets its strict policy on every response).
 """
 
 from __future__ import annotations
 
 import contextlib
+import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,16 +15,11 @@ from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, Playwright, sync_playwright
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.core.config import Settings
 from app.main import create_app
-from tests.support import UvicornThread, require_tool
+from tests.conftest import SettingsFactory
+from tests.support import UvicornThread, require_tool, settings_of
 
-CSP = (
-    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
-    "connect-src 'self'; frame-ancestors 'none'"
-)
 CHROMIUM_ARGS = [
     "--headless=new",
     "--no-sandbox",
@@ -67,30 +62,26 @@ document.addEventListener('securitypolicyviolation', (e) => {
 """
 
 
-def with_csp(app: ASGIApp) -> ASGIApp:
-    """Add the strict Content-Security-Policy to responses that carry none."""
-
-    async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await app(scope, receive, send)
-            return
-
-        async def send_with_csp(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
-                if not any(name.lower() == b"content-security-policy" for name, _ in headers):
-                    headers.append((b"content-security-policy", CSP.encode()))
-                message = {**message, "headers": headers}
-            await send(message)
-
-        await app(scope, receive, send_with_csp)
-
-    return wrapped
-
-
 @dataclass
 class Server:
     url: str
+
+
+def live_overrides(make_settings: SettingsFactory) -> dict[str, Any]:
+    """Overrides pointing the service at the standalone sandbox (live mode, fault knobs)."""
+    settings = make_settings()
+    return {
+        "autoenhance_api_key": settings.autoenhance_api_key,
+        "autoenhance_api_base": settings.autoenhance_api_base,
+        "upstream_retry_max_wait": 0.2,
+    }
+
+
+def zip_entries(path: Path) -> list[str]:
+    """The entry names of a downloaded archive, after checking every CRC."""
+    with zipfile.ZipFile(path) as archive:
+        assert archive.testzip() is None
+        return archive.namelist()
 
 
 @pytest.fixture(scope="module")
@@ -107,8 +98,8 @@ def _launch(playwright: Playwright, executable: str) -> Browser:
 
 
 @pytest.fixture
-def start_service(tmp_path: Path) -> Iterator[Callable[..., Server]]:
-    """Start the service (sandbox mode unless overridden) behind the strict CSP."""
+def start_service(tmp_path: Path) -> Iterator[StartService]:
+    """Start the service (sandbox mode unless overridden)."""
     stack = contextlib.ExitStack()
 
     def start(**overrides: Any) -> Server:
@@ -118,8 +109,8 @@ def start_service(tmp_path: Path) -> Iterator[Callable[..., Server]]:
             "sandbox_processing_delay": 0.5,
             **overrides,
         }
-        app = create_app(Settings(_env_file=None, **values))  # type: ignore[call-arg]
-        server = stack.enter_context(UvicornThread(with_csp(app)))
+        app = create_app(settings_of(**values))
+        server = stack.enter_context(UvicornThread(app))
         return Server(url=server.url)
 
     with stack:
@@ -144,8 +135,12 @@ class PageProblems:
         self.errors.append(f"console: {text} ({url})")
 
 
+OpenPage = Callable[..., tuple[Page, PageProblems]]
+StartService = Callable[..., Server]
+
+
 @pytest.fixture
-def open_page(browser: Browser) -> Iterator[Callable[..., tuple[Page, PageProblems]]]:
+def open_page(browser: Browser) -> Iterator[OpenPage]:
     """Open a page on a server; on teardown fail on any console error or CSP violation."""
     opened: list[tuple[Page, PageProblems]] = []
 

@@ -10,20 +10,17 @@ from __future__ import annotations
 
 import re
 import zipfile
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import expect
 
 from app.sandbox import DEMO_ORDER_ID
-from tests.browser.conftest import FAKE_SAVE_PICKER, PageProblems, Server
+from tests.browser.conftest import FAKE_SAVE_PICKER, OpenPage, StartService
 
 pytestmark = pytest.mark.browser
 
-OpenPage = Callable[..., tuple[Page, PageProblems]]
-StartService = Callable[..., Server]
 SAMPLE_DIR = Path(__file__).resolve().parents[2] / "sample_images"
 SAMPLES = sorted(SAMPLE_DIR.glob("*.jpg"))
 DEMO_ENTRIES = ["garden.jpg", "house-front.jpg", "living-room.jpg"]
@@ -168,14 +165,12 @@ def test_the_api_tab_breaks_no_word_and_copy_buttons_sit_on_their_code(
     for index in range(blocks.count()):
         code = blocks.nth(index).locator("pre").bounding_box()
         button = blocks.nth(index).locator("button.copy").bounding_box()
-        assert code and button
-        assert (
-            code["y"] <= button["y"]
-            and button["y"] + button["height"] <= code["y"] + code["height"]
-        )
-        assert (
-            code["x"] <= button["x"] and button["x"] + button["width"] <= code["x"] + code["width"]
-        )
+        assert code
+        assert button
+        assert code["y"] <= button["y"]
+        assert button["y"] + button["height"] <= code["y"] + code["height"]
+        assert code["x"] <= button["x"]
+        assert button["x"] + button["width"] <= code["x"] + code["width"]
     # What is copied is the command as written, whatever the line breaks.
     command = page.locator("#curl-download").text_content()
     assert command == f"curl -fOJ {server.url}/orders/{DEMO_ORDER_ID}/images"
@@ -204,7 +199,8 @@ def test_service_wide_counters_are_on_the_status_tab_only(
     page.on("request", lambda r: stats_calls.append(r.url) if "/api/stats" in r.url else None)
     expect(page.locator("#summary-counts")).to_have_text("3 images · 3 ready")
     header = page.locator("header").inner_text()
-    assert "created" not in header and "served" not in header, header
+    assert "created" not in header, header
+    assert "served" not in header, header
     assert stats_calls == []
     page.get_by_role("tab", name="Status").click()
     counters = page.locator("#counters")

@@ -8,41 +8,28 @@ from __future__ import annotations
 
 import re
 import shutil
-import zipfile
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 from uuid import uuid4
 
 import httpx
 import pytest
-from playwright.sync_api import Page, Request, Route, expect
+from playwright.sync_api import Request, Route, expect
 
 from app.sandbox import DEMO_ORDER_ID
-from tests.browser.conftest import FAKE_SAVE_PICKER, PageProblems, Server
+from tests.browser.conftest import (
+    FAKE_SAVE_PICKER,
+    OpenPage,
+    Server,
+    StartService,
+    live_overrides,
+    zip_entries,
+)
 from tests.conftest import SettingsFactory, create_order
 
 pytestmark = pytest.mark.browser
 
-OpenPage = Callable[..., tuple[Page, PageProblems]]
-StartService = Callable[..., Server]
 SAMPLE = Path(__file__).resolve().parents[2] / "sample_images" / "garden.jpg"
 DEMO_NAME = "Demo order — 12 Harbour View"
-
-
-def _entries(path: Path) -> list[str]:
-    with zipfile.ZipFile(path) as archive:
-        assert archive.testzip() is None
-        return archive.namelist()
-
-
-def _live(make_settings: SettingsFactory) -> dict[str, Any]:
-    settings = make_settings()
-    return {
-        "autoenhance_api_key": settings.autoenhance_api_key,
-        "autoenhance_api_base": settings.autoenhance_api_base,
-        "upstream_retry_max_wait": 0.2,
-    }
 
 
 def _name_order(server: Server, name: str) -> str:
@@ -87,13 +74,13 @@ def test_your_orders_then_two_ticked_thumbnails_give_a_zip_of_exactly_those(
         selected.click()
     saved = tmp_path / "two.zip"
     info.value.save_as(saved)
-    assert _entries(saved) == ["garden.jpg", "living-room.jpg"]
+    assert zip_entries(saved) == ["garden.jpg", "living-room.jpg"]
     expect(page.locator("#download-message")).to_contain_text("Your browser is downloading 2")
     # The order's own button still takes them all.
     with page.expect_download() as info:
         page.get_by_role("button", name="Download ZIP").click()
     info.value.save_as(tmp_path / "all.zip")
-    assert _entries(tmp_path / "all.zip") == ["garden.jpg", "house-front.jpg", "living-room.jpg"]
+    assert zip_entries(tmp_path / "all.zip") == ["garden.jpg", "house-front.jpg", "living-room.jpg"]
 
 
 def test_your_orders_downloads_in_one_click_newest_first_and_loads_more(
@@ -121,7 +108,7 @@ def test_your_orders_downloads_in_one_click_newest_first_and_loads_more(
         page.get_by_role("button", name=f"Download ZIP of {DEMO_NAME}").click()
     saved = tmp_path / "demo.zip"
     info.value.save_as(saved)
-    assert sorted(_entries(saved)) == ["garden.jpg", "house-front.jpg", "living-room.jpg"]
+    assert sorted(zip_entries(saved)) == ["garden.jpg", "house-front.jpg", "living-room.jpg"]
 
 
 def test_phone_width_your_orders_has_its_download_on_the_first_screen(
@@ -132,7 +119,8 @@ def test_phone_width_your_orders_has_its_download_on_the_first_screen(
     button = page.get_by_role("button", name=f"Download ZIP of {DEMO_NAME}")
     expect(button).to_be_visible()
     box = button.bounding_box()
-    assert box is not None and box["y"] + box["height"] <= 844, box
+    assert box is not None
+    assert box["y"] + box["height"] <= 844, box
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
 
 
@@ -145,7 +133,7 @@ def test_own_key_opens_your_orders_with_only_that_keys_orders(
     key = f"own-key-{uuid4()}"
     mine = create_order(sandbox, images=2, api_key=key, name=f"Mine {key[-6:]}")
     theirs = create_order(sandbox, images=1, api_key=f"other-{uuid4()}", name="Not mine")
-    server = start_service(**_live(make_settings))
+    server = start_service(**live_overrides(make_settings))
     page, _ = open_page(server)
     # Live mode, no key: nothing to list, so no "Your orders" tab.
     expect(page.get_by_role("tab", name="Download")).to_have_attribute("aria-selected", "true")
@@ -176,7 +164,8 @@ def test_own_key_opens_your_orders_with_only_that_keys_orders(
     expect(page.locator(f"#orders-list li[data-order-id='{theirs['order_id']}']")).to_have_count(0)
     # The thumbnail needs the key: fetched with its header, shown from a blob: URL.
     expect(row.locator("img")).to_have_attribute("src", re.compile(r"^blob:"))
-    assert keyed and all(url.startswith(server.url + "/") for url in keyed), keyed
+    assert keyed
+    assert all(url.startswith(server.url + "/") for url in keyed), keyed
 
 
 def test_summary_shows_each_images_state_and_only_ready_ones_can_be_ticked(
@@ -188,7 +177,7 @@ def test_summary_shows_each_images_state_and_only_ready_ones_can_be_ticked(
     order = create_order(
         sandbox, images=3, statuses={"1": "processing", "2": "error"}, name="Mixed states"
     )
-    server = start_service(**_live(make_settings))
+    server = start_service(**live_overrides(make_settings))
     page, _ = open_page(server, path="/#download")
     page.get_by_label("Order id").fill(order["order_id"])
     tiles = page.locator("#summary-images li.thumb")
@@ -243,7 +232,7 @@ def test_twenty_named_files_come_back_in_shot_order(
     assert download.suggested_filename == "14 Quay Street.zip"
     saved = tmp_path / "shoot.zip"
     download.save_as(saved)
-    assert _entries(saved) == shots
+    assert zip_entries(saved) == shots
 
 
 def test_signing_in_as_administrator_shows_the_operators_orders(
@@ -252,11 +241,11 @@ def test_signing_in_as_administrator_shows_the_operators_orders(
     make_settings: SettingsFactory,
     sandbox: httpx.Client,
 ) -> None:
-    operator_key = _live(make_settings)["autoenhance_api_key"].get_secret_value()
+    operator_key = live_overrides(make_settings)["autoenhance_api_key"].get_secret_value()
     operator_order = create_order(
         sandbox, images=1, api_key=operator_key, name=f"Operator {uuid4()}"
     )
-    server = start_service(**_live(make_settings), admin_token="browser-admin-token")
+    server = start_service(**live_overrides(make_settings), admin_token="browser-admin-token")
     page, _ = open_page(server, path="/#status")
     tab = page.get_by_role("tab", name="Your orders")
     # The operator's orders are every customer's: not listed to an anonymous visitor.
@@ -282,7 +271,7 @@ def test_a_late_answer_about_an_earlier_key_does_not_hide_your_orders(
 ) -> None:
     key = f"own-key-{uuid4()}"
     create_order(sandbox, images=1, api_key=key, name="Late answer")
-    server = start_service(**_live(make_settings))
+    server = start_service(**live_overrides(make_settings))
     page, _ = open_page(server)
     expect(page.locator("body")).to_have_attribute("data-access-checks", "1")
     # Hold the session checks made from now on, to answer them late.

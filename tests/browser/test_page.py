@@ -5,42 +5,29 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
-import time
 import zipfile
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
 from app.sandbox import DEMO_ORDER_ID
-from tests.browser.conftest import FAKE_SAVE_PICKER, PageProblems, Server
+from testkit.processes import wait_for
+from tests.browser.conftest import (
+    FAKE_SAVE_PICKER,
+    OpenPage,
+    Server,
+    StartService,
+    live_overrides,
+    zip_entries,
+)
 from tests.conftest import SettingsFactory, create_order
 
 pytestmark = pytest.mark.browser
 
-OpenPage = Callable[..., tuple[Page, PageProblems]]
-StartService = Callable[..., Server]
 DEMO_ENTRIES = ["garden.jpg", "house-front.jpg", "living-room.jpg"]
 SAMPLE_DIR = Path(__file__).resolve().parents[2] / "sample_images"
-
-
-def _live(make_settings: SettingsFactory) -> dict[str, Any]:
-    """Overrides pointing the service at the standalone sandbox (live mode, fault knobs)."""
-    settings = make_settings()
-    return {
-        "autoenhance_api_key": settings.autoenhance_api_key,
-        "autoenhance_api_base": settings.autoenhance_api_base,
-        "upstream_retry_max_wait": 0.2,
-    }
-
-
-def _entries(path: Path) -> list[str]:
-    with zipfile.ZipFile(path) as archive:
-        assert archive.testzip() is None
-        return archive.namelist()
 
 
 def test_download_demo_order_through_the_browser(
@@ -57,7 +44,7 @@ def test_download_demo_order_through_the_browser(
     assert download.suggested_filename == "Demo order — 12 Harbour View.zip"
     saved = tmp_path / "demo.zip"
     download.save_as(saved)
-    assert sorted(_entries(saved)) == DEMO_ENTRIES
+    assert sorted(zip_entries(saved)) == DEMO_ENTRIES
     expect(page.locator("#download-message")).to_contain_text("Your browser is downloading 3")
 
 
@@ -73,7 +60,7 @@ def test_sandbox_banner_and_demo_order_prefilled(
         page.get_by_role("button", name="Download ZIP").click()
     saved = tmp_path / "demo.zip"
     info.value.save_as(saved)
-    assert sorted(_entries(saved)) == DEMO_ENTRIES
+    assert sorted(zip_entries(saved)) == DEMO_ENTRIES
 
 
 def test_stuck_image_is_shown_and_reported(
@@ -86,7 +73,7 @@ def test_stuck_image_is_shown_and_reported(
     order = create_order(
         sandbox, images=4, image_bytes=30_000, statuses={"2": "processing"}, name="Stuck order"
     )
-    server = start_service(**_live(make_settings))
+    server = start_service(**live_overrides(make_settings))
     page, _ = open_page(server, path="/#download")
     page.get_by_label("Order id").fill(order["order_id"])
     expect(page.locator("#summary-counts")).to_have_text("4 images · 3 ready · 1 still processing")
@@ -96,8 +83,9 @@ def test_stuck_image_is_shown_and_reported(
         page.get_by_role("button", name="Download ZIP").click()
     saved = tmp_path / "stuck.zip"
     info.value.save_as(saved)
-    names = _entries(saved)
-    assert len(names) == 4 and names[-1] == "_download_report.txt"
+    names = zip_entries(saved)
+    assert len(names) == 4
+    assert names[-1] == "_download_report.txt"
     with zipfile.ZipFile(saved) as archive:
         report = archive.read("_download_report.txt").decode()
     assert "image-0003" in report
@@ -110,7 +98,7 @@ def test_progress_on_the_page_while_streaming_to_a_file(
     sandbox: httpx.Client,
 ) -> None:
     order = create_order(sandbox, images=8, image_bytes=250_000, name="Progress order")
-    server = start_service(**_live(make_settings))
+    server = start_service(**live_overrides(make_settings))
     page, _ = open_page(server, path="/#download", save_picker=FAKE_SAVE_PICKER)
     page.get_by_label("Order id").fill(order["order_id"])
     expect(page.locator("#summary-counts")).to_have_text("8 images · 8 ready")
@@ -171,7 +159,7 @@ def test_create_order_from_the_samples_then_download(
     saved = tmp_path / "created.zip"
     info.value.save_as(saved)
     samples = sorted(p.name for p in SAMPLE_DIR.glob("*.jpg"))
-    assert sorted(_entries(saved)) == samples
+    assert sorted(zip_entries(saved)) == samples
 
 
 def test_ask_answers_from_the_docs(start_service: StartService, open_page: OpenPage) -> None:
@@ -247,13 +235,12 @@ def test_screenshot(start_service: StartService, open_page: OpenPage) -> None:
 
 def _wait_until_processed(server: Server, order_id: str) -> None:
     """Poll the summary until every image of the order is ready (bounded)."""
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+
+    def processed() -> bool:
         summary = httpx.get(f"{server.url}/orders/{order_id}", timeout=10).json()
-        if summary["image_count"] and summary["ready_count"] == summary["image_count"]:
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"order {order_id} not processed within 30 s")
+        return bool(summary["image_count"]) and summary["ready_count"] == summary["image_count"]
+
+    wait_for(processed, timeout=30, interval=0.1)
 
 
 def _wait_for_pictures(page: Page, selector: str, count: int) -> None:

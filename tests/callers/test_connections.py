@@ -20,10 +20,10 @@ import httpx
 import pytest
 import yaml
 
-from app.core.config import Settings
 from app.main import create_app
 from app.web.server import with_header_timeout
-from tests.support import ROOT, UvicornThread, free_port, wait_until_listening
+from testkit.processes import ROOT, free_port, wait_until_listening
+from tests.support import UvicornThread, settings_of
 
 HEADER_TIMEOUT = 1.0
 PROXY_ADDRESS = "127.0.0.2"
@@ -176,7 +176,7 @@ def test_behind_the_trusted_proxy_the_admin_cookie_is_secure(shipped_server: int
 
 
 def test_a_kept_alive_connection_must_send_its_next_headers_in_time(tmp_path: Path) -> None:
-    settings = Settings(_env_file=None, autoenhance_api_key=None, data_dir=tmp_path / "data")  # type: ignore[call-arg]
+    settings = settings_of(autoenhance_api_key=None, data_dir=tmp_path / "data")
     with UvicornThread(
         create_app(settings), http=with_header_timeout(HEADER_TIMEOUT), timeout_keep_alive=60
     ) as server:

@@ -12,9 +12,9 @@ import pytest
 
 from app.core.config import Settings
 from app.main import create_app
+from testkit.processes import redis_server
 from tests.conftest import SettingsFactory, create_order
-from tests.jobs.support import redis_server
-from tests.support import UvicornThread
+from tests.support import UvicornThread, require_tool
 
 
 def forwarded(address: str, **headers: str) -> dict[str, str]:
@@ -126,7 +126,7 @@ def test_ask_limit_looks_through_trusted_proxies(strict_service: UvicornThread) 
 @pytest.mark.redis
 def test_ask_limit_is_shared_through_redis(make_settings: SettingsFactory) -> None:
     question = {"question": "What is the sandbox?"}
-    with redis_server() as url:
+    with redis_server(require_tool("redis-server")) as url:
         settings: Settings = make_settings(redis_url=url, ask_rate_limit="1/hour")
         with (
             UvicornThread(create_app(settings)) as first,

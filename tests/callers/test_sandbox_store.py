@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from app.sandbox.store import DEMO_ORDER_ID
-from tests.support import sandbox_process
+from testkit.processes import sandbox_process
 
 MAX_ORDERS = 4
 MAX_BYTES = 150_000
@@ -22,8 +22,8 @@ UPLOAD_BYTES = 40_000
 @pytest.fixture
 def small_sandbox() -> Iterator[str]:
     env = {"SANDBOX_MAX_ORDERS": str(MAX_ORDERS), "SANDBOX_MAX_STORED_BYTES": str(MAX_BYTES)}
-    with sandbox_process("--processing-delay", "0", env=env) as url:
-        yield url.removesuffix("/v3")
+    with sandbox_process("--processing-delay", "0", env=env) as root:
+        yield root
 
 
 def upload_order(client: httpx.Client, key: str) -> str:

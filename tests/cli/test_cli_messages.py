@@ -20,7 +20,7 @@ from app.cli.usage import EXIT_FAILED, EXIT_NETWORK, EXIT_OK, EXIT_TIMEOUT, EXIT
 from app.main import create_app
 from tests.cli.test_setup_test_order import ADMIN_TOKEN, FAST, PHOTOS, CuttingProxy, reference
 from tests.conftest import SettingsFactory, create_order
-from tests.support import UvicornThread, free_port
+from tests.support import UvicornThread
 
 
 def stderr_of(capsys: pytest.CaptureFixture[str]) -> str:
@@ -29,10 +29,10 @@ def stderr_of(capsys: pytest.CaptureFixture[str]) -> str:
 
 
 def test_a_missing_download_folder_is_refused_before_any_work(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    refused_port: int, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # Nothing listens there: any upload attempt would end in a network failure instead.
-    dead = f"http://127.0.0.1:{free_port()}"
+    dead = f"http://127.0.0.1:{refused_port}"
     out = tmp_path / "no-such-folder" / "order.zip"
     code = main([*PHOTOS, "--wait", "--download", str(out), "--service-url", dead, "--quiet"])
     assert code == EXIT_USAGE
@@ -113,7 +113,8 @@ def test_download_without_wait_on_an_order_not_processed_suggests_wait(
     err = stderr_of(capsys)
     assert "No image of this order could be delivered" in err
     assert "Add --wait" in err
-    assert "{" not in err and "failures" not in err  # the message, not the raw JSON
+    assert "{" not in err
+    assert "failures" not in err
     assert not out.exists()
 
 
@@ -197,6 +198,7 @@ def test_each_progress_bar_counts_in_its_own_unit() -> None:
     assert str(speed.render(by_id[images])) == ""  # type: ignore[union-attr]
     shown = str(amount.render(by_id[data]))  # type: ignore[union-attr]
     assert shown == "1.2/4.5 MB"
-    assert "1200000" not in shown and "images" not in shown
+    assert "1200000" not in shown
+    assert "images" not in shown
     rate = str(speed.render(by_id[data]))  # type: ignore[union-attr]
     assert rate.endswith("B/s") or rate == "?"

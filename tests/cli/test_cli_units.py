@@ -223,4 +223,5 @@ def test_finishing_moves_the_partial_file_into_place(tmp_path: Path) -> None:
     partial = partial_at(tmp_path, data=b"PK\x03\x04", meta='{"url": "u", "etag": "e"}')
     partial.finish()
     assert partial.out.read_bytes() == b"PK\x03\x04"
-    assert not partial.path.exists() and not partial.meta_path.exists()
+    assert not partial.path.exists()
+    assert not partial.meta_path.exists()

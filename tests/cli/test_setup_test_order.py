@@ -9,7 +9,7 @@ import subprocess
 import sys
 import uuid
 import zipfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -29,8 +29,9 @@ from app.cli.usage import (
     EXIT_USAGE,
 )
 from app.main import create_app
+from testkit.processes import ROOT
 from tests.conftest import SettingsFactory, create_order
-from tests.support import ROOT, UvicornThread, free_port
+from tests.support import UvicornThread
 
 SAMPLES = ROOT / "sample_images"
 PHOTOS = [str(SAMPLES / "house-front.jpg"), str(SAMPLES / "garden.jpg")]
@@ -154,7 +155,8 @@ def test_a_second_run_resumes_with_range_and_if_range(
         first = main([*argv, "--service-url", front.url, "--retries", "0"], env={})
         assert first == EXIT_NETWORK
         part = out.with_name("resumed.zip.part")
-        assert part.stat().st_size == 100_000 and not out.exists()
+        assert part.stat().st_size == 100_000
+        assert not out.exists()
         etag = json.loads(out.with_name("resumed.zip.part.json").read_text())["etag"]
 
         second = main([*argv, "--service-url", front.url], env={})
@@ -258,8 +260,8 @@ def test_unsupported_file_with_an_image_extension(sandbox_url: str, tmp_path: Pa
     assert main([str(fake), "--quiet"], env=direct_env(sandbox_url)) == EXIT_BAD_FILE
 
 
-def test_network_failures() -> None:
-    dead = f"http://127.0.0.1:{free_port()}"
+def test_network_failures(refused_port: int) -> None:
+    dead = f"http://127.0.0.1:{refused_port}"
     env = {"AUTOENHANCE_API_KEY": "k", "AUTOENHANCE_API_BASE": f"{dead}/v3"}
     assert main([PHOTOS[0], "--quiet"], env=env) == EXIT_NETWORK
     assert main([PHOTOS[0], "--service-url", dead, "--quiet"], env={}) == EXIT_NETWORK
@@ -280,7 +282,6 @@ def test_waiting_times_out(sandbox_url: str, sandbox: httpx.Client) -> None:
 
 
 @pytest.fixture(autouse=True)
-def _no_proxy_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def _no_proxy_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"):
         monkeypatch.delenv(name, raising=False)
-    yield

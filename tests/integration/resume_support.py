@@ -9,8 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
+from testkit.s3 import S3Server
 from tests.conftest import SettingsFactory
-from tests.support import S3Server
 
 
 def broken_download(url: str, offset: int, **kwargs: Any) -> bytes:

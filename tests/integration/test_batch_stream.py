@@ -15,7 +15,7 @@ import pytest
 
 from app.main import create_app
 from tests.conftest import SettingsFactory, create_order
-from tests.support import UvicornThread
+from tests.support import SandboxControl, UvicornThread
 
 OPERATOR_KEY = "operator-test-key"
 
@@ -45,7 +45,7 @@ def nocache(make_settings: SettingsFactory) -> Iterator[UvicornThread]:
 
 
 def test_archive_holds_every_image_in_order_byte_for_byte(
-    service: UvicornThread, sandbox: httpx.Client, sandbox_url: str
+    service: UvicornThread, sandbox: SandboxControl, sandbox_url: str
 ) -> None:
     order = create_order(
         sandbox,
@@ -82,7 +82,7 @@ def test_archive_holds_every_image_in_order_byte_for_byte(
 
 
 def test_same_order_gives_byte_identical_archives(
-    nocache: UvicornThread, sandbox: httpx.Client
+    nocache: UvicornThread, sandbox: SandboxControl
 ) -> None:
     order = create_order(sandbox, images=6, image_bytes=10_000)
     url = f"{nocache.url}/orders/{order['order_id']}/images"
@@ -90,7 +90,7 @@ def test_same_order_gives_byte_identical_archives(
     assert len(digests) == 1
 
 
-def test_options_are_forwarded_upstream(service: UvicornThread, sandbox: httpx.Client) -> None:
+def test_options_are_forwarded_upstream(service: UvicornThread, sandbox: SandboxControl) -> None:
     order = create_order(sandbox, images=1, image_bytes=5_000)
     response = httpx.get(
         f"{service.url}/orders/{order['order_id']}/images",
@@ -107,7 +107,7 @@ def test_options_are_forwarded_upstream(service: UvicornThread, sandbox: httpx.C
     )
     assert response.status_code == 200
     assert read_zip(response.content).namelist()[0].endswith(".png")
-    log = sandbox.get("/_sandbox/requests").json()["requests"]
+    log = sandbox.log()
     enhanced = [r for r in log if r["route"] == "enhanced"]
     assert enhanced, log
     query = enhanced[0]["query"]
@@ -125,7 +125,7 @@ def test_options_are_forwarded_upstream(service: UvicornThread, sandbox: httpx.C
 
 
 def test_unprocessed_images_are_reported_not_hidden(
-    service: UvicornThread, sandbox: httpx.Client
+    service: UvicornThread, sandbox: SandboxControl
 ) -> None:
     order = create_order(
         sandbox, images=4, image_bytes=5_000, statuses={"1": "processing", "3": "error"}
@@ -138,12 +138,13 @@ def test_unprocessed_images_are_reported_not_hidden(
     report = archive.read("_download_report.txt").decode()
     assert order["images"][1]["image_id"] in report
     assert order["images"][3]["image_id"] in report
-    assert "not processed yet" in report and "failed" in report
+    assert "not processed yet" in report
+    assert "failed" in report
     assert "2 of 4 images are in this archive" in report
 
 
 def test_image_failing_after_retries_is_skipped(
-    service: UvicornThread, sandbox: httpx.Client
+    service: UvicornThread, sandbox: SandboxControl
 ) -> None:
     order = create_order(sandbox, images=3, image_bytes=5_000)
     bad = order["images"][1]["image_id"]
@@ -156,16 +157,12 @@ def test_image_failing_after_retries_is_skipped(
     archive = read_zip(response.content)
     assert len(archive.namelist()) == 3  # two images and the report
     assert bad in archive.read("_download_report.txt").decode()
-    attempts = [
-        r
-        for r in sandbox.get("/_sandbox/requests").json()["requests"]
-        if r["image_id"] == bad and r["route"] == "enhanced"
-    ]
+    attempts = [r for r in sandbox.log() if r["image_id"] == bad and r["route"] == "enhanced"]
     assert len(attempts) == 4  # first try + UPSTREAM_RETRIES
 
 
 def test_transient_errors_are_retried_into_a_complete_archive(
-    service: UvicornThread, sandbox: httpx.Client
+    service: UvicornThread, sandbox: SandboxControl
 ) -> None:
     order = create_order(sandbox, images=4, image_bytes=5_000)
     sandbox.post(
@@ -179,7 +176,7 @@ def test_transient_errors_are_retried_into_a_complete_archive(
 
 
 def test_nothing_deliverable_is_a_422_listing_why(
-    service: UvicornThread, sandbox: httpx.Client
+    service: UvicornThread, sandbox: SandboxControl
 ) -> None:
     order = create_order(
         sandbox, images=2, image_bytes=5_000, statuses={"0": "processing", "1": "processing"}
@@ -193,7 +190,7 @@ def test_nothing_deliverable_is_a_422_listing_why(
     }
 
 
-def test_every_fetch_failing_is_a_422(service: UvicornThread, sandbox: httpx.Client) -> None:
+def test_every_fetch_failing_is_a_422(service: UvicornThread, sandbox: SandboxControl) -> None:
     order = create_order(sandbox, images=2, image_bytes=5_000)
     sandbox.post(
         "/_sandbox/faults", json={"kind": "status", "status": 502, "scope": "enhanced"}
@@ -219,19 +216,17 @@ def test_every_fetch_failing_is_a_422(service: UvicornThread, sandbox: httpx.Cli
     ],
 )
 def test_bad_requests_get_one_json_error_shape(
-    service: UvicornThread, sandbox: httpx.Client, path: str, status: int, code: str
+    service: UvicornThread, sandbox: SandboxControl, path: str, status: int, code: str
 ) -> None:
     response = httpx.get(service.url + path, timeout=30)
     assert response.status_code == status
     assert response.json()["error"] == code
     if status in (400, 422) and code != "not_found":
-        order_routes = [
-            r for r in sandbox.get("/_sandbox/requests").json()["requests"] if r["route"] == "order"
-        ]
+        order_routes = [r for r in sandbox.log() if r["route"] == "order"]
         assert order_routes == [], "validation must happen before any upstream call"
 
 
-def test_empty_order_is_404(service: UvicornThread, sandbox: httpx.Client) -> None:
+def test_empty_order_is_404(service: UvicornThread, sandbox: SandboxControl) -> None:
     order = create_order(sandbox, images=0)
     response = httpx.get(f"{service.url}/orders/{order['order_id']}/images", timeout=30)
     assert response.status_code == 404
@@ -239,7 +234,7 @@ def test_empty_order_is_404(service: UvicornThread, sandbox: httpx.Client) -> No
 
 
 def test_upstream_failures_on_the_order_map_to_502_and_503(
-    service: UvicornThread, sandbox: httpx.Client
+    service: UvicornThread, sandbox: SandboxControl
 ) -> None:
     order = create_order(sandbox, images=1)
     url = f"{service.url}/orders/{order['order_id']}/images"
@@ -258,7 +253,7 @@ def test_upstream_failures_on_the_order_map_to_502_and_503(
 
 
 def test_head_answers_headers_without_fetching_images(
-    service: UvicornThread, sandbox: httpx.Client
+    service: UvicornThread, sandbox: SandboxControl
 ) -> None:
     order = create_order(sandbox, images=3)
     response = httpx.head(f"{service.url}/orders/{order['order_id']}/images", timeout=30)
@@ -266,12 +261,12 @@ def test_head_answers_headers_without_fetching_images(
     assert response.headers["x-total-images"] == "3"
     assert response.content == b""
     ids = {image["image_id"] for image in order["images"]}
-    log = sandbox.get("/_sandbox/requests").json()["requests"]
+    log = sandbox.log()
     assert [r for r in log if r["image_id"] in ids] == [], "HEAD must not fetch images"
     assert any(r["path"] == f"/v3/orders/{order['order_id']}" for r in log)
 
 
-def test_summary_names_every_entry(service: UvicornThread, sandbox: httpx.Client) -> None:
+def test_summary_names_every_entry(service: UvicornThread, sandbox: SandboxControl) -> None:
     order = create_order(
         sandbox, images=2, names=["a/b.jpg", "a/b.jpg"], statuses={"1": "processing"}
     )
@@ -284,7 +279,7 @@ def test_summary_names_every_entry(service: UvicornThread, sandbox: httpx.Client
 
 
 def test_first_bytes_arrive_before_the_last_image_is_fetched(
-    service: UvicornThread, sandbox: httpx.Client
+    service: UvicornThread, sandbox: SandboxControl
 ) -> None:
     order = create_order(sandbox, images=6, image_bytes=50_000)
     last = order["images"][-1]["image_id"]
@@ -304,14 +299,14 @@ def test_first_bytes_arrive_before_the_last_image_is_fetched(
         chunks = response.iter_raw()
         first = next(chunks)
         assert first.startswith(b"PK\x03\x04")
-        finished = {r["image_id"] for r in sandbox.get("/_sandbox/requests").json()["requests"]}
+        finished = {r["image_id"] for r in sandbox.log()}
         assert last not in finished, "the archive started only after the last image arrived"
         rest = b"".join(chunks)
     assert len(read_zip(first + rest).namelist()) == 6
 
 
 def test_client_disconnect_cancels_downloads_and_removes_spools(
-    make_settings: SettingsFactory, sandbox: httpx.Client, tmp_path: Path
+    make_settings: SettingsFactory, sandbox: SandboxControl, tmp_path: Path
 ) -> None:
     settings = make_settings(spool_memory_bytes=0, archive_cache_max_bytes=0)
     order = create_order(sandbox, images=8, image_bytes=100_000)
@@ -346,7 +341,9 @@ def test_client_disconnect_cancels_downloads_and_removes_spools(
         assert spooled == [], spooled
 
 
-def test_buffered_mode_reports_final_counts(service: UvicornThread, sandbox: httpx.Client) -> None:
+def test_buffered_mode_reports_final_counts(
+    service: UvicornThread, sandbox: SandboxControl
+) -> None:
     order = create_order(sandbox, images=3, image_bytes=5_000, statuses={"2": "processing"})
     response = httpx.get(
         f"{service.url}/orders/{order['order_id']}/images", params={"stream": "false"}, timeout=60
@@ -358,7 +355,7 @@ def test_buffered_mode_reports_final_counts(service: UvicornThread, sandbox: htt
     assert len(read_zip(response.content).namelist()) == 3
 
 
-def test_cache_serves_ranges_for_resume(service: UvicornThread, sandbox: httpx.Client) -> None:
+def test_cache_serves_ranges_for_resume(service: UvicornThread, sandbox: SandboxControl) -> None:
     order = create_order(sandbox, images=3, image_bytes=40_000)
     url = f"{service.url}/orders/{order['order_id']}/images"
     full = httpx.get(url, timeout=60)
@@ -378,7 +375,9 @@ def test_cache_serves_ranges_for_resume(service: UvicornThread, sandbox: httpx.C
     assert past.json()["error"] == "range_not_satisfiable"
 
 
-def test_changed_order_is_never_served_stale(service: UvicornThread, sandbox: httpx.Client) -> None:
+def test_changed_order_is_never_served_stale(
+    service: UvicornThread, sandbox: SandboxControl
+) -> None:
     order = create_order(sandbox, images=2, image_bytes=5_000, statuses={"1": "processing"})
     url = f"{service.url}/orders/{order['order_id']}/images"
     first = read_zip(httpx.get(url, timeout=60).content)

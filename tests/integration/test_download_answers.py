@@ -3,9 +3,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import socket
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,29 +13,15 @@ import httpx
 import pytest
 
 from app.main import create_app
+from testkit.processes import wait_for
 from tests.conftest import SettingsFactory, create_order
-from tests.support import UvicornThread
+from tests.support import SandboxControl, UvicornThread
 
 
-def image_fetches(sandbox: httpx.Client, order: dict[str, Any]) -> int:
+def image_fetches(sandbox: SandboxControl, order: dict[str, Any]) -> int:
     ids = {image["image_id"] for image in order["images"]}
-    entries = sandbox.get("/_sandbox/requests").json()["requests"]
+    entries = sandbox.log()
     return sum(1 for e in entries if e["route"] == "enhanced" and e["image_id"] in ids)
-
-
-def wait_for(condition: Any, *, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        time.sleep(0.02)
-
-
-def task_names(server: UvicornThread) -> list[str]:
-    async def names() -> list[str]:
-        return [task.get_name() for task in asyncio.all_tasks()]
-
-    return asyncio.run_coroutine_threadsafe(names(), server.loop).result(timeout=5)
 
 
 @pytest.fixture
@@ -48,7 +32,7 @@ def slow(make_settings: SettingsFactory) -> Iterator[UvicornThread]:
 
 
 def test_head_answers_what_get_would_without_fetching(
-    service: UvicornThread, sandbox: httpx.Client
+    service: UvicornThread, sandbox: SandboxControl
 ) -> None:
     waiting = create_order(sandbox, images=2, status="processing")
     url = f"{service.url}/orders/{waiting['order_id']}/images"
@@ -59,7 +43,8 @@ def test_head_answers_what_get_would_without_fetching(
     ready = create_order(sandbox, images=2, image_bytes=20_000)
     url = f"{service.url}/orders/{ready['order_id']}/images"
     head = httpx.head(url, timeout=30)
-    assert head.status_code == 200 and image_fetches(sandbox, ready) == 0
+    assert head.status_code == 200
+    assert image_fetches(sandbox, ready) == 0
     get = httpx.get(url, timeout=30)
     for name in ("etag", "last-modified", "accept-ranges", "content-disposition"):
         assert head.headers[name] == get.headers[name], name
@@ -67,7 +52,7 @@ def test_head_answers_what_get_would_without_fetching(
 
 
 def test_stream_false_stops_building_when_the_client_leaves(
-    slow: UvicornThread, sandbox: httpx.Client, make_settings: SettingsFactory
+    slow: UvicornThread, sandbox: SandboxControl, make_settings: SettingsFactory
 ) -> None:
     order = create_order(sandbox, images=12, image_bytes=20_000)
     ids = [image["image_id"] for image in order["images"]]
@@ -83,22 +68,24 @@ def test_stream_false_stops_building_when_the_client_leaves(
         )
         wait_for(lambda: image_fetches(sandbox, order) >= 1)
     # The client has gone: every fetch of the build must stop, and its file go away.
-    wait_for(lambda: not [n for n in task_names(slow) if n.startswith("batch-fetch")])
+    wait_for(lambda: not [n for n in slow.task_names() if n.startswith("batch-fetch")])
     assert image_fetches(sandbox, order) < len(ids)
     spool = make_settings().data_dir / "spool"
     wait_for(lambda: not spool.exists() or not any(spool.iterdir()))
 
 
 def test_stream_false_is_bounded(
-    make_settings: SettingsFactory, sandbox: httpx.Client, tmp_path: Path
+    make_settings: SettingsFactory, sandbox: SandboxControl, tmp_path: Path
 ) -> None:
     order = create_order(sandbox, images=3, image_bytes=30_000)
     settings = make_settings(archive_build_max_bytes=50_000, archive_cache_max_bytes=0)
     with UvicornThread(create_app(settings)) as server:
         url = f"{server.url}/orders/{order['order_id']}/images"
         answer = httpx.get(url, params={"stream": "false"}, timeout=30)
-        assert answer.status_code == 422 and answer.json()["error"] == "archive_too_large"
+        assert answer.status_code == 422
+        assert answer.json()["error"] == "archive_too_large"
         streamed = httpx.get(url, timeout=30)  # streaming has no such bound
-        assert streamed.status_code == 200 and len(streamed.content) > 90_000
+        assert streamed.status_code == 200
+        assert len(streamed.content) > 90_000
         spool = settings.data_dir / "spool"
         assert not any(p.suffix == ".zip" for p in spool.iterdir())

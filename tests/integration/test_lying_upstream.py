@@ -117,7 +117,8 @@ def test_answers_that_are_not_the_image_are_skipped_reported_and_not_cached(
     assert first.namelist() == ["front.jpg", REPORT]
     assert first.read("front.jpg") == GOOD
     report = first.read(REPORT).decode()
-    assert "victim" in report and "garden" in report
+    assert "victim" in report
+    assert "garden" in report
     assert "1 of 2 images are in this archive." in report
 
     # The upstream recovers: the archive with a gap was not cached, the next one is whole.
@@ -206,7 +207,8 @@ def test_lone_surrogates_in_names_are_repaired(
     archive = read_zip(response)
     assert archive.namelist() == ["front\ufffd.jpg", REPORT]
     report = archive.read(REPORT).decode("utf-8")
-    assert "Harbour \ufffd View" in report and "back\ufffd" in report
+    assert "Harbour \ufffd View" in report
+    assert "back\ufffd" in report
     assert (
         "filename*=UTF-8''Harbour%20%EF%BF%BD%20View.zip" in response.headers["content-disposition"]
     )
@@ -227,11 +229,13 @@ def test_a_huge_hostile_order_name_gives_a_short_safe_file_name(
         assert "set-cookie" not in response.headers
         exact = unquote(header.split("filename*=UTF-8''", 1)[1])
         assert len(exact.encode("utf-8")) <= 150
-        assert exact.startswith("_..Set-Cookie_ x=1gpj.exeé") and exact.endswith("é.zip")
+        assert exact.startswith("_..Set-Cookie_ x=1gpj.exeé")
+        assert exact.endswith("é.zip")
         for banned in ("/", "\\", "\r", "\n", "\0", "\u202e"):
             assert banned not in exact
         fallback = header.split('filename="', 1)[1].split('"', 1)[0]
-        assert fallback.startswith("_..Set-Cookie_ x=1gpj.exee") and fallback.endswith(".zip")
+        assert fallback.startswith("_..Set-Cookie_ x=1gpj.exee")
+        assert fallback.endswith(".zip")
 
 
 def test_report_lines_cannot_be_forged(service: UvicornThread, hostile: HostileUpstream) -> None:
@@ -250,7 +254,9 @@ def test_report_lines_cannot_be_forged(service: UvicornThread, hostile: HostileU
         "- b  x\\n- fake-id  fake.jpg\\n    reason: forged\\r\\x1b[2J\\u2028",
         "    reason: enhancement failed upstream: bad\\nreason: also forged\\x07",
     ]
-    assert "\r" not in report and "\x1b" not in report and "\u2028" not in report
+    assert "\r" not in report
+    assert "\x1b" not in report
+    assert "\u2028" not in report
 
 
 @pytest.mark.parametrize(

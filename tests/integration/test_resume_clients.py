@@ -37,7 +37,8 @@ def cached_node(make_settings: SettingsFactory, tmp_path: Path) -> Iterator[Uvic
 
 def check_archive(path: Path, expected: bytes) -> None:
     data = path.read_bytes()
-    assert len(data) == len(expected) and data == expected
+    assert len(data) == len(expected)
+    assert data == expected
     with zipfile.ZipFile(io.BytesIO(data)) as zf:
         assert zf.testzip() is None
     for command in (

@@ -23,7 +23,7 @@ import pytest
 from app.main import create_app
 from tests.conftest import SettingsFactory, create_order
 from tests.integration.resume_support import broken_download, offsets, store_settings
-from tests.support import UvicornThread
+from tests.support import SandboxControl, UvicornThread
 
 
 @pytest.fixture(params=["local", "s3"])
@@ -54,10 +54,10 @@ def reference(make_settings: SettingsFactory, tmp_path: Path) -> Iterator[Uvicor
         yield server
 
 
-def fetches(sandbox: httpx.Client, order: dict[str, Any]) -> Counter[str]:
+def fetches(sandbox: SandboxControl, order: dict[str, Any]) -> Counter[str]:
     """Image downloads of this order's images the sandbox has seen (its log is shared)."""
     ids = {image["image_id"] for image in order["images"]}
-    entries = sandbox.get("/_sandbox/requests").json()["requests"]
+    entries = sandbox.log()
     return Counter(
         e["image_id"] for e in entries if e["route"] == "enhanced" and e["image_id"] in ids
     )
@@ -77,7 +77,7 @@ def entry_ends(archive: bytes, order: dict[str, Any]) -> dict[str, int]:
 
 @pytest.mark.parametrize("where", ["local_header", "image_data", "central_directory"])
 def test_a_broken_first_download_resumes_from_its_offset_to_identical_bytes(
-    node: UvicornThread, reference: UvicornThread, sandbox: httpx.Client, where: str
+    node: UvicornThread, reference: UvicornThread, sandbox: SandboxControl, where: str
 ) -> None:
     order = create_order(sandbox, images=5, image_bytes=40_000)
     path = f"/orders/{order['order_id']}/images"
@@ -86,7 +86,8 @@ def test_a_broken_first_download_resumes_from_its_offset_to_identical_bytes(
     with httpx.stream("GET", node.url + path, timeout=60) as first:
         headers = first.headers
     assert headers["accept-ranges"] == "bytes"
-    assert headers["etag"].startswith('"') and headers["last-modified"].endswith("GMT")
+    assert headers["etag"].startswith('"')
+    assert headers["last-modified"].endswith("GMT")
     assert "content-length" not in headers  # streamed: the size is not known yet
     head = broken_download(node.url + path, offset)
     before = fetches(sandbox, order)
@@ -104,22 +105,24 @@ def test_a_broken_first_download_resumes_from_its_offset_to_identical_bytes(
 
 
 def test_if_range_with_another_etag_gets_the_whole_current_archive(
-    node: UvicornThread, sandbox: httpx.Client
+    node: UvicornThread, sandbox: SandboxControl
 ) -> None:
     order = create_order(sandbox, images=3, image_bytes=30_000)
     url = f"{node.url}/orders/{order['order_id']}/images"
     head = broken_download(url, 40_000)
     stale = httpx.get(url, headers={"Range": "bytes=40000-", "If-Range": '"stale"'}, timeout=60)
-    assert stale.status_code == 200 and "content-range" not in stale.headers
+    assert stale.status_code == 200
+    assert "content-range" not in stale.headers
     assert stale.content[:40_000] == head
     zipfile.ZipFile(io.BytesIO(stale.content)).testzip()
     etag = stale.headers["etag"]
     matching = httpx.get(url, headers={"Range": "bytes=40000-", "If-Range": etag}, timeout=60)
-    assert matching.status_code == 206 and head + matching.content == stale.content
+    assert matching.status_code == 206
+    assert head + matching.content == stale.content
 
 
 def test_a_changed_order_answers_a_plain_range_with_the_whole_new_archive(
-    node: UvicornThread, sandbox: httpx.Client
+    node: UvicornThread, sandbox: SandboxControl
 ) -> None:
     order = create_order(sandbox, images=4, image_bytes=30_000)
     url = f"{node.url}/orders/{order['order_id']}/images"
@@ -131,7 +134,8 @@ def test_a_changed_order_answers_a_plain_range_with_the_whole_new_archive(
 
     answer = httpx.get(url, headers={"Range": "bytes=50000-"}, timeout=60)
 
-    assert answer.status_code == 200 and "content-range" not in answer.headers
+    assert answer.status_code == 200
+    assert "content-range" not in answer.headers
     assert answer.headers["etag"] != old_etag
     with zipfile.ZipFile(io.BytesIO(answer.content)) as zf:
         assert zf.testzip() is None
@@ -139,7 +143,7 @@ def test_a_changed_order_answers_a_plain_range_with_the_whole_new_archive(
 
 
 def test_an_image_that_no_longer_matches_its_record_gets_the_whole_archive(
-    node: UvicornThread, reference: UvicornThread, sandbox: httpx.Client, tmp_path: Path
+    node: UvicornThread, reference: UvicornThread, sandbox: SandboxControl, tmp_path: Path
 ) -> None:
     """A record that disagrees with the re-fetched image (as if the image changed under the
     same order version) must not be spliced: the answer is 200 with the whole archive."""
@@ -152,7 +156,8 @@ def test_an_image_that_no_longer_matches_its_record_gets_the_whole_archive(
 
     answer = httpx.get(node.url + path, headers={"Range": f"bytes={offset}-"}, timeout=60)
 
-    assert answer.status_code == 200 and answer.content == whole
+    assert answer.status_code == 200
+    assert answer.content == whole
 
 
 def tamper_manifest(node: UvicornThread, change: Any) -> None:
@@ -160,7 +165,7 @@ def tamper_manifest(node: UvicornThread, change: Any) -> None:
     server's event loop (where the store lives)."""
 
     async def rewrite() -> None:
-        store = node.server.lifespan.state["downloads"].store  # type: ignore[attr-defined]
+        store = node.server.lifespan.state["downloads"].store
         (key,) = [item.key for item in await store.objects("manifests")]
         segment = json.loads(await store.get_bytes(key))
         change(segment["entries"])
@@ -170,7 +175,7 @@ def tamper_manifest(node: UvicornThread, change: Any) -> None:
 
 
 def test_a_complete_archive_has_its_size_ranges_and_validators(
-    cached_node: UvicornThread, sandbox: httpx.Client
+    cached_node: UvicornThread, sandbox: SandboxControl
 ) -> None:
     order = create_order(sandbox, images=3, image_bytes=30_000)
     url = f"{cached_node.url}/orders/{order['order_id']}/images"
@@ -178,26 +183,30 @@ def test_a_complete_archive_has_its_size_ranges_and_validators(
     size = len(whole.content)
     etag = whole.headers["etag"]
     head = httpx.head(url, timeout=60)
-    assert head.status_code == 200 and head.headers["content-length"] == str(size)
+    assert head.status_code == 200
+    assert head.headers["content-length"] == str(size)
     assert head.headers["etag"] == etag
     suffix = httpx.get(url, headers={"Range": "bytes=-100"}, timeout=60)
-    assert suffix.status_code == 206 and suffix.content == whole.content[-100:]
+    assert suffix.status_code == 206
+    assert suffix.content == whole.content[-100:]
     many = httpx.get(url, headers={"Range": "bytes=0-9,-10"}, timeout=60)
     assert many.status_code == 206
     assert many.headers["content-type"].startswith("multipart/byteranges")
     past = httpx.get(url, headers={"Range": f"bytes={size}-"}, timeout=60)
-    assert past.status_code == 416 and past.headers["content-range"] == f"bytes */{size}"
+    assert past.status_code == 416
+    assert past.headers["content-range"] == f"bytes */{size}"
     assert past.json()["error"] == "range_not_satisfiable"
     for ignored in ("bytes=abc", "items=0-10", "bytes=" + "9" * 4301 + "-"):
         plain = httpx.get(url, headers={"Range": ignored}, timeout=60)
-        assert plain.status_code in (200, 416) and plain.status_code != 500
+        assert plain.status_code in (200, 416)
+        assert plain.status_code != 500
         if plain.status_code == 200:
             assert plain.content == whole.content
     assert httpx.get(url, headers={"If-None-Match": etag}, timeout=60).status_code == 304
 
 
 def test_a_complete_manifest_gives_size_and_ranges_without_a_cached_copy(
-    node: UvicornThread, sandbox: httpx.Client
+    node: UvicornThread, sandbox: SandboxControl
 ) -> None:
     order = create_order(sandbox, images=3, image_bytes=30_000)
     url = f"{node.url}/orders/{order['order_id']}/images"
@@ -208,18 +217,22 @@ def test_a_complete_manifest_gives_size_and_ranges_without_a_cached_copy(
     assert head_part.status_code == 206
     assert head_part.headers["content-range"] == f"bytes 0-9/{len(whole)}"
     again = httpx.get(url, timeout=60)
-    assert again.headers["content-length"] == str(len(whole)) and again.content == whole
+    assert again.headers["content-length"] == str(len(whole))
+    assert again.content == whole
     suffix = httpx.get(url, headers={"Range": "bytes=-70"}, timeout=60)
-    assert suffix.status_code == 206 and suffix.content == whole[-70:]
+    assert suffix.status_code == 206
+    assert suffix.content == whole[-70:]
     middle = httpx.get(url, headers={"Range": "bytes=100-199"}, timeout=60)
-    assert middle.status_code == 206 and middle.content == whole[100:200]
+    assert middle.status_code == 206
+    assert middle.content == whole[100:200]
     assert middle.headers["content-range"] == f"bytes 100-199/{len(whole)}"
     past = httpx.get(url, headers={"Range": f"bytes={len(whole)}-"}, timeout=60)
-    assert past.status_code == 416 and past.json()["error"] == "range_not_satisfiable"
+    assert past.status_code == 416
+    assert past.json()["error"] == "range_not_satisfiable"
 
 
 def test_a_mismatch_after_the_first_byte_drops_the_connection_and_the_record(
-    node: UvicornThread, sandbox: httpx.Client
+    node: UvicornThread, sandbox: SandboxControl
 ) -> None:
     """A replay that finds a later image changed cannot honour its Content-Length: the
     transfer fails (never a valid-looking archive), and the next request starts afresh."""
@@ -228,11 +241,12 @@ def test_a_mismatch_after_the_first_byte_drops_the_connection_and_the_record(
     whole = httpx.get(url, timeout=60).content
     tamper_manifest(node, lambda entries: entries[3].update(crc=(entries[3]["crc"] + 1) % 2**32))
 
-    with pytest.raises(httpx.HTTPError):
-        with httpx.stream("GET", url, timeout=60) as replay:
-            assert replay.headers["content-length"] == str(len(whole))
+    with httpx.stream("GET", url, timeout=60) as replay:
+        assert replay.headers["content-length"] == str(len(whole))
+        with pytest.raises(httpx.HTTPError):
             replay.read()
 
     again = httpx.get(url, timeout=60)
-    assert again.status_code == 200 and "content-length" not in again.headers
+    assert again.status_code == 200
+    assert "content-length" not in again.headers
     assert again.content == whole

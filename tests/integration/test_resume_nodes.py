@@ -14,17 +14,18 @@ import httpx
 import pytest
 
 from app.main import create_app
+from testkit.processes import start_web, stop_group
+from testkit.s3 import S3Server
 from tests.conftest import SettingsFactory, create_order
 from tests.integration.resume_support import broken_download
-from tests.jobs.support import start_web, stop_group
-from tests.support import S3Server, UvicornThread, require_tool
+from tests.support import SandboxControl, UvicornThread, require_tool
 
 NodeFactory = Callable[..., str]
 
 
 @pytest.fixture
 def nodes(
-    s3_server: S3Server, s3_bucket: str, sandbox_url: str, tmp_path: Path
+    s3_server: S3Server, s3_bucket: str, sandbox_url: str, operator_key: str, tmp_path: Path
 ) -> Iterator[NodeFactory]:
     """Starts `uvicorn app:app` processes that share the bucket; each has its own DATA_DIR."""
     started: list[Any] = []
@@ -33,7 +34,7 @@ def nodes(
         full_env = {
             **os.environ,
             **s3_server.env,
-            "AUTOENHANCE_API_KEY": "operator-test-key",
+            "AUTOENHANCE_API_KEY": operator_key,
             "AUTOENHANCE_API_BASE": sandbox_url,
             "DATA_DIR": str(tmp_path / name),
             "ARCHIVE_STORE": f"s3://{s3_bucket}/archives",
@@ -56,7 +57,7 @@ def reference(make_settings: SettingsFactory, tmp_path: Path) -> Iterator[Uvicor
 
 
 def test_a_download_broken_on_one_node_resumes_on_another(
-    nodes: NodeFactory, reference: UvicornThread, sandbox: httpx.Client, tmp_path: Path
+    nodes: NodeFactory, reference: UvicornThread, sandbox: SandboxControl, tmp_path: Path
 ) -> None:
     node_a = nodes("a", ARCHIVE_CACHE_MAX_BYTES="0")
     node_b = nodes("b", ARCHIVE_CACHE_MAX_BYTES="0")
@@ -78,7 +79,7 @@ def test_a_download_broken_on_one_node_resumes_on_another(
 
 
 def test_a_range_on_one_node_is_served_from_the_archive_another_completed(
-    nodes: NodeFactory, sandbox: httpx.Client
+    nodes: NodeFactory, sandbox: SandboxControl
 ) -> None:
     node_a, node_b = nodes("a"), nodes("b")
     order = create_order(sandbox, images=3, image_bytes=50_000)
@@ -97,7 +98,7 @@ def test_a_range_on_one_node_is_served_from_the_archive_another_completed(
     assert image_fetches(sandbox, order) == before  # served from the store, not rebuilt
 
 
-def image_fetches(sandbox: httpx.Client, order: dict[str, Any]) -> int:
+def image_fetches(sandbox: SandboxControl, order: dict[str, Any]) -> int:
     ids = {image["image_id"] for image in order["images"]}
-    entries = sandbox.get("/_sandbox/requests").json()["requests"]
+    entries = sandbox.log()
     return sum(1 for e in entries if e["route"] == "enhanced" and e["image_id"] in ids)

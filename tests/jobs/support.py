@@ -1,20 +1,17 @@
-"""Helpers of the jobs suite: fast job settings, polling, processes (redis, arq, uvicorn)."""
+"""Helpers of the jobs suite: fast job settings, polling, the arq worker."""
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 
-from tests.support import ROOT, free_port, require_tool, wait_until_listening
+from testkit.processes import ROOT, stop
 
 SIGNING_SECRET = "jobs-test-signing-secret-0123456789"
 WEBHOOK_TOKEN = "jobs-test-webhook-token"
@@ -82,44 +79,6 @@ def wait_state(
     raise AssertionError(f"job did not reach {until} in {timeout}s: {status}")
 
 
-@contextlib.contextmanager
-def redis_server() -> Iterator[str]:
-    """A throw-away redis-server on a free loopback port; yields its URL (db 0)."""
-    path = require_tool("redis-server")
-    port = free_port()
-    process = subprocess.Popen(
-        [path, "--save", "", "--appendonly", "no", "--port", str(port), "--bind", "127.0.0.1"],
-        stdout=subprocess.DEVNULL,
-    )
-    try:
-        import redis
-
-        client = redis.Redis(host="127.0.0.1", port=port)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise
-                time.sleep(0.05)
-        client.close()
-        yield f"redis://127.0.0.1:{port}"
-    finally:
-        stop(process)
-
-
-def stop(process: subprocess.Popen[Any], *, sig: int = signal.SIGTERM) -> None:
-    if process.poll() is None:
-        process.send_signal(sig)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
 def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[Any]:
     """`arq app.jobs.worker.WorkerSettings`, waiting until it has registered in Redis."""
     import redis
@@ -137,7 +96,9 @@ def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[Any]:
         )
     try:
         deadline = time.monotonic() + 20
-        while not any(int(pid) == process.pid for pid in client.hvals(WORKERS_KEY)):
+        while not any(
+            int(pid) == process.pid for pid in cast(list[bytes], client.hvals(WORKERS_KEY))
+        ):
             if process.poll() is not None or time.monotonic() > deadline:
                 stop(process)
                 raise RuntimeError(
@@ -148,48 +109,3 @@ def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[Any]:
     finally:
         client.close()
     return process
-
-
-def start_web(
-    env: dict[str, str], *, workers: int = 1, port: int | None = None
-) -> tuple[subprocess.Popen[Any], str]:
-    """`uvicorn app:app` as a subprocess; returns it and its base URL once it answers."""
-    port = port or free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "app:app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            str(workers),
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-        env=env,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    wait_until_listening(url + "/openapi.json", process=process, timeout=30)
-    return process, url
-
-
-def kill_group(process: subprocess.Popen[Any]) -> None:
-    """SIGKILL a process started in its own session, with its children."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
-
-
-def stop_group(process: subprocess.Popen[Any]) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        kill_group(process)

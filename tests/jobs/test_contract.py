@@ -14,11 +14,12 @@ import httpx
 
 from app.core.keys import ServiceKeys
 from app.main import create_app
+from testkit.processes import wait_for
 from tests.conftest import SettingsFactory, create_order
 from tests.jobs.conftest import JobsApi
 from tests.jobs.receivers import Receiver
 from tests.jobs.support import FAST_JOBS, SIGNING_SECRET, WEBHOOK_TOKEN, wait_state
-from tests.support import UvicornThread
+from tests.support import SandboxControl, UvicornThread
 
 # What receivers check callbacks with when CALLBACK_SECRET is unset.
 CALLBACK_KEY = ServiceKeys.derive(SIGNING_SECRET.encode()).callbacks
@@ -33,13 +34,15 @@ def start_job(client: httpx.Client, order_id: str, **params: Any) -> dict[str, A
     return body
 
 
-def enhanced_requests(sandbox: httpx.Client) -> int:
-    entries = sandbox.get("/_sandbox/requests").json()["requests"]
-    return sum(1 for e in entries if e["route"] == "enhanced")
+def enhanced_requests(sandbox: SandboxControl, jobs_api: JobsApi, order: dict[str, Any]) -> int:
+    """Image downloads of `order` that reached the sandbox with the service's key."""
+    images = {image["image_id"] for image in order["images"]}
+    entries = sandbox.log(jobs_api.operator_key)
+    return sum(1 for e in entries if e["route"] == "enhanced" and e["image_id"] in images)
 
 
 def test_job_writes_the_streamed_archive_and_serves_it_resumably(
-    jobs_api: JobsApi, sandbox: httpx.Client
+    jobs_api: JobsApi, sandbox: SandboxControl
 ) -> None:
     order = create_order(sandbox, images=4, image_bytes=20_000)
     with httpx.Client(base_url=jobs_api.url, timeout=30) as client:
@@ -47,7 +50,9 @@ def test_job_writes_the_streamed_archive_and_serves_it_resumably(
         status = wait_state(client, created["status_url"])
         assert status["state"] == "complete", status
         assert status["progress"] == {"images_done": 4, "images_total": 4, "bytes_written": 80_000}
-        assert status["expires_at"] and status["worker"] and status["failures"] == []
+        assert status["expires_at"]
+        assert status["worker"]
+        assert status["failures"] == []
 
         archive = client.get(created["download_url"])
         streamed = client.get(f"/orders/{order['order_id']}/images", params={"format": "png"})
@@ -61,31 +66,38 @@ def test_job_writes_the_streamed_archive_and_serves_it_resumably(
         etag, modified = archive.headers["etag"], archive.headers["last-modified"]
 
         part = client.get(created["download_url"], headers={"Range": "bytes=100-199"})
-        assert part.status_code == 206 and part.content == archive.content[100:200]
+        assert part.status_code == 206
+        assert part.content == archive.content[100:200]
         resumed = client.get(
             created["download_url"], headers={"Range": "bytes=1000-", "If-Range": etag}
         )
-        assert resumed.status_code == 206 and resumed.content == archive.content[1000:]
+        assert resumed.status_code == 206
+        assert resumed.content == archive.content[1000:]
         changed = client.get(
             created["download_url"], headers={"Range": "bytes=1000-", "If-Range": '"other"'}
         )
-        assert changed.status_code == 200 and changed.content == archive.content
+        assert changed.status_code == 200
+        assert changed.content == archive.content
         assert client.get(created["download_url"], headers={"If-Modified-Since": modified})
         past_end = client.get(created["download_url"], headers={"Range": "bytes=999999999-"})
-        assert past_end.status_code == 416 and past_end.json()["error"] == "range_not_satisfiable"
+        assert past_end.status_code == 416
+        assert past_end.json()["error"] == "range_not_satisfiable"
         assert past_end.headers["content-range"] == f"bytes */{len(archive.content)}"
         huge = client.get(created["download_url"], headers={"Range": f"bytes={'9' * 4301}-"})
-        assert huge.status_code == 416 and huge.json()["error"] == "range_not_satisfiable"
+        assert huge.status_code == 416
+        assert huge.json()["error"] == "range_not_satisfiable"
         for unusable in ("bytes=abc", "items=0-5", "bytes=9-3"):  # ignored, as RFC 9110 says
             ignored = client.get(created["download_url"], headers={"Range": unusable})
-            assert ignored.status_code == 200 and ignored.content == archive.content
+            assert ignored.status_code == 200
+            assert ignored.content == archive.content
         assert archive.headers["accept-ranges"] == "bytes"
         fresh = client.get(created["download_url"], headers={"If-None-Match": etag})
-        assert fresh.status_code == 304 and fresh.content == b""
+        assert fresh.status_code == 304
+        assert fresh.content == b""
 
 
 def test_jobs_are_visible_only_to_their_credential_and_keys_are_never_stored(
-    jobs_api: JobsApi, sandbox: httpx.Client
+    jobs_api: JobsApi, sandbox: SandboxControl
 ) -> None:
     order = create_order(sandbox, images=2)
     own = {"X-Autoenhance-Key": "my-own-autoenhance-key-42"}
@@ -115,7 +127,7 @@ def test_jobs_are_visible_only_to_their_credential_and_keys_are_never_stored(
 
 
 def test_delete_cancels_in_flight_downloads_and_removes_files(
-    jobs_api: JobsApi, sandbox: httpx.Client
+    jobs_api: JobsApi, sandbox: SandboxControl
 ) -> None:
     order = create_order(sandbox, images=40, image_bytes=5_000)
     sandbox.post("/_sandbox/faults", json={"kind": "latency", "ms": 700, "scope": "enhanced"})
@@ -123,22 +135,25 @@ def test_delete_cancels_in_flight_downloads_and_removes_files(
         job = start_job(client, order["order_id"])
         wait_state(client, job["status_url"], until={"running"})
         early = client.get(job["download_url"])
-        assert early.status_code == 409 and early.json()["error"] == "job_not_ready"
+        assert early.status_code == 409
+        assert early.json()["error"] == "job_not_ready"
 
         cancelled = client.delete(f"/jobs/{job['job_id']}")
-        assert cancelled.status_code == 200 and cancelled.json()["state"] == "cancelled"
+        assert cancelled.status_code == 200
+        assert cancelled.json()["state"] == "cancelled"
         time.sleep(1.5)  # requests in flight at the cancel end (aborted) within the latency
-        settled = enhanced_requests(sandbox)
+        settled = enhanced_requests(sandbox, jobs_api, order)
         time.sleep(1.0)
-        assert enhanced_requests(sandbox) == settled < 40  # no new upstream downloads
+        assert enhanced_requests(sandbox, jobs_api, order) == settled < 40  # no new downloads
         assert wait_state(client, job["status_url"])["state"] == "cancelled"
         gone = client.get(job["download_url"])
-        assert gone.status_code == 410 and gone.json()["error"] == "job_gone"
+        assert gone.status_code == 410
+        assert gone.json()["error"] == "job_gone"
     assert not [p for p in jobs_api.store_dir.rglob("*") if job["job_id"] in p.name]
 
 
 def test_signed_download_link_works_without_credentials(
-    jobs_api: JobsApi, sandbox: httpx.Client
+    jobs_api: JobsApi, sandbox: SandboxControl
 ) -> None:
     order = create_order(sandbox, images=2)
     own = {"X-Autoenhance-Key": "link-owner-key-1234"}
@@ -148,17 +163,20 @@ def test_signed_download_link_works_without_credentials(
         link = client.post(f"/jobs/{job['job_id']}/download-link", headers=own)
         assert link.status_code == 200
         url = link.json()["url"]
-        assert "sig=" in url and "expires=" in url and link.json()["expires_at"]
+        assert "sig=" in url
+        assert "expires=" in url
+        assert link.json()["expires_at"]
 
     fetched = httpx.get(url)  # no credentials at all
     assert fetched.status_code == 200
     assert fetched.content == httpx.get(job["download_url"], headers=own).content
     tampered = httpx.get(url.replace("sig=", "sig=0"))
-    assert tampered.status_code == 403 and tampered.json()["error"] == "bad_link"
+    assert tampered.status_code == 403
+    assert tampered.json()["error"] == "bad_link"
 
 
 def test_wait_job_is_started_by_the_autoenhance_webhook(
-    jobs_api: JobsApi, sandbox: httpx.Client
+    jobs_api: JobsApi, sandbox: SandboxControl
 ) -> None:
     order = create_order(sandbox, images=3, statuses={"1": "processing"})
     processing_id = order["images"][1]["image_id"]
@@ -177,7 +195,8 @@ def test_wait_job_is_started_by_the_autoenhance_webhook(
 
         assert client.post("/webhooks/autoenhance", json=event).status_code == 401
         wrong = client.post("/webhooks/autoenhance", json=event, headers={"Authorization": "x"})
-        assert wrong.status_code == 401 and wrong.json()["error"] == "unauthorized"
+        assert wrong.status_code == 401
+        assert wrong.json()["error"] == "unauthorized"
         updated = client.post(
             "/webhooks/autoenhance",
             json={"event": "webhook_updated"},
@@ -191,13 +210,15 @@ def test_wait_job_is_started_by_the_autoenhance_webhook(
             json=event,
             headers={"Authorization": f"Bearer {WEBHOOK_TOKEN}"},
         )
-        assert woken.status_code == 200 and woken.json()["jobs_started"] == 1
+        assert woken.status_code == 200
+        assert woken.json()["jobs_started"] == 1
         status = wait_state(client, job["status_url"])
         assert status["state"] == "complete"
-        assert status["progress"]["images_done"] == 3 and status["failures"] == []
+        assert status["progress"]["images_done"] == 3
+        assert status["failures"] == []
 
 
-def test_failed_job_says_why(jobs_api: JobsApi, sandbox: httpx.Client) -> None:
+def test_failed_job_says_why(jobs_api: JobsApi, sandbox: SandboxControl) -> None:
     order = create_order(sandbox, images=2, status="error")
     with httpx.Client(base_url=jobs_api.url, timeout=30) as client:
         job = start_job(client, order["order_id"])
@@ -208,7 +229,8 @@ def test_failed_job_says_why(jobs_api: JobsApi, sandbox: httpx.Client) -> None:
             i["image_id"] for i in order["images"]
         ]
         failed = client.get(job["download_url"])
-        assert failed.status_code == 409 and failed.json()["error"] == "job_failed"
+        assert failed.status_code == 409
+        assert failed.json()["error"] == "job_failed"
         bad = client.post("/orders/not-a-uuid/jobs")
         assert bad.status_code == 400
         bad_callback = client.post(
@@ -218,7 +240,9 @@ def test_failed_job_says_why(jobs_api: JobsApi, sandbox: httpx.Client) -> None:
         assert bad_callback.json()["error"] == "invalid_callback_url"
 
 
-def test_job_end_is_posted_signed_to_the_callback(jobs_api: JobsApi, sandbox: httpx.Client) -> None:
+def test_job_end_is_posted_signed_to_the_callback(
+    jobs_api: JobsApi, sandbox: SandboxControl
+) -> None:
     order = create_order(sandbox, images=2)
     receiver = Receiver()
     with UvicornThread(receiver.app) as hook, httpx.Client(base_url=jobs_api.url) as client:
@@ -238,32 +262,37 @@ def test_job_end_is_posted_signed_to_the_callback(jobs_api: JobsApi, sandbox: ht
     assert hmac.compare_digest(digest, expected)
     assert abs(int(timestamp) - time.time()) < 60
     summary = json.loads(body)
-    assert summary["job_id"] == job["job_id"] and summary["state"] == "complete"
+    assert summary["job_id"] == job["job_id"]
+    assert summary["state"] == "complete"
     assert summary["images_done"] == 2
     fetched = httpx.get(summary["download_url"])  # signed: no credentials needed
-    assert fetched.status_code == 200 and fetched.content[:2] == b"PK"
+    assert fetched.status_code == 200
+    assert fetched.content[:2] == b"PK"
 
 
 def test_wait_job_falls_back_to_polling(
-    make_settings: SettingsFactory, sandbox: httpx.Client
+    make_settings: SettingsFactory, sandbox: SandboxControl
 ) -> None:
     """Embedded backend only: no webhook, the order is re-read with backoff."""
     order = create_order(sandbox, images=2, statuses={"0": "processing"})
     settings = make_settings(**{**FAST_JOBS, "job_wait_poll_min": 0.2, "job_wait_poll_max": 0.4})
     with UvicornThread(create_app(settings)) as server, httpx.Client(base_url=server.url) as c:
         job = start_job(c, order["order_id"], wait="true")
-        time.sleep(0.6)
+        order_path = f"/v3/orders/{order['order_id']}"
+        # The job has re-read the order (and found it still processing) at least twice.
+        wait_for(lambda: sum(e["path"] == order_path for e in sandbox.log()) >= 3)
         assert c.get(job["status_url"]).json()["state"] == "waiting"
         sandbox.post(
             f"/_sandbox/images/{order['images'][0]['image_id']}/status",
             json={"status": "processed"},
         )
         status = wait_state(c, job["status_url"])
-        assert status["state"] == "complete" and status["progress"]["images_done"] == 2
+        assert status["state"] == "complete"
+        assert status["progress"]["images_done"] == 2
 
 
 def test_job_over_the_storage_bound_fails_with_the_reason(
-    make_settings: SettingsFactory, sandbox: httpx.Client
+    make_settings: SettingsFactory, sandbox: SandboxControl
 ) -> None:
     """Embedded backend only (the bound is checked by the same runner in both)."""
     order = create_order(sandbox, images=6, image_bytes=20_000)

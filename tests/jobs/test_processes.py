@@ -7,23 +7,19 @@ from pathlib import Path
 import httpx
 import pytest
 
+from testkit.processes import bound_socket, kill_group, redis_server, start_web, stop_group
 from tests.conftest import create_order
-from tests.jobs.support import (
-    job_env,
-    kill_group,
-    redis_server,
-    start_web,
-    start_worker,
-    stop_group,
-    wait_state,
-)
+from tests.jobs.support import job_env, start_worker, wait_state
+from tests.support import require_tool
 
 
 def test_embedded_backend_across_two_workers_and_restarts(
     sandbox_url: str, sandbox: httpx.Client, tmp_path: Path
 ) -> None:
     env = job_env(sandbox_url, tmp_path / "data")
-    process, url = start_web(env, workers=2)
+    # One socket for both lives of the service: the restart serves the URLs handed out before.
+    listener = bound_socket()
+    process, url = start_web(env, "--workers", "2", sock=listener)
     try:
         with httpx.Client(base_url=url, timeout=30) as client:
             order = create_order(sandbox, images=6, image_bytes=10_000)
@@ -31,7 +27,8 @@ def test_embedded_backend_across_two_workers_and_restarts(
             # Every poll and download lands on either worker; none may answer 404.
             assert wait_state(client, done["status_url"])["state"] == "complete"
             copies = {client.get(done["download_url"]).content for _ in range(8)}
-            assert len(copies) == 1 and next(iter(copies))[:2] == b"PK"
+            assert len(copies) == 1
+            assert next(iter(copies))[:2] == b"PK"
 
             sandbox.post(
                 "/_sandbox/faults", json={"kind": "latency", "ms": 400, "scope": "enhanced"}
@@ -44,24 +41,27 @@ def test_embedded_backend_across_two_workers_and_restarts(
             wait_state(client, crashed["status_url"], until={"running"})
         kill_group(process)  # the whole service dies mid-job
 
-        process, url = start_web(env, workers=2, port=int(url.rsplit(":", 1)[1]))
+        process, url = start_web(env, "--workers", "2", sock=listener)
         sandbox.delete("/_sandbox/faults")
         with httpx.Client(base_url=url, timeout=30) as client:
             again = client.get(done["download_url"])
-            assert again.status_code == 200 and again.content in copies
+            assert again.status_code == 200
+            assert again.content in copies
             status = wait_state(client, crashed["status_url"], timeout=30)
             assert status["state"] == "complete", status
-            assert status["attempts"] == 2 and status["progress"]["images_done"] == 30
+            assert status["attempts"] == 2
+            assert status["progress"]["images_done"] == 30
             assert client.get(cancelled["status_url"]).json()["state"] == "cancelled"
     finally:
         stop_group(process)
+        listener.close()
 
 
 @pytest.mark.redis
 def test_redis_backend_spreads_jobs_survives_a_worker_kill_and_a_web_restart(
     sandbox_url: str, sandbox: httpx.Client, tmp_path: Path
 ) -> None:
-    with redis_server() as redis_url:
+    with redis_server(require_tool("redis-server")) as redis_url:
         env = job_env(
             sandbox_url,
             tmp_path / "data",
@@ -80,7 +80,7 @@ def test_redis_backend_spreads_jobs_survives_a_worker_kill_and_a_web_restart(
                 stop_group(worker)
 
 
-def _spread_and_crash(sandbox: httpx.Client, workers, webs, env) -> None:  # type: ignore[no-untyped-def]
+def _spread_and_crash(sandbox: httpx.Client, workers, webs, env) -> None:
     (web_a, url_a), (web_b, url_b) = webs
     sandbox.post("/_sandbox/faults", json={"kind": "latency", "ms": 150, "scope": "enhanced"})
     order = create_order(sandbox, images=4, image_bytes=10_000)
@@ -111,11 +111,13 @@ def _spread_and_crash(sandbox: httpx.Client, workers, webs, env) -> None:  # typ
         sandbox.delete("/_sandbox/faults")
         status = wait_state(client, f"{url_b}/jobs/{job['job_id']}", timeout=30)
         assert status["state"] == "complete", status
-        assert status["attempts"] == 2 and status["worker"] != running["worker"]
+        assert status["attempts"] == 2
+        assert status["worker"] != running["worker"]
 
         stop_group(web_a)
         restarted, url_c = start_web(env)
         webs[0] = (restarted, url_c)
         for done in (jobs[0], job):
             response = client.get(f"{url_c}/jobs/{done['job_id']}/download")
-            assert response.status_code == 200 and response.content[:2] == b"PK"
+            assert response.status_code == 200
+            assert response.content[:2] == b"PK"

@@ -12,7 +12,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.core.config import Settings
 from app.core.keys import ServiceKeys
 from app.jobs.callbacks import (
     CallbackRefused,
@@ -28,6 +27,7 @@ from app.jobs.sqlite import SQLiteBackend
 from app.jobs.store import JobArchives, StorageFull
 from app.jobs.sweeper import sweep
 from app.storage import LocalArchiveStore, Quota
+from tests.support import settings_of
 
 
 @pytest.mark.parametrize(
@@ -97,7 +97,8 @@ async def test_callback_is_signed_pinned_and_retried_three_times() -> None:
     outcome = await _sender(httpx.MockTransport(handler)).send(
         "http://localhost:8123/hook?a=1", {"job_id": "j", "state": "complete"}
     )
-    assert outcome == "delivered (200)" and len(seen) == 3
+    assert outcome == "delivered (200)"
+    assert len(seen) == 3
     request = seen[-1]
     assert request.url.host in ("127.0.0.1", "::1")  # connected to the checked address
     assert request.headers["host"] == "localhost:8123"
@@ -118,10 +119,16 @@ async def test_callback_gives_up_after_three_failures_and_not_on_4xx() -> None:
         raise httpx.ConnectError("refused", request=request)
 
     outcome = await _sender(httpx.MockTransport(failing)).send("http://127.0.0.1/h", {})
-    assert outcome.startswith("failed after 3 attempts") and len(calls) == 3
+    assert outcome.startswith("failed after 3 attempts")
+    assert len(calls) == 3
 
     calls.clear()
-    rejected = _sender(httpx.MockTransport(lambda r: calls.append(1) or httpx.Response(404)))
+
+    def not_found(request: httpx.Request) -> httpx.Response:
+        calls.append(1)
+        return httpx.Response(404)
+
+    rejected = _sender(httpx.MockTransport(not_found))
     assert await rejected.send("http://127.0.0.1/h", {}) == "failed: answered 404"
     assert len(calls) == 1
 
@@ -142,7 +149,8 @@ async def test_every_redirect_hop_is_checked() -> None:
 def test_sealed_keys_open_only_with_the_same_secret() -> None:
     box = KeyBox(ServiceKeys.derive(b"secret-one").sealing)
     sealed = box.seal("customer-key")
-    assert "customer-key" not in sealed and box.open(sealed) == "customer-key"
+    assert "customer-key" not in sealed
+    assert box.open(sealed) == "customer-key"
     with pytest.raises(KeyUnavailable):
         KeyBox(ServiceKeys.derive(b"secret-two").sealing).open(sealed)
 
@@ -186,7 +194,8 @@ async def test_store_bound_counts_archives_committed_meanwhile(tmp_path: Path) -
     with pytest.raises(StorageFull):  # ...but 6,000 committed + 4,001 do not fit
         await second.commit()
     second.discard()
-    assert (await store.stat("first")) is not None and await store.stat("second") is None
+    assert (await store.stat("first")) is not None
+    assert await store.stat("second") is None
     assert [p.name for p in tmp_path.rglob("*") if p.is_file()] == ["first.zip"]
 
 
@@ -237,7 +246,9 @@ async def test_sweeper_requeues_lapsed_leases_then_gives_up(tmp_path: Path) -> N
     await backend.insert(record)
     await sweep(backend, store, ttl=60, max_attempts=2)
     requeued = await backend.get(record.job_id)
-    assert requeued is not None and requeued.state == "queued" and requeued.lease_owner is None
+    assert requeued is not None
+    assert requeued.state == "queued"
+    assert requeued.lease_owner is None
 
     def crash_again(stored: JobRecord) -> bool:
         stored.state, stored.attempts = "running", 2
@@ -247,7 +258,8 @@ async def test_sweeper_requeues_lapsed_leases_then_gives_up(tmp_path: Path) -> N
     await backend.update(record.job_id, crash_again)
     await sweep(backend, store, ttl=60, max_attempts=2)
     failed = await backend.get(record.job_id)
-    assert failed is not None and failed.state == "failed"
+    assert failed is not None
+    assert failed.state == "failed"
     assert "gave up after 2 attempts" in (failed.reason or "")
     await backend.aclose()
 
@@ -264,7 +276,7 @@ async def test_cancelling_a_pending_job_reports_its_end_and_records_the_outcome(
     backend = SQLiteBackend(tmp_path / "jobs.sqlite3")
     callbacks = _sender(httpx.MockTransport(receiver))
     service = JobService(
-        settings=Settings(_env_file=None, data_dir=tmp_path),  # type: ignore[call-arg]
+        settings=settings_of(data_dir=tmp_path),
         backend=backend,
         store=job_archives(tmp_path / "store", max_bytes=None),
         keybox=KeyBox(b"k" * 32),
@@ -275,15 +287,18 @@ async def test_cancelling_a_pending_job_reports_its_end_and_records_the_outcome(
 
     assert await service.cancel(record.job_id, owner="someone else") is None
     cancelled = await service.cancel(record.job_id, owner="operator")
-    assert cancelled is not None and cancelled.state == "cancelled"
+    assert cancelled is not None
+    assert cancelled.state == "cancelled"
     deadline = time.monotonic() + 10
     stored = await backend.get(record.job_id)
     while stored is not None and stored.callback_outcome is None:
         assert time.monotonic() < deadline, "the outcome was never recorded"
         await asyncio.sleep(0.01)
         stored = await backend.get(record.job_id)
-    assert stored is not None and stored.callback_outcome == "delivered (204)"
+    assert stored is not None
+    assert stored.callback_outcome == "delivered (204)"
     assert len(posted) == 1
-    assert posted[0]["state"] == "cancelled" and posted[0]["download_url"] is None
+    assert posted[0]["state"] == "cancelled"
+    assert posted[0]["download_url"] is None
     await callbacks.aclose(grace=1.0)
     await backend.aclose()

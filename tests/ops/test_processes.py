@@ -27,8 +27,8 @@ import pytest
 from prometheus_client import CollectorRegistry
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from testkit.processes import free_port, running, wait_for
 from tests.conftest import create_order
-from tests.support import ROOT, free_port, wait_until_listening
 
 ADMIN = "admin-token-0123456789"
 SECRETS = {
@@ -46,13 +46,20 @@ class Served:
     metrics_dir: Path
 
 
+def refuses_connections(url: str) -> bool:
+    try:
+        httpx.get(url, timeout=2)
+    except httpx.ConnectError:
+        return True
+    return False
+
+
 @contextlib.contextmanager
 def serve(tmp: Path, sandbox_url: str, *args: str, **env: str) -> Iterator[Served]:
     """`uvicorn app:app` on loopback, configured through the environment like in production."""
     metrics_dir = tmp / "prometheus"
     shutil.rmtree(metrics_dir, ignore_errors=True)
     metrics_dir.mkdir(parents=True)
-    port = free_port()
     log = tmp / "service.log"
     full_env = {
         **os.environ,
@@ -64,30 +71,20 @@ def serve(tmp: Path, sandbox_url: str, *args: str, **env: str) -> Iterator[Serve
         "ADMIN_TOKEN": ADMIN,
         **env,
     }
-    command = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "app:app",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        *args,
-    ]
-    with log.open("wb") as sink:
-        process = subprocess.Popen(command, cwd=ROOT, env=full_env, stderr=sink, stdout=sink)
-        try:
-            wait_until_listening(f"http://127.0.0.1:{port}/health", process=process)
-            yield Served(f"http://127.0.0.1:{port}", process, log, metrics_dir)
-        finally:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    process.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
+    # uvicorn binds the port itself here, as in production: these tests watch it close its
+    # socket on SIGTERM, and a socket handed over with --fd stays open (uvicorn serves a copy).
+    port = free_port()
+    command = [sys.executable, "-m", "uvicorn", "app:app", "--host", "127.0.0.1"]
+    with (
+        log.open("wb") as sink,
+        running(
+            [*command, "--port", str(port), *args],
+            ready_url=f"http://127.0.0.1:{port}/health",
+            env=full_env,
+            output=sink,
+        ) as process,
+    ):
+        yield Served(f"http://127.0.0.1:{port}", process, log, metrics_dir)
 
 
 @pytest.fixture(scope="module")
@@ -168,10 +165,14 @@ def test_json_logs_carry_request_ids_and_no_secret(workers: Served, sandbox: htt
     mine = [line for line in lines if line.get("request_id") == "trace-me-42"]
     access = [line for line in mine if line.get("event") == "request"]
     assert len(access) == 1
-    assert access[0]["route"] == "/orders/{order_id}/images" and access[0]["status"] == 200
+    assert access[0]["route"] == "/orders/{order_id}/images"
+    assert access[0]["status"] == 200
     batch = [line for line in mine if line.get("event") == "batch"]
-    assert batch and batch[0]["order_id"] == order["order_id"] and batch[0]["images"] == 2
-    assert batch[0]["outcome"] == "complete" and batch[0]["bytes"] > 0
+    assert batch
+    assert batch[0]["order_id"] == order["order_id"]
+    assert batch[0]["images"] == 2
+    assert batch[0]["outcome"] == "complete"
+    assert batch[0]["bytes"] > 0
     text = workers.log.read_text(errors="replace")
     for secret in ("byok-secret-1", "service-secret-2", "cookie-secret-4", "sig-secret-5", ADMIN):
         assert secret not in text, secret
@@ -222,15 +223,14 @@ def test_sigterm_lets_an_archive_in_flight_finish(
         )
         assert first.wait(20)
         served.process.send_signal(signal.SIGTERM)
-        time.sleep(0.3)
-        with pytest.raises(httpx.ConnectError):  # no new connections once shutting down
-            httpx.get(f"{served.url}/health", timeout=2)
+        wait_for(lambda: refuses_connections(f"{served.url}/health"))  # none once shutting down
         thread.join(30)
         # uvicorn re-raises the signal once it has shut down cleanly.
         assert served.process.wait(timeout=20) in (0, -signal.SIGTERM)
     assert "error" not in result, result.get("error")
     archive = zipfile.ZipFile(io.BytesIO(result["data"]))
-    assert archive.testzip() is None and len(archive.namelist()) == 4
+    assert archive.testzip() is None
+    assert len(archive.namelist()) == 4
 
 
 def test_sigterm_aborts_an_archive_past_the_grace_period(

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -12,35 +9,16 @@ from limits import parse_many
 
 from app.core.errors import TooManyRequests
 from app.web.ratelimit import RateLimits, build_storage
-from tests.support import free_port, require_tool
+from testkit.processes import redis_server
+from tests.support import require_tool
 
 pytestmark = pytest.mark.redis
 
 
-def wait_for_port(port: int, *, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise RuntimeError(f"redis-server did not listen on {port}")
-
-
 @pytest.fixture
 def redis_url() -> Iterator[str]:
-    server = require_tool("redis-server")
-    port = free_port()
-    process = subprocess.Popen(
-        [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-    )
-    try:
-        wait_for_port(port)
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+    with redis_server(require_tool("redis-server")) as url:
+        yield f"{url}/0"
 
 
 async def test_two_workers_share_one_budget(redis_url: str) -> None:
@@ -58,10 +36,10 @@ async def test_two_workers_share_one_budget(redis_url: str) -> None:
     await second.aclose()
 
 
-async def test_an_unreachable_redis_lets_requests_through() -> None:
+async def test_an_unreachable_redis_lets_requests_through(refused_port: int) -> None:
     limits = RateLimits(
         rules={"downloads": parse_many("1/minute")},
-        storage=build_storage(f"redis://127.0.0.1:{free_port()}/0"),
+        storage=build_storage(f"redis://127.0.0.1:{refused_port}/0"),
     )
     await limits.hit("downloads", "ip:a")
     await limits.hit("downloads", "ip:a")  # over the limit, but the storage is down: fail open

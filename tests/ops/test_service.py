@@ -23,7 +23,7 @@ from app.main import create_app
 from app.web.bodies import BodyLimitMiddleware
 from app.web.handlers import install_error_handlers
 from tests.conftest import SettingsFactory, create_order
-from tests.support import UvicornThread, free_port
+from tests.support import SandboxControl, UvicornThread
 
 ADMIN = "admin-token-0123456789"
 ADMIN_HEADERS = {"Authorization": f"Bearer {ADMIN}"}
@@ -54,7 +54,7 @@ def assert_security_headers(response: httpx.Response) -> None:
 
 
 def test_health_is_cheap_and_never_shows_the_key(
-    ops_service: UvicornThread, sandbox: httpx.Client
+    ops_service: UvicornThread, sandbox: SandboxControl
 ) -> None:
     response = httpx.get(f"{ops_service.url}/health")
     assert response.json() == {
@@ -63,45 +63,49 @@ def test_health_is_cheap_and_never_shows_the_key(
         "upstream_key_configured": True,
         "version": "1.0.0",
     }
-    assert "operator-test-key" not in response.text
+    assert sandbox.operator_key not in response.text
     head = httpx.head(f"{ops_service.url}/health")
-    assert head.status_code == 200 and head.content == b""
-    # The sandbox is shared by the session: an image download another test left behind may
-    # still land in the log, so only API (order/image metadata) routes are compared.
-    log = sandbox.get("/_sandbox/requests").json()["requests"]
-    assert [e for e in log if e["route"] == "order"] == []
+    assert head.status_code == 200
+    assert head.content == b""
+    assert sandbox.log() == []  # the health check never calls the upstream
 
 
 def test_ready_probes_upstream_once_per_ttl(
-    ops_service: UvicornThread, sandbox: httpx.Client
+    ops_service: UvicornThread, sandbox: SandboxControl
 ) -> None:
     for _ in range(3):
         response = httpx.get(f"{ops_service.url}/ready")
         assert response.status_code == 200
     body = response.json()
     assert body["status"] == "ready"
-    assert body["checks"]["upstream"]["ok"] and body["checks"]["archive_store"]["ok"]
-    log = sandbox.get("/_sandbox/requests").json()["requests"]
+    assert body["checks"]["upstream"]["ok"]
+    assert body["checks"]["archive_store"]["ok"]
+    log = sandbox.log()
     probes = [r for r in log if r["path"] == "/v3/orders/"]
     assert len(probes) == 1, probes
 
 
-def test_ready_names_the_failing_parts(make_settings: SettingsFactory, tmp_path: Path) -> None:
+def test_ready_names_the_failing_parts(
+    refused_port: int, make_settings: SettingsFactory, tmp_path: Path
+) -> None:
     blocked = tmp_path / "not-a-dir"
     blocked.write_text("a file where DATA_DIR should be")
-    settings = make_settings(autoenhance_api_base=f"http://127.0.0.1:{free_port()}/v3")
+    settings = make_settings(autoenhance_api_base=f"http://127.0.0.1:{refused_port}/v3")
     app = create_app(settings)
     with UvicornThread(app) as server:
         settings.data_dir = blocked / "data"  # the store becomes unwritable after start-up
         response = httpx.get(f"{server.url}/ready")
     assert response.status_code == 503
     checks = response.json()["checks"]
-    assert not checks["upstream"]["ok"] and "unreachable" in checks["upstream"]["detail"]
+    assert not checks["upstream"]["ok"]
+    assert "unreachable" in checks["upstream"]["detail"]
     assert response.json()["status"] == "not_ready"
 
 
-def test_ready_checks_redis_when_configured(make_settings: SettingsFactory) -> None:
-    settings = make_settings(redis_url=f"redis://127.0.0.1:{free_port()}/0")
+def test_ready_checks_redis_when_configured(
+    refused_port: int, make_settings: SettingsFactory
+) -> None:
+    settings = make_settings(redis_url=f"redis://127.0.0.1:{refused_port}/0")
     with UvicornThread(create_app(settings)) as server:
         response = httpx.get(f"{server.url}/ready")
     assert response.status_code == 503
@@ -109,9 +113,9 @@ def test_ready_checks_redis_when_configured(make_settings: SettingsFactory) -> N
 
 
 def test_jobs_answer_503_while_redis_is_down(
-    make_settings: SettingsFactory, sandbox: httpx.Client
+    refused_port: int, make_settings: SettingsFactory, sandbox: SandboxControl
 ) -> None:
-    settings = make_settings(redis_url=f"redis://127.0.0.1:{free_port()}/0")
+    settings = make_settings(redis_url=f"redis://127.0.0.1:{refused_port}/0")
     order = sandbox.post("/_sandbox/orders", json={"images": 1, "image_bytes": 5000}).json()
     with UvicornThread(create_app(settings)) as server:
         health = httpx.get(f"{server.url}/health")
@@ -127,7 +131,8 @@ def test_security_headers_on_every_response(ops_service: UvicornThread) -> None:
         response = httpx.get(ops_service.url + path)
         assert_security_headers(response)
         csp = response.headers["content-security-policy"]
-        assert "script-src 'self';" in csp and "unsafe-inline" not in csp
+        assert "script-src 'self';" in csp
+        assert "unsafe-inline" not in csp
 
 
 def test_docs_work_offline_with_a_csp_relaxed_only_there(ops_service: UvicornThread) -> None:
@@ -182,7 +187,8 @@ def test_body_limit_counts_chunked_bodies_as_they_are_read() -> None:
         refused = httpx.post(f"{server.url}/echo", content=chunks())
         small = httpx.post(f"{server.url}/echo", content=b"x" * 4000)
         big = httpx.post(f"{server.url}/big", content=chunks())
-    assert refused.status_code == 413 and refused.json()["error"] == "payload_too_large"
+    assert refused.status_code == 413
+    assert refused.json()["error"] == "payload_too_large"
     assert small.json() == {"size": 4000}
     assert big.json() == {"size": 10_000}
 
@@ -195,7 +201,7 @@ def test_uploads_get_their_own_body_limit(ops_service: UvicornThread) -> None:
 
 
 def test_rate_limit_on_downloads_is_429_with_retry_after(
-    ops_service: UvicornThread, sandbox: httpx.Client
+    ops_service: UvicornThread, sandbox: SandboxControl
 ) -> None:
     url = f"{ops_service.url}/orders/not-a-uuid/images"
     statuses = [httpx.get(url).status_code for _ in range(3)]
@@ -213,14 +219,15 @@ def test_rate_limit_on_downloads_is_429_with_retry_after(
 
 
 def test_stats_show_recent_errors_to_admins_only(
-    ops_service: UvicornThread, sandbox: httpx.Client
+    ops_service: UvicornThread, sandbox: SandboxControl
 ) -> None:
     order = create_order(sandbox, images=2, image_bytes=5_000)
     assert httpx.get(f"{ops_service.url}/orders/{order['order_id']}/images").status_code == 200
     crash = httpx.get(f"{ops_service.url}/sentry-debug", headers=ADMIN_HEADERS)
     public = httpx.get(f"{ops_service.url}/api/stats").json()
     assert "recent_errors" not in public
-    assert public["images_downloaded"] >= 2 and public["orders_processed"] >= 1
+    assert public["images_downloaded"] >= 2
+    assert public["orders_processed"] >= 1
     assert public["uptime_seconds"] >= 0
     admin = httpx.get(f"{ops_service.url}/api/stats", headers=ADMIN_HEADERS).json()
     ids = [event["request_id"] for event in admin["recent_errors"]]
@@ -235,7 +242,8 @@ def test_stats_show_recent_errors_to_admins_only(
     }
     event = admin["recent_errors"][ids.index(crash.headers["x-request-id"])]
     assert set(event) == {"at", "kind", "status", "route", "request_id", "message"}
-    assert event["at"].endswith("Z") and event["status"] == 500
+    assert event["at"].endswith("Z")
+    assert event["status"] == 500
 
 
 def test_sentry_debug_needs_an_admin_and_answers_the_json_500(
@@ -245,7 +253,8 @@ def test_sentry_debug_needs_an_admin_and_answers_the_json_500(
     response = httpx.get(f"{ops_service.url}/sentry-debug", headers=ADMIN_HEADERS)
     assert response.status_code == 500
     body = response.json()
-    assert body["error"] == "internal_error" and "Traceback" not in response.text
+    assert body["error"] == "internal_error"
+    assert "Traceback" not in response.text
     assert "SentryDebugError" not in response.text
     assert body["request_id"] == response.headers["x-request-id"]
     assert_security_headers(response)
@@ -318,14 +327,15 @@ def test_sentry_events_are_sent_scrubbed(make_settings: SettingsFactory) -> None
     ]
     assert events, "no event reached the transport"
     event: dict[str, Any] = events[0]
-    assert event["environment"] == "staging" and event["release"] == "dl@1.2.3"
+    assert event["environment"] == "staging"
+    assert event["release"] == "dl@1.2.3"
     text = str(event)
     for secret in ("byok-secret", "cookie-secret", "abcdef", ADMIN):
         assert secret not in text
 
 
 def test_metrics_by_route_template_and_optional_token(
-    make_settings: SettingsFactory, sandbox: httpx.Client
+    make_settings: SettingsFactory, sandbox: SandboxControl
 ) -> None:
     settings = make_settings(metrics_token="metrics-token-0123456789")
     order = create_order(sandbox, images=2, image_bytes=5_000)
@@ -349,7 +359,7 @@ def test_metrics_by_route_template_and_optional_token(
 
 
 def test_archive_streams_through_every_middleware(
-    ops_service: UvicornThread, sandbox: httpx.Client
+    ops_service: UvicornThread, sandbox: SandboxControl
 ) -> None:
     order = create_order(sandbox, images=5, image_bytes=60_000)
     last = order["images"][-1]["image_id"]
@@ -366,11 +376,12 @@ def test_archive_streams_through_every_middleware(
         assert response.headers["access-control-allow-origin"] == "https://pages.example"
         chunks = response.iter_raw()
         first = next(chunks)
-        seen = {r.get("image_id") for r in sandbox.get("/_sandbox/requests").json()["requests"]}
+        seen = {r.get("image_id") for r in sandbox.log()}
         assert last not in seen, "the archive started only after the last image was fetched"
         rest = b"".join(chunks)
     archive = zipfile.ZipFile(io.BytesIO(first + rest))
-    assert archive.testzip() is None and len(archive.namelist()) == 5
+    assert archive.testzip() is None
+    assert len(archive.namelist()) == 5
 
 
 def test_access_log_has_one_line_per_request_without_secrets(

@@ -13,13 +13,13 @@ import pytest
 from limits import parse_many
 from starlette.requests import Request
 
-from app.core.config import Settings
 from app.core.errors import TooManyRequests
 from app.core.logging import JsonFormatter, configure_logging, redact, request_id_var
 from app.core.security import key_fingerprint
 from app.core.sentry import SentryApiError, SentryIssues, scrub_event
 from app.core.stats import ErrorLog
 from app.web.ratelimit import RateLimits, client_address, client_keys
+from tests.support import settings_of
 
 
 def make_request(peer: str, headers: dict[str, str] | None = None) -> Request:
@@ -69,9 +69,11 @@ def test_json_lines_carry_request_id_and_extras_but_not_credentials() -> None:
         logging.getLogger().removeHandler(handler)
     line = json.loads(stream.getvalue().splitlines()[-1])
     assert line["request_id"] == "req-123"
-    assert line["order_id"] == "o1" and line["bytes"] == 42
+    assert line["order_id"] == "o1"
+    assert line["bytes"] == 42
     assert line["api_key"] == "[redacted]"
-    assert "zzz" not in line["message"] and line["level"] == "INFO"
+    assert "zzz" not in line["message"]
+    assert line["level"] == "INFO"
 
 
 def test_json_formatter_includes_the_exception_text() -> None:
@@ -83,7 +85,8 @@ def test_json_formatter_includes_the_exception_text() -> None:
 
         record.exc_info = sys.exc_info()
     line = json.loads(JsonFormatter().format(record))
-    assert "ValueError" in line["exception"] and "hidden" not in line["exception"]
+    assert "ValueError" in line["exception"]
+    assert "hidden" not in line["exception"]
 
 
 # --- rate limits -----------------------------------------------------------------------------
@@ -130,9 +133,9 @@ async def test_rate_limit_refuses_with_retry_after() -> None:
 
 def test_rate_limit_settings_are_validated() -> None:
     with pytest.raises(ValueError, match="rate_limit_jobs"):
-        Settings(_env_file=None, rate_limit_jobs="often")  # type: ignore[call-arg]
+        settings_of(rate_limit_jobs="often")
     with pytest.raises(ValueError, match="trusted_proxies"):
-        Settings(_env_file=None, trusted_proxies="example.com")  # type: ignore[call-arg]
+        settings_of(trusted_proxies="example.com")
 
 
 # --- error ring ------------------------------------------------------------------------------
@@ -162,7 +165,9 @@ def test_scrub_event_masks_headers_cookies_and_signatures() -> None:
     }
     scrubbed = scrub_event(event)
     text = json.dumps(scrubbed)
-    assert "k1" not in text and "Bearer t" not in text and "abc" not in text
+    assert "k1" not in text
+    assert "Bearer t" not in text
+    assert "abc" not in text
     assert scrubbed["request"]["headers"]["Accept"] == "*/*"
     assert "format=png" in scrubbed["request"]["query_string"]
 
@@ -200,7 +205,8 @@ async def test_sentry_issues_are_read_with_the_token() -> None:
     client = sentry_client(handler)
     issues = await client.recent()
     await client.aclose()
-    assert issues[0].short_id == "DL-1" and issues[0].count == 7
+    assert issues[0].short_id == "DL-1"
+    assert issues[0].count == 7
     assert seen[0].url.path == "/api/0/projects/acme/downloader/issues/"
     assert seen[0].headers["authorization"] == "Bearer sntrys_token"
     assert seen[0].url.params["query"] == "is:unresolved"

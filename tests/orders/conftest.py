@@ -12,9 +12,9 @@ from typing import Any
 import httpx
 import pytest
 
-from app.core.config import Settings
 from app.main import create_app
-from tests.support import UvicornThread, sandbox_process
+from testkit.processes import sandbox_process
+from tests.support import UvicornThread, settings_of
 
 ADMIN_TOKEN = "admin-token-0123456789"
 SERVICE_KEY = "service-key-0123456789"
@@ -30,8 +30,8 @@ def private_sandbox_url() -> Iterator[str]:
     Listing shows every shared (keyless) order to every key, so the list tests get a sandbox
     in which only they create orders, each under keys no other test uses.
     """
-    with sandbox_process("--processing-delay", "0.2", "--seed-demo", "false") as url:
-        yield url
+    with sandbox_process("--processing-delay", "0.2", "--seed-demo", "false") as root:
+        yield f"{root}/v3"
 
 
 @pytest.fixture
@@ -66,7 +66,7 @@ def live_service(tmp_path: Path) -> ServiceFactory:
             "upstream_read_timeout": 5.0,
             **overrides,
         }
-        settings = Settings(_env_file=None, **values)  # type: ignore[call-arg]
+        settings = settings_of(**values)
         with UvicornThread(create_app(settings)) as server:
             yield server
 
@@ -85,7 +85,7 @@ def sandbox_mode_service(tmp_path: Path) -> ServiceFactory:
             "sandbox_processing_delay": 0.2,
             **overrides,
         }
-        settings = Settings(_env_file=None, **values)  # type: ignore[call-arg]
+        settings = settings_of(**values)
         with UvicornThread(create_app(settings)) as server:
             yield server
 

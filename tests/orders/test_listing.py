@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import httpx
 import pytest
@@ -24,7 +25,7 @@ from tests.orders.conftest import (
 from tests.support import UvicornThread
 
 
-def page(client: httpx.Client, **params: object) -> dict:
+def page(client: httpx.Client, **params: Any) -> dict:
     response = client.get("/orders", params=params)
     assert response.status_code == 200, response.text
     body: dict = response.json()
@@ -173,7 +174,7 @@ def test_in_sandbox_mode_anyone_may_list(sandbox_mode_service: ServiceFactory) -
 def test_bad_paging_input_is_a_422(
     live_service: ServiceFactory,
     private_sandbox_url: str,
-    params: dict[str, object],
+    params: dict[str, Any],
     code: str,
 ) -> None:
     key = unique_key("paging")

@@ -12,7 +12,7 @@ from app.services.batch import REPORT_NAME
 from app.upstream.options import MAX_SELECTED_IMAGES
 from tests.jobs.support import wait_state
 from tests.orders.conftest import ServiceFactory, synthetic_order, unique_key
-from tests.support import UvicornThread
+from tests.support import SandboxControl, UvicornThread
 
 NAMES = ["kitchen", "hall", "garden", "bath", "bedroom"]
 
@@ -28,14 +28,14 @@ def names_in(data: bytes) -> list[str]:
         return archive.namelist()
 
 
-def fetched_images(sandbox: httpx.Client, order: dict) -> list[str]:
+def fetched_images(sandbox: SandboxControl, order: dict) -> list[str]:
     ours = {image["image_id"] for image in order["images"]}
-    entries = sandbox.get("/_sandbox/requests").json()["requests"]
+    entries = sandbox.log()
     return [e["image_id"] for e in entries if e["route"] != "order" and e["image_id"] in ours]
 
 
 @pytest.fixture
-def order(sandbox: httpx.Client) -> dict:
+def order(sandbox: SandboxControl) -> dict:
     # Distinct sizes, so every entry's bytes tell which image it is.
     made = synthetic_order(sandbox, images=5, names=NAMES, image_bytes=3000)
     return made
@@ -68,7 +68,7 @@ def test_the_archive_holds_exactly_the_selection_in_the_orders_order(
 
 
 def test_a_selection_with_an_image_not_ready_carries_the_report(
-    service: UvicornThread, sandbox: httpx.Client
+    service: UvicornThread, sandbox: SandboxControl
 ) -> None:
     order = synthetic_order(sandbox, images=3, names=["a", "b", "c"], statuses={2: "error"})
     url = f"{service.url}/orders/{order['order_id']}/images"
@@ -91,7 +91,7 @@ def test_the_summary_describes_the_selection(service: UvicornThread, order: dict
 
 @pytest.mark.parametrize("method", ["GET", "HEAD"])
 def test_an_image_not_in_the_order_is_a_422_naming_it_before_any_fetch(
-    service: UvicornThread, sandbox: httpx.Client, order: dict, method: str
+    service: UvicornThread, sandbox: SandboxControl, order: dict, method: str
 ) -> None:
     stranger = synthetic_order(sandbox, images=1)["images"][0]["image_id"]
     response = httpx.request(
@@ -122,7 +122,7 @@ def test_an_image_not_in_the_order_is_a_422_naming_it_before_any_fetch(
     ids=["empty", "only-commas", "leading-dash", "slash", "too-long-id", "too-many", "huge"],
 )
 def test_a_malformed_selection_is_a_422(
-    service: UvicornThread, sandbox: httpx.Client, order: dict, value: str
+    service: UvicornThread, sandbox: SandboxControl, order: dict, value: str
 ) -> None:
     url = f"{service.url}/orders/{order['order_id']}/images"
     response = httpx.get(url, params={"images": value})
@@ -132,7 +132,7 @@ def test_a_malformed_selection_is_a_422(
 
 
 def test_the_head_of_a_selection_fetches_nothing(
-    service: UvicornThread, sandbox: httpx.Client, order: dict
+    service: UvicornThread, sandbox: SandboxControl, order: dict
 ) -> None:
     response = httpx.head(
         f"{service.url}/orders/{order['order_id']}/images", params={"images": ids(order, 0, 2)}
@@ -177,7 +177,7 @@ def test_a_job_builds_just_the_selection(service: UvicornThread, order: dict) ->
 
 
 def test_a_job_whose_selected_image_left_the_order_fails_with_the_reason(
-    live_service: ServiceFactory, sandbox: httpx.Client, sandbox_url: str
+    live_service: ServiceFactory, sandbox: SandboxControl, sandbox_url: str
 ) -> None:
     key = unique_key("job-selection")
     order = synthetic_order(sandbox, images=2, api_key=key, statuses={1: "processing"})
@@ -200,7 +200,7 @@ def test_a_job_whose_selected_image_left_the_order_fails_with_the_reason(
 
 
 def test_a_job_with_a_selection_on_an_empty_order_is_refused(
-    service: UvicornThread, sandbox: httpx.Client
+    service: UvicornThread, sandbox: SandboxControl
 ) -> None:
     order = synthetic_order(sandbox, images=0)
     response = httpx.post(

@@ -10,8 +10,9 @@ import pytest
 from PIL import Image
 
 from app.services.thumbnails import THUMBNAIL_MAX_WIDTH
+from testkit.processes import ROOT
 from tests.orders.conftest import ServiceFactory, synthetic_order, unique_key, uploaded_order
-from tests.support import ROOT, UvicornThread
+from tests.support import SandboxControl, UvicornThread
 
 PHOTO = (ROOT / "sample_images" / "garden.jpg").read_bytes()
 
@@ -20,17 +21,20 @@ def thumb_path(order: dict, index: int = 0) -> str:
     return f"/orders/{order['order_id']}/images/{order['images'][index]['image_id']}/thumbnail"
 
 
-def upstream_requests(sandbox: httpx.Client, image_id: str) -> list[dict]:
-    entries = sandbox.get("/_sandbox/requests").json()["requests"]
+def upstream_requests(sandbox: SandboxControl, image_id: str, key: str) -> list[dict]:
+    """Picture requests about `image_id` that reached the sandbox with `key` or the operator's."""
+    entries = sandbox.log(key) + sandbox.log()
     return [e for e in entries if e["image_id"] == image_id and e["route"] != "order"]
 
 
-def logged_fetch(sandbox: httpx.Client, image_id: str, *, timeout: float = 10) -> list[dict]:
+def logged_fetch(
+    sandbox: SandboxControl, image_id: str, key: str, *, timeout: float = 10
+) -> list[dict]:
     """The sandbox's log of one picture fetch, once complete: it logs a request after
     answering it, so the last entry may land just after the service has its bytes."""
     deadline = time.monotonic() + timeout
     while True:
-        entries = upstream_requests(sandbox, image_id)
+        entries = upstream_requests(sandbox, image_id, key)
         enhanced = [e for e in entries if e["route"] == "enhanced"]
         redirected = bool(enhanced) and enhanced[0]["status"] == 302
         if enhanced and (not redirected or any(e["route"] == "asset" for e in entries)):
@@ -40,7 +44,7 @@ def logged_fetch(sandbox: httpx.Client, image_id: str, *, timeout: float = 10) -
 
 
 def test_a_thumbnail_is_a_small_free_preview_with_a_validator(
-    service: UvicornThread, sandbox: httpx.Client, sandbox_url: str
+    service: UvicornThread, sandbox: SandboxControl, sandbox_url: str
 ) -> None:
     key = unique_key("thumbs")
     order = uploaded_order(sandbox_url, key, [("garden", PHOTO)])
@@ -54,23 +58,25 @@ def test_a_thumbnail_is_a_small_free_preview_with_a_validator(
         assert picture.width <= THUMBNAIL_MAX_WIDTH
         assert Image.open(io.BytesIO(PHOTO)).width > THUMBNAIL_MAX_WIDTH  # it was made smaller
         etag = first.headers["etag"]
-        assert etag.startswith('"') and etag.endswith('"')
+        assert etag.startswith('"')
+        assert etag.endswith('"')
         assert first.headers["cache-control"] == "private, max-age=300"
         assert "X-Autoenhance-Key" in first.headers["vary"]
 
-        fetched = logged_fetch(sandbox, image_id)
+        fetched = logged_fetch(sandbox, image_id, key)
         assert [e["path"] for e in fetched if e["route"] == "enhanced"] == [
             f"/v3/images/{image_id}/enhanced"
         ]
         query = next(e["query"] for e in fetched if e["route"] == "enhanced")
-        assert "preview=true" in query and f"max_width={THUMBNAIL_MAX_WIDTH}" in query
+        assert "preview=true" in query
+        assert f"max_width={THUMBNAIL_MAX_WIDTH}" in query
 
         again = client.get(thumb_path(order), headers={"If-None-Match": etag})
         assert again.status_code == 304
         assert again.content == b""
         assert again.headers["etag"] == etag
         # The 304 was decided from the order alone: the picture was not fetched again.
-        assert upstream_requests(sandbox, image_id) == fetched
+        assert upstream_requests(sandbox, image_id, key) == fetched
         assert (
             client.get(thumb_path(order), headers={"If-None-Match": '"other"'}).status_code == 200
         )
@@ -81,7 +87,7 @@ def test_a_thumbnail_is_a_small_free_preview_with_a_validator(
 
 
 def test_the_validator_changes_when_the_image_changes(
-    service: UvicornThread, sandbox: httpx.Client
+    service: UvicornThread, sandbox: SandboxControl
 ) -> None:
     order = synthetic_order(sandbox, api_key=(key := unique_key("etag")))
     image_id = order["images"][0]["image_id"]
@@ -95,7 +101,7 @@ def test_the_validator_changes_when_the_image_changes(
 
 
 def test_an_image_of_another_order_is_refused_before_any_fetch(
-    service: UvicornThread, sandbox: httpx.Client
+    service: UvicornThread, sandbox: SandboxControl
 ) -> None:
     key = unique_key("foreign")
     mine = synthetic_order(sandbox, api_key=key)
@@ -105,21 +111,20 @@ def test_an_image_of_another_order_is_refused_before_any_fetch(
     response = httpx.get(service.url + path, headers={"X-Autoenhance-Key": key})
     assert response.status_code == 404
     assert response.json()["error"] == "image_not_in_order"
-    assert upstream_requests(sandbox, foreign_image) == []
+    assert upstream_requests(sandbox, foreign_image, key) == []
 
 
-def test_another_keys_order_is_not_found(service: UvicornThread, sandbox: httpx.Client) -> None:
+def test_another_keys_order_is_not_found(service: UvicornThread, sandbox: SandboxControl) -> None:
     order = synthetic_order(sandbox, api_key=unique_key("owner"))
-    response = httpx.get(
-        service.url + thumb_path(order), headers={"X-Autoenhance-Key": unique_key("intruder")}
-    )
+    intruder = unique_key("intruder")
+    response = httpx.get(service.url + thumb_path(order), headers={"X-Autoenhance-Key": intruder})
     assert response.status_code == 404
     assert response.json()["error"] == "not_found"
-    assert upstream_requests(sandbox, order["images"][0]["image_id"]) == []
+    assert upstream_requests(sandbox, order["images"][0]["image_id"], intruder) == []
 
 
 def test_the_service_key_guards_thumbnails_like_downloads(
-    live_service: ServiceFactory, sandbox: httpx.Client, sandbox_url: str
+    live_service: ServiceFactory, sandbox: SandboxControl, sandbox_url: str
 ) -> None:
     order = synthetic_order(sandbox)
     with live_service(sandbox_url, service_api_key="service-key-0123456789") as server:
@@ -131,7 +136,7 @@ def test_the_service_key_guards_thumbnails_like_downloads(
 
 
 def test_an_image_that_is_not_ready_has_no_thumbnail(
-    service: UvicornThread, sandbox: httpx.Client
+    service: UvicornThread, sandbox: SandboxControl
 ) -> None:
     order = synthetic_order(sandbox, statuses={0: "processing", 1: "error"})
     for index, state in ((0, "processing"), (1, "error")):
@@ -151,7 +156,7 @@ def test_an_image_that_is_not_ready_has_no_thumbnail(
     ],
 )
 def test_malformed_ids_are_refused(
-    service: UvicornThread, sandbox: httpx.Client, image_id: str, status: int, code: str
+    service: UvicornThread, sandbox: SandboxControl, image_id: str, status: int, code: str
 ) -> None:
     order = synthetic_order(sandbox)
     response = httpx.get(f"{service.url}/orders/{order['order_id']}/images/{image_id}/thumbnail")
@@ -163,7 +168,7 @@ def test_malformed_ids_are_refused(
 
 
 def test_an_oversized_preview_from_the_upstream_is_refused(
-    service: UvicornThread, sandbox: httpx.Client
+    service: UvicornThread, sandbox: SandboxControl
 ) -> None:
     # A lying upstream: a "preview" of 5 MiB. The download stops at the bound.
     order = synthetic_order(sandbox, images=1, image_bytes=5 * 1024 * 1024)
@@ -174,7 +179,7 @@ def test_an_oversized_preview_from_the_upstream_is_refused(
 
 
 def test_thumbnails_are_rate_limited(
-    live_service: ServiceFactory, sandbox: httpx.Client, sandbox_url: str
+    live_service: ServiceFactory, sandbox: SandboxControl, sandbox_url: str
 ) -> None:
     order = synthetic_order(sandbox)
     with live_service(sandbox_url, rate_limit_thumbnails="2/minute") as server:

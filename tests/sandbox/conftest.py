@@ -7,7 +7,6 @@ records plus the shared ones.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -17,15 +16,17 @@ import pytest
 
 from app.sandbox import SandboxConfig, create_sandbox_app
 from tests.sandbox.helpers import INTERNAL_BASE, InProcess
+from tests.support import SandboxControl
 
 
 @pytest.fixture
-def api_key() -> str:
-    return f"test-key-{uuid.uuid4().hex[:12]}"
+def api_key(operator_key: str) -> str:
+    """This test's own key: the one `sandbox.log()` reads the request log of."""
+    return operator_key
 
 
 @pytest.fixture
-def api(sandbox_url: str, api_key: str, sandbox: httpx.Client) -> Iterator[httpx.Client]:
+def api(sandbox_url: str, api_key: str, sandbox: SandboxControl) -> Iterator[httpx.Client]:
     """An API client of the shared standalone sandbox, with a key of its own."""
     with httpx.Client(base_url=sandbox_url, headers={"x-api-key": api_key}, timeout=30) as client:
         yield client

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -13,17 +12,6 @@ from PIL import Image
 INTERNAL_BASE = "http://sandbox.internal/v3"
 # `async with inprocess(**config) as client` (see the fixture in conftest.py).
 InProcess = Callable[..., Any]
-
-
-def wait_for(predicate: Callable[[], Any], *, timeout: float = 10.0) -> Any:
-    """Poll `predicate` until it returns something truthy; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError("condition not met in time")
 
 
 def synthetic(control: httpx.Client, **body: Any) -> dict[str, Any]:
@@ -39,7 +27,8 @@ def assert_http_error(response: httpx.Response, status: int) -> dict[str, Any]:
     assert response.status_code == status, response.text
     assert response.headers["content-type"].startswith("application/json")
     body: dict[str, Any] = response.json()
-    assert isinstance(body["message"], str) and body["message"]
+    assert isinstance(body["message"], str)
+    assert body["message"]
     assert isinstance(body["detail"], dict)
     return body
 

@@ -119,7 +119,8 @@ def test_redirects_to_an_asset_that_needs_no_key(
     assert location.startswith("/assets/")
     root = sandbox_url.removesuffix("/v3")
     asset = httpx.get(root + location)
-    assert asset.status_code == 200 and asset.headers["content-type"] == "image/png"
+    assert asset.status_code == 200
+    assert asset.headers["content-type"] == "image/png"
     assert_http_error(httpx.get(root + "/assets/forged-token"), 404)
 
 
@@ -151,7 +152,8 @@ def test_original_download(api: httpx.Client, demo_image: str) -> None:
     response = api.get(f"/images/{demo_image}/original", params={"format": "webp"})
     assert response.status_code == 302
     image = open_image(httpx.get(response.url.join(response.headers["location"])).content)
-    assert image.format == "WEBP" and image.size == FULL_SIZE
+    assert image.format == "WEBP"
+    assert image.size == FULL_SIZE
 
 
 async def test_redirects_off_serves_bytes_directly(inprocess: InProcess) -> None:
@@ -195,10 +197,11 @@ async def test_not_ready_status_is_configurable(inprocess: InProcess) -> None:
 async def test_repeated_downloads_are_served_from_the_render_cache(inprocess: InProcess) -> None:
     async with inprocess(redirect_downloads=False) as client:
         image_id = (await client.get(f"/orders/{DEMO_ORDER_ID}")).json()["images"][1]["image_id"]
-        cache = client.app.state.sandbox.cache  # type: ignore[attr-defined]
+        cache = client.app.state.sandbox.cache
         first = await client.get(f"/images/{image_id}/enhanced", params={"format": "png"})
         assert len(cache) == 1
         second = await client.get(f"/images/{image_id}/enhanced", params={"format": "png"})
-        assert len(cache) == 1 and second.content == first.content
+        assert len(cache) == 1
+        assert second.content == first.content
         await client.get(f"/images/{image_id}/enhanced", params={"format": "webp"})
         assert len(cache) == 2

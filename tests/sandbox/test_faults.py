@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import socket
 import time
 import uuid
@@ -12,20 +13,22 @@ import httpx
 import pytest
 
 from app.sandbox import DEMO_ORDER_ID
-from tests.sandbox.helpers import assert_http_error, jpeg_bytes, synthetic, wait_for
+from testkit.processes import wait_for
+from tests.sandbox.helpers import assert_http_error, jpeg_bytes, synthetic
+from tests.support import SandboxControl
 
 BODY_BYTES = 200_000
 
 
 @pytest.fixture
-def image_id(sandbox: httpx.Client) -> str:
+def image_id(sandbox: SandboxControl) -> str:
     """A processed synthetic image of BODY_BYTES, shared (readable with any key)."""
     order = synthetic(sandbox, image_bytes=BODY_BYTES)
     value: str = order["images"][0]["image_id"]
     return value
 
 
-def inject(sandbox: httpx.Client, **fault: Any) -> dict[str, Any]:
+def inject(sandbox: SandboxControl, **fault: Any) -> dict[str, Any]:
     response = sandbox.post("/_sandbox/faults", json=fault)
     assert response.status_code == 200, response.text
     added: dict[str, Any] = response.json()["faults"][0]
@@ -65,7 +68,7 @@ def asset_url(api: httpx.Client, image_id: str) -> str:
 
 
 def test_latency_delays_answers_for_count_requests(
-    api: httpx.Client, sandbox: httpx.Client
+    api: httpx.Client, sandbox: SandboxControl
 ) -> None:
     inject(sandbox, kind="latency", ms=400, scope="order", count=1)
     started = time.monotonic()
@@ -74,11 +77,11 @@ def test_latency_delays_answers_for_count_requests(
     started = time.monotonic()
     api.get(f"/orders/{DEMO_ORDER_ID}")
     assert time.monotonic() - started < 0.3
-    assert sandbox.get("/_sandbox/faults").json() == {"faults": []}
+    assert sandbox.get("/_sandbox/faults").json()["faults"] == []
 
 
 def test_bandwidth_throttles_the_body_and_follows_the_redirect(
-    api: httpx.Client, sandbox: httpx.Client, image_id: str
+    api: httpx.Client, sandbox: SandboxControl, image_id: str
 ) -> None:
     inject(sandbox, kind="bandwidth", bytes_per_s=400_000, scope="enhanced")
     started = time.monotonic()
@@ -89,13 +92,13 @@ def test_bandwidth_throttles_the_body_and_follows_the_redirect(
 
 
 @pytest.mark.parametrize("status", [500, 502, 503])
-def test_error_status_injection(api: httpx.Client, sandbox: httpx.Client, status: int) -> None:
+def test_error_status_injection(api: httpx.Client, sandbox: SandboxControl, status: int) -> None:
     inject(sandbox, kind="status", status=status, scope="order", count=1)
     assert_http_error(api.get(f"/orders/{DEMO_ORDER_ID}"), status)
     assert api.get(f"/orders/{DEMO_ORDER_ID}").status_code == 200
 
 
-def test_429_carries_retry_after(api: httpx.Client, sandbox: httpx.Client, image_id: str) -> None:
+def test_429_carries_retry_after(api: httpx.Client, sandbox: SandboxControl, image_id: str) -> None:
     inject(sandbox, kind="status", status=429, retry_after=7, scope="enhanced")
     response = api.get(f"/images/{image_id}/enhanced")
     assert_http_error(response, 429)
@@ -104,7 +107,7 @@ def test_429_carries_retry_after(api: httpx.Client, sandbox: httpx.Client, image
     assert api.get(f"/orders/{DEMO_ORDER_ID}").status_code == 200
 
 
-def test_image_scoped_fault_spares_other_images(api: httpx.Client, sandbox: httpx.Client) -> None:
+def test_image_scoped_fault_spares_other_images(api: httpx.Client, sandbox: SandboxControl) -> None:
     first, second = (i["image_id"] for i in synthetic(sandbox, images=2)["images"])
     inject(sandbox, kind="status", status=500, image_ids=[first])
     assert api.get(f"/images/{first}/enhanced").status_code == 500
@@ -112,7 +115,7 @@ def test_image_scoped_fault_spares_other_images(api: httpx.Client, sandbox: http
 
 
 def test_stall_before_answering_times_out_the_client(
-    sandbox_url: str, api_key: str, sandbox: httpx.Client
+    sandbox_url: str, api_key: str, sandbox: SandboxControl
 ) -> None:
     inject(sandbox, kind="stall", seconds=3, phase="before", scope="order", count=1)
     with pytest.raises(httpx.ReadTimeout):
@@ -120,7 +123,7 @@ def test_stall_before_answering_times_out_the_client(
 
 
 def test_stall_mid_body_sends_headers_then_hangs(
-    api: httpx.Client, sandbox: httpx.Client, image_id: str
+    api: httpx.Client, sandbox: SandboxControl, image_id: str
 ) -> None:
     url = asset_url(api, image_id)
     inject(sandbox, kind="stall", seconds=3, phase="mid_body", scope="asset", count=1)
@@ -132,7 +135,7 @@ def test_stall_mid_body_sends_headers_then_hangs(
 
 
 def test_reset_mid_body_breaks_the_transfer(
-    api: httpx.Client, sandbox: httpx.Client, image_id: str
+    api: httpx.Client, sandbox: SandboxControl, image_id: str
 ) -> None:
     url = asset_url(api, image_id)
     inject(sandbox, kind="reset", scope="asset", count=2)
@@ -145,7 +148,7 @@ def test_reset_mid_body_breaks_the_transfer(
 
 
 def test_short_body_ends_before_content_length(
-    api: httpx.Client, sandbox: httpx.Client, image_id: str
+    api: httpx.Client, sandbox: SandboxControl, image_id: str
 ) -> None:
     url = asset_url(api, image_id)
     inject(sandbox, kind="short_body", missing_bytes=1000, scope="asset", count=2)
@@ -157,7 +160,7 @@ def test_short_body_ends_before_content_length(
 
 
 def test_long_body_is_cut_at_content_length_and_the_connection_closed(
-    api: httpx.Client, sandbox: httpx.Client, image_id: str
+    api: httpx.Client, sandbox: SandboxControl, image_id: str
 ) -> None:
     url = asset_url(api, image_id)
     inject(sandbox, kind="long_body", extra_bytes=5000, scope="asset", count=1)
@@ -168,7 +171,7 @@ def test_long_body_is_cut_at_content_length_and_the_connection_closed(
     assert len(body) == BODY_BYTES
 
 
-def test_redirect_loop(api: httpx.Client, sandbox: httpx.Client, image_id: str) -> None:
+def test_redirect_loop(api: httpx.Client, sandbox: SandboxControl, image_id: str) -> None:
     inject(sandbox, kind="redirect_loop", scope="enhanced")
     response = api.get(f"/images/{image_id}/enhanced", params={"format": "png"})
     assert response.status_code == 302
@@ -179,17 +182,18 @@ def test_redirect_loop(api: httpx.Client, sandbox: httpx.Client, image_id: str) 
 
 @pytest.mark.parametrize("location", ["file:///etc/passwd", "ftp://example.invalid/x.jpg"])
 def test_redirect_to_a_non_http_scheme(
-    api: httpx.Client, sandbox: httpx.Client, image_id: str, location: str
+    api: httpx.Client, sandbox: SandboxControl, image_id: str, location: str
 ) -> None:
     inject(sandbox, kind="bad_redirect", location=location, scope="enhanced")
     response = api.get(f"/images/{image_id}/enhanced")
-    assert response.status_code == 302 and response.headers["location"] == location
+    assert response.status_code == 302
+    assert response.headers["location"] == location
     with pytest.raises(httpx.UnsupportedProtocol):
         api.get(f"/images/{image_id}/enhanced", follow_redirects=True)
 
 
 def test_down_refuses_everything_but_control_for_count_requests(
-    api: httpx.Client, sandbox: httpx.Client, image_id: str
+    api: httpx.Client, sandbox: SandboxControl, image_id: str
 ) -> None:
     inject(sandbox, kind="down", retry_after=2, count=2)
     first = api.get(f"/orders/{DEMO_ORDER_ID}")
@@ -200,7 +204,7 @@ def test_down_refuses_everything_but_control_for_count_requests(
     assert api.get(f"/orders/{DEMO_ORDER_ID}").status_code == 200
 
 
-def test_down_until_cleared(api: httpx.Client, sandbox: httpx.Client) -> None:
+def test_down_until_cleared(api: httpx.Client, sandbox: SandboxControl) -> None:
     inject(sandbox, kind="down")
     for _ in range(3):
         assert api.get(f"/orders/{DEMO_ORDER_ID}").status_code == 503
@@ -209,7 +213,7 @@ def test_down_until_cleared(api: httpx.Client, sandbox: httpx.Client) -> None:
 
 
 def test_stuck_processing_holds_an_image_until_cleared(
-    api: httpx.Client, sandbox: httpx.Client, image_id: str
+    api: httpx.Client, sandbox: SandboxControl, image_id: str
 ) -> None:
     fault = inject(sandbox, kind="stuck", status="processing", image_ids=[image_id])
     held = api.get(f"/images/{image_id}").json()
@@ -220,7 +224,7 @@ def test_stuck_processing_holds_an_image_until_cleared(
 
 
 def test_stuck_error_fails_the_next_upload_with_a_reason(
-    api: httpx.Client, sandbox: httpx.Client
+    api: httpx.Client, sandbox: SandboxControl
 ) -> None:
     inject(sandbox, kind="stuck", status="error", status_reason="Rate limited", count=1)
     image = api.post("/images/", json={"image_name": "x"}).json()
@@ -231,9 +235,11 @@ def test_stuck_error_fails_the_next_upload_with_a_reason(
         return current if current["status"] == "error" else None
 
     current = wait_for(errored)
-    assert current["status_reason"] == "Rate limited" and current["error"] is True
+    assert current["status_reason"] == "Rate limited"
+    assert current["error"] is True
     order = api.get(f"/orders/{image['order_id']}").json()
-    assert order["status"] == "error" and order["is_processing"] is False
+    assert order["status"] == "error"
+    assert order["is_processing"] is False
 
 
 INVALID_FAULTS: list[Any] = [
@@ -247,31 +253,73 @@ INVALID_FAULTS: list[Any] = [
 
 
 @pytest.mark.parametrize("body", INVALID_FAULTS)
-def test_invalid_fault_is_422(sandbox: httpx.Client, body: Any) -> None:
+def test_invalid_fault_is_422(sandbox: SandboxControl, body: Any) -> None:
     assert_http_error(sandbox.post("/_sandbox/faults", json=body), 422)
-    assert sandbox.get("/_sandbox/faults").json() == {"faults": []}
+    assert sandbox.get("/_sandbox/faults").json()["faults"] == []
 
 
 def test_request_log_records_requests_without_key_values(
-    api: httpx.Client, sandbox: httpx.Client, api_key: str
+    api: httpx.Client, sandbox: SandboxControl, api_key: str
 ) -> None:
-    # The sandbox is shared by the session and another test's late download may still land
-    # in its log, so this test reads only the entries of an order and an id of its own.
     order_id = api.post("/orders", json={"name": "request log"}).json()["order_id"]
     missing = str(uuid.uuid4())
-    own = {f"/v3/orders/{order_id}", f"/v3/orders/{missing}"}
     api.get(f"/orders/{order_id}", params={"x": "1"}, headers={"x-dev-mode": "true"})
     httpx.get(str(api.base_url.join(f"orders/{missing}")))
-    response = sandbox.get("/_sandbox/requests")
-    entries = [e for e in response.json()["requests"] if e["path"] in own]
-    assert api_key not in response.text
-    assert [(e["method"], e["path"], e["status"]) for e in entries] == [
+    everything = sandbox.get("/_sandbox/requests")
+    assert api_key not in everything.text
+    keyless = [e for e in everything.json()["requests"] if e["path"] == f"/v3/orders/{missing}"]
+    assert [(e["status"], e["api_key"], e["dev_mode"]) for e in keyless] == [(404, False, False)]
+    mine = sandbox.log()
+    assert [(e["method"], e["path"], e["status"]) for e in mine] == [
+        ("POST", "/v3/orders", 200),
         ("GET", f"/v3/orders/{order_id}", 200),
-        ("GET", f"/v3/orders/{missing}", 404),
     ]
-    assert entries[0]["query"] == "x=1"
-    assert (entries[0]["api_key"], entries[0]["dev_mode"]) == (True, True)
-    assert (entries[1]["api_key"], entries[1]["dev_mode"]) == (False, False)
+    assert mine[1]["query"] == "x=1"
+    assert (mine[1]["api_key"], mine[1]["dev_mode"]) == (True, True)
+
+
+def test_request_log_is_read_and_cleared_per_key(
+    api: httpx.Client, sandbox: SandboxControl, sandbox_url: str, image_id: str
+) -> None:
+    other_key = f"other-{uuid.uuid4().hex}"
+    api.get(f"/images/{image_id}/enhanced")
+    theirs = httpx.get(f"{sandbox_url}/images/{image_id}", headers={"x-api-key": other_key})
+    assert theirs.status_code == 200
+    mine = sandbox.log()
+    # The asset leg carries no key; it is filed under the key that was redirected to it.
+    assert [e["route"] for e in mine] == ["enhanced"]
+    assert [e["route"] for e in sandbox.log(other_key)] == ["order"]
+    assert sandbox.delete("/_sandbox/requests", headers={"x-api-key": other_key}).status_code == 204
+    assert sandbox.log(other_key) == []
+    assert sandbox.log() == mine
     assert sandbox.delete("/_sandbox/requests").status_code == 204
-    left = sandbox.get("/_sandbox/requests").json()["requests"]
-    assert [e for e in left if e["path"] in own] == []
+    assert sandbox.log() == []
+
+
+def test_request_log_files_an_asset_leg_under_the_redirected_key(
+    api: httpx.Client, sandbox: SandboxControl, image_id: str
+) -> None:
+    url = asset_url(api, image_id)
+    assert httpx.get(url).status_code == 200
+    assert [e["route"] for e in sandbox.log()] == ["enhanced", "asset"]
+
+
+@pytest.mark.parametrize("phase", ["before", "mid_body"])
+def test_clearing_faults_ends_the_requests_they_hold(
+    api: httpx.Client, sandbox: SandboxControl, image_id: str, phase: str
+) -> None:
+    url = asset_url(api, image_id)
+    inject(sandbox, kind="stall", seconds=600, phase=phase, scope="asset")
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(httpx.get, url, timeout=30)
+        wait_for(lambda: sandbox.get("/_sandbox/faults").json()["waiting"] == 1)
+        assert sandbox.delete("/_sandbox/faults").status_code == 204
+        # The held request ends now, not when its stall would have run out.
+        wait_for(lambda: [e for e in sandbox.log() if e["route"] == "asset"])
+        assert sandbox.get("/_sandbox/faults").json() == {"faults": [], "waiting": 0}
+        error = pending.exception(timeout=30)
+    if phase == "before":
+        assert error is None
+        assert pending.result().status_code == 500
+    else:
+        assert isinstance(error, httpx.RemoteProtocolError)

@@ -69,7 +69,8 @@ def assert_clean_4xx(response: httpx.Response) -> None:
     assert 400 <= response.status_code < 500, (response.status_code, response.text[:300])
     assert response.headers["content-type"].startswith("application/json"), response.text[:300]
     body: Any = response.json()
-    assert isinstance(body, dict) and isinstance(body.get("message"), str)
+    assert isinstance(body, dict)
+    assert isinstance(body.get("message"), str)
     assert "Traceback" not in response.text
 
 

@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from pydantic import ValidationError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -18,15 +19,17 @@ from starlette.routing import Route
 
 from app.sandbox import DEMO_ORDER_ID, SandboxConfig, create_sandbox_app
 from app.sandbox.faults import StatusFault
+from testkit.processes import ROOT, sandbox_process
 from tests.sandbox.helpers import InProcess, assert_http_error, jpeg_bytes, open_image
-from tests.support import ROOT, UvicornThread, sandbox_process
+from tests.support import UvicornThread
 
 
 async def test_full_flow_in_process_follows_the_redirect(inprocess: InProcess) -> None:
     async with inprocess() as client:
         # No lifespan runs under ASGITransport; the demo order must exist anyway.
         demo = await client.get(f"/orders/{DEMO_ORDER_ID}")
-        assert demo.status_code == 200 and demo.json()["total_images"] >= 3
+        assert demo.status_code == 200
+        assert demo.json()["total_images"] >= 3
 
         order = (await client.post("/orders", json={"name": "In-process"})).json()
         image = (
@@ -65,7 +68,8 @@ async def test_redirect_works_when_mounted_under_a_prefix() -> None:
         followed = await client.get(
             f"/images/{order['images'][0]['image_id']}/enhanced", follow_redirects=True
         )
-        assert followed.status_code == 200 and open_image(followed.content).format == "JPEG"
+        assert followed.status_code == 200
+        assert open_image(followed.content).format == "JPEG"
 
 
 async def test_reset_restores_the_start_state(inprocess: InProcess) -> None:
@@ -77,7 +81,7 @@ async def test_reset_restores_the_start_state(inprocess: InProcess) -> None:
         assert (await client.post(f"{control}/reset")).json() == {"status": "ok"}
         assert (await client.get(f"/orders/{order_id}")).status_code == 404
         assert (await client.get(f"/orders/{DEMO_ORDER_ID}")).status_code == 200
-        assert (await client.get(f"{control}/faults")).json() == {"faults": []}
+        assert (await client.get(f"{control}/faults")).json()["faults"] == []
         assert (await client.get(f"{control}/account")).json() == {"credits": 5}
 
 
@@ -106,14 +110,17 @@ def test_every_knob_reads_its_environment_variable(monkeypatch: pytest.MonkeyPat
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     config = SandboxConfig()
-    assert config.processing_delay == 0.5 and config.redirect_downloads is False
-    assert config.not_ready_status == 404 and config.credits == 3
+    assert config.processing_delay == 0.5
+    assert config.redirect_downloads is False
+    assert config.not_ready_status == 404
+    assert config.credits == 3
     assert config.api_keys == ["a", "b"]
     assert (config.webhook_url, config.webhook_auth) == (
         env["SANDBOX_WEBHOOK_URL"],
         "Bearer s3cret",
     )
-    assert config.seed_demo is False and str(config.sample_dir) == "/tmp"
+    assert config.seed_demo is False
+    assert str(config.sample_dir) == "/tmp"
     kinds = [fault.kind for fault in config.start_faults()]
     assert kinds == ["latency", "bandwidth", "status"]
     assert config.faults == [StatusFault(kind="status", status=502, count=1)]
@@ -121,20 +128,22 @@ def test_every_knob_reads_its_environment_variable(monkeypatch: pytest.MonkeyPat
 
 def test_unsafe_values_fail_fast() -> None:
     for bad in ({"not_ready_status": 200}, {"credits": -1}, {"processing_delay": -1}):
-        with pytest.raises(ValueError):
+        with pytest.raises(ValidationError):
             SandboxConfig(**bad)  # type: ignore[arg-type]
 
 
 def test_command_line_flags_and_environment(sandbox_url: str) -> None:
     fault = json.dumps({"kind": "status", "status": 503, "scope": "order", "count": 1})
     args = ("--fault", fault, "--redirect-downloads", "false", "--credits", "0")
-    with sandbox_process(*args, env={"SANDBOX_API_KEYS": "only-me"}) as url:
+    with sandbox_process(*args, env={"SANDBOX_API_KEYS": "only-me"}) as root:
+        url = f"{root}/v3"
         me = {"x-api-key": "only-me"}
         assert httpx.get(f"{url}/orders/{DEMO_ORDER_ID}", headers=me).status_code == 503
         order = httpx.get(f"{url}/orders/{DEMO_ORDER_ID}", headers=me).json()
         image_id = order["images"][0]["image_id"]
         direct = httpx.get(f"{url}/images/{image_id}/enhanced", headers=me)
-        assert direct.status_code == 200 and direct.headers["content-type"] == "image/jpeg"
+        assert direct.status_code == 200
+        assert direct.headers["content-type"] == "image/jpeg"
         bought = httpx.get(f"{url}/images/{image_id}/enhanced?preview=false", headers=me)
         assert_http_error(bought, 402)
         assert_http_error(httpx.post(f"{url}/orders/", headers={"x-api-key": "other"}), 401)
@@ -148,7 +157,8 @@ def test_bad_flags_are_rejected_before_start() -> None:
         text=True,
         timeout=60,
     )
-    assert result.returncode == 2 and "invalid fault" in result.stderr
+    assert result.returncode == 2
+    assert "invalid fault" in result.stderr
 
 
 class WebhookSink:
@@ -183,12 +193,13 @@ async def test_webhooks_report_each_processed_image(inprocess: InProcess) -> Non
                 if len(sink.events) == 2:
                     break
                 await asyncio.sleep(0.02)
-            await client.app.state.sandbox.processor.aclose()  # type: ignore[attr-defined]
+            await client.app.state.sandbox.processor.aclose()
     assert len(sink.events) == 2
     assert {auth for _, auth in sink.events} == {"Bearer hook-secret"}
     by_image = {event["image_id"]: event for event, _ in sink.events}
     assert set(by_image) == {image["image_id"] for image in images}
     for event in by_image.values():
         assert event["event"] == "image_processed"
-        assert event["order_id"] == order_id and event["error"] is False
+        assert event["order_id"] == order_id
+        assert event["error"] is False
     assert sink.events[-1][0]["order_is_processing"] is False

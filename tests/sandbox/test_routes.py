@@ -9,7 +9,8 @@ import httpx
 import pytest
 
 from app.sandbox import DEMO_ORDER_ID
-from tests.sandbox.helpers import assert_http_error, jpeg_bytes, synthetic, wait_for
+from testkit.processes import wait_for
+from tests.sandbox.helpers import assert_http_error, jpeg_bytes, synthetic
 
 ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 IMAGE_FIELDS = {
@@ -67,15 +68,19 @@ def test_demo_order_is_processed_and_readable_by_anyone(sandbox_url: str, key: s
     order = response.json()
     assert set(order) >= ORDER_FIELDS
     assert order["name"] == "Demo order — 12 Harbour View"
-    assert order["status"] == "processed" and order["is_processing"] is False
+    assert order["status"] == "processed"
+    assert order["is_processing"] is False
     assert order["total_images"] == len(order["images"]) >= 3
-    assert ISO.match(order["created_at"]) and ISO.match(order["last_updated_at"])
+    assert ISO.match(order["created_at"])
+    assert ISO.match(order["last_updated_at"])
     for image in order["images"]:
         assert set(image) >= IMAGE_FIELDS
         assert image["image_id"] == image["id"]
         assert image["status"] == "processed"
-        assert image["enhanced"] is True and image["error"] is False
-        assert isinstance(image["date_added"], int) and image["date_added"] > 1_600_000_000_000
+        assert image["enhanced"] is True
+        assert image["error"] is False
+        assert isinstance(image["date_added"], int)
+        assert image["date_added"] > 1_600_000_000_000
 
 
 @pytest.mark.parametrize("path", ["/orders", "/orders/"])
@@ -85,8 +90,10 @@ def test_create_order_with_and_without_slash(api: httpx.Client, path: str) -> No
     order = response.json()
     assert order["name"] == "Flat 4"
     assert order["status"] == "waiting"
-    assert order["images"] == [] and order["total_images"] == 0
-    assert order["is_processing"] is False and order["is_merging"] is False
+    assert order["images"] == []
+    assert order["total_images"] == 0
+    assert order["is_processing"] is False
+    assert order["is_merging"] is False
 
 
 def test_create_order_with_custom_id_and_duplicate(api: httpx.Client) -> None:
@@ -118,8 +125,10 @@ def test_register_image_creates_order_and_returns_both_upload_keys(
 
 def test_register_image_echoes_settings(api: httpx.Client) -> None:
     image = register(api, ai_version="4.x", enhance_type="warm", sky_replacement=True, rating=4)
-    assert image["ai_version"] == "4.x" and image["enhance_type"] == "warm"
-    assert image["sky_replacement"] is True and image["rating"] == 4
+    assert image["ai_version"] == "4.x"
+    assert image["enhance_type"] == "warm"
+    assert image["sky_replacement"] is True
+    assert image["rating"] == 4
 
 
 def test_upload_then_processing_then_processed(api: httpx.Client) -> None:
@@ -128,10 +137,12 @@ def test_upload_then_processing_then_processed(api: httpx.Client) -> None:
     before = api.get(f"/orders/{order_id}").json()["last_updated_at"]
 
     response = upload(image["upload_url"], jpeg_bytes())
-    assert response.status_code == 200 and response.content == b""
+    assert response.status_code == 200
+    assert response.content == b""
 
     during = api.get(f"/orders/{order_id}").json()
-    assert during["status"] == "processing" and during["is_processing"] is True
+    assert during["status"] == "processing"
+    assert during["is_processing"] is True
     assert during["images"][0]["status"] == "processing"
     assert during["last_updated_at"] > before
 
@@ -154,7 +165,8 @@ def test_upload_of_garbage_bytes_ends_in_error_with_reason(api: httpx.Client) ->
         return current if current["status"] == "error" else None
 
     current = wait_for(failed)
-    assert current["error"] is True and "decode" in current["status_reason"]
+    assert current["error"] is True
+    assert "decode" in current["status_reason"]
 
 
 def test_upload_to_unknown_url_is_404(sandbox_url: str) -> None:
@@ -165,7 +177,8 @@ def test_upload_to_unknown_url_is_404(sandbox_url: str) -> None:
 def test_retrieve_and_delete_image(api: httpx.Client) -> None:
     image = register(api)
     got = api.get(f"/images/{image['image_id']}")
-    assert got.status_code == 200 and got.json()["image_name"] == "kitchen"
+    assert got.status_code == 200
+    assert got.json()["image_name"] == "kitchen"
     assert api.delete(f"/images/{image['image_id']}").status_code == 204
     assert_http_error(api.get(f"/images/{image['image_id']}"), 404)
     assert api.get(f"/orders/{image['order_id']}").json()["total_images"] == 0
@@ -174,9 +187,11 @@ def test_retrieve_and_delete_image(api: httpx.Client) -> None:
 def test_rename_and_delete_order(api: httpx.Client) -> None:
     order_id = api.post("/orders/", json={"name": "Old"}).json()["order_id"]
     renamed = api.patch(f"/orders/{order_id}", json={"name": "New"})
-    assert renamed.status_code == 200 and renamed.json()["name"] == "New"
+    assert renamed.status_code == 200
+    assert renamed.json()["name"] == "New"
     response = api.delete(f"/orders/{order_id}")
-    assert response.status_code == 204 and response.content == b""
+    assert response.status_code == 204
+    assert response.content == b""
     assert_http_error(api.get(f"/orders/{order_id}"), 404)
 
 
@@ -200,7 +215,8 @@ def test_order_listing_paginates_with_offset_tokens(api: httpx.Client) -> None:
     while True:
         params: dict[str, Any] = {"per_page": 3, **({"offset": offset} if offset else {})}
         body = api.get("/orders", params=params).json()
-        assert len(body["orders"]) <= 3 and body["pagination"]["per_page"] == 3
+        assert len(body["orders"]) <= 3
+        assert body["pagination"]["per_page"] == 3
         seen += [order["order_id"] for order in body["orders"]]
         pages += 1
         offset = body["pagination"]["next_offset"]
@@ -208,14 +224,16 @@ def test_order_listing_paginates_with_offset_tokens(api: httpx.Client) -> None:
             break
     mine = [order_id for order_id in seen if order_id in created]
     assert mine == list(reversed(created))  # newest first, each once
-    assert len(seen) == len(set(seen)) and pages >= 3
+    assert len(seen) == len(set(seen))
+    assert pages >= 3
 
 
 def test_order_listing_caps_per_page_at_15(api: httpx.Client) -> None:
     for _ in range(16):
         api.post("/orders/")
     body = api.get("/orders", params={"per_page": 100}).json()
-    assert len(body["orders"]) == 15 and body["pagination"]["per_page"] == 15
+    assert len(body["orders"]) == 15
+    assert body["pagination"]["per_page"] == 15
     assert body["pagination"]["next_offset"] is not None
 
 
@@ -277,8 +295,10 @@ def test_not_ready_images_answer_422_with_status(api: httpx.Client, sandbox: htt
         "processing"
     )
     detail = assert_http_error(api.get(f"/images/{broken}/enhanced"), 422)["detail"]
-    assert detail["status"] == "error" and detail["status_reason"] == "Duplicate file name limit"
-    assert order["status"] == "processing" and order["is_processing"] is True
+    assert detail["status"] == "error"
+    assert detail["status_reason"] == "Duplicate file name limit"
+    assert order["status"] == "processing"
+    assert order["is_processing"] is True
 
 
 def test_synthetic_order_with_odd_names(sandbox: httpx.Client) -> None:

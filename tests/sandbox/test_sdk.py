@@ -29,7 +29,8 @@ def test_sdk_create_upload_retrieve_download(sdk: object) -> None:
         order_id=order_id, image_name="sdk-kitchen", content_type="image/jpeg"
     )
     assert isinstance(created, autoenhance.ImageCreatedOut)
-    assert created.order_id == order_id and created.status == "waiting"
+    assert created.order_id == order_id
+    assert created.status == "waiting"
     assert created.upload_url == created.additional_properties["s3PutObjectUrl"]
 
     upload = httpx.put(
@@ -45,9 +46,11 @@ def test_sdk_create_upload_retrieve_download(sdk: object) -> None:
             break
         assert time.monotonic() < deadline, "order never finished processing"
         time.sleep(0.05)
-    assert retrieved.name == "SDK order" and retrieved.total_images == 1
+    assert retrieved.name == "SDK order"
+    assert retrieved.total_images == 1
     (image,) = retrieved.images
-    assert image.image_id == created.image_id and image.status == "processed"
+    assert image.image_id == created.image_id
+    assert image.status == "processed"
     assert image.additional_properties["enhanced"] is True
 
     data = sdk.download_enhanced_image(  # type: ignore[attr-defined]
@@ -55,7 +58,8 @@ def test_sdk_create_upload_retrieve_download(sdk: object) -> None:
     )
     assert isinstance(data, bytes | bytearray)
     decoded = open_image(bytes(data))
-    assert decoded.format == "PNG" and decoded.size == (320, 240)
+    assert decoded.format == "PNG"
+    assert decoded.size == (320, 240)
     assert sdk.retrieve_image(id=created.image_id).downloaded is True  # type: ignore[attr-defined]
 
 
@@ -73,7 +77,8 @@ def test_sdk_pages_through_orders_and_reads_the_demo(sdk: object) -> None:
     assert names[0] == "listed"  # newest first
     assert "Demo order — 12 Harbour View" in names
     demo = sdk.retrieve_order(id=DEMO_ORDER_ID)  # type: ignore[attr-defined]
-    assert demo.status == "processed" and len(demo.images) >= 3
+    assert demo.status == "processed"
+    assert len(demo.images) >= 3
 
 
 def test_sdk_surfaces_errors_as_api_exceptions(sdk: object) -> None:
@@ -84,4 +89,5 @@ def test_sdk_surfaces_errors_as_api_exceptions(sdk: object) -> None:
     waiting = sdk.create_image(image_name="never-uploaded")  # type: ignore[attr-defined]
     with pytest.raises(autoenhance.exceptions.ApiException) as caught:
         sdk.download_enhanced_image(id=waiting.image_id)  # type: ignore[attr-defined]
-    assert caught.value.status == 422 and "not ready" in caught.value.body
+    assert caught.value.status == 422
+    assert "not ready" in caught.value.body

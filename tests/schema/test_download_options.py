@@ -15,14 +15,12 @@ import pytest
 from fastapi import FastAPI
 
 from app.api.deps import OptionsDep
-from app.core.config import Settings
 from app.main import create_app
 from app.upstream.options import DownloadOptions
 from app.web.handlers import install_error_handlers
+from tests.support import settings_of
 
-SPEC: dict[str, Any] = create_app(
-    Settings(_env_file=None, data_dir=Path("var/unused"))  # type: ignore[call-arg]
-).openapi()
+SPEC: dict[str, Any] = create_app(settings_of(data_dir=Path("var/unused"))).openapi()
 
 # name -> (JSON schema of the non-null branch, description): what /docs showed before the
 # options became one model, written out here so that a change to the model shows up.

@@ -12,6 +12,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
+from schemathesis.core.result import Ok
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
     response_headers_conformance,
@@ -21,7 +22,7 @@ from schemathesis.specs.openapi.checks import (
 
 from app.core.config import Settings
 from app.main import create_app
-from tests.support import UvicornThread
+from tests.support import UvicornThread, settings_of
 
 CHECKS = [
     not_a_server_error,
@@ -33,8 +34,7 @@ CHECKS = [
 
 
 def service_settings(data_dir: Path) -> Settings:
-    return Settings(
-        _env_file=None,  # type: ignore[call-arg]
+    return settings_of(
         autoenhance_api_key=None,  # sandbox mode: the embedded emulator answers
         data_dir=data_dir,
         sandbox_processing_delay=0.0,
@@ -46,7 +46,18 @@ def service_settings(data_dir: Path) -> Settings:
 # The document is read from an app that is built but not started: no I/O at collection.
 SPEC: dict[str, Any] = create_app(service_settings(Path("var/unused"))).openapi()
 SCHEMA = schemathesis.openapi.from_dict(SPEC)
-OPERATIONS = {result.ok().label: result.ok() for result in SCHEMA.get_all_operations()}
+
+
+def _operations() -> dict[str, Any]:
+    """Every operation of the schema by label; one schemathesis cannot read fails loudly."""
+    operations: dict[str, Any] = {}
+    for result in SCHEMA.get_all_operations():
+        assert isinstance(result, Ok), result
+        operations[result.ok().label] = result.ok()
+    return operations
+
+
+OPERATIONS = _operations()
 
 
 @pytest.fixture(scope="module")

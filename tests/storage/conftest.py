@@ -11,8 +11,8 @@ import pytest
 
 from app.storage import ArchiveStore, LocalArchiveStore, Quota
 from app.storage._s3 import S3ArchiveStore
+from testkit.s3 import S3Server
 from tests.storage.support import StoreFactory
-from tests.support import S3Server
 
 
 @pytest.fixture(params=["local", "s3"])

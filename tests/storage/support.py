@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Awaitable, Callable
 
 from app.storage import ArchiveStore, Quota
@@ -36,8 +35,8 @@ async def keys(store: ArchiveStore, namespace: str = "cache") -> set[str]:
     return {item.key for item in await store.objects(namespace)}
 
 
-async def until(condition: Callable[[], Awaitable[bool]], *, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not await condition():
-        assert time.monotonic() < deadline, "condition not reached"
-        await asyncio.sleep(0.02)
+async def until(condition: Callable[[], Awaitable[bool]], *, within: float = 20.0) -> None:
+    """Poll `condition` until it holds; TimeoutError after `within` seconds."""
+    async with asyncio.timeout(within):
+        while not await condition():
+            await asyncio.sleep(0.02)

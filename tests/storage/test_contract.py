@@ -26,10 +26,13 @@ async def test_nothing_is_visible_until_commit_and_ranges_read_back(
     assert await keys(store) == set()
     await writer.write(data[300_000:])
     info = await writer.commit()
-    assert info is not None and info.size == len(data) and info.etag
+    assert info is not None
+    assert info.size == len(data)
+    assert info.etag
     assert info.last_modified.tzinfo is not None
     stat = await store.stat("cache/a.zip")
-    assert stat is not None and (stat.size, stat.etag) == (info.size, info.etag)
+    assert stat is not None
+    assert (stat.size, stat.etag) == (info.size, info.etag)
 
     assert await read_all(store, "cache/a.zip") == data
     assert await read_all(store, "cache/a.zip", 1000, 2000) == data[1000:2000]
@@ -87,7 +90,8 @@ async def test_small_objects_overwrite_atomically(make_store: StoreFactory) -> N
     assert await store.get_bytes("manifests/a.json") == b'{"entries": 2, "more": true}'
     assert first.etag != second.etag
     stat = await store.stat("manifests/a.json")
-    assert stat is not None and stat.size == len(b'{"entries": 2, "more": true}')
+    assert stat is not None
+    assert stat.size == len(b'{"entries": 2, "more": true}')
     await store.delete("manifests/a.json")
     await store.delete("manifests/a.json")  # idempotent
     assert await store.get_bytes("manifests/a.json") is None
@@ -117,7 +121,8 @@ async def test_eviction_spares_leased_and_served_objects(make_store: StoreFactor
             writer = store.writer("cache/e.zip")
             await writer.write(b"e" * 100)
             # Every other object is in use: no room, and nothing is evicted.
-            assert await writer.commit() is None and writer.full
+            assert await writer.commit() is None
+            assert writer.full
             assert await keys(store) == {"cache/a.zip", "cache/b.zip", "cache/d.zip"}
     assert b"".join([chunk async for chunk in reading]) == b"a" * 100
     for name in "fgh":  # the read and the leases ended: every old object may go now
@@ -154,7 +159,9 @@ async def test_an_object_bigger_than_the_quota_is_not_stored_and_evicts_nothing(
     writer = store.writer("cache/big.zip")
     for _ in range(4):
         await writer.write(b"x" * 100)
-    assert writer.full and writer.gave_up and not writer.active
+    assert writer.full
+    assert writer.gave_up
+    assert not writer.active
     assert await writer.commit() is None
     hinted = store.writer("cache/hinted.zip", size_hint=301)
     assert hinted.full
@@ -172,7 +179,8 @@ async def test_a_quota_without_eviction_gives_up_while_writing(make_store: Store
     await writer.write(b"b" * 40)
     assert writer.active
     await writer.write(b"b" * 40)
-    assert writer.full and not writer.active
+    assert writer.full
+    assert not writer.active
     assert await writer.commit() is None
     assert await keys(store, "jobs") == {"jobs/a.zip"}
 
@@ -209,7 +217,8 @@ async def test_presigned_url(make_store: StoreFactory, backend: str) -> None:
         whole = await client.get(url)
         part = await client.get(url, headers={"Range": "bytes=100-199"})
     assert whole.content == data
-    assert part.status_code == 206 and part.content == data[100:200]
+    assert part.status_code == 206
+    assert part.content == data[100:200]
 
 
 @pytest.mark.parametrize(

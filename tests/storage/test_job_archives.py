@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -14,6 +15,11 @@ from app.storage import Quota
 from tests.storage.support import StoreFactory, read_all
 
 JOBS = Quota(namespaces=("jobs",), max_bytes=10_000, evictable=False)
+
+
+async def write_and_commit(writer: Any, data: bytes) -> None:
+    writer.write(data)
+    await writer.commit()
 
 
 async def test_a_job_archive_is_written_published_and_deleted(
@@ -27,7 +33,8 @@ async def test_a_job_archive_is_written_published_and_deleted(
     assert await archives.stat("job-1") is None  # nothing visible before commit
     info = await writer.commit()
     writer.discard()  # what the runner does in `finally`: harmless after commit
-    assert info.size == 4_000 and await read_all(store, "jobs/job-1.zip") == b"z" * 4_000
+    assert info.size == 4_000
+    assert await read_all(store, "jobs/job-1.zip") == b"z" * 4_000
     assert list((tmp_path / "spool").glob("*")) == []  # no temporary file left anywhere
 
     archives.remove("job-1")  # the runner's synchronous call
@@ -53,8 +60,7 @@ async def test_the_bound_holds_across_writers(make_store: StoreFactory, tmp_path
     second.write(b"b" * 3_000)
     await first.commit()
     with pytest.raises(StorageFull):  # at the latest when it is published
-        second.write(b"b" * 1_001)
-        await second.commit()
+        await write_and_commit(second, b"b" * 1_001)
     second.discard()
     assert await archives.stat("second") is None
     await archives.refresh()

@@ -10,16 +10,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from testkit.processes import redis_server, start_web, stop_group
+from testkit.s3 import S3Server
 from tests.conftest import create_order
-from tests.jobs.support import (
-    job_env,
-    redis_server,
-    start_web,
-    start_worker,
-    stop_group,
-    wait_state,
-)
-from tests.support import S3Server
+from tests.jobs.support import job_env, start_worker, wait_state
+from tests.support import require_tool
 
 
 def bucket_keys(s3: S3Server, bucket: str, prefix: str) -> list[str]:
@@ -38,7 +33,7 @@ def test_a_job_built_by_a_worker_into_s3_is_served_by_every_web_process(
         "archive_store": f"s3://{bucket}/batch",
         **{key.lower(): value for key, value in s3_server.env.items()},
     }
-    with redis_server() as redis_url:
+    with redis_server(require_tool("redis-server")) as redis_url:
         common = {"redis_url": redis_url, "job_concurrency": 1, **store}
         worker = start_worker(
             job_env(sandbox_url, tmp_path / "worker", **common), tmp_path / "worker.log"
@@ -62,12 +57,14 @@ def test_a_job_built_by_a_worker_into_s3_is_served_by_every_web_process(
                 assert from_b.content == from_a.content
                 assert from_b.headers["etag"] == from_a.headers["etag"]
                 with zipfile.ZipFile(io.BytesIO(from_b.content)) as archive:
-                    assert archive.testzip() is None and len(archive.namelist()) == 5
+                    assert archive.testzip() is None
+                    assert len(archive.namelist()) == 5
                 part = client.get(
                     f"{url_b}/jobs/{job['job_id']}/download",
                     headers={"Range": "bytes=100-", "If-Range": from_a.headers["etag"]},
                 )
-                assert part.status_code == 206 and part.content == from_b.content[100:]
+                assert part.status_code == 206
+                assert part.content == from_b.content[100:]
                 moved = client.get(f"{url_c}/jobs/{job['job_id']}/download")
                 assert moved.status_code == 302
                 assert moved.headers["location"].startswith(f"{s3_server.endpoint}/{bucket}/")

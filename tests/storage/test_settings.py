@@ -15,12 +15,14 @@ from app.core.config import Settings
 from app.main import create_app
 from app.storage import LocalArchiveStore, open_store
 from app.storage._s3 import S3ArchiveStore
+from testkit.processes import ROOT
+from testkit.s3 import S3Server
 from tests.conftest import SettingsFactory
-from tests.support import ROOT, S3Server, UvicornThread, free_port
+from tests.support import UvicornThread, settings_of
 
 
 def settings(**values: object) -> Settings:
-    return Settings(_env_file=None, **values)  # type: ignore[arg-type]
+    return settings_of(**values)
 
 
 @pytest.mark.parametrize(
@@ -46,7 +48,8 @@ def test_redirects_need_object_storage() -> None:
 
 def test_open_store_picks_the_backend(tmp_path: Path) -> None:
     local = open_store(settings(data_dir=tmp_path))
-    assert isinstance(local, LocalArchiveStore) and local.root == tmp_path / "archives"
+    assert isinstance(local, LocalArchiveStore)
+    assert local.root == tmp_path / "archives"
     configured = settings(
         archive_store="s3://bucket-name/some/prefix/",
         s3_endpoint_url="http://127.0.0.1:9",
@@ -59,14 +62,16 @@ def test_open_store_picks_the_backend(tmp_path: Path) -> None:
     assert isinstance(remote, S3ArchiveStore)
     assert remote.description == "s3://bucket-name/some/prefix"
     cache, jobs = remote.quotas
-    assert cache.evictable and cache.namespaces == ("cache", "manifests")
-    assert not jobs.evictable and jobs.max_bytes == configured.job_storage_max_bytes
+    assert cache.evictable
+    assert cache.namespaces == ("cache", "manifests")
+    assert not jobs.evictable
+    assert jobs.max_bytes == configured.job_storage_max_bytes
 
 
 def test_the_service_does_not_start_with_a_bad_archive_store(tmp_path: Path) -> None:
     env = {**os.environ, "ARCHIVE_STORE": "ftp://archives", "DATA_DIR": str(tmp_path)}
     result = subprocess.run(
-        [sys.executable, "-m", "uvicorn", "app:app", "--port", str(free_port())],
+        [sys.executable, "-m", "uvicorn", "app:app", "--port", "0"],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -88,7 +93,8 @@ def test_ready_names_an_unusable_bucket(
         ready = httpx.get(f"{server.url}/ready", timeout=30)
     assert ready.status_code == 503
     check = ready.json()["checks"]["archive_store"]
-    assert not check["ok"] and "s3://no-such-bucket/x is unusable" in check["detail"]
+    assert not check["ok"]
+    assert "s3://no-such-bucket/x is unusable" in check["detail"]
     assert S3Server.SECRET_KEY not in ready.text
 
 

@@ -9,9 +9,8 @@ from typing import Any
 
 import pytest
 
-from app.core.config import Settings
 from app.main import create_app
-from tests.support import UvicornThread
+from tests.support import UvicornThread, settings_of
 
 ServiceFactory = Callable[..., contextlib.AbstractContextManager[UvicornThread]]
 
@@ -28,7 +27,7 @@ def sandbox_service(tmp_path: Path) -> ServiceFactory:
             "sandbox_processing_delay": 0.2,
             **overrides,
         }
-        settings = Settings(_env_file=None, **values)  # type: ignore[call-arg]
+        settings = settings_of(**values)
         with UvicornThread(create_app(settings)) as server:
             yield server
 

@@ -157,4 +157,5 @@ async def test_service_uses_the_assistant_when_it_answers() -> None:
     answer = await AskService(index, assistant=working).answer("  resume   a download  ")
     assert answer.mode == "assistant"
     assert answer.text == "Yes."
-    assert answer.sources and answer.sources[0].section.source == "docs/faq.md"
+    assert answer.sources
+    assert answer.sources[0].section.source == "docs/faq.md"

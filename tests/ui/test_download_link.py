@@ -42,7 +42,8 @@ def test_link_downloads_the_archive_without_a_key(sandbox_service: ServiceFactor
         url = body["url"]
         assert url.startswith(f"/orders/{DEMO_ORDER_ID}/images?")
         params = dict(parse_qsl(urlsplit(url).query))
-        assert params["max_width"] == "800" and params["format"] == "jpeg"
+        assert params["max_width"] == "800"
+        assert params["format"] == "jpeg"
         assert len(params["sig"]) == 64
         expires_at = datetime.fromisoformat(body["expires_at"]).timestamp()
         assert int(params["expires"]) == int(expires_at)

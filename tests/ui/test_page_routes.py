@@ -105,7 +105,8 @@ def test_ask_forwards_to_the_assistant_server_side(
     assert body["answer"] == "From the assistant."
     assert received[0]["auth"] == "Bearer chat-key-0123456789"
     sent = received[0]["body"]
-    assert isinstance(sent, dict) and sent["question"] == "how do I resume?"
+    assert isinstance(sent, dict)
+    assert sent["question"] == "how do I resume?"
 
 
 def test_ask_falls_back_when_the_assistant_fails(

@@ -333,7 +333,7 @@ class SparseArchive(io.RawIOBase):
     def tell(self) -> int:
         return self.position
 
-    def readinto(self, buffer: memoryview) -> int:
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
         length = max(0, min(len(buffer), self.size - self.position))
         chunk = bytearray(length)
         for start, blob in self.pieces:
@@ -365,24 +365,28 @@ def test_offsets_past_4_gib_use_zip64_only_where_needed() -> None:
     for (offset, header), (_, size) in zip(headers, entries, strict=True):
         local = LOCAL.unpack_from(header)
         if size >= MAX_32:
-            assert local[1] == 45 and local[7:9] == (MAX_32, MAX_32)
+            assert local[1] == 45
+            assert local[7:9] == (MAX_32, MAX_32)
             assert parse_extras(header[LOCAL.size + local[9] :]) == {
                 1: struct.pack("<QQ", size, size)
             }
             assert header[LOCAL.size + local[9] :][:2] == b"\x01\x00", "ZIP64 extra comes first"
         else:
-            assert local[1] == 20 and local[7:9] == (size, size) and local[10] == 0
+            assert local[1] == 20
+            assert local[7:9] == (size, size)
+            assert local[10] == 0
         overflow = ([size, size] if size >= MAX_32 else []) + ([offset] if offset >= MAX_32 else [])
         expected_extras.append(tuple(overflow))
 
-    for (fields, _, extras), (offset, _), overflow in zip(
+    for (fields, _, extras), (offset, _), expected in zip(
         records, headers, expected_extras, strict=True
     ):
-        if overflow:
+        if expected:
             assert fields[2] == 45
-            assert extras == {1: struct.pack(f"<{len(overflow)}Q", *overflow)}
+            assert extras == {1: struct.pack(f"<{len(expected)}Q", *expected)}
         else:
-            assert fields[2] == 20 and extras == {}
+            assert fields[2] == 20
+            assert extras == {}
         assert fields[16] == (offset if offset < MAX_32 else MAX_32)
     assert [bool(overflow) for overflow in expected_extras] == [
         False,
@@ -432,7 +436,8 @@ def test_more_than_65535_entries_read_back() -> None:
     assert archive_size((f"{index:x}", 0) for index in range(count)) == len(archive)
     zip64_end_at = len(archive) - END.size - LOCATOR.size - ZIP64_END.size
     zip64_end = ZIP64_END.unpack_from(archive, zip64_end_at)
-    assert zip64_end[0] == b"PK\x06\x06" and zip64_end[6:8] == (count, count)
+    assert zip64_end[0] == b"PK\x06\x06"
+    assert zip64_end[6:8] == (count, count)
     end = END.unpack_from(archive, len(archive) - END.size)
     assert end[3:5] == (0xFFFF, 0xFFFF)
     with zipfile.ZipFile(io.BytesIO(archive)) as zf:

@@ -74,7 +74,8 @@ def test_jpeg_padding_after_the_end_marker_is_tolerated_but_not_a_cut() -> None:
 )
 def test_what_is_not_the_image_is_named(body: bytes, expected: str) -> None:
     problem = judge("jpeg", body).problem()
-    assert problem is not None and expected in problem.reason
+    assert problem is not None
+    assert expected in problem.reason
     assert not problem.cut_short
 
 
@@ -106,5 +107,6 @@ def test_an_avif_cut_between_two_boxes_is_caught() -> None:
     assert boundaries
     for cut in boundaries:
         problem = judge("avif", body[:cut]).problem()
-        assert problem is not None and problem.cut_short, cut
+        assert problem is not None, cut
+        assert problem.cut_short, cut
     assert judge("avif", body).problem() is None

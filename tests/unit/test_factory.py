@@ -10,10 +10,11 @@ import pytest
 from app.core.config import Settings
 from app.upstream.aiohttp_transport import AiohttpTransport
 from app.upstream.factory import build_upstream
+from tests.support import settings_of
 
 
 def settings(tmp_path: Path, **values: object) -> Settings:
-    return Settings(_env_file=None, data_dir=tmp_path, **values)  # type: ignore[call-arg]
+    return settings_of(data_dir=tmp_path, **values)
 
 
 async def test_image_downloads_go_through_aiohttp_by_default(tmp_path: Path) -> None:

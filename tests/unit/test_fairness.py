@@ -34,7 +34,8 @@ async def test_waiters_of_a_late_small_lane_are_not_starved() -> None:
     first_ten = order[:10]
     # With FIFO the small lane would wait for all 50 big jobs; round-robin serves it early.
     assert {"small0", "small1", "small2"} <= set(first_ten), first_ten
-    assert limiter.in_use == 0 and limiter.waiting == 0
+    assert limiter.in_use == 0
+    assert limiter.waiting == 0
 
 
 async def test_capacity_is_never_exceeded() -> None:
@@ -85,5 +86,5 @@ async def test_slot_granted_while_being_cancelled_is_passed_on() -> None:
 
 
 def test_capacity_must_be_positive() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="capacity"):
         FairLimiter(0)

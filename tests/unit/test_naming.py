@@ -153,12 +153,14 @@ def test_properties_of_any_names(items: list[tuple[str | None, str]], reserved: 
     assert len(set(keys)) == len(keys)
     assert not set(keys) & {name.casefold() for name in reserved}
     for name in result:
-        assert name.endswith(".jpg") and len(name) > len(".jpg")
+        assert name.endswith(".jpg")
+        assert len(name) > len(".jpg")
         assert len(name.encode("utf-8")) <= 255
         assert unicodedata.is_normalized("NFC", name)
         assert not set(name) & WINDOWS_ILLEGAL
         assert all(unicodedata.category(char) not in {"Cc", "Cs"} for char in name)
-        assert name[0] not in ". " and name[-5] not in ". "
+        assert name[0] not in ". "
+        assert name[-5] not in ". "
         assert name.split(".")[0].rstrip(" ").upper() not in DEVICES
     assert safe_entry_names(items, extension="jpg", reserved=reserved) == result
 
@@ -208,14 +210,16 @@ def test_content_disposition_fallback_is_a_readable_transliteration() -> None:
 
 def test_content_disposition_cannot_inject_header_lines() -> None:
     value = content_disposition("a\r\nSet-Cookie: x=1.zip")
-    assert "\r" not in value and "\n" not in value
+    assert "\r" not in value
+    assert "\n" not in value
     assert 'filename="aSet-Cookie_ x=1.zip"' in value
     assert content_disposition("") == "attachment; filename=\"download\"; filename*=UTF-8''download"
 
 
 def test_archive_filename_is_bounded_flat_and_falls_back_to_the_id() -> None:
     name = archive_filename("../..\r\nSet-Cookie: x=1\0\u202egpj.exe" + "é" * 200_000, "id")
-    assert name.startswith("_..Set-Cookie_ x=1gpj.exeé") and name.endswith("é.zip")
+    assert name.startswith("_..Set-Cookie_ x=1gpj.exeé")
+    assert name.endswith("é.zip")
     assert len(name.encode()) <= MAX_DOWNLOAD_NAME_BYTES
     assert archive_filename("Smith/Jones\\Lee", "id") == "Smith_Jones_Lee.zip"
     assert archive_filename("a\udc80b", "id") == "a\ufffdb.zip"
@@ -230,13 +234,15 @@ def test_content_disposition_of_any_text_is_safe_and_bounded(filename: str) -> N
     value = content_disposition(filename)
     assert value.isascii()
     fallback = value.split('filename="', 1)[1].split('"; filename*=', 1)[0]
-    assert fallback and all(" " <= char <= "~" and char not in '"\\%/:*?<>|' for char in fallback)
+    assert fallback
+    assert all(" " <= char <= "~" and char not in '"\\%/:*?<>|' for char in fallback)
     encoded = value.split("filename*=UTF-8''", 1)[1]
     assert all(char.isalnum() or char in "!#$&+-.^_`|~%" for char in encoded)
     exact = unquote(encoded, errors="strict")
     assert 0 < len(exact.encode("utf-8")) <= MAX_DOWNLOAD_NAME_BYTES
     assert exact == unicodedata.normalize("NFC", exact)
-    assert exact[0] not in " ." and exact[-1] not in " ."
+    assert exact[0] not in " ."
+    assert exact[-1] not in " ."
     assert not any(unicodedata.category(char) in {"Cc", "Cs"} for char in exact)
     assert not set(exact) & set('/\\<>:"|?*\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069')
 

@@ -169,7 +169,8 @@ async def test_every_offset_of_a_broken_stream_resumes_to_identical_bytes(
         writer = ManifestWriter(store, KEY, stream=f"s{offset}")
         await break_after(archive_of(plan, first, tmp_path, manifest=writer), offset)
         manifest = await read_manifest(store, KEY)
-        assert manifest is not None and manifest.stream == f"s{offset}"
+        assert manifest is not None
+        assert manifest.stream == f"s{offset}"
         point = ResumePoint(
             offset=offset,
             records=manifest.records,
@@ -236,7 +237,8 @@ async def test_a_changed_image_is_a_mismatch_before_the_first_byte(
         )
     )
     manifest = await read_manifest(store, KEY)
-    assert manifest is not None and manifest.complete
+    assert manifest is not None
+    assert manifest.complete
     changed = {**images, "img-1": images["img-1"][::-1]}  # same size, other bytes
     offset = entry_ends(reference)[plan.images[1].entry_name] - 5
     resumed = archive_of(
@@ -278,12 +280,15 @@ async def test_manifest_segments_follow_one_stream_only(store: LocalArchiveStore
         await first.save(records[:count], complete=False)
     await first.aclose()
     manifest = await read_manifest(store, KEY)
-    assert manifest is not None and list(manifest.records) == records
+    assert manifest is not None
+    assert list(manifest.records) == records
     # Another stream rewrites the first segment: the second one (stream "a") is not followed.
     second = ManifestWriter(store, KEY, stream="b")
     await second.save(records[:3], complete=False)
     await second.aclose()
     manifest = await read_manifest(store, KEY)
-    assert manifest is not None and manifest.stream == "b" and len(manifest.records) == 3
+    assert manifest is not None
+    assert manifest.stream == "b"
+    assert len(manifest.records) == 3
     await store.put_bytes(segment_key(KEY, 0), b"{not json")
     assert await read_manifest(store, KEY) is None

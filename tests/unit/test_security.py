@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from pydantic import SecretStr
@@ -16,10 +17,11 @@ from app.core.security import (
     key_fingerprint,
     operator_credential,
 )
+from tests.support import settings_of
 
 
-def _settings(**values: object) -> Settings:
-    return Settings(_env_file=None, data_dir=Path("var/unused"), **values)  # type: ignore[call-arg]
+def _settings(**values: Any) -> Settings:
+    return settings_of(data_dir=Path("var/unused"), **values)
 
 
 def test_a_callers_own_key_is_filed_under_its_fingerprint() -> None:
@@ -27,7 +29,8 @@ def test_a_callers_own_key_is_filed_under_its_fingerprint() -> None:
     assert own.is_own_key
     assert own.api_key == "my-key"
     assert own.owner.endswith(key_fingerprint("my-key"))
-    assert "my-key" not in own.owner and "my-key" not in repr(own)
+    assert "my-key" not in own.owner
+    assert "my-key" not in repr(own)
 
 
 def test_the_operators_credential_is_the_configured_key() -> None:
@@ -49,7 +52,8 @@ def test_a_signed_link_names_its_own_expiry_and_verifies() -> None:
     parts = urlsplit(link.url)
     params = dict(parse_qsl(parts.query))
     assert parts.path == "/jobs/j1/download"
-    assert params["expires"] == "1000060" and params["format"] == "png"
+    assert params["expires"] == "1000060"
+    assert params["format"] == "png"
     assert signer.verify(parts.path, params, now=1_000_059.0)
     assert not signer.verify(parts.path, params, now=1_000_061.0)
     assert not signer.verify("/jobs/j2/download", params, now=1_000_000.0)

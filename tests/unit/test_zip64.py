@@ -116,7 +116,8 @@ def test_7zip_tests_every_entry(big_archive: Path) -> None:
     seven_zip = require_tool("7z", "7zz")
     output = run(seven_zip, "t", big_archive)
     assert "Everything is Ok" in output
-    assert "Headers Error" not in output and "Warning" not in output
+    assert "Headers Error" not in output
+    assert "Warning" not in output
     assert re.search(r"^Files: 4$", output, flags=re.MULTILINE)
 
 

@@ -1,6 +1,6 @@
 """Images per second one arq job worker sustains (figure quoted in the README's "Scaling out").
 
-    .venv/bin/python -m tests.jobs.bench_worker [--images 200] [--image-bytes 1000000] [--jobs 2]
+    .venv/bin/python -m bench.jobs [--images 200] [--image-bytes 1000000] [--jobs 2]
 
 Starts the standalone sandbox (no latency), a throw-away redis-server, one arq worker and the
 web service, creates a synthetic order, submits `--jobs` jobs for it at once and reports the
@@ -18,8 +18,8 @@ from pathlib import Path
 
 import httpx
 
-from tests.jobs.support import job_env, redis_server, start_web, start_worker, stop_group
-from tests.support import sandbox_process
+from testkit.processes import redis_server, sandbox_process, start_web, stop_group
+from tests.jobs.support import job_env, start_worker
 
 
 def main() -> None:
@@ -32,17 +32,16 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-jobs-"))
     try:
         with (
-            sandbox_process("--processing-delay", "0", "--log-level", "warning") as sandbox_url,
-            redis_server() as redis,
+            sandbox_process("--processing-delay", "0", "--log-level", "warning") as root,
+            redis_server(shutil.which("redis-server") or "redis-server") as redis,
         ):
-            root = sandbox_url.removesuffix("/v3")
             order = httpx.post(
                 f"{root}/_sandbox/orders",
                 json={"images": args.images, "image_bytes": args.image_bytes},
                 timeout=120,
             ).json()
             env = job_env(
-                sandbox_url,
+                f"{root}/v3",
                 work / "data",
                 redis_url=redis,
                 archive_store=work / "store",

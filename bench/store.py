@@ -1,6 +1,6 @@
 """Throughput of the archive store's writer and reader, and the cost of one manifest rewrite.
 
-    .venv/bin/python -m tests.storage.bench_store [--megabytes 100] [--chunk-kib 64]
+    .venv/bin/python -m bench.store [--megabytes 100] [--chunk-kib 64]
 
 Writes one object through `ArchiveStore.writer` in `--chunk-kib` chunks, reads it back with
 `read`, and rewrites a small object 200 times with `put_bytes`, on a local directory and on
@@ -19,7 +19,7 @@ from pathlib import Path
 
 from app.storage import ArchiveStore, LocalArchiveStore
 from app.storage._s3 import S3ArchiveStore
-from tests.support import S3Server
+from testkit.s3 import S3Server
 
 MANIFEST_REWRITES = 200
 
@@ -43,7 +43,7 @@ async def measure(store: ArchiveStore, label: str, *, size: int, chunk: int) -> 
         await store.put_bytes("manifests/bench.json", b'{"entries": %d}' % n)
     per_put = (time.perf_counter() - started) / MANIFEST_REWRITES
     await store.aclose()
-    print(  # noqa: T201
+    print(
         f"{label}: {info.size} B written at {info.size / wrote / 1e6:.0f} MB/s, "
         f"read at {read / took / 1e6:.0f} MB/s; put_bytes {per_put * 1000:.2f} ms each"
     )
