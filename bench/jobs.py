@@ -18,8 +18,8 @@ from pathlib import Path
 
 import httpx
 
+from testkit.jobs import job_env, start_worker
 from testkit.processes import redis_server, sandbox_process, start_web, stop_group
-from tests.jobs.support import job_env, start_worker
 
 
 def main() -> None:

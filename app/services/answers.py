@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+import anyio
+
 from app.core import metrics
 from app.core.errors import Unprocessable
 from app.services.batch import BatchArchive
@@ -65,7 +67,7 @@ async def built_download(
         ArchiveTooLarge: the archive grew past `max_bytes` (ARCHIVE_BUILD_MAX_BYTES; 0 = no
             bound).
     """
-    spool_dir.mkdir(parents=True, exist_ok=True)
+    await anyio.Path(spool_dir).mkdir(parents=True, exist_ok=True)
     handle = tempfile.NamedTemporaryFile(dir=spool_dir, suffix=".zip", delete=False)
     size = 0
     try:

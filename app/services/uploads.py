@@ -281,7 +281,7 @@ async def receive_uploads(
     boundary = options.get(b"boundary")
     if mime != b"multipart/form-data" or not boundary:
         raise NotMultipart(f"Send the images as multipart/form-data in the {field_name!r} field.")
-    spool_dir.mkdir(parents=True, exist_ok=True)
+    await anyio.Path(spool_dir).mkdir(parents=True, exist_ok=True)
     receiver = _Receiver(
         field_name=field_name,
         max_files=max_files,

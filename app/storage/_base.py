@@ -41,6 +41,8 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import anyio
+
 from app.storage._types import ObjectInfo, ObjectMissing, Quota, StoreError, Usage, check_key
 from app.storage._writer import ObjectWriter, Upload, _LeasedStream
 
@@ -151,7 +153,7 @@ class ArchiveStore(abc.ABC):
         """
         check_key(key)
         try:
-            size = path.stat().st_size
+            size = (await anyio.Path(path).stat()).st_size
         except OSError as exc:
             raise StoreError(f"cannot read {path.name}: {exc.strerror}") from exc
         if not await self._make_room(self.quota_of(key), size, exclude=key):

@@ -28,6 +28,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import anyio
 import obstore
 from obstore.exceptions import BaseError, NotFoundError
 from obstore.store import S3Store
@@ -154,12 +155,13 @@ class S3ArchiveStore(ArchiveStore):
         return _MultipartUpload(self, key)
 
     async def _publish_file(self, key: str, path: Path) -> ObjectInfo:
+        size = (await anyio.Path(path).stat()).st_size
         try:
             await obstore.put_async(
                 self._store,
                 key,
                 path,
-                use_multipart=path.stat().st_size > PART_SIZE,
+                use_multipart=size > PART_SIZE,
                 chunk_size=PART_SIZE,
                 max_concurrency=PART_CONCURRENCY,
             )

@@ -21,10 +21,11 @@ import pytest
 from app.api.auth import SESSION_COOKIE
 from app.core.security import Signer
 from app.main import create_app
+from testkit.jobs import FAST_JOBS
 from testkit.processes import ROOT
 from tests.conftest import SettingsFactory, create_order
 from tests.jobs.receivers import Receiver
-from tests.jobs.support import FAST_JOBS, wait_state
+from tests.jobs.support import wait_state
 from tests.support import UvicornThread
 
 SECRET = "root-signing-secret-0123456789"

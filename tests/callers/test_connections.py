@@ -71,6 +71,10 @@ def test_shipped_start_commands_bound_connections(source: str) -> None:
         assert flag in command, f"{source} start command lacks {flag}: {command}"
 
 
+# Stalled requests opened at most to fill LIMIT_CONCURRENCY=8 (some may be refused).
+MAX_HELD = 32
+
+
 @pytest.fixture(params=["make", "render"])
 def shipped_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[int]:
     """The service started by a shipped command, with short deadlines and 8 slots."""
@@ -142,16 +146,21 @@ def test_connections_that_never_finish_their_headers_are_closed(shipped_server: 
 
 
 def test_concurrency_is_limited(shipped_server: int) -> None:
-    # Requests whose headers are complete but whose bodies stall hold their slots.
-    held = [socket.create_connection(("127.0.0.1", shipped_server)) for _ in range(8)]
+    # Requests whose headers are complete but whose bodies stall hold their slots. uvicorn
+    # counts a connection as soon as it opens, so a stalled request whose headers are read
+    # while the others are still connecting is itself refused (and closed): open them one at
+    # a time, probing in between, until the probe is refused.
+    held: list[socket.socket] = []
+    deadline = time.monotonic() + WITHIN
     try:
-        for sock in held:
-            sock.sendall(
-                b"POST /api/ask HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{"
-            )
-        deadline = time.monotonic() + WITHIN
         while True:
+            if len(held) < MAX_HELD:
+                sock = socket.create_connection(("127.0.0.1", shipped_server))
+                held.append(sock)
+                sock.sendall(
+                    b"POST /api/ask HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                    b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{"
+                )
             status = httpx.get(f"http://127.0.0.1:{shipped_server}/health", timeout=30)
             if status.status_code == 503:
                 break

@@ -13,9 +13,9 @@ import pytest
 import redis
 
 from app.main import create_app
+from testkit.jobs import FAST_JOBS, job_env, start_worker
 from testkit.processes import redis_server, stop
 from tests.conftest import SettingsFactory
-from tests.jobs.support import FAST_JOBS, job_env, start_worker
 from tests.support import UvicornThread, require_tool
 
 

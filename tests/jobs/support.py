@@ -1,60 +1,11 @@
-"""Helpers of the jobs suite: fast job settings, polling, the arq worker."""
+"""Helpers of the jobs suite: polling a job's state."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
-from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import httpx
-
-from testkit.processes import ROOT, stop
-
-SIGNING_SECRET = "jobs-test-signing-secret-0123456789"
-WEBHOOK_TOKEN = "jobs-test-webhook-token"
-OPERATOR_KEY = "operator-test-key"
-
-# Short intervals so a test sees claims, cancellations, lapsed leases and sweeps in ~1 s.
-FAST_JOBS: dict[str, Any] = {
-    "job_poll_interval": 0.1,
-    "job_lease_seconds": 2.0,
-    "job_sweep_interval": 0.3,
-    "job_wait_poll_min": 30.0,  # long: a waiting job must be started by the webhook
-    "job_wait_poll_max": 60.0,
-    "callback_allow_private": True,
-    "webhook_auth_token": WEBHOOK_TOKEN,
-    "signing_secret": SIGNING_SECRET,
-    "upstream_retry_max_wait": 0.2,
-    "upstream_read_timeout": 5.0,
-    # wait_state polls every 50 ms: far more often than any real client may.
-    "rate_limit_job_status": "100000/minute",
-}
-
-ACTIVE = {"queued", "waiting", "running"}
-WORKERS_KEY = "jobs:workers"
-
-
-def job_env(sandbox_url: str, data_dir: Path, **overrides: Any) -> dict[str, str]:
-    """Environment of a service or worker process with the fast job settings."""
-    values = {
-        **FAST_JOBS,
-        "autoenhance_api_key": OPERATOR_KEY,
-        "autoenhance_api_base": sandbox_url,
-        "data_dir": str(data_dir),
-        **overrides,
-    }
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("JOB_", "REDIS_"))}
-    env.update(
-        {
-            key.upper(): str(value).lower() if isinstance(value, bool) else str(value)
-            for key, value in values.items()
-        }
-    )
-    env["PYTHONPATH"] = str(ROOT)
-    return env
 
 
 def wait_state(
@@ -77,35 +28,3 @@ def wait_state(
             return status
         time.sleep(0.05)
     raise AssertionError(f"job did not reach {until} in {timeout}s: {status}")
-
-
-def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[Any]:
-    """`arq app.jobs.worker.WorkerSettings`, waiting until it has registered in Redis."""
-    import redis
-
-    client = redis.Redis.from_url(env["REDIS_URL"])
-    before = client.hlen(WORKERS_KEY)
-    with log.open("wb") as handle:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "arq", "app.jobs.worker.WorkerSettings"],
-            cwd=ROOT,
-            env=env,
-            stdout=handle,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        deadline = time.monotonic() + 20
-        while not any(
-            int(pid) == process.pid for pid in cast(list[bytes], client.hvals(WORKERS_KEY))
-        ):
-            if process.poll() is not None or time.monotonic() > deadline:
-                stop(process)
-                raise RuntimeError(
-                    f"arq worker did not start ({before} registered before):\n"
-                    + log.read_text(errors="replace")
-                )
-            time.sleep(0.05)
-    finally:
-        client.close()
-    return process

@@ -9,8 +9,8 @@ import httpx
 import pytest
 
 from app.main import create_app
+from testkit.jobs import FAST_JOBS
 from tests.conftest import SettingsFactory, create_order
-from tests.jobs.support import FAST_JOBS
 from tests.support import UvicornThread
 
 REFUSED = [

@@ -14,11 +14,12 @@ import httpx
 
 from app.core.keys import ServiceKeys
 from app.main import create_app
+from testkit.jobs import FAST_JOBS, SIGNING_SECRET, WEBHOOK_TOKEN
 from testkit.processes import wait_for
 from tests.conftest import SettingsFactory, create_order
 from tests.jobs.conftest import JobsApi
 from tests.jobs.receivers import Receiver
-from tests.jobs.support import FAST_JOBS, SIGNING_SECRET, WEBHOOK_TOKEN, wait_state
+from tests.jobs.support import wait_state
 from tests.support import SandboxControl, UvicornThread
 
 # What receivers check callbacks with when CALLBACK_SECRET is unset.

@@ -13,10 +13,11 @@ import pytest
 from app.jobs.callbacks import MAX_ANSWER_BYTES, CallbackSender
 from app.jobs.context import callback_client
 from app.main import create_app
+from testkit.jobs import FAST_JOBS, job_env, start_worker
 from testkit.processes import stop
 from tests.conftest import SettingsFactory, create_order
 from tests.jobs.receivers import HostileReceiver
-from tests.jobs.support import FAST_JOBS, job_env, start_worker, wait_state
+from tests.jobs.support import wait_state
 from tests.support import UvicornThread
 
 HUGE = 256 * 1024 * 1024

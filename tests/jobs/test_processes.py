@@ -7,9 +7,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from testkit.jobs import job_env, start_worker
 from testkit.processes import bound_socket, kill_group, redis_server, start_web, stop_group
 from tests.conftest import create_order
-from tests.jobs.support import job_env, start_worker, wait_state
+from tests.jobs.support import wait_state
 from tests.support import require_tool
 
 

@@ -9,8 +9,9 @@ from pathlib import Path
 import httpx
 
 from app.main import create_app
+from testkit.jobs import FAST_JOBS
 from tests.conftest import SettingsFactory, create_order
-from tests.jobs.support import FAST_JOBS, wait_state
+from tests.jobs.support import wait_state
 from tests.support import UvicornThread
 
 ADMIN_TOKEN = "admin-token-0123456789"

@@ -10,10 +10,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from testkit.jobs import job_env, start_worker
 from testkit.processes import redis_server, start_web, stop_group
 from testkit.s3 import S3Server
 from tests.conftest import create_order
-from tests.jobs.support import job_env, start_worker, wait_state
+from tests.jobs.support import wait_state
 from tests.support import require_tool
 
 
