@@ -12,7 +12,7 @@ from typing import Annotated
 from fastapi import Depends, Query
 
 from app.core.errors import Unprocessable
-from app.services.batch import BatchPlan, UnknownImages, plan_batch
+from app.services.plan import BatchPlan, UnknownImages, plan_batch
 from app.upstream.models import Order
 from app.upstream.options import (
     MAX_SELECTED_IMAGES,

@@ -28,8 +28,9 @@ from app.jobs.context import JobContext
 from app.jobs.keybox import KeyUnavailable
 from app.jobs.models import KEY_GONE_REASON, PENDING_STATES, Failure, JobRecord, JobState
 from app.jobs.store import StorageFull
-from app.services.batch import BatchArchive, NothingToDeliver, Skipped, UnknownImages, plan_batch
+from app.services.batch import BatchArchive
 from app.services.naming import archive_filename
+from app.services.plan import NothingToDeliver, Skipped, UnknownImages, plan_batch
 from app.upstream.errors import UpstreamError
 from app.upstream.models import Order
 

@@ -39,38 +39,18 @@ from app.services.archive import ZipWriter, archive_size
 from app.services.fairness import FairLimiter
 from app.services.manifest import ManifestWriter, Record
 from app.services.plan import (
-    FALLBACK_TIME,
     REPORT_NAME,
     BatchPlan,
     NothingToDeliver,
     PlannedImage,
     Skipped,
-    UnknownImages,
     archive_entries,
-    plan_batch,
     render_report,
 )
 from app.services.prefetch import Fetched, Prefetcher
 from app.services.resume import ResumeMismatch, ResumePoint, position
 from app.upstream.client import AutoenhanceClient
 from app.upstream.errors import UpstreamError
-
-__all__ = [
-    "FALLBACK_TIME",
-    "REPORT_NAME",
-    "BatchArchive",
-    "BatchPlan",
-    "BatchProgress",
-    "NothingToDeliver",
-    "PlannedImage",
-    "ResumeMismatch",
-    "ResumePoint",
-    "Skipped",
-    "UnknownImages",
-    "archive_entries",
-    "plan_batch",
-    "render_report",
-]
 
 logger = logging.getLogger("app.batch")
 

@@ -50,14 +50,7 @@ from app.core.errors import AppError
 from app.core.logging import log_event
 from app.services.answers import Download, built_download
 from app.services.archive import archive_size
-from app.services.batch import (
-    BatchArchive,
-    BatchPlan,
-    NothingToDeliver,
-    ResumeMismatch,
-    ResumePoint,
-    archive_entries,
-)
+from app.services.batch import BatchArchive
 from app.services.conditions import (
     ArchiveIdentity,
     Conditions,
@@ -73,7 +66,9 @@ from app.services.manifest import (
     read_manifest,
     segment_key,
 )
+from app.services.plan import BatchPlan, NothingToDeliver, archive_entries
 from app.services.ranges import none_match
+from app.services.resume import ResumeMismatch, ResumePoint
 from app.storage import ArchiveStore, ObjectInfo, ObjectWriter, StoreError
 from app.upstream.client import AutoenhanceClient
 

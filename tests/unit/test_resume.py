@@ -19,14 +19,7 @@ from typing import IO
 
 import pytest
 
-from app.services.batch import (
-    REPORT_NAME,
-    BatchArchive,
-    BatchPlan,
-    ResumeMismatch,
-    ResumePoint,
-    plan_batch,
-)
+from app.services.batch import BatchArchive
 from app.services.fairness import FairLimiter
 from app.services.manifest import (
     SEGMENT_ENTRIES,
@@ -35,6 +28,8 @@ from app.services.manifest import (
     read_manifest,
     segment_key,
 )
+from app.services.plan import REPORT_NAME, BatchPlan, plan_batch
+from app.services.resume import ResumeMismatch, ResumePoint
 from app.storage import LocalArchiveStore, Quota
 from app.upstream.client import Downloaded
 from app.upstream.errors import UpstreamServerError

@@ -24,10 +24,10 @@ from app.api.selection import planned
 from app.api.upstream_errors import checked_order_id, fetch_order
 from app.core.errors import NotFound, Unprocessable, error_responses
 from app.services.answers import Download
-from app.services.batch import BatchPlan, NothingToDeliver
 from app.services.conditions import Conditions
 from app.services.downloads import Downloads
 from app.services.naming import archive_filename, content_disposition
+from app.services.plan import BatchPlan, NothingToDeliver
 from app.storage import ObjectMissing
 from app.web.ratelimit import rate_limit
 

@@ -28,7 +28,6 @@ from app.api.selection import planned
 from app.api.upstream_errors import checked_order_id, fetch_order, to_app_error
 from app.core.errors import BadGateway, Unprocessable, error_responses
 from app.core.security import Credential
-from app.services.batch import REPORT_NAME
 from app.services.overview import (
     ImageState,
     OrderState,
@@ -37,6 +36,7 @@ from app.services.overview import (
     order_state,
     thumbnail_path,
 )
+from app.services.plan import REPORT_NAME
 from app.upstream.client import AutoenhanceClient
 from app.upstream.errors import UpstreamError, UpstreamRejected
 from app.upstream.models import Order, OrderPage
