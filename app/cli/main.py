@@ -42,7 +42,7 @@ class RunState:
 def again(args: argparse.Namespace, state: RunState) -> str:
     """What to run next after a failure or an interrupt, and what that will do."""
     if state.order_id is None:
-        return "nothing was downloaded; run the same command again to start over"
+        return "no order was created; run the same command again"
     command = (
         f"run again with --order-id {state.order_id} instead of the photos (the order exists; "
         "the same command would create another)"

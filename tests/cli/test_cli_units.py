@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 
 from app.cli.direct import upstream_failure
 from app.cli.download import Partial, archive_path, rerun_note, retry_policy
+from app.cli.main import RunState, again
 from app.cli.service import service_failure, service_headers
 from app.cli.usage import (
     EXIT_BAD_FILE,
@@ -225,3 +227,17 @@ def test_finishing_moves_the_partial_file_into_place(tmp_path: Path) -> None:
     assert partial.out.read_bytes() == b"PK\x03\x04"
     assert not partial.path.exists()
     assert not partial.meta_path.exists()
+
+
+@pytest.mark.parametrize("download", [None, "order.zip"])
+def test_a_run_stopped_before_its_order_exists_says_so_and_not_more(
+    tmp_path: Path, download: str | None
+) -> None:
+    args = argparse.Namespace(download=tmp_path / download if download else None)
+    assert again(args, RunState()) == "no order was created; run the same command again"
+
+
+def test_a_run_stopped_after_creating_its_order_names_it(tmp_path: Path) -> None:
+    args = argparse.Namespace(download=None)
+    advice = again(args, RunState(order_id=ORDER, created=True))
+    assert f"--order-id {ORDER}" in advice

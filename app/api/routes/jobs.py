@@ -23,7 +23,7 @@ from app.api.deps import (
     get_credential,
 )
 from app.api.responses import ZIP_MEDIA_TYPE, StoredObjectResponse, stored_object_response
-from app.api.schemas.jobs import DownloadLink, JobCreated, JobProgress, JobStatus
+from app.api.schemas.jobs import JobCreated, JobDownloadLink, JobProgress, JobStatus
 from app.api.selection import planned
 from app.api.upstream_errors import checked_order_id, fetch_order
 from app.core.errors import (
@@ -199,7 +199,7 @@ async def cancel_job(
 
 @router.post(
     "/jobs/{job_id}/download-link",
-    response_model=DownloadLink,
+    response_model=JobDownloadLink,
     responses=error_responses(401, 404, 409, 410, 429),
     summary="A signed, expiring link to the archive, usable without credentials",
     dependencies=[Depends(rate_limit("links"))],
@@ -211,12 +211,12 @@ async def job_download_link(
     jobs: JobsDep,
     signer: SignerDep,
     settings: SettingsDep,
-) -> DownloadLink:
+) -> JobDownloadLink:
     """Hand the archive to a browser or a third party: the link expires with DOWNLOAD_LINK_TTL."""
     record = await _owned(jobs, job_id, credential.owner)
     _downloadable(record)
     link = job_link(signer, record, link_ttl=settings.download_link_ttl)
-    return DownloadLink(
+    return JobDownloadLink(
         url=str(request.base_url).rstrip("/") + link.url, expires_at=iso(link.expires)
     )
 

@@ -41,6 +41,8 @@ class JobStatus(BaseModel):
     download_url: str
 
 
-class DownloadLink(BaseModel):
+class JobDownloadLink(BaseModel):
+    """A signed link to a finished job's archive."""
+
     url: str
     expires_at: str | None
