@@ -7,6 +7,7 @@ Content-Security-Policy violation (the service sets its strict policy on every r
 from __future__ import annotations
 
 import contextlib
+import re
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -117,6 +118,13 @@ def start_service(tmp_path: Path) -> Iterator[StartService]:
         yield start
 
 
+# Order lists show every order the key can see in the shared sandbox, ownerless ones included,
+# and other tests leave ownerless orders whose images are undeliverable on purpose: a failed
+# thumbnail is no problem of the page's (it shows the tile without a picture). A test that
+# needs its own thumbnails checks that each one decoded (`naturalWidth`).
+THUMBNAIL_URL = re.compile(r"/orders/[^/]+/images/[^/]+/thumbnail(\?|$)")
+
+
 @dataclass
 class PageProblems:
     """Console errors, page errors and CSP violations seen by one page."""
@@ -131,6 +139,8 @@ class PageProblems:
         text = message.text
         if text.startswith("Failed to load resource"):
             if any(f"status of {status}" in text for status in self.allowed_statuses):
+                return
+            if THUMBNAIL_URL.search(url):
                 return
         self.errors.append(f"console: {text} ({url})")
 
