@@ -171,6 +171,17 @@ export class DownloadTab {
     }
   }
 
+  /** The options, or null after saying what is wrong (beside the options and in the message). */
+  checkedOptions() {
+    try {
+      return this.options();
+    } catch (error) {
+      this.optionsProblem(error);
+      showMessage(this.message, error.message);
+      return null;
+    }
+  }
+
   onOptionsChange() {
     let options;
     try {
@@ -213,14 +224,8 @@ export class DownloadTab {
       }
       return;
     }
-    let options;
-    try {
-      options = this.options();
-    } catch (error) {
-      this.optionsProblem(error);
-      showMessage(this.message, error.message);
-      return;
-    }
+    const options = this.checkedOptions();
+    if (!options) return;
     const key = this.key();
     this.loading?.abort();
     const controller = new AbortController();
@@ -317,14 +322,8 @@ export class DownloadTab {
       await this.loadSummary({ announceInvalid: true });
       if (!this.summary) return;
     }
-    let options;
-    try {
-      options = this.options();
-    } catch (error) {
-      this.optionsProblem(error);
-      showMessage(this.message, error.message);
-      return;
-    }
+    const options = this.checkedOptions();
+    if (!options) return;
     // Every image ticked is the whole order (and its report of images not ready).
     if (selection?.length && selection.length < this.summary.image_count) options.images = selection;
     const ownKey = access.get()?.kind === "own";
