@@ -40,6 +40,7 @@ class ServedBody:
         flush_bytes: int = FLUSH_BYTES,
     ) -> None:
         self._inner = aiter(inner)
+        self._first = start
         self._start = start  # first byte not yet reported
         self._position = start  # first byte not yet counted as sent
         self._pending = 0  # bytes handed out, not yet known to be sent
@@ -47,6 +48,7 @@ class ServedBody:
         self._on_served = on_served
         self._flush_bytes = flush_bytes
         self._closed = False
+        self._size_learned = False  # the size became known and is not reported yet
 
     def __aiter__(self) -> ServedBody:
         return self
@@ -59,8 +61,9 @@ class ServedBody:
         try:
             piece = await anext(self._inner)
         except StopAsyncIteration:
-            if self._total is None and self._start == 0:
+            if self._total is None and self._first == 0:
                 self._total = self._position  # a whole archive ran to its end
+                self._size_learned = True
             await self.aclose()
             raise
         chunk = piece.encode() if isinstance(piece, str) else bytes(piece)
@@ -69,9 +72,10 @@ class ServedBody:
 
     async def _report(self) -> None:
         start, end = self._start, self._position
-        if end <= start:
+        if end <= start and not self._size_learned:
             return
         self._start = end
+        self._size_learned = False
         try:
             await self._on_served(start, end, self._total)
         except Exception as exc:  # the store is down: the download itself goes on
