@@ -141,4 +141,8 @@ $("pin-form").addEventListener("submit", async (event) => {
   $("pin-error").hidden = false;
 });
 
-load().catch(() => say("This delivery cannot be shown right now. Try again shortly."));
+load()
+  .catch(() => say("This delivery cannot be shown right now. Try again shortly."))
+  .finally(() => {
+    document.body.dataset.ready = "true";
+  });
