@@ -348,7 +348,7 @@ class DeliveryService:
                 verdict = "gone"
                 return False
             served = stored.archive(etag)
-            if start and served is not None and served.spans and not served.complete:
+            if start and served is not None and served.spans:
                 verdict = "resume"
                 stored.event("archive_resumed", variant=variant, bytes=start)
                 return True
