@@ -19,7 +19,19 @@ import httpx
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
-from app.api.routes import admin, batch, create, jobs, monitoring, orders, thumbnails, ui, webhooks
+from app.api.routes import (
+    admin,
+    batch,
+    create,
+    deliveries,
+    delivery_links,
+    jobs,
+    monitoring,
+    orders,
+    thumbnails,
+    ui,
+    webhooks,
+)
 from app.core.config import Settings
 from app.core.files import private_dir
 from app.core.keys import service_keys
@@ -27,6 +39,8 @@ from app.core.logging import configure_logging
 from app.core.security import Signer, operator_credential
 from app.core.sentry import init_sentry
 from app.core.sessions import SessionStore, open_sessions
+from app.deliveries.runtime import open_deliveries
+from app.deliveries.service import DeliveryService
 from app.jobs.runtime import open_jobs
 from app.jobs.service import JobService
 from app.services.downloads import Downloads
@@ -56,6 +70,7 @@ class State(TypedDict):
     sessions: SessionStore
     spool_dir: Path
     jobs: JobService
+    deliveries: DeliveryService
     ops: Operations
 
 
@@ -118,6 +133,7 @@ async def _open_state(
         )
     )
     sessions = await resources.enter_async_context(open_sessions(settings))
+    delivery_service = await resources.enter_async_context(open_deliveries(settings, keys=keys))
     ops_resources = await resources.enter_async_context(
         operations(
             settings,
@@ -143,6 +159,7 @@ async def _open_state(
         sessions=sessions,
         spool_dir=spool_dir,
         jobs=job_service,
+        deliveries=delivery_service,
         ops=ops_resources,
     )
 
@@ -171,4 +188,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(admin.router)
     app.include_router(jobs.router)
     app.include_router(webhooks.router)
+    app.include_router(deliveries.router)
+    app.include_router(delivery_links.router)
     return app

@@ -126,6 +126,12 @@ class Settings(BaseSettings):
     job_wait_poll_min: float = Field(default=2.0, gt=0)  # first re-check of a waited-for order
     job_wait_poll_max: float = Field(default=60.0, gt=0)  # backoff cap of those re-checks
 
+    # --- Deliveries -----------------------------------------------------------------------------
+    delivery_default_ttl: int = Field(default=30 * 86400, ge=60)  # seconds a new link lives
+    delivery_max_ttl: int = Field(default=365 * 86400, ge=60)  # seconds a link may live at most
+    delivery_pin_attempts: int = Field(default=5, ge=1, le=100)  # wrong PINs before a lock-out
+    delivery_pin_lockout: int = Field(default=900, ge=1)  # seconds a link refuses PINs after
+
     # --- Operations -------------------------------------------------------------------------
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["text", "json"] = "text"
@@ -245,6 +251,8 @@ class Settings(BaseSettings):
             )
         if self.archive_redirect and not (self.archive_store or "").startswith("s3://"):
             raise ValueError("ARCHIVE_REDIRECT=true needs ARCHIVE_STORE=s3://bucket/prefix")
+        if self.delivery_default_ttl > self.delivery_max_ttl:
+            raise ValueError("DELIVERY_DEFAULT_TTL must not exceed DELIVERY_MAX_TTL")
         if self.spool_memory_bytes > 64 * 1024 * 1024:
             raise ValueError("SPOOL_MEMORY_BYTES above 64 MiB defeats constant-memory streaming")
         return self

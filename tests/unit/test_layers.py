@@ -96,6 +96,12 @@ RULES = [
         "app.web",
         allowed=("app.core", "app.upstream", "app.storage", "app.web"),
     ),
+    # Deliveries sit beside jobs (whose sealed keys and callbacks they reuse), below the API.
+    Rule(
+        "deliveries import no api, web or sandbox",
+        "app.deliveries",
+        forbidden=("app.api", "app.web", "app.sandbox", "app.cli", "app.main"),
+    ),
     # The emulator stands in for the real API, so it shares nothing with the product: it can be
     # run alone (`python -m app.sandbox`) and cannot drift into emulating our own code.
     Rule(
