@@ -4,8 +4,9 @@
 settings. Personal data stays off (the SDK default), stack frames are sent without their
 local variables (an ASGI scope there holds the raw request headers), the SDK's event
 scrubber masks credential-named fields wherever they appear, and `scrub_event` also masks
-the credential headers this service accepts, cookies, and `sig`/`token` values in URLs and
-query strings.
+the credential headers this service accepts, cookies, `sig`/`token` values in URLs and
+query strings, and the token of a delivery link (`/d/{token}`), which is the recipient's
+credential.
 
 `SentryIssues` reads the project's unresolved issues through Sentry's web API
 (`SENTRY_AUTH_TOKEN`, `SENTRY_ORG`, `SENTRY_PROJECT`) with its own small HTTP client: the
@@ -41,11 +42,14 @@ SENSITIVE_HEADERS = frozenset(
 )
 EXTRA_DENYLIST = ["x-autoenhance-key", "x_autoenhance_key", "x-api-key", "sig", "signing_secret"]
 _QUERY_SECRET = re.compile(r"(?i)(^|[?&])(sig|token|api_key|key|secret)=[^&#]*")
+# A delivery link's path segment is its bearer token.
+_LINK_TOKEN = re.compile(r"(/d/)[^/?#]+")
 SENTRY_API_TIMEOUT = httpx.Timeout(5.0, connect=3.0)
 ISSUES_SHOWN = 25
 
 
 def _scrub_query(text: str) -> str:
+    text = _LINK_TOKEN.sub(lambda m: f"{m.group(1)}{FILTERED}", text)
     return _QUERY_SECRET.sub(lambda m: f"{m.group(1)}{m.group(2)}={FILTERED}", text)
 
 

@@ -172,6 +172,17 @@ def test_scrub_event_masks_headers_cookies_and_signatures() -> None:
     assert "format=png" in scrubbed["request"]["query_string"]
 
 
+def test_scrub_event_masks_a_delivery_links_token() -> None:
+    token = "Zq3xV9m2Lr7TtY0pW4cE8aBnK1sDfGh6"
+    event = {
+        "request": {"url": f"http://h/d/{token}/archive?variant=print", "query_string": ""},
+        "breadcrumbs": {"values": [{"data": {"url": f"http://h/d/{token}"}}]},
+    }
+    scrubbed = scrub_event(event)
+    assert token not in json.dumps(scrubbed)
+    assert scrubbed["request"]["url"] == "http://h/d/[Filtered]/archive?variant=print"
+
+
 def sentry_client(handler: Any) -> SentryIssues:
     return SentryIssues(
         base_url="https://sentry.example",
