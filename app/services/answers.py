@@ -25,7 +25,7 @@ class Download:
 
     At most one of `body`, `stored` and `path` is set. `stored` is a complete archive in the
     store, to be answered with its ranges; `path` is a temporary file the response must
-    delete once sent.
+    delete once sent, of which it sends `span` (`(start, end)`, end exclusive; None: all).
     """
 
     status: int
@@ -33,6 +33,7 @@ class Download:
     body: AsyncIterator[bytes] | None = None
     stored: ObjectInfo | None = None
     path: Path | None = None
+    span: tuple[int, int] | None = None
     archive: BatchArchive | None = field(default=None, repr=False)
     last_modified: datetime | None = None
 

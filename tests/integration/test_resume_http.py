@@ -190,8 +190,8 @@ def test_a_complete_archive_has_its_size_ranges_and_validators(
     assert suffix.status_code == 206
     assert suffix.content == whole.content[-100:]
     many = httpx.get(url, headers={"Range": "bytes=0-9,-10"}, timeout=60)
-    assert many.status_code == 206
-    assert many.headers["content-type"].startswith("multipart/byteranges")
+    assert many.status_code == 200  # several ranges: the whole archive, on every answer
+    assert many.content == whole.content
     past = httpx.get(url, headers={"Range": f"bytes={size}-"}, timeout=60)
     assert past.status_code == 416
     assert past.headers["content-range"] == f"bytes */{size}"
