@@ -45,15 +45,17 @@ def redirecting(
         yield server
 
 
-def versions_of(url: str, sandbox: SandboxControl, order: dict[str, Any]) -> tuple[bytes, bytes]:
+def versions_of(
+    url: str, sandbox: SandboxControl, order: dict[str, Any], **headers: str
+) -> tuple[bytes, bytes]:
     """The whole archive before and after the order changes: its first image fails, so every
     entry of the new version moves up one, and a splice at any byte differs from both."""
-    before = httpx.get(url, timeout=60)
+    before = httpx.get(url, headers=headers, timeout=60)
     assert before.status_code == 200
     first = order["images"][0]["image_id"]
     sandbox.post(f"/_sandbox/images/{first}/status", json={"status": "error"}).raise_for_status()
     # Someone else downloads the new version: its manifest and cached copy now exist.
-    after = httpx.get(url, timeout=60)
+    after = httpx.get(url, headers=headers, timeout=60)
     assert after.status_code == 200
     assert after.headers["etag"] != before.headers["etag"]
     for archive in (before.content, after.content):
@@ -149,3 +151,39 @@ def test_the_presigned_redirect_never_resumes_another_version(
     assert resumed.status_code == 200
     assert not resumed.history, "redirected before If-Range was judged"
     assert resumed.content == versions[1]
+
+
+def test_a_signed_link_is_pinned_and_its_successor_is_signed_too(
+    make_settings: SettingsFactory, sandbox: SandboxControl
+) -> None:
+    """The page's links (POST /orders/{id}/download-link) name the version they were made
+    for; once the order changed they answer 410 with a signed link to the current archive,
+    with the same expiry, that works without a key."""
+    key = "service-key-0123456789"
+    order = create_order(sandbox, images=4, image_bytes=30_000)
+    with UvicornThread(create_app(make_settings(service_api_key=key))) as server:
+        made = httpx.post(
+            f"{server.url}/orders/{order['order_id']}/download-link",
+            headers={"X-API-Key": key},
+            timeout=60,
+        )
+        assert made.status_code == 200, made.text
+        link = made.json()["url"]
+        params = parse_qs(urlsplit(link).query)
+        assert params["version"]
+        with httpx.stream("GET", server.url + link, timeout=60) as first:
+            assert first.status_code == 200
+            assert first.headers["content-location"] == link  # already pinned, same signature
+        head = broken_download(server.url + link, BREAK_AT)
+        url = f"{server.url}/orders/{order['order_id']}/images"
+        versions = versions_of(url, sandbox, order, **{"X-API-Key": key})
+
+        resumed = httpx.get(server.url + link, headers={"Range": f"bytes={BREAK_AT}-"}, timeout=60)
+
+        assert_no_splice(head, resumed, versions)
+        assert resumed.status_code == 410
+        current = resumed.json()["detail"]["current_url"]
+        assert parse_qs(urlsplit(current).query)["expires"] == params["expires"]
+        fresh = httpx.get(server.url + current, timeout=60)  # no key: the link is signed
+        assert fresh.status_code == 200
+        assert fresh.content == versions[1]
