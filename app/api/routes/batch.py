@@ -227,11 +227,16 @@ async def download_response(request: Request, downloads: Downloads, download: Do
         )
     if download.status == 304:
         return Response(status_code=304, headers=download.headers)
-    return Response(
+    response = Response(
         status_code=download.status,
         media_type=ZIP_MEDIA_TYPE,
         headers={**STREAMING_HEADERS, **download.headers},
     )
+    if "Content-Length" not in download.headers:
+        # A HEAD of an archive whose size is not known yet: Starlette's "0" of an empty body
+        # would tell a client the archive is empty.
+        del response.headers["content-length"]
+    return response
 
 
 # What the access log and metrics show for a request whose client left before any answer
