@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,6 +12,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from prometheus_client import REGISTRY
 
 from app.main import create_app
 from testkit.processes import wait_for
@@ -89,3 +91,57 @@ def test_stream_false_is_bounded(
         assert len(streamed.content) > 90_000
         spool = settings.data_dir / "spool"
         assert not any(p.suffix == ".zip" for p in spool.iterdir())
+
+
+def _five_hundreds() -> float:
+    """5xx answers of the archive route counted in /metrics so far (this process)."""
+    total = 0.0
+    for metric in REGISTRY.collect():
+        if metric.name != "http_requests":
+            continue
+        for sample in metric.samples:
+            labels = sample.labels
+            if (
+                sample.name == "http_requests_total"
+                and labels.get("route") == "/orders/{order_id}/images"
+                and labels.get("status", "").startswith("5")
+            ):
+                total += sample.value
+    return total
+
+
+def test_a_client_that_leaves_before_the_first_image_is_a_quiet_499(
+    service: UvicornThread, sandbox: SandboxControl, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`curl -m 1` while the service waits for the first image: no traceback, no error log,
+    no 5xx in the metrics; the access log says 499."""
+    order = create_order(sandbox, images=2, image_bytes=20_000)
+    ids = [image["image_id"] for image in order["images"]]
+    sandbox.post(
+        "/_sandbox/faults",
+        json={"kind": "latency", "ms": 3000, "scope": "enhanced", "image_ids": ids},
+    ).raise_for_status()
+    before = _five_hundreds()
+    target = urlsplit(service.url)
+    caplog.set_level(logging.INFO)
+    with socket.create_connection((target.hostname, target.port), timeout=10) as client:
+        client.sendall(
+            f"GET /orders/{order['order_id']}/images HTTP/1.1\r\n"
+            f"Host: {target.netloc}\r\n\r\n".encode()
+        )
+        # An image request is held by the latency: the service waits for the first image.
+        wait_for(lambda: sandbox.get("/_sandbox/faults").json()["waiting"])
+
+    def access_line() -> list[logging.LogRecord]:
+        return [
+            r
+            for r in caplog.records
+            if r.name == "app.access" and "/orders/{order_id}/images" in r.getMessage()
+        ]
+
+    (line,) = wait_for(access_line)
+    assert " 499 " in line.getMessage()
+    wait_for(lambda: not [n for n in service.task_names() if n.startswith("batch-fetch")])
+    loud = [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+    assert not loud, [r.getMessage() for r in loud]
+    assert _five_hundreds() == before
