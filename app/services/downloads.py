@@ -305,18 +305,29 @@ class Downloads:
         source: str,
         key: str,
     ) -> AsyncIterator[bytes]:
-        """The archive's bytes, teed into the cache; one log line when it ends."""
+        """The archive's bytes, teed into the cache; one log line when it ends.
+
+        The last chunk is held back until the cached copy is committed: a client that knows
+        the length (a replay, a resume) may close the connection as soon as it has every
+        byte, and that must not cancel the commit of an archive that is whole.
+        """
         outcome = "aborted"
         try:
+            held: bytes | None = None
             async for chunk in archive:
                 if cache is not None:
                     await cache.write(chunk)
                 metrics.ARCHIVE_BYTES.inc(len(chunk))
-                yield chunk
+                if held is not None:
+                    yield held
+                held = chunk
             outcome = "complete" if not archive.progress.skipped else "partial"
             # Only a complete archive is cached: a transient failure must not be replayed.
             if cache is not None and archive.progress.failed == len(archive.plan.not_ready):
-                await cache.commit()
+                with anyio.CancelScope(shield=True):
+                    await cache.commit()
+            if held is not None:
+                yield held
             metrics.ARCHIVES_SERVED.labels(source).inc()
         except BaseException as exc:
             outcome = "client_gone" if _is_disconnect(exc) else "failed"
