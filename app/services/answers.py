@@ -15,6 +15,7 @@ import anyio
 
 from app.core import metrics
 from app.core.errors import Unprocessable
+from app.core.files import PRIVATE_DIR
 from app.services.batch import BatchArchive
 from app.storage import ObjectInfo
 
@@ -68,7 +69,7 @@ async def built_download(
         ArchiveTooLarge: the archive grew past `max_bytes` (ARCHIVE_BUILD_MAX_BYTES; 0 = no
             bound).
     """
-    await anyio.Path(spool_dir).mkdir(parents=True, exist_ok=True)
+    await anyio.Path(spool_dir).mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
     handle = tempfile.NamedTemporaryFile(dir=spool_dir, suffix=".zip", delete=False)
     size = 0
     try:

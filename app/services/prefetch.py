@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from app.core.files import PRIVATE_DIR
 from app.services.fairness import FairLimiter
 from app.services.plan import BatchPlan, PlannedImage
 from app.upstream.client import AutoenhanceClient
@@ -61,7 +62,7 @@ class Prefetcher:
         """Begin fetching the deliverable images at `indices`, in that order."""
         loop = asyncio.get_running_loop()
         self.results = {index: loop.create_future() for index in indices}
-        self._spool_dir.mkdir(parents=True, exist_ok=True)
+        self._spool_dir.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
         self._producer = asyncio.create_task(self._produce(indices), name="batch-producer")
 
     def release(self) -> None:
