@@ -4,6 +4,7 @@ archive built into a temporary file first, under a bound."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 from collections.abc import AsyncIterator
@@ -14,7 +15,7 @@ from pathlib import Path
 import anyio
 
 from app.core import metrics
-from app.core.errors import Unprocessable
+from app.core.errors import AppError, Unprocessable
 from app.core.files import PRIVATE_DIR
 from app.services.batch import BatchArchive
 from app.storage import ObjectInfo
@@ -51,6 +52,18 @@ class Download:
 
 class ArchiveTooLarge(Unprocessable):
     code = "archive_too_large"
+
+
+class StorageFull(AppError):
+    """The service's disk is full: nothing was sent (after the first byte the connection is
+    dropped instead)."""
+
+    status_code = 507
+    code = "insufficient_storage"
+
+
+# What a full disk (or an exhausted quota) raises.
+DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 
 async def built_download(

@@ -47,7 +47,7 @@ import anyio
 from app.core import metrics
 from app.core.config import Settings
 from app.core.logging import log_event
-from app.services.answers import Download, built_download
+from app.services.answers import DISK_FULL, Download, StorageFull, built_download
 from app.services.archive import archive_size
 from app.services.batch import BatchArchive
 from app.services.conditions import ArchiveIdentity, cache_key, identify
@@ -150,8 +150,40 @@ class Downloads:
         Raises:
             NothingToDeliver: no image of the plan can be delivered (before any byte).
             AppError: 416 for a range past the end of an archive of known size;
-                `ArchiveTooLarge` when a `stream=false` build exceeds its bound.
+                `ArchiveTooLarge` when a `stream=false` build exceeds its bound;
+                `StorageFull` (507) when the disk is full before the first byte (after it,
+                the body raises and the connection is dropped).
         """
+        try:
+            return await self._answer(
+                plan,
+                owner=owner,
+                api_key=api_key,
+                conditions=conditions,
+                headers=headers,
+                stream=stream,
+                use_cache=use_cache,
+            )
+        except OSError as exc:
+            if exc.errno not in DISK_FULL:
+                raise
+            logger.error("no space left for an archive: %s", exc)
+            raise StorageFull(
+                "The service has no disk space left to prepare this archive. Nothing was "
+                "sent; try again later."
+            ) from None
+
+    async def _answer(
+        self,
+        plan: BatchPlan,
+        *,
+        owner: str,
+        api_key: str | None,
+        conditions: Conditions,
+        headers: dict[str, str],
+        stream: bool,
+        use_cache: bool,
+    ) -> Download:
         started = time.monotonic()
         identity = identify(plan, owner=owner)
         headers = {**headers, **identity.headers}
@@ -331,6 +363,8 @@ class Downloads:
             metrics.ARCHIVES_SERVED.labels(source).inc()
         except BaseException as exc:
             outcome = "client_gone" if _is_disconnect(exc) else "failed"
+            if isinstance(exc, OSError) and exc.errno in DISK_FULL:
+                logger.error("no space left while streaming an archive: %s", exc)
             if outcome == "client_gone":
                 metrics.CLIENT_ABORTS.inc()
             if isinstance(exc, ResumeMismatch):
@@ -423,7 +457,9 @@ def _recorded_size(plan: BatchPlan, manifest: Manifest) -> int | None:
 
 
 def _is_disconnect(exc: BaseException) -> bool:
-    return isinstance(exc, asyncio.CancelledError | GeneratorExit | OSError)
+    """Whether the body stopped because its client left: it is then cancelled or closed.
+    An OSError in here is the service's own (a full disk), never the client's."""
+    return isinstance(exc, asyncio.CancelledError | GeneratorExit)
 
 
 def _log(archive: BatchArchive, started: float, outcome: str) -> None:

@@ -10,9 +10,9 @@ ends as a future: its spool with size and CRC-32, or the `UpstreamError` that st
 from __future__ import annotations
 
 import asyncio
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from tempfile import SpooledTemporaryFile
 from typing import IO
 
 from app.core.files import PRIVATE_DIR
@@ -83,7 +83,7 @@ class Prefetcher:
 
     async def _fetch(self, index: int, planned: PlannedImage, lane: object) -> None:
         future = self.results[index]
-        spool: IO[bytes] = tempfile.SpooledTemporaryFile(
+        spool: IO[bytes] = SpooledTemporaryFile(
             max_size=self._spool_memory, dir=str(self._spool_dir)
         )
         try:
@@ -94,7 +94,7 @@ class Prefetcher:
                     options=self._plan.options,
                     api_key=self._api_key,
                 )
-        except UpstreamError as exc:
+        except (UpstreamError, OSError) as exc:  # OSError: the spool's disk (full, say)
             spool.close()
             if not future.done():
                 future.set_exception(exc)

@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import socket
 from collections.abc import Iterator
 from pathlib import Path
+from tempfile import SpooledTemporaryFile
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -145,3 +147,70 @@ def test_a_client_that_leaves_before_the_first_image_is_a_quiet_499(
     loud = [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
     assert not loud, [r.getMessage() for r in loud]
     assert _five_hundreds() == before
+
+
+class _FullDisk(SpooledTemporaryFile[bytes]):
+    """A spool whose disk is full: it fails as it moves from memory to a file."""
+
+    failing = True
+
+    def rollover(self) -> None:
+        if _FullDisk.failing:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        super().rollover()
+
+
+@pytest.fixture
+def full_disk(monkeypatch: pytest.MonkeyPatch) -> type[_FullDisk]:
+    """Every image spool of the service fails to reach its disk (set `.failing` to change)."""
+    _FullDisk.failing = True
+    monkeypatch.setattr("app.services.prefetch.SpooledTemporaryFile", _FullDisk)
+    return _FullDisk
+
+
+@pytest.mark.parametrize("stream", ["true", "false"])
+def test_a_full_disk_before_the_first_byte_is_a_507(
+    make_settings: SettingsFactory,
+    sandbox: SandboxControl,
+    full_disk: type[_FullDisk],
+    caplog: pytest.LogCaptureFixture,
+    stream: str,
+) -> None:
+    order = create_order(sandbox, images=2, image_bytes=20_000)
+    with UvicornThread(create_app(make_settings(spool_memory_bytes=1000))) as server:
+        url = f"{server.url}/orders/{order['order_id']}/images"
+        answer = httpx.get(url, params={"stream": stream}, timeout=30)
+    assert answer.status_code == 507, answer.text
+    assert answer.json()["error"] == "insufficient_storage"
+    assert not [r for r in caplog.records if "never retrieved" in r.getMessage()]
+
+
+def test_a_full_disk_after_the_first_byte_aborts_the_transfer(
+    make_settings: SettingsFactory,
+    sandbox: SandboxControl,
+    full_disk: type[_FullDisk],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The status is out: the connection is dropped (never a valid-looking archive), and the
+    log says the transfer failed, not that the client left."""
+    order = create_order(sandbox, images=3, image_bytes=20_000)
+    last = order["images"][-1]["image_id"]
+    # The first two images arrive before the disk fills up; the last comes later.
+    sandbox.post(
+        "/_sandbox/faults",
+        json={"kind": "latency", "ms": 300, "scope": "enhanced", "image_ids": [last]},
+    ).raise_for_status()
+    full_disk.failing = False
+    caplog.set_level(logging.INFO)
+    settings = make_settings(spool_memory_bytes=1000, download_concurrency=2)
+    with UvicornThread(create_app(settings)) as server:
+        url = f"{server.url}/orders/{order['order_id']}/images"
+        with httpx.stream("GET", url, timeout=30) as answer:
+            assert answer.status_code == 200
+            full_disk.failing = True
+            with pytest.raises(httpx.HTTPError):
+                answer.read()
+        outcomes = wait_for(
+            lambda: [r.getMessage() for r in caplog.records if r.name == "app.batch"]
+        )
+    assert "outcome=failed" in outcomes[-1]

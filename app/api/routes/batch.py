@@ -90,7 +90,7 @@ def version_gone(current_url: str) -> Gone:
     responses={
         **ZIP_RESPONSE_DOC,
         304: {"description": "If-None-Match names the current archive"},
-        **error_responses(400, 401, 404, 416, 422, 429, 502, 503),
+        **error_responses(400, 401, 404, 410, 416, 422, 429, 502, 503, 507),
     },
     summary="Download every enhanced image of an order as one ZIP",
     operation_id="download_order_images",
@@ -175,7 +175,7 @@ router.add_api_route(
     responses={
         200: {"description": "The headers the same GET would get, without fetching images"},
         304: {"description": "If-None-Match names the current archive"},
-        **error_responses(400, 401, 404, 416, 422, 429, 502, 503),
+        **error_responses(400, 401, 404, 410, 416, 422, 429, 502, 503),
     },
     summary="Look at the download's headers without fetching images",
     operation_id="head_order_images",
