@@ -117,7 +117,7 @@ async def _open_state(
     upstream_clients = build_upstream(settings, base_url=base_url, transport=transport)
     http, upstream = upstream_clients.http, upstream_clients.client
     limiter = FairLimiter(settings.upstream_max_connections)
-    spool_dir = settings.data_dir / "spool"
+    spool_dir = private_dir(settings.data_dir / "spool")
     store = open_store(settings)
     resources.push_async_callback(store.aclose)
     for client in upstream_clients.http_clients:

@@ -2,10 +2,12 @@
 
 A broken transfer is retried (tenacity: `retry_policy`) and, once the service has answered with
 an ETag (every archive answer of this service has one, the first streamed one too), resumed
-with Range + If-Range: the partial file is `<out>.part` with its validator in
-`<out>.part.json`, so running the same command again also resumes. An answer without an ETag
-(an older service) makes a broken download start over; `rerun_note` says which of the two
-running again will do.
+with Range + If-Range on the version-pinned URL the answer named in `Content-Location`: the
+partial file is `<out>.part` with its validator and pinned URL in `<out>.part.json`, so running
+the same command again also resumes. When the order changed since, the pinned URL answers
+410 and the download starts over on the current archive. An answer without an ETag (an older
+service) makes a broken download start over; `rerun_note` says which of the two running again
+will do.
 """
 
 from __future__ import annotations
@@ -55,8 +57,9 @@ class Partial:
     def meta_path(self) -> Path:
         return self.out.with_name(self.out.name + ".part.json")
 
-    def resumable(self, url: str) -> tuple[int, str] | None:
-        """(bytes on disk, ETag) when the partial file can be continued for `url`."""
+    def resumable(self, url: str) -> tuple[int, str, str] | None:
+        """(bytes on disk, ETag, the URL to continue from: the pinned one the service named,
+        else `url`) when the partial file can be continued for `url`."""
         try:
             meta = json.loads(self.meta_path.read_text())
             size = self.path.stat().st_size
@@ -64,11 +67,13 @@ class Partial:
             return None
         if meta.get("url") != url or not meta.get("etag") or size == 0:
             return None
-        return size, str(meta["etag"])
+        location = meta.get("location")
+        return size, str(meta["etag"]), location if isinstance(location, str) else url
 
-    def remember(self, url: str, etag: str | None) -> None:
+    def remember(self, url: str, etag: str | None, location: str | None = None) -> None:
         if etag:
-            self.meta_path.write_text(json.dumps({"url": url, "etag": etag}))
+            meta = {"url": url, "etag": etag, "location": location}
+            self.meta_path.write_text(json.dumps(meta))
         else:
             self.meta_path.unlink(missing_ok=True)
 
@@ -165,12 +170,15 @@ async def _download_once(
     http: httpx.AsyncClient, url: str, partial: Partial, *, progress: Progress, task: TaskID
 ) -> int:
     headers: dict[str, str] = {}
+    target = url
     resume = partial.resumable(url)
     if resume is not None:
         headers = {"Range": f"bytes={resume[0]}-", "If-Range": resume[1]}
-    async with http.stream("GET", url, headers=headers) as response:
-        if response.status_code == 416 and resume is not None:
-            # The partial file is no prefix of what the service has now: start over.
+        target = resume[2]
+    async with http.stream("GET", target, headers=headers) as response:
+        if response.status_code in (410, 416) and resume is not None:
+            # The partial file is no prefix of what the service has now (410: the version it
+            # belongs to is gone): start over.
             partial.path.unlink(missing_ok=True)
             partial.remember(url, None)
             return await _download_once(http, url, partial, progress=progress, task=task)
@@ -185,7 +193,9 @@ async def _download_once(
             return await _download_once(http, url, partial, progress=progress, task=task)
         start = resume[0] if appending and resume is not None else 0
         total = _total_size(response, start)
-        partial.remember(url, response.headers.get("etag"))
+        partial.remember(
+            url, response.headers.get("etag"), response.headers.get("content-location")
+        )
         progress.update(task, total=total, completed=start)
         with partial.path.open("ab" if appending else "wb") as sink:
             async for chunk in response.aiter_raw():  # unbuffered: a break keeps every byte

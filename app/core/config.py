@@ -93,7 +93,9 @@ class Settings(BaseSettings):
     aws_region: str | None = None
     archive_store_min_idle: float = Field(default=300.0, ge=0)  # seconds safe from eviction
     archive_redirect: bool = False  # answer complete archives on S3 with a presigned 302
-    archive_redirect_ttl: int = Field(default=300, ge=10, le=7 * 86400)  # seconds
+    # Seconds a presigned URL works: a client follows a redirect at once, and the URL opens
+    # the archive to anyone holding it, with no access check, until it expires.
+    archive_redirect_ttl: int = Field(default=60, ge=10, le=7 * 86400)  # seconds
 
     # --- Access control ---------------------------------------------------------------------
     service_api_key: SecretStr | None = None

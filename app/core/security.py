@@ -123,7 +123,11 @@ class Signer:
         self, path: str, params: dict[str, str], *, ttl: int, now: float | None = None
     ) -> SignedLink:
         """`path?query` carrying `expires` (`ttl` seconds from `now`) and `sig`."""
-        expires = int((now if now is not None else time.time()) + ttl)
+        return self.sign_until(path, params, int((now if now is not None else time.time()) + ttl))
+
+    def sign_until(self, path: str, params: dict[str, str], expires: int) -> SignedLink:
+        """`path?query` carrying `expires` (a Unix time) and `sig`: a link derived from another
+        one (the same download, pinned to a version) keeps the expiry of the link it came from."""
         signed = {**params, "expires": str(expires)}
         signed["sig"] = self._digest(path, signed)
         return SignedLink(url=path + "?" + urlencode(sorted(signed.items())), expires=expires)

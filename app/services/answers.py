@@ -4,6 +4,7 @@ archive built into a temporary file first, under a bound."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 from collections.abc import AsyncIterator
@@ -14,7 +15,8 @@ from pathlib import Path
 import anyio
 
 from app.core import metrics
-from app.core.errors import Unprocessable
+from app.core.errors import AppError, Unprocessable
+from app.core.files import PRIVATE_DIR
 from app.services.batch import BatchArchive
 from app.storage import ObjectInfo
 
@@ -25,7 +27,7 @@ class Download:
 
     At most one of `body`, `stored` and `path` is set. `stored` is a complete archive in the
     store, to be answered with its ranges; `path` is a temporary file the response must
-    delete once sent.
+    delete once sent, of which it sends `span` (`(start, end)`, end exclusive; None: all).
     """
 
     status: int
@@ -33,6 +35,7 @@ class Download:
     body: AsyncIterator[bytes] | None = None
     stored: ObjectInfo | None = None
     path: Path | None = None
+    span: tuple[int, int] | None = None
     archive: BatchArchive | None = field(default=None, repr=False)
     last_modified: datetime | None = None
 
@@ -51,6 +54,18 @@ class ArchiveTooLarge(Unprocessable):
     code = "archive_too_large"
 
 
+class StorageFull(AppError):
+    """The service's disk is full: nothing was sent (after the first byte the connection is
+    dropped instead)."""
+
+    status_code = 507
+    code = "insufficient_storage"
+
+
+# What a full disk (or an exhausted quota) raises.
+DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
 async def built_download(
     archive: BatchArchive,
     body: AsyncIterator[bytes],
@@ -67,7 +82,7 @@ async def built_download(
         ArchiveTooLarge: the archive grew past `max_bytes` (ARCHIVE_BUILD_MAX_BYTES; 0 = no
             bound).
     """
-    await anyio.Path(spool_dir).mkdir(parents=True, exist_ok=True)
+    await anyio.Path(spool_dir).mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
     handle = tempfile.NamedTemporaryFile(dir=spool_dir, suffix=".zip", delete=False)
     size = 0
     try:

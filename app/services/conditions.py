@@ -1,8 +1,10 @@
-"""What names an archive's bytes, and which part of them a request asks for.
+"""What names an archive's bytes.
 
-`identify()` gives an archive its store key, strong ETag and Last-Modified before any byte is
-produced; `wanted_range()` reads the single byte range of a request (RFC 9110: a header that
-cannot be parsed, another unit or several ranges are ignored, and `If-Range` must match).
+`identify()` gives an archive its store key, strong ETag, Last-Modified and version before any
+byte is produced. The version is what a version-pinned URL carries (`?version=`): the order's
+version, so a pinned URL names the bytes of one archive for as long as the order stays as it
+was, and the service can refuse it (410) once the order changed. The HTTP rules that read a
+request's Range and validators against this identity are in `app.services.ranges`.
 """
 
 from __future__ import annotations
@@ -11,26 +13,28 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
 
 from app.services.plan import BatchPlan
-from app.services.ranges import http_date, if_range_holds
+from app.services.ranges import http_date
 
 # Bump whenever the bytes the writer produces for the same inputs change: it is part of the
 # ETag and of every stored key, so old manifests and cached archives are never reused.
 ARCHIVE_FORMAT = "zip-stored/1"
-# A Range position longer than this is beyond any archive (and int() of a huge digit
-# string is slow): the header is ignored as unparseable.
-MAX_RANGE_DIGITS = 19
+# Hex digits of the order's version a pinned URL carries: 64 bits, so two versions of one
+# order never share it by chance.
+VERSION_CHARS = 16
+VERSION_PATTERN = f"[0-9a-f]{{{VERSION_CHARS}}}"
 
 
 @dataclass(frozen=True, slots=True)
 class ArchiveIdentity:
-    """What names an archive's bytes: its store key, strong ETag and Last-Modified."""
+    """What names an archive's bytes: its store key, strong ETag, Last-Modified (not a strong
+    validator: see `app.services.ranges`) and the order version a pinned URL carries."""
 
     key: str
     etag: str
     last_modified: datetime
+    version: str
 
     @property
     def headers(self) -> dict[str, str]:
@@ -57,59 +61,15 @@ def identify(plan: BatchPlan, *, owner: str) -> ArchiveIdentity:
     key = hashlib.sha256(material.encode()).hexdigest()
     # Second precision: that is all Last-Modified and If-Range dates can express.
     modified = plan.modified.replace(microsecond=0)
-    return ArchiveIdentity(key=key, etag=f'"{key[:40]}"', last_modified=modified)
+    return ArchiveIdentity(
+        key=key, etag=f'"{key[:40]}"', last_modified=modified, version=archive_version(plan)
+    )
 
 
-@dataclass(frozen=True, slots=True)
-class Conditions:
-    """The request's method and conditional/range headers."""
-
-    method: Literal["GET", "HEAD"] = "GET"
-    range: str | None = None
-    if_range: str | None = None
-    if_none_match: str | None = None
-
-
-def sized_headers(
-    headers: dict[str, str], start: int, last: int | None, total: int
-) -> dict[str, str]:
-    end = total - 1 if last is None else min(last, total - 1)
-    sized = {**headers, "Content-Length": str(end - start + 1)}
-    if start or end < total - 1:
-        sized["Content-Range"] = f"bytes {start}-{end}/{total}"
-    return sized
-
-
-def wanted_range(
-    conditions: Conditions, identity: ArchiveIdentity
-) -> tuple[int, int | None] | None:
-    """The single byte range asked for: (start, last or None); start < 0 means a suffix.
-
-    None when there is no Range, it cannot be parsed, has another unit or several ranges
-    (all of which RFC 9110 lets a server ignore), or `If-Range` does not match.
-    """
-    if not conditions.range:
-        return None
-    if not if_range_holds(
-        conditions.if_range, etag=identity.etag, last_modified=identity.last_modified
-    ):
-        return None
-    unit, _, spec = conditions.range.partition("=")
-    if unit.strip().lower() != "bytes" or "," in spec:
-        return None
-    first, dash, last = spec.strip().partition("-")
-    first, last = first.strip(), last.strip()
-    if not dash or len(first) > MAX_RANGE_DIGITS or len(last) > MAX_RANGE_DIGITS:
-        return None
-    if not first:
-        if not last.isdigit() or int(last) == 0:
-            return None
-        return -int(last), None
-    if not first.isdigit() or (last and not last.isdigit()):
-        return None
-    if last and int(last) < int(first):
-        return None
-    return int(first), int(last) if last else None
+def archive_version(plan: BatchPlan) -> str:
+    """The version a pinned URL of `plan`'s archive carries: the order's version (which changes
+    with any image, name or content revision), `VERSION_CHARS` hex digits."""
+    return plan.order.version_marker[:VERSION_CHARS]
 
 
 def cache_key(key: str) -> str:

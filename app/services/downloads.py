@@ -46,19 +46,11 @@ import anyio
 
 from app.core import metrics
 from app.core.config import Settings
-from app.core.errors import AppError
 from app.core.logging import log_event
-from app.services.answers import Download, built_download
+from app.services.answers import DISK_FULL, Download, StorageFull, built_download
 from app.services.archive import archive_size
 from app.services.batch import BatchArchive
-from app.services.conditions import (
-    ArchiveIdentity,
-    Conditions,
-    cache_key,
-    identify,
-    sized_headers,
-    wanted_range,
-)
+from app.services.conditions import ArchiveIdentity, cache_key, identify
 from app.services.fairness import FairLimiter
 from app.services.manifest import (
     Manifest,
@@ -67,7 +59,14 @@ from app.services.manifest import (
     segment_key,
 )
 from app.services.plan import BatchPlan, NothingToDeliver, archive_entries
-from app.services.ranges import none_match
+from app.services.ranges import (
+    ByteRange,
+    Conditions,
+    Unsatisfiable,
+    not_modified_headers,
+    span_headers,
+    unsatisfiable,
+)
 from app.services.resume import ResumeMismatch, ResumePoint
 from app.storage import ArchiveStore, ObjectInfo, ObjectWriter, StoreError
 from app.upstream.client import AutoenhanceClient
@@ -151,15 +150,47 @@ class Downloads:
         Raises:
             NothingToDeliver: no image of the plan can be delivered (before any byte).
             AppError: 416 for a range past the end of an archive of known size;
-                `ArchiveTooLarge` when a `stream=false` build exceeds its bound.
+                `ArchiveTooLarge` when a `stream=false` build exceeds its bound;
+                `StorageFull` (507) when the disk is full before the first byte (after it,
+                the body raises and the connection is dropped).
         """
+        try:
+            return await self._answer(
+                plan,
+                owner=owner,
+                api_key=api_key,
+                conditions=conditions,
+                headers=headers,
+                stream=stream,
+                use_cache=use_cache,
+            )
+        except OSError as exc:
+            if exc.errno not in DISK_FULL:
+                raise
+            logger.error("no space left for an archive: %s", exc)
+            raise StorageFull(
+                "The service has no disk space left to prepare this archive. Nothing was "
+                "sent; try again later."
+            ) from None
+
+    async def _answer(
+        self,
+        plan: BatchPlan,
+        *,
+        owner: str,
+        api_key: str | None,
+        conditions: Conditions,
+        headers: dict[str, str],
+        stream: bool,
+        use_cache: bool,
+    ) -> Download:
         started = time.monotonic()
         identity = identify(plan, owner=owner)
         headers = {**headers, **identity.headers}
         if not plan.deliverable:
             raise NothingToDeliver(plan.not_ready)
-        if none_match(conditions.if_none_match, identity.etag):
-            return Download(status=304, headers=headers)
+        if conditions.not_modified(identity.etag):
+            return Download(status=304, headers=not_modified_headers(headers))
         stored = await self._cached(identity) if use_cache else None
         if stored is not None:
             if conditions.method == "GET":  # a HEAD looks at the archive, it is not served
@@ -173,48 +204,57 @@ class Downloads:
                 stored=stored,
                 last_modified=identity.last_modified,
             )
-        wanted = wanted_range(conditions, identity)
+        wanted = conditions.wanted(identity.etag)
         manifest = None
         if stream and self.store is not None:
             manifest = await read_manifest(self.store, identity.key)
         if manifest is not None and (wanted is not None or _replayable(manifest)):
             resumed = await self._resumed(
-                plan, identity, manifest, wanted or (0, None), conditions, headers, api_key
+                plan, identity, manifest, wanted, conditions, headers, api_key
             )
             if resumed is not None:
                 return resumed
         if conditions.method == "HEAD":
             return Download(status=200, headers=headers)
-        return await self._fresh(plan, identity, headers, api_key, stream, started)
+        download = await self._fresh(plan, identity, headers, api_key, stream, started)
+        if download.path is not None:
+            return _ranged(download, conditions, identity)
+        return download
 
     async def _resumed(
         self,
         plan: BatchPlan,
         identity: ArchiveIdentity,
         manifest: Manifest,
-        wanted: tuple[int, int | None],
+        wanted: ByteRange | None,
         conditions: Conditions,
         headers: dict[str, str],
         api_key: str | None,
     ) -> Download | None:
-        """The archive continued from the manifest, or None when that cannot be done."""
+        """The archive continued from the manifest (`wanted` None: replayed whole), or None
+        when that cannot be done.
+
+        Raises:
+            AppError: 416 when the range lies outside the recorded archive.
+        """
         started = time.monotonic()
         total = _recorded_size(plan, manifest)
         if (resolved := _resolved_range(wanted, total, identity)) is None:
             return None
-        start, last = resolved
+        start, end = resolved
         if conditions.method == "HEAD":
             if total is None:
                 return None  # the size is only known once the rest is fetched: a GET does that
-            partial = bool(start) or (last is not None and last < total - 1)
+            span = None if wanted is None else (start, end if end is not None else total)
             return Download(
-                status=206 if partial else 200, headers=sized_headers(headers, start, last, total)
+                status=200 if span is None else 206,
+                headers={**headers, **span_headers(span, total)},
             )
         point = ResumePoint(
             offset=start,
             records=manifest.records,
             complete=manifest.complete,
-            end=None if last is None else last + 1,
+            end=end,
             prefetch=total is None,
             prefetch_max_bytes=self._settings.archive_build_max_bytes,
         )
@@ -233,13 +273,23 @@ class Downloads:
             return None
         if total is None:
             total = archive.expected_size()
-        partial = bool(start) or (last is not None and last < total - 1)
+        if wanted is None:
+            status, sized = 200, span_headers(None, total)
+        else:
+            last = total if end is None else min(end, total)
+            status, sized = 206, span_headers((start, last), total)
+        # A pass over the whole archive leaves it in the cache, like a fresh stream does.
+        whole = start == 0 and end is None
         metrics.ARCHIVE_TTFB.observe(time.monotonic() - started)
         return Download(
-            status=206 if partial else 200,
-            headers={**sized_headers(headers, start, last, total), "Cache-Control": "no-store"},
+            status=status,
+            headers={**headers, **sized, "Cache-Control": "no-store"},
             body=self._sent(
-                archive, None, started, "resumed" if partial else "replayed", identity.key
+                archive,
+                self._cache_writer(identity) if whole else None,
+                started,
+                "replayed" if wanted is None else "resumed",
+                identity.key,
             ),
             archive=archive,
         )
@@ -262,10 +312,7 @@ class Downloads:
         except NothingToDeliver:
             _log(archive, started, "nothing_delivered")
             raise
-        writer = None
-        if self.store is not None and self._settings.archive_cache_max_bytes:
-            writer = self.store.writer(cache_key(identity.key))
-        body = self._sent(archive, writer, started, "stream", identity.key)
+        body = self._sent(archive, self._cache_writer(identity), started, "stream", identity.key)
         if stream:
             metrics.ARCHIVE_TTFB.observe(time.monotonic() - started)
             return Download(
@@ -290,21 +337,34 @@ class Downloads:
         source: str,
         key: str,
     ) -> AsyncIterator[bytes]:
-        """The archive's bytes, teed into the cache; one log line when it ends."""
+        """The archive's bytes, teed into the cache; one log line when it ends.
+
+        The last chunk is held back until the cached copy is committed: a client that knows
+        the length (a replay, a resume) may close the connection as soon as it has every
+        byte, and that must not cancel the commit of an archive that is whole.
+        """
         outcome = "aborted"
         try:
+            held: bytes | None = None
             async for chunk in archive:
                 if cache is not None:
                     await cache.write(chunk)
                 metrics.ARCHIVE_BYTES.inc(len(chunk))
-                yield chunk
+                if held is not None:
+                    yield held
+                held = chunk
             outcome = "complete" if not archive.progress.skipped else "partial"
             # Only a complete archive is cached: a transient failure must not be replayed.
             if cache is not None and archive.progress.failed == len(archive.plan.not_ready):
-                await cache.commit()
+                with anyio.CancelScope(shield=True):
+                    await cache.commit()
+            if held is not None:
+                yield held
             metrics.ARCHIVES_SERVED.labels(source).inc()
         except BaseException as exc:
             outcome = "client_gone" if _is_disconnect(exc) else "failed"
+            if isinstance(exc, OSError) and exc.errno in DISK_FULL:
+                logger.error("no space left while streaming an archive: %s", exc)
             if outcome == "client_gone":
                 metrics.CLIENT_ABORTS.inc()
             if isinstance(exc, ResumeMismatch):
@@ -318,6 +378,11 @@ class Downloads:
                     await cache.abort()  # harmless after commit
                 await archive.aclose()
             _log(archive, started, outcome)
+
+    def _cache_writer(self, identity: ArchiveIdentity) -> ObjectWriter | None:
+        if self.store is None or not self._settings.archive_cache_max_bytes:
+            return None
+        return self.store.writer(cache_key(identity.key))
 
     async def _cached(self, identity: ArchiveIdentity) -> ObjectInfo | None:
         if self.store is None or not self._settings.archive_cache_max_bytes:
@@ -345,27 +410,44 @@ def _replayable(manifest: Manifest) -> bool:
 
 
 def _resolved_range(
-    wanted: tuple[int, int | None], total: int | None, identity: ArchiveIdentity
+    wanted: ByteRange | None, total: int | None, identity: ArchiveIdentity
 ) -> tuple[int, int | None] | None:
-    """The first and last byte position a resume sends, or None when the size is needed but
-    unknown (a suffix range before the manifest is complete).
+    """`(start, end)` a resume sends (`end` exclusive, None = to the end), or None when the
+    size is needed but unknown (a suffix range before the manifest is complete).
 
     Raises:
-        AppError: 416 when the range starts at or past the end of the recorded archive.
+        AppError: 416 when the range lies outside the recorded archive.
     """
-    start, last = wanted
-    if start < 0:  # a suffix range: needs the size
-        if total is None:
+    if wanted is None:
+        return 0, None
+    if total is None:
+        if wanted.first is None:
             return None
-        start, last = max(total + start, 0), None
-    if total is not None and start >= total:
-        raise AppError(
-            f"The archive is {total} bytes long; the requested range starts past its end.",
-            status_code=416,
-            code="range_not_satisfiable",
-            headers={"Content-Range": f"bytes */{total}", **identity.headers},
-        )
-    return start, last
+        return wanted.first, None if wanted.last is None else wanted.last + 1
+    try:
+        start, end = wanted.span(total)
+    except Unsatisfiable:
+        raise unsatisfiable(total, identity.headers) from None
+    return start, None if end == total else end
+
+
+def _ranged(download: Download, conditions: Conditions, identity: ArchiveIdentity) -> Download:
+    """A built archive (`stream=false`) answered with the range the request asks for.
+
+    Raises:
+        AppError: 416 (the built file is removed first).
+    """
+    assert download.path is not None
+    size = int(download.headers["Content-Length"])
+    try:
+        span = conditions.span(identity.etag, size)
+    except Unsatisfiable:
+        download.path.unlink(missing_ok=True)
+        raise unsatisfiable(size, identity.headers) from None
+    download.status = 200 if span is None else 206
+    download.span = span
+    download.headers.update(span_headers(span, size))
+    return download
 
 
 def _recorded_size(plan: BatchPlan, manifest: Manifest) -> int | None:
@@ -375,7 +457,9 @@ def _recorded_size(plan: BatchPlan, manifest: Manifest) -> int | None:
 
 
 def _is_disconnect(exc: BaseException) -> bool:
-    return isinstance(exc, asyncio.CancelledError | GeneratorExit | OSError)
+    """Whether the body stopped because its client left: it is then cancelled or closed.
+    An OSError in here is the service's own (a full disk), never the client's."""
+    return isinstance(exc, asyncio.CancelledError | GeneratorExit)
 
 
 def _log(archive: BatchArchive, started: float, outcome: str) -> None:

@@ -10,11 +10,12 @@ ends as a future: its spool with size and CRC-32, or the `UpstreamError` that st
 from __future__ import annotations
 
 import asyncio
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from tempfile import SpooledTemporaryFile
 from typing import IO
 
+from app.core.files import PRIVATE_DIR
 from app.services.fairness import FairLimiter
 from app.services.plan import BatchPlan, PlannedImage
 from app.upstream.client import AutoenhanceClient
@@ -61,7 +62,7 @@ class Prefetcher:
         """Begin fetching the deliverable images at `indices`, in that order."""
         loop = asyncio.get_running_loop()
         self.results = {index: loop.create_future() for index in indices}
-        self._spool_dir.mkdir(parents=True, exist_ok=True)
+        self._spool_dir.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
         self._producer = asyncio.create_task(self._produce(indices), name="batch-producer")
 
     def release(self) -> None:
@@ -82,7 +83,7 @@ class Prefetcher:
 
     async def _fetch(self, index: int, planned: PlannedImage, lane: object) -> None:
         future = self.results[index]
-        spool: IO[bytes] = tempfile.SpooledTemporaryFile(
+        spool: IO[bytes] = SpooledTemporaryFile(
             max_size=self._spool_memory, dir=str(self._spool_dir)
         )
         try:
@@ -93,7 +94,7 @@ class Prefetcher:
                     options=self._plan.options,
                     api_key=self._api_key,
                 )
-        except UpstreamError as exc:
+        except (UpstreamError, OSError) as exc:  # OSError: the spool's disk (full, say)
             spool.close()
             if not future.done():
                 future.set_exception(exc)

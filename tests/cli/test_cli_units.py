@@ -195,7 +195,10 @@ def partial_at(tmp_path: Path, *, data: bytes, meta: str | None) -> Partial:
 def test_a_partial_file_with_its_etag_resumes_from_its_size(tmp_path: Path) -> None:
     meta = json.dumps({"url": archive_path(ORDER), "etag": '"v1"'})
     partial = partial_at(tmp_path, data=b"x" * 1234, meta=meta)
-    assert partial.resumable(archive_path(ORDER)) == (1234, '"v1"')
+    assert partial.resumable(archive_path(ORDER)) == (1234, '"v1"', archive_path(ORDER))
+    pinned = archive_path(ORDER) + "?version=0123456789abcdef"
+    partial.remember(archive_path(ORDER), '"v1"', pinned)
+    assert partial.resumable(archive_path(ORDER)) == (1234, '"v1"', pinned)
     assert rerun_note(partial.out, ORDER) == " to resume the download from byte 1234"
 
 

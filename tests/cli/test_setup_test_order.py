@@ -98,7 +98,14 @@ def test_through_the_service_upload_wait_and_download(
 
 # --- resuming a broken download ----------------------------------------------------------------
 
-FORWARDED = ("content-type", "content-length", "etag", "last-modified", "content-range")
+FORWARDED = (
+    "content-type",
+    "content-length",
+    "etag",
+    "last-modified",
+    "content-range",
+    "content-location",
+)
 
 
 class CuttingProxy:
@@ -113,11 +120,14 @@ class CuttingProxy:
 
     async def handle(self, request: Request) -> Response:
         headers = {k: v for k, v in request.headers.items() if k in ("range", "if-range")}
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         async with httpx.AsyncClient(base_url=self.target, timeout=60) as client:
-            upstream = await client.get(request.url.path, headers=headers)
+            upstream = await client.get(target, headers=headers)
         if request.url.path == "/health":  # the CLI's check that this is the service
             return Response(upstream.content, upstream.status_code, dict(upstream.headers))
-        self.requests.append(dict(request.headers))
+        self.requests.append(
+            {**request.headers, ":target": target, ":status": str(upstream.status_code)}
+        )
         cut = self.cuts > 0
         self.cuts -= 1
         body = upstream.content
@@ -183,6 +193,29 @@ def test_a_broken_first_streamed_download_resumes(
     assert proxy.requests[1]["if-range"].startswith('"')
     assert sha256(out.read_bytes()) == sha256(reference(service, order_id))
     assert zipfile.ZipFile(io.BytesIO(out.read_bytes())).testzip() is None
+
+
+def test_a_resume_after_the_order_changed_starts_over_on_the_current_archive(
+    service: UvicornThread, order_id: str, sandbox: httpx.Client, tmp_path: Path
+) -> None:
+    """The partial file continues only on the pinned URL of its own version: once the order
+    changed, that URL answers 410 and the download starts over, never joining two versions."""
+    proxy = CuttingProxy(service.url, cut_after=100_000, cuts=1)
+    out = tmp_path / "changed.zip"
+    argv = ["--order-id", order_id, "--download", str(out), "--quiet"]
+    with UvicornThread(proxy.app) as front:
+        assert main([*argv, "--service-url", front.url, "--retries", "0"], env={}) == EXIT_NETWORK
+        meta = json.loads(out.with_name("changed.zip.part.json").read_text())
+        assert "version=" in meta["location"]
+        order = httpx.get(f"{service.url}/orders/{order_id}", timeout=30).json()
+        first = order["images"][0]["image_id"]
+        sandbox.post(f"/_sandbox/images/{first}/status", json={"status": "error"})
+        assert main([*argv, "--service-url", front.url], env={}) == EXIT_OK
+    assert proxy.requests[1][":target"] == meta["location"]
+    assert proxy.requests[1][":status"] == "410"
+    assert "range" not in proxy.requests[2]
+    assert sha256(out.read_bytes()) == sha256(reference(service, order_id))
+    assert len(zipfile.ZipFile(out).namelist()) == 4  # three images and the report
 
 
 def test_a_stale_partial_file_is_replaced_not_appended_to(

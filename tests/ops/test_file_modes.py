@@ -45,6 +45,7 @@ def test_the_service_keeps_its_state_private(
         os.umask(old_umask)
     assert mode(data) == 0o700
     assert mode(data.parent) == 0o700
+    assert mode(data / "spool") == 0o700  # where images wait to be written, and builds
 
 
 def test_databases_left_readable_by_an_earlier_version_are_tightened(

@@ -4,30 +4,40 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 from collections.abc import Awaitable
-from typing import Annotated, TypeVar
+from typing import Annotated
+from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response
-from starlette.responses import FileResponse
-from starlette.types import Receive, Scope, Send
+from fastapi import APIRouter, Depends, Query, Request, Response
 
-from app.api.deps import CredentialDep, DownloadsDep, OptionsDep, SettingsDep, UpstreamDep
+from app.api.deps import (
+    CredentialDep,
+    DownloadsDep,
+    LinkCheck,
+    OptionsDep,
+    SettingsDep,
+    SignedLinkDep,
+    SignerDep,
+    UpstreamDep,
+)
 from app.api.responses import (
     STREAMING_HEADERS,
     ZIP_MEDIA_TYPE,
     ZIP_RESPONSE_DOC,
+    TemporaryFileResponse,
     ZipStreamingResponse,
     stored_object_response,
 )
 from app.api.selection import planned
 from app.api.upstream_errors import checked_order_id, fetch_order
-from app.core.errors import NotFound, Unprocessable, error_responses
+from app.core.errors import Gone, NotFound, Unprocessable, error_responses
+from app.core.security import Signer
 from app.services.answers import Download
-from app.services.conditions import Conditions
+from app.services.conditions import VERSION_PATTERN, archive_version
 from app.services.downloads import Downloads
 from app.services.naming import archive_filename, content_disposition
 from app.services.plan import BatchPlan, NothingToDeliver
+from app.services.ranges import Conditions
 from app.storage import ObjectMissing
 from app.web.ratelimit import rate_limit
 
@@ -44,6 +54,34 @@ def archive_headers(plan: BatchPlan) -> dict[str, str]:
 
 
 IMAGES_PATH = "/orders/{order_id}/images"
+# The query parameter that pins an archive URL to one version of the order.
+VERSION_PARAM = "version"
+
+
+def pinned_url(request: Request, version: str, *, signer: Signer, link: LinkCheck) -> str:
+    """This request's path and query with `version` (path-absolute: right behind any proxy).
+
+    A signed link stays signed: the pinned one is signed again with the same expiry.
+    """
+    params = [(k, v) for k, v in request.query_params.multi_items() if k != VERSION_PARAM]
+    if link is LinkCheck.VALID:
+        kept = {k: v for k, v in params if k not in ("sig", "expires")}
+        expires = int(request.query_params["expires"])
+        return signer.sign_until(request.url.path, {**kept, VERSION_PARAM: version}, expires).url
+    return request.url.path + "?" + urlencode([*params, (VERSION_PARAM, version)])
+
+
+def version_gone(current_url: str) -> Gone:
+    """A pinned URL whose version is no longer the order's: its bytes are not served."""
+    return Gone(
+        {
+            "message": "This URL names an earlier version of this order's archive; the order "
+            "has changed since, so those bytes no longer exist. A partial file of it cannot be "
+            "continued: download the current archive from current_url.",
+            "current_url": current_url,
+        },
+        code="archive_version_gone",
+    )
 
 
 @router.get(
@@ -52,7 +90,7 @@ IMAGES_PATH = "/orders/{order_id}/images"
     responses={
         **ZIP_RESPONSE_DOC,
         304: {"description": "If-None-Match names the current archive"},
-        **error_responses(400, 401, 404, 416, 422, 429, 502, 503),
+        **error_responses(400, 401, 404, 410, 416, 422, 429, 502, 503, 507),
     },
     summary="Download every enhanced image of an order as one ZIP",
     operation_id="download_order_images",
@@ -66,6 +104,8 @@ async def download_order_images(
     settings: SettingsDep,
     upstream: UpstreamDep,
     downloads: DownloadsDep,
+    signer: SignerDep,
+    link: SignedLinkDep,
     stream: Annotated[
         bool,
         Query(
@@ -73,10 +113,14 @@ async def download_order_images(
             "X-Downloaded and X-Failed"
         ),
     ] = True,
-    range_header: Annotated[str | None, Header(alias="range", include_in_schema=False)] = None,
-    if_range: Annotated[str | None, Header(alias="if-range", include_in_schema=False)] = None,
-    if_none_match: Annotated[
-        str | None, Header(alias="if-none-match", include_in_schema=False)
+    version: Annotated[
+        str | None,
+        Query(
+            pattern=VERSION_PATTERN,
+            description="Pin the URL to one version of the order (the Content-Location of "
+            "every archive answer carries it): once the order changed, 410 instead of bytes "
+            "of another version",
+        ),
     ] = None,
 ) -> Response:
     """Stream a ZIP of the order's enhanced images, in order; a report lists skipped images."""
@@ -85,17 +129,17 @@ async def download_order_images(
     if not order.images and options.images is None:
         raise NotFound("This order has no images yet.", code="empty_order")
     plan = planned(order, options)
+    current = archive_version(plan)
+    location = pinned_url(request, current, signer=signer, link=link)
+    if version is not None and version != current:
+        raise version_gone(location)
     if len(plan.images) > settings.max_images_per_order:
         raise Unprocessable(
             f"This archive would hold {len(plan.images)} images; the limit per archive is "
             f"{settings.max_images_per_order}. Use an async job or select fewer images."
         )
-    conditions = Conditions(
-        method="HEAD" if request.method == "HEAD" else "GET",
-        range=range_header,
-        if_range=if_range,
-        if_none_match=if_none_match,
-    )
+    conditions = Conditions.from_headers(request.method, request.headers)
+    headers = {**archive_headers(plan), "Content-Location": location}
 
     def answer(use_cache: bool) -> Awaitable[Download]:
         return downloads.answer(
@@ -103,7 +147,7 @@ async def download_order_images(
             owner=credential.owner,
             api_key=credential.api_key,
             conditions=conditions,
-            headers=archive_headers(plan),
+            headers=headers,
             stream=stream,
             use_cache=use_cache,
         )
@@ -131,7 +175,7 @@ router.add_api_route(
     responses={
         200: {"description": "The headers the same GET would get, without fetching images"},
         304: {"description": "If-None-Match names the current archive"},
-        **error_responses(400, 401, 404, 416, 422, 429, 502, 503),
+        **error_responses(400, 401, 404, 410, 416, 422, 429, 502, 503),
     },
     summary="Look at the download's headers without fetching images",
     operation_id="head_order_images",
@@ -168,8 +212,11 @@ async def download_response(request: Request, downloads: Downloads, download: Do
             redirect_ttl=downloads.redirect_ttl,
         )
     if download.path is not None:
-        return _TemporaryFileResponse(
-            download.path, media_type=ZIP_MEDIA_TYPE, headers=download.headers
+        return TemporaryFileResponse(
+            download.path,
+            status_code=download.status,
+            headers=download.headers,
+            span=download.span,
         )
     if download.body is not None:
         return ZipStreamingResponse(
@@ -178,48 +225,55 @@ async def download_response(request: Request, downloads: Downloads, download: Do
             headers={**STREAMING_HEADERS, **download.headers},
             on_close=download.aclose,
         )
-    headers = download.headers
     if download.status == 304:
-        headers = {k: v for k, v in headers.items() if k in _NOT_MODIFIED_HEADERS}
-    return Response(
+        return Response(status_code=304, headers=download.headers)
+    response = Response(
         status_code=download.status,
-        media_type=None if download.status == 304 else ZIP_MEDIA_TYPE,
-        headers=headers if download.status == 304 else {**STREAMING_HEADERS, **headers},
+        media_type=ZIP_MEDIA_TYPE,
+        headers={**STREAMING_HEADERS, **download.headers},
     )
+    if "Content-Length" not in download.headers:
+        # A HEAD of an archive whose size is not known yet: Starlette's "0" of an empty body
+        # would tell a client the archive is empty.
+        del response.headers["content-length"]
+    return response
 
-
-# RFC 9110 15.4.5: what a 304 repeats of the 200 it stands for.
-_NOT_MODIFIED_HEADERS = {"ETag", "Last-Modified", "Cache-Control", "Content-Disposition"}
-
-_T = TypeVar("_T")
 
 # What the access log and metrics show for a request whose client left before any answer
 # (nginx's convention); nothing is sent.
 CLIENT_CLOSED_REQUEST = 499
 
 
-async def until_disconnected(request: Request, work: Awaitable[_T]) -> _T | None:
-    """Await `work`; None (and `work` cancelled) if the client disconnects first.
+async def until_disconnected(request: Request, work: Awaitable[Download]) -> Download | None:
+    """Await `work`; None (and `work` cancelled, and waited for) if the client disconnects
+    first.
 
     Used while nothing has been sent yet (`stream=false` builds the whole archive first, a
     resume may fetch the rest of the archive): without it, a client that leaves would still
-    have those images fetched and written.
+    have those images fetched and written. A client that leaves is not an error: nothing is
+    logged but the access line.
     """
     task = asyncio.ensure_future(work)
     watcher = asyncio.create_task(_disconnect(request), name="download-disconnect-watch")
     try:
-        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        if not task.done():
-            task.cancel()
+        done, _ = await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    except BaseException:  # this request is cancelled (the server stops)
+        task.cancel()
         watcher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watcher
-    if task.cancelled():
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        return None  # the client left: nobody receives an answer
-    return task.result()
+        await asyncio.wait({task, watcher})
+        raise
+    watcher.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await watcher
+    if task in done:
+        return task.result()
+    task.cancel()
+    # A cancelled task has no result until it has unwound: wait for that, then drop whatever
+    # it made as the client left (nobody receives it).
+    await asyncio.wait({task})
+    if not task.cancelled() and task.exception() is None:
+        await task.result().aclose()
+    return None
 
 
 async def _disconnect(request: Request) -> None:
@@ -229,14 +283,3 @@ async def _disconnect(request: Request) -> None:
         # meets a message arriving: stop anyway once cancelled, or this waits for ever.
         if task is not None and task.cancelling():
             return
-
-
-class _TemporaryFileResponse(FileResponse):
-    """A file that is deleted once sent, or once the client has gone."""
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
-            await super().__call__(scope, receive, send)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(self.path)

@@ -266,6 +266,9 @@ async def job_download(
             archive.info,
             etag=archive.etag,
             headers={
+                # A job's archive never changes: its own URL is already pinned to one version.
+                "Content-Location": request.url.path
+                + (f"?{request.url.query}" if request.url.query else ""),
                 "Content-Disposition": content_disposition(record.filename or f"{job_id}.zip"),
                 "X-Total-Images": str(record.images_total),
                 "X-Downloaded": str(record.images_done),

@@ -17,6 +17,7 @@ from app.api.deps import CredentialDep, LimiterDep, UpstreamDep
 from app.api.upstream_errors import checked_order_id, fetch_order, to_app_error
 from app.core.errors import BadGateway, BadRequest, Conflict, NotFound, error_responses
 from app.services.overview import image_state
+from app.services.ranges import none_match
 from app.services.thumbnails import (
     MAX_THUMBNAIL_SOURCE_BYTES,
     THUMBNAIL_MAX_WIDTH,
@@ -43,13 +44,6 @@ def _checked_image_id(image_id: str) -> str:
     if not IMAGE_ID_PATTERN.fullmatch(image_id):
         raise BadRequest("That is not an image id.", code="invalid_image_id")
     return image_id
-
-
-def _matches(if_none_match: str | None, etag: str) -> bool:
-    if not if_none_match:
-        return False
-    candidates = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
-    return etag in candidates or "*" in candidates
 
 
 @router.get(
@@ -94,7 +88,7 @@ async def image_thumbnail(
         )
     etag = thumbnail_etag(order, image)
     headers = {"ETag": etag, "Cache-Control": THUMBNAIL_CACHE_CONTROL, "Vary": THUMBNAIL_VARY}
-    if _matches(if_none_match, etag):
+    if none_match(if_none_match, etag):
         return Response(status_code=304, headers=headers)
     sink = BoundedSink(MAX_THUMBNAIL_SOURCE_BYTES)
     try:

@@ -25,6 +25,7 @@ from app.api.upstream_errors import checked_order_id, fetch_order
 from app.core.config import Settings
 from app.core.errors import Forbidden, error_responses
 from app.services.ask import MAX_QUESTION_CHARS, AskService, AssistantClient, DocIndex
+from app.services.conditions import archive_version
 from app.upstream.options import DownloadOptions
 from app.web.ratelimit import rate_limit
 
@@ -73,7 +74,10 @@ async def index_page() -> FileResponse:
 
 
 class DownloadLink(BaseModel):
-    url: str = Field(description="Path and query of the signed download; GET it, no key needed")
+    url: str = Field(
+        description="Path and query of the signed download, pinned to the order's current "
+        "version (410 once the order changed); GET it, no key needed"
+    )
     expires_at: datetime
 
 
@@ -108,10 +112,12 @@ async def create_download_link(
             code="own_key_not_linkable",
         )
     chosen = body or options
-    if chosen.images is not None:
-        # A selection is checked against the order now, not when the link is first used.
-        planned(await fetch_order(upstream, order_id, credential), chosen)
-    link = signer.sign(f"/orders/{order_id}/images", chosen.query(), ttl=settings.download_link_ttl)
+    # A selection is checked against the order now, not when the link is first used; the link
+    # names the version of the archive it was made for, so a browser resuming it can never
+    # join two versions.
+    plan = planned(await fetch_order(upstream, order_id, credential), chosen)
+    query = {**chosen.query(), "version": archive_version(plan)}
+    link = signer.sign(f"/orders/{order_id}/images", query, ttl=settings.download_link_ttl)
     return DownloadLink(url=link.url, expires_at=datetime.fromtimestamp(link.expires, UTC))
 
 
