@@ -12,6 +12,7 @@ the body ends or is closed; `total` is the archive's size when known (a `Content
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterable, Awaitable, Callable
@@ -23,6 +24,9 @@ logger = logging.getLogger("app.deliveries")
 # Bytes served between two writes of the record: a broken download loses at most this much of
 # its proof if the process dies, and a large archive costs one write per this many bytes.
 FLUSH_BYTES = 8 * 1024 * 1024
+
+# Reports still being written after their request's task was cancelled (kept referenced).
+_IN_FLIGHT: set[asyncio.Future[None]] = set()
 
 OnServed = Callable[[int, int, int | None], Awaitable[None]]
 
@@ -87,10 +91,15 @@ class ServedBody:
         if self._closed:
             return
         self._closed = True
-        # Shielded: a client that left cancels this task, and the proof must still be written.
-        with anyio.CancelScope(shield=True):
-            await self._report()
+        # The report runs as a task of its own: a client that left cancels this one (natively,
+        # which a cancel scope's shield does not stop), and the proof must still be written.
+        report = asyncio.ensure_future(self._report())
+        _IN_FLIGHT.add(report)
+        report.add_done_callback(_IN_FLIGHT.discard)
+        try:
+            await asyncio.shield(report)
+        finally:
             aclose = getattr(self._inner, "aclose", None)
             if aclose is not None:
-                with contextlib.suppress(Exception):
+                with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
                     await aclose()

@@ -224,3 +224,33 @@ def test_the_photographer_is_refused_bad_deliveries(photographer: Photographer) 
     assert unknown.json()["detail"]["variant"] == "billboard"
     nobody = httpx.post(url, json={"recipient": "A"})
     assert nobody.status_code in (401, 403)
+
+
+def test_a_delivery_archive_is_pinned_to_its_version(photographer: Photographer) -> None:
+    order = photographer.order(images=3)
+    created = photographer.deliver(order["order_id"])
+    archive = created["url"] + "/archive"
+    first = httpx.get(archive, timeout=60)
+    assert first.status_code == 200
+    pinned = first.headers["content-location"]
+    assert "version=" in pinned
+    base = created["url"].split("/d/", 1)[0]
+    resumed = httpx.get(base + pinned, headers={"Range": "bytes=100-"}, timeout=60)
+    assert resumed.status_code == 206
+    assert resumed.content == first.content[100:]
+
+    image = order["images"][0]["image_id"]
+    changed = photographer.sandbox.post(
+        f"/_sandbox/images/{image}/status", json={"status": "error"}
+    )
+    changed.raise_for_status()
+
+    for answer in (
+        httpx.get(base + pinned, headers={"Range": "bytes=100-"}),
+        httpx.get(base + pinned),
+    ):
+        assert answer.status_code == 410
+        assert answer.json()["error"] == "archive_version_gone"
+        current = answer.json()["detail"]["current_url"]
+    assert current != pinned
+    assert httpx.get(base + current, timeout=60).status_code == 200

@@ -30,13 +30,18 @@ from fastapi import APIRouter, Cookie, Depends, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse
 from starlette.responses import Response, StreamingResponse
 
+from app.api.archives import (
+    CLIENT_CLOSED_REQUEST,
+    download_response,
+    pinned_url,
+    until_disconnected,
+    version_gone,
+)
 from app.api.deps import DownloadsDep, LimiterDep, SettingsDep, UpstreamDep
 from app.api.responses import (
-    STREAMING_HEADERS,
     ZIP_RESPONSE_DOC,
     ZipStreamingResponse,
     close_body,
-    stored_object_response,
 )
 from app.api.schemas.deliveries import (
     DeliveredImage,
@@ -64,9 +69,10 @@ from app.deliveries.service import DeliveryGone, DeliveryService, UnknownLink
 from app.deliveries.variants import variant_label, variant_options
 from app.jobs.callbacks import iso
 from app.services.answers import Download
-from app.services.conditions import Conditions
+from app.services.conditions import VERSION_PATTERN, archive_version
 from app.services.naming import archive_filename, content_disposition
 from app.services.plan import NothingToDeliver
+from app.services.ranges import Conditions
 from app.services.thumbnails import MAX_THUMBNAIL_SOURCE_BYTES, BoundedSink, NotAThumbnail
 from app.storage import ObjectMissing
 from app.upstream.errors import UpstreamError, UpstreamProtocolError
@@ -299,16 +305,6 @@ async def delivery_image(
     )
 
 
-def _single_range(request: Request) -> Request:
-    """`request` without a `Range` of several ranges (a server may ignore Range): a recipient
-    archive is answered whole or from one byte on, so what was served stays countable."""
-    value = request.headers.get("range")
-    if value is None or "," not in value:
-        return request
-    headers = [(k, v) for k, v in request.scope["headers"] if k != b"range"]
-    return Request({**request.scope, "headers": headers}, request.receive)
-
-
 def _served_from(response: Response) -> tuple[int | None, int | None]:
     """The first byte and the archive's size an answer states (None: whole / unknown)."""
     if response.status_code == 206:
@@ -342,6 +338,14 @@ async def delivery_archive(
     variant: Annotated[
         str | None, Query(max_length=64, description="One of the delivery's variants")
     ] = None,
+    version: Annotated[
+        str | None,
+        Query(
+            pattern=VERSION_PATTERN,
+            description="Pin the URL to one version of the archive (its Content-Location "
+            "carries it): once the order changed, 410 instead of bytes of another version",
+        ),
+    ] = None,
 ) -> Response:
     """The delivery's archive; `images` may narrow it to some of its photos. A `Range` resume
     of a download already started works past `max_downloads`."""
@@ -365,18 +369,18 @@ async def delivery_archive(
     plan = planned(order, variant_options(variant, chosen))
     if len(plan.images) > settings.max_images_per_order:
         raise Unprocessable("This delivery holds too many photos for one archive.")
-    request = _single_range(request)
-    conditions = Conditions(
-        method="GET",
-        range=request.headers.get("range"),
-        if_range=request.headers.get("if-range"),
-        if_none_match=request.headers.get("if-none-match"),
-    )
+    current = archive_version(plan)
+    location = pinned_url(request, current)
+    if version is not None and version != current:
+        raise version_gone(location)
+    # One range at most is honoured (app.services.ranges), so what was served stays countable.
+    conditions = Conditions.from_headers("GET", request.headers)
     filename = archive_filename(order.name, order.order_id)
     headers = {
         "Content-Disposition": content_disposition(filename),
         "X-Total-Images": str(len(plan.images)),
         "X-Ready-Images": str(len(plan.deliverable)),
+        "Content-Location": location,
     }
 
     async def answer(use_cache: bool) -> Download:
@@ -394,38 +398,18 @@ async def delivery_archive(
                 "None of these photos can be downloaded yet.", code="nothing_ready"
             ) from None
 
-    download = await answer(True)
+    download = await until_disconnected(request, answer(True))
+    if download is None:
+        return Response(status_code=CLIENT_CLOSED_REQUEST)
     try:
-        response = await _response(request, downloads, download)
+        # The bytes must pass here to be counted: never a presigned redirect.
+        response = await download_response(request, downloads, download, redirect=False)
     except ObjectMissing:  # the cached copy was evicted since it was looked up
         download = await answer(False)
-        response = await _response(request, downloads, download)
+        response = await download_response(request, downloads, download, redirect=False)
     if not isinstance(response, StreamingResponse):
         return response  # 304: nothing served
     return await _counted(response, download, record, deliveries, variant)
-
-
-async def _response(request: Request, downloads: DownloadsDep, download: Download) -> Response:
-    if download.stored is not None:
-        assert downloads.store is not None
-        return await stored_object_response(
-            request,
-            downloads.store,
-            download.stored,
-            headers=download.headers,
-            etag=download.headers["ETag"],
-            last_modified=download.last_modified,
-            redirect_ttl=None,  # the bytes must pass here to be counted
-        )
-    if download.body is not None:
-        return ZipStreamingResponse(
-            download.body,
-            status_code=download.status,
-            headers={**STREAMING_HEADERS, **download.headers},
-            on_close=download.aclose,
-        )
-    kept = {k: v for k, v in download.headers.items() if k in ("ETag", "Cache-Control")}
-    return Response(status_code=download.status, headers=kept)
 
 
 async def _counted(
