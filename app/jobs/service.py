@@ -94,6 +94,16 @@ class JobService:
             record.state = "expired"  # the sweeper has not been by yet
         return record
 
+    async def for_order(self, order_id: str, *, owner: str, limit: int) -> list[JobRecord]:
+        """The owner's jobs of `order_id`, newest first, at most `limit`."""
+        records = []
+        for job_id in await self.backend.job_ids(order_id=order_id):
+            record = await self.get(job_id, owner=owner)
+            if record is not None:
+                records.append(record)
+        records.sort(key=lambda record: record.created_at, reverse=True)
+        return records[:limit]
+
     async def archive(self, record: JobRecord) -> JobArchive:
         """The archive of a complete job, to be served from its store.
 
@@ -109,7 +119,11 @@ class JobService:
         )
 
     async def cancel(self, job_id: str, *, owner: str) -> JobRecord | None:
-        """Cancel the job (a running one stops within JOB_POLL_INTERVAL) and remove its files."""
+        """Cancel the job (a running one stops within JOB_POLL_INTERVAL) and remove its files.
+
+        The archive is deleted in the background: a store that is down or slow does not hold
+        up (or fail) the cancellation; if the deletion fails, the sweeper deletes the archive
+        when the job expires."""
         before: list[JobRecord] = []
 
         def cancel(record: JobRecord) -> bool:
@@ -126,7 +140,7 @@ class JobService:
         record = await self.backend.update(job_id, cancel)
         if record is None or record.owner != owner:
             return None
-        await self.store.delete(job_id)
+        self.store.remove(job_id)
         was = before[0].state if before else None
         if was is not None and was != record.state:
             metrics.JOBS.labels("cancelled").inc()

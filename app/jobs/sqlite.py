@@ -193,6 +193,7 @@ class EmbeddedWorker:
                         ttl=settings.job_ttl,
                         max_attempts=settings.job_max_attempts,
                         on_end=self._on_end,
+                        orphan_grace=settings.job_orphan_grace,
                     )
                 free = settings.job_concurrency - len(self._running)
                 if free > 0:

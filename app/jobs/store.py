@@ -28,7 +28,7 @@ from typing import IO
 
 import anyio.to_thread
 
-from app.storage import ArchiveStore, LocalArchiveStore, ObjectInfo, StoreError
+from app.storage import ArchiveStore, LocalArchiveStore, ObjectInfo, StoreError, Usage
 
 logger = logging.getLogger("app.jobs")
 
@@ -61,6 +61,14 @@ class JobArchives:
     @staticmethod
     def key(job_id: str) -> str:
         return f"{NAMESPACE}/{job_id}.zip"
+
+    @staticmethod
+    def job_id_of(key: str) -> str | None:
+        """The job id of archive `key`, or None for a key that is no job archive."""
+        name = key.removeprefix(f"{NAMESPACE}/")
+        if name == key or "/" in name or not name.endswith(".zip"):
+            return None
+        return name.removesuffix(".zip") or None
 
     async def stat(self, job_id: str) -> ObjectInfo | None:
         """The stored archive, or None.
@@ -98,14 +106,16 @@ class JobArchives:
         except StoreError as exc:
             logger.warning("job %s: deleting its archive failed: %s", job_id, exc)
 
-    async def refresh(self) -> None:
-        """Re-measure the committed job archives (the sweeper calls this every pass).
+    async def refresh(self) -> list[Usage]:
+        """Re-measure the committed job archives (the sweeper calls this every pass); returns
+        them.
 
         Raises:
             StoreError: the store failed.
         """
-        if self.max_bytes is not None:
-            self._used = await self.store.used_bytes(self.quota)
+        archives = await self.store.objects(NAMESPACE)
+        self._used = sum(item.size for item in archives)
+        return archives
 
     def room(self, *, excluding: JobArchiveWriter | None = None) -> int:
         """Bytes left under the bound, other writers of this process counted; synchronous.
