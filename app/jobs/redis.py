@@ -29,7 +29,6 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ParamSpec, Protocol, TypeVar
 
@@ -38,7 +37,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.exceptions import WatchError
 
-from app.jobs.backend import Mutation, QueueUnavailable
+from app.jobs.backend import Mutation, QueueUnavailable, WorkerBeat
 from app.jobs.models import JobRecord, JobState
 
 PREFIX = "jobs:"
@@ -195,16 +194,6 @@ _FORGET = (
     "if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then "
     "return redis.call('HDEL', KEYS[1], ARGV[1]) end return 0"
 )
-
-
-@dataclass(frozen=True, slots=True)
-class WorkerBeat:
-    """One registered worker and when it last said it was alive (Unix time)."""
-
-    worker_id: str
-    pid: int
-    host: str
-    beat: float
 
 
 async def beat(redis: ArqRedis, worker_id: str, *, pid: int, host: str) -> None:

@@ -36,6 +36,16 @@ class JobArchive:
     etag: str
 
 
+@dataclass(frozen=True, slots=True)
+class WorkerHealth:
+    """Job workers with a recent heartbeat, and the age of the newest heartbeat this process
+    has seen (None: none yet)."""
+
+    alive: int
+    stale_after: float
+    last_beat_age: float | None
+
+
 class JobService:
     """Create, read, cancel and wake jobs."""
 
@@ -53,6 +63,7 @@ class JobService:
         self.store = store
         self._keybox = keybox
         self._callbacks = callbacks
+        self._last_beat: float | None = None  # newest worker heartbeat seen (Unix time)
 
     async def create(
         self,
@@ -148,6 +159,26 @@ class JobService:
                 # No runner holds it, so nobody else will report the end (no archive: no link).
                 self._callbacks.job_ended(record, backend=self.backend, signer=None, link_ttl=0)
         return record
+
+    async def worker_health(self) -> WorkerHealth | None:
+        """What the worker registry says (None with the embedded backend), also published as
+        the `job_workers_alive` and `job_worker_heartbeat_age_seconds` gauges.
+
+        Raises:
+            QueueUnavailable: the registry cannot be read.
+        """
+        stale_after = self.settings.job_worker_stale_seconds
+        workers = await self.backend.workers(stale_after=stale_after)
+        if workers is None:
+            return None
+        newest = max((worker.beat for worker in workers), default=None)
+        if newest is not None:
+            self._last_beat = max(self._last_beat or 0.0, newest)
+        age = None if self._last_beat is None else max(0.0, time.time() - self._last_beat)
+        metrics.JOB_WORKERS.set(len(workers))
+        if age is not None:
+            metrics.JOB_WORKER_HEARTBEAT_AGE.set(age)
+        return WorkerHealth(alive=len(workers), stale_after=stale_after, last_beat_age=age)
 
     async def wake_order(self, order_id: str) -> int:
         """The order finished processing: look at its waiting jobs now. Returns how many."""

@@ -25,7 +25,7 @@ from typing import Any
 import anyio.to_thread
 
 from app.core.files import connect_private_sqlite
-from app.jobs.backend import Mutation
+from app.jobs.backend import Mutation, WorkerBeat
 from app.jobs.context import JobContext
 from app.jobs.models import JobRecord, JobState
 from app.jobs.runner import run_job
@@ -155,6 +155,9 @@ class SQLiteBackend:
     async def dispatch(self, record: JobRecord) -> None:
         # The worker polls the table; wake the one in this process so a due job starts at once.
         self.wakeup.set()
+
+    async def workers(self, *, stale_after: float) -> list[WorkerBeat] | None:
+        return None  # jobs run inside the web processes themselves
 
     async def aclose(self) -> None:
         await self._call(self._conn.close)
