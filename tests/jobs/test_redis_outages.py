@@ -94,6 +94,7 @@ def test_the_worker_outlives_redis_and_dead_workers_are_reported_and_forgotten(
             metrics = client.get("/metrics").text
             assert re.search(r"^job_workers_alive 0\.0$", metrics, re.MULTILINE), metrics
             age = re.search(r"^job_worker_heartbeat_age_seconds (\S+)$", metrics, re.MULTILINE)
-            assert age is not None and float(age.group(1)) >= STALE
+            assert age is not None
+            assert float(age.group(1)) >= STALE
     finally:
         stop_group(worker)
