@@ -44,8 +44,9 @@ def test_the_worker_outlives_redis_and_dead_workers_are_reported_and_forgotten(
     operator_key: str,
     tmp_path: Path,
 ) -> None:
-    shared = {
-        "redis_url": f"{redis.url}/0",
+    redis_url = f"{redis.url}/0"
+    shared: dict[str, object] = {
+        "redis_url": redis_url,
         "redis_timeout": 0.5,
         "archive_store": str(tmp_path / "store"),
         "job_worker_stale_seconds": STALE,
@@ -74,7 +75,7 @@ def test_the_worker_outlives_redis_and_dead_workers_are_reported_and_forgotten(
             redis.restart()
             wait_for(lambda: _log_has(log, "Redis is reachable again", after=seen), timeout=30)
             assert worker.poll() is None
-            wait_for(lambda: worker.pid in registered_pids(shared["redis_url"]), timeout=30)
+            wait_for(lambda: worker.pid in registered_pids(redis_url), timeout=30)
 
             order = create_order(sandbox, images=3, image_bytes=5_000)
             job = client.post(f"/orders/{order['order_id']}/jobs").json()
@@ -90,7 +91,7 @@ def test_the_worker_outlives_redis_and_dead_workers_are_reported_and_forgotten(
             assert degraded.status_code == 200  # downloads still work: not taken out
             assert degraded.json()["checks"]["workers"]["ok"] is False
             assert "stay queued" in degraded.json()["checks"]["workers"]["detail"]
-            assert registered_pids(shared["redis_url"]) == set()
+            assert registered_pids(redis_url) == set()
             metrics = client.get("/metrics").text
             assert re.search(r"^job_workers_alive 0\.0$", metrics, re.MULTILINE), metrics
             age = re.search(r"^job_worker_heartbeat_age_seconds (\S+)$", metrics, re.MULTILINE)
