@@ -10,7 +10,10 @@ bound fails with `StorageFull` instead of evicting anything.
 
 A runner writes synchronously (`write()`, as it iterates the archive) into a private
 temporary file — in the store's own temporary directory for a local store, so publishing is a
-rename; in the spool directory for object storage, uploaded on `commit()`. While writing, every
+rename; in the spool directory for object storage, uploaded on `commit()`. A failed `commit()`
+leaves the file in place and may be called again. The writer holds an exclusive `flock` on its
+file until it is discarded: a temporary file nobody holds a lock on belongs to a process that
+died mid-job, and `remove_abandoned()` (every sweep) deletes it. While writing, every
 chunk is charged against the room measured when the writer started (re-measured every
 `RESCAN_BYTES` or when the room runs out); `commit()` checks the bound again against the
 store as it is then, so archives committed meanwhile by other processes count too.
@@ -20,8 +23,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import logging
 import os
+import re
 import secrets
 from pathlib import Path
 from typing import IO
@@ -35,6 +40,8 @@ logger = logging.getLogger("app.jobs")
 # Re-measure the store after this many bytes even when room is left: other jobs grow too.
 RESCAN_BYTES = 8 * 1024 * 1024
 NAMESPACE = "jobs"
+# `.<job id>.<random>.partial`: the temporary files of job archive writers.
+_PARTIAL = re.compile(r"\.[0-9a-f-]{36}\.[0-9a-f]{8}\.partial")
 
 
 class StorageFull(Exception):
@@ -106,6 +113,34 @@ class JobArchives:
         except StoreError as exc:
             logger.warning("job %s: deleting its archive failed: %s", job_id, exc)
 
+    async def remove_abandoned(self) -> int:
+        """Delete temporary files of writers whose process died (no lock held on them);
+        returns how many."""
+        return await anyio.to_thread.run_sync(self._remove_abandoned_sync)
+
+    def _remove_abandoned_sync(self) -> int:
+        removed = 0
+        with contextlib.suppress(OSError), os.scandir(self._temp_dir) as entries:
+            for entry in entries:
+                if not _PARTIAL.fullmatch(entry.name):
+                    continue
+                try:
+                    fd = os.open(entry.path, os.O_RDONLY)
+                except OSError:
+                    continue
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except OSError:
+                    continue  # a live writer holds it
+                else:
+                    with contextlib.suppress(OSError):
+                        os.unlink(entry.path)
+                        removed += 1
+                        logger.warning("removed %s, left by a job run that died", entry.name)
+                finally:
+                    os.close(fd)
+        return removed
+
     async def refresh(self) -> list[Usage]:
         """Re-measure the committed job archives (the sweeper calls this every pass); returns
         them.
@@ -168,7 +203,9 @@ class JobArchiveWriter:
         self.job_id = job_id
         self._temp = archives._temp_dir / f".{job_id}.{secrets.token_hex(4)}.partial"
         fd = os.open(self._temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_EX)  # held until discard(): this file is not abandoned
         self._file: IO[bytes] | None = os.fdopen(fd, "wb")
+        self._flushed = False
         self.size = 0
         archives._writing[id(self)] = 0
         self._room = archives.room(excluding=self)
@@ -181,7 +218,7 @@ class JobArchiveWriter:
             StorageFull: the job archives would exceed their bound (nothing of `chunk` is
                 written).
         """
-        assert self._file is not None, "writer is closed"
+        assert self._file is not None and not self._flushed, "writer is closed"
         self._room -= len(chunk)
         self._since_scan += len(chunk)
         if self._room < 0 or self._since_scan >= RESCAN_BYTES:
@@ -194,15 +231,18 @@ class JobArchiveWriter:
         self._archives._writing[id(self)] = self.size
 
     async def commit(self) -> ObjectInfo:
-        """Flush, then publish into the store; returns the stored archive.
+        """Flush, then publish into the store; returns the stored archive. After a
+        `StoreError` the file is kept and `commit()` may be called again.
 
         Raises:
             StorageFull: the bound does not hold the archive now (nothing is stored).
             StoreError: the store failed.
         """
-        file, self._file = self._file, None
+        file = self._file
         assert file is not None, "writer is closed"
-        await anyio.to_thread.run_sync(self._flush, file)
+        if not self._flushed:
+            await anyio.to_thread.run_sync(self._flush, file)
+            self._flushed = True
         self._archives._writing.pop(id(self), None)
         info = await self._archives.store.put_file(self._archives.key(self.job_id), self._temp)
         if info is None:
@@ -213,15 +253,15 @@ class JobArchiveWriter:
 
     @staticmethod
     def _flush(file: IO[bytes]) -> None:
-        with file:
-            file.flush()
-            os.fsync(file.fileno())
+        file.flush()
+        os.fsync(file.fileno())
 
     def discard(self) -> None:
-        """Close and delete the temporary file. Idempotent; harmless after `commit()`."""
+        """Delete the temporary file, then close it (and so release its lock). Idempotent;
+        harmless after `commit()`."""
         self._archives._writing.pop(id(self), None)
+        self._temp.unlink(missing_ok=True)
         if self._file is not None:
             with contextlib.suppress(OSError):
                 self._file.close()
             self._file = None
-        self._temp.unlink(missing_ok=True)

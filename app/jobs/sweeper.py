@@ -9,6 +9,7 @@ One pass:
 * a job archive whose job has no record (Redis restarted without persistence, or a record
   deleted by hand) is deleted once it is `JOB_ORPHAN_GRACE` seconds old, so a lost record
   never keeps storage — and the room of `JOB_STORAGE_MAX_BYTES` — for good;
+* temporary archive files of runs whose process died are deleted (see `JobArchives`);
 * the queue-depth gauge is refreshed, and so is the measure of the job archives' storage.
 
 Passes in several processes at once are safe: every change is an atomic `update` that
@@ -61,6 +62,7 @@ async def sweep(
         if await backend.update(job_id, _expire(now)) is not None:
             metrics.JOBS.labels("expired").inc()
     metrics.QUEUE_DEPTH.set(len(await backend.job_ids(states=("queued", "waiting"))))
+    await store.remove_abandoned()
     archives = await store.refresh()
     if orphan_grace is not None:
         await _delete_orphans(backend, store, archives, cutoff=now - orphan_grace)

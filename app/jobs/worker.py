@@ -52,7 +52,7 @@ from app.jobs.runner import run_job
 from app.jobs.store import JobArchives
 from app.jobs.sweeper import sweep
 from app.services.fairness import FairLimiter
-from app.storage import open_store
+from app.storage import StoreError, open_store
 from app.upstream.factory import build_upstream
 
 logger = logging.getLogger("app.jobs.worker")
@@ -155,6 +155,8 @@ async def _sweep_forever(jobs: JobContext) -> None:
             await backend.workers(stale_after=settings.job_worker_stale_seconds)
         except QueueUnavailable:
             logger.debug("job sweep skipped: Redis is unreachable")
+        except StoreError as exc:
+            logger.warning("job sweep incomplete: the archive store failed: %s", exc)
         except Exception:
             logger.exception("job sweep failed; retrying")
         await asyncio.sleep(settings.job_sweep_interval)
