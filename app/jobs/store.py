@@ -247,6 +247,9 @@ class JobArchiveWriter:
         info = await self._archives.store.put_file(self._archives.key(self.job_id), self._temp)
         if info is None:
             raise self._archives._full(self.size)
+        self._file = None  # published: what is left of the file is the caller's to discard
+        with contextlib.suppress(OSError):
+            file.close()
         if self._archives._used is not None:
             self._archives._used += info.size
         return info
