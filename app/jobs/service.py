@@ -105,6 +105,10 @@ class JobService:
             record.state = "expired"  # the sweeper has not been by yet
         return record
 
+    def callback_key(self, job_id: str) -> str:
+        """The key the job's callbacks are signed with (see `app.jobs.callbacks`)."""
+        return self._callbacks.key_for(job_id)
+
     async def for_order(self, order_id: str, *, owner: str, limit: int) -> list[JobRecord]:
         """The owner's jobs of `order_id`, newest first, at most `limit`."""
         records = []

@@ -185,8 +185,13 @@ async def create_job(
         state=record.state,
         status_url=status_url,
         download_url=str(request.url_for("job_download", job_id=record.job_id)),
+        callback_secret=jobs.callback_key(record.job_id) if record.callback_url else None,
     )
-    return JSONResponse(body.model_dump(), status_code=202, headers={"Location": status_url})
+    return JSONResponse(
+        body.model_dump(exclude_none=True),
+        status_code=202,
+        headers={"Location": status_url, "Cache-Control": "no-store"},
+    )
 
 
 @router.get(
