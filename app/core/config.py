@@ -77,6 +77,9 @@ class Settings(BaseSettings):
 
     # --- Archives ---------------------------------------------------------------------------
     data_dir: Path = Path("var")
+    # Bytes DATA_DIR must keep free: below it jobs fail with the reason and /ready says so
+    # (kept so that a failure can still be recorded; the disk is never written full).
+    data_dir_min_free_bytes: int = Field(default=128 * 1024 * 1024, ge=0)
     spool_memory_bytes: int = Field(default=1024 * 1024, ge=0)  # per image, then to disk
     max_images_per_order: int = Field(default=10_000, ge=1)
     archive_cache_max_bytes: int = Field(default=2 * 1024**3, ge=0)  # 0 disables the cache

@@ -208,7 +208,10 @@ class _Run:
         downloads = ctx.downloads
         archive = downloads.archive(plan, api_key=api_key)
         self.archive = archive
-        writer = ctx.store.writer(self.job_id)
+        try:
+            writer = ctx.store.writer(self.job_id)
+        except StorageFull as exc:
+            raise _Stop("failed", str(exc)) from None
         try:
             async with downloads.opened(archive):
                 async for chunk in archive:

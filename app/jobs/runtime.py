@@ -53,7 +53,9 @@ async def open_jobs(
     """
     from app.jobs.sqlite import EmbeddedWorker, SQLiteBackend
 
-    store = JobArchives(archive_store, spool_dir=spool_dir)
+    store = JobArchives(
+        archive_store, spool_dir=spool_dir, min_free=settings.data_dir_min_free_bytes
+    )
     backend: JobBackend
     if settings.redis_url:
         backend = await redis_backend(settings)

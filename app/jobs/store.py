@@ -23,11 +23,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import fcntl
 import logging
 import os
 import re
 import secrets
+import shutil
 from pathlib import Path
 from typing import IO
 
@@ -48,11 +50,16 @@ class StorageFull(Exception):
     """Writing on would take the job archives past JOB_STORAGE_MAX_BYTES."""
 
 
+class DiskFull(StorageFull):
+    """The disk of the temporary files (DATA_DIR) is full, or below DATA_DIR_MIN_FREE_BYTES."""
+
+
 class JobArchives:
     """The archives of jobs in `store`; temporary files of object storage go to `spool_dir`."""
 
-    def __init__(self, store: ArchiveStore, *, spool_dir: Path) -> None:
+    def __init__(self, store: ArchiveStore, *, spool_dir: Path, min_free: int = 0) -> None:
         self.store = store
+        self.min_free = min_free
         self.quota = store.quota_of(f"{NAMESPACE}/x")
         self._local = store if isinstance(store, LocalArchiveStore) else None
         self._temp_dir = self._local.temp_dir if self._local is not None else spool_dir
@@ -86,7 +93,33 @@ class JobArchives:
         return await self.store.stat(self.key(job_id))
 
     def writer(self, job_id: str) -> JobArchiveWriter:
-        return JobArchiveWriter(self, job_id)
+        """A writer of the job's archive.
+
+        Raises:
+            DiskFull: the temporary files' disk is below its free-space floor.
+        """
+        self.check_disk()
+        try:
+            return JobArchiveWriter(self, job_id)
+        except OSError as exc:
+            raise self._disk_full(exc) from exc
+
+    def check_disk(self) -> None:
+        """Raises `DiskFull` when the temporary files' disk has less than `min_free` bytes free."""
+        try:
+            free = shutil.disk_usage(self._temp_dir).free
+        except OSError:
+            return  # the write itself reports a real problem
+        if free < self.min_free:
+            raise DiskFull(
+                f"the disk of DATA_DIR is full: {free} bytes free at {self._temp_dir}, "
+                f"DATA_DIR_MIN_FREE_BYTES is {self.min_free}"
+            )
+
+    def _disk_full(self, exc: OSError) -> Exception:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return DiskFull(f"the disk of DATA_DIR is full: {exc.strerror} at {self._temp_dir}")
+        return exc
 
     async def delete(self, job_id: str) -> None:
         """Delete the job's archive. Idempotent.
@@ -217,6 +250,7 @@ class JobArchiveWriter:
         Raises:
             StorageFull: the job archives would exceed their bound (nothing of `chunk` is
                 written).
+            DiskFull: the temporary file's disk is full or below its free-space floor.
         """
         assert self._file is not None and not self._flushed, "writer is closed"
         self._room -= len(chunk)
@@ -226,7 +260,11 @@ class JobArchiveWriter:
             self._since_scan = 0
             if self._room < 0:
                 raise self._archives._full(self.size)
-        self._file.write(chunk)
+            self._archives.check_disk()
+        try:
+            self._file.write(chunk)
+        except OSError as exc:
+            raise self._archives._disk_full(exc) from exc
         self.size += len(chunk)
         self._archives._writing[id(self)] = self.size
 
@@ -241,7 +279,10 @@ class JobArchiveWriter:
         file = self._file
         assert file is not None, "writer is closed"
         if not self._flushed:
-            await anyio.to_thread.run_sync(self._flush, file)
+            try:
+                await anyio.to_thread.run_sync(self._flush, file)
+            except OSError as exc:
+                raise self._archives._disk_full(exc) from exc
             self._flushed = True
         self._archives._writing.pop(id(self), None)
         info = await self._archives.store.put_file(self._archives.key(self.job_id), self._temp)

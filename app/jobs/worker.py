@@ -85,7 +85,9 @@ async def startup(ctx: dict[str, Any]) -> None:
     jobs = job_context(
         settings,
         backend=RedisBackend(ctx["redis"], timeout=settings.redis_timeout),
-        store=JobArchives(archive_store, spool_dir=spool_dir),
+        store=JobArchives(
+            archive_store, spool_dir=spool_dir, min_free=settings.data_dir_min_free_bytes
+        ),
         upstream=upstream_clients.client,
         limiter=FairLimiter(settings.upstream_max_connections),
         keys=keys,
