@@ -339,7 +339,8 @@ class ArchiveStore(abc.ABC):
 
     async def _safe_touch(self, key: str) -> None:
         try:
-            await self._touch(key)
+            # Bounded too: a hung store must not pile these up, nor hold up `settle()`.
+            await self._bounded("touch", self._touch(key))
         except Exception as exc:  # an access time is a hint; losing one must not fail a read
             logger.debug("store: touching %s failed: %r", key, exc)
 
