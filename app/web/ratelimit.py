@@ -18,7 +18,9 @@ archives and the order list), `create_orders` (RATE_LIMIT_CREATE_ORDERS), `jobs`
 (ASK_RATE_LIMIT). A refused request gets the JSON 429 with `Retry-After`. When the Redis
 storage fails — refuses, errs, or does not answer within `REDIS_TIMEOUT` (the sockets time
 out, and so does each check as a whole) — the request is let through and a warning is logged:
-a rate limiter must not take the service down with it, nor make it wait for Redis.
+a rate limiter must not take the service down with it, nor make it wait for Redis. After a
+failure, requests are let through without asking the storage for `HOLD_OFF` seconds, so a hung
+Redis costs one request in that time a deadline here, not every request.
 """
 
 from __future__ import annotations
@@ -58,6 +60,8 @@ RuleName = Literal[
 ]
 # Seconds one check may take when the settings do not say (in-memory storage never waits).
 DEFAULT_TIMEOUT = 1.5
+# Seconds after a storage failure during which requests are let through without asking it.
+HOLD_OFF = 5.0
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
@@ -106,6 +110,7 @@ class RateLimits:
         self.rules = rules
         self.storage = storage
         self.timeout = timeout
+        self._failed_until = 0.0  # monotonic time until which the storage is not asked
         self.trusted_proxies: tuple[Network, ...] = tuple(
             ipaddress.ip_network(item, strict=False) for item in trusted_proxies
         )
@@ -141,6 +146,8 @@ class RateLimits:
             await self._hit_one(rule, client)
 
     async def _hit_one(self, rule: str, client: str) -> None:
+        if time.monotonic() < self._failed_until:
+            return  # the storage failed a moment ago: let the request through at once
         for item in self.rules.get(rule, []):
             try:
                 async with asyncio.timeout(self.timeout):
@@ -148,6 +155,7 @@ class RateLimits:
                         continue
                     stats = await self._limiter.get_window_stats(item, rule, client)
             except (StorageError, TimeoutError) as exc:
+                self._failed_until = time.monotonic() + HOLD_OFF
                 logger.warning(
                     "rate limit storage failed (%s); request let through",
                     exc if isinstance(exc, StorageError) else f"no answer in {self.timeout} s",
