@@ -78,7 +78,7 @@ load: $(VENV)/.dev
 
 ## worker: a job worker for the Redis (scale-out) backend
 worker: $(VENV)/.runtime
-	$(BIN)/arq app.jobs.worker.WorkerSettings
+	$(BIN)/python -m app.jobs.worker
 
 ## screenshot: regenerate docs/screenshot.png and docs/screenshot-orders.png from the browser test
 screenshot: $(VENV)/.dev

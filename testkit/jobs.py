@@ -1,7 +1,8 @@
-"""Job processes for tests and benchmarks: fast job settings, their environment, the arq worker."""
+"""Job processes for tests and benchmarks: fast job settings, their environment, the job worker."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -54,15 +55,27 @@ def job_env(sandbox_url: str, data_dir: Path, **overrides: Any) -> dict[str, str
     return env
 
 
+def registered_pids(redis_url: str) -> set[int]:
+    """Pids of the workers registered in Redis (their heartbeats, whatever their age)."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    try:
+        entries = cast(dict[bytes, bytes], client.hgetall(WORKERS_KEY))
+    finally:
+        client.close()
+    return {int(json.loads(raw)["pid"]) for raw in entries.values()}
+
+
 def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[Any]:
-    """`arq app.jobs.worker.WorkerSettings`, waiting until it has registered in Redis."""
+    """`python -m app.jobs.worker`, waiting until it has registered in Redis."""
     import redis
 
     client = redis.Redis.from_url(env["REDIS_URL"])
     before = client.hlen(WORKERS_KEY)
-    with log.open("wb") as handle:
+    with log.open("ab") as handle:
         process = subprocess.Popen(
-            [sys.executable, "-m", "arq", "app.jobs.worker.WorkerSettings"],
+            [sys.executable, "-m", "app.jobs.worker"],
             cwd=ROOT,
             env=env,
             stdout=handle,
@@ -71,9 +84,7 @@ def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[Any]:
         )
     try:
         deadline = time.monotonic() + 20
-        while not any(
-            int(pid) == process.pid for pid in cast(list[bytes], client.hvals(WORKERS_KEY))
-        ):
+        while process.pid not in registered_pids(env["REDIS_URL"]):
             if process.poll() is not None or time.monotonic() > deadline:
                 stop(process)
                 raise RuntimeError(

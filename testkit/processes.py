@@ -203,18 +203,64 @@ def sandbox_process(
 def redis_server(path: str, attempts: int = 5) -> Iterator[str]:
     """A throw-away redis-server (the program at `path`) on loopback without persistence;
     yields its URL (no database number)."""
-    for _ in range(attempts):
-        with refused_port() as port:
-            pass
-        command = [path, "--save", "", "--appendonly", "no", "--port", str(port)]
+    with RedisProcess(path, attempts=attempts) as server:
+        yield server.url
+
+
+class RedisProcess:
+    """A throw-away redis-server on loopback without persistence, for fault tests: `pause()`
+    (SIGSTOP: connections are accepted and never answered), `resume()` (SIGCONT), `kill()`
+    (SIGKILL) and `restart()` (a new, empty server on the same port)."""
+
+    def __init__(self, path: str, *, attempts: int = 5) -> None:
+        self.path = path
+        self.attempts = attempts
+        self.port = 0
+        self.process: subprocess.Popen[Any] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}"
+
+    def _start(self, port: int) -> bool:
+        command = [self.path, "--save", "", "--appendonly", "no", "--port", str(port)]
         process = subprocess.Popen([*command, "--bind", "127.0.0.1"], stdout=subprocess.DEVNULL)
-        try:
-            if _answers_ping(port, process):
-                yield f"redis://127.0.0.1:{port}"
-                return
-        finally:
-            stop(process, timeout=10)
-    raise RuntimeError(f"redis-server found no free port in {attempts} attempts")
+        if _answers_ping(port, process):
+            self.process, self.port = process, port
+            return True
+        stop(process, timeout=10)
+        return False
+
+    def __enter__(self) -> RedisProcess:
+        for _ in range(self.attempts):
+            with refused_port() as port:
+                pass
+            if self._start(port):
+                return self
+        raise RuntimeError(f"redis-server found no free port in {self.attempts} attempts")
+
+    def __exit__(self, *exc: object) -> None:
+        if self.process is not None:
+            self.resume()
+            stop(self.process, timeout=10)
+
+    def pause(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGCONT)
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait()
+
+    def restart(self) -> None:
+        """Start an empty server on the same port (after `kill()`); retried while the port is
+        still held by the dead one's sockets."""
+        wait_for(lambda: self._start(self.port), timeout=30, interval=0.2)
 
 
 def _answers_ping(port: int, process: subprocess.Popen[Any]) -> bool:

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
+from typing import Any
 
 import httpx
 
-from testkit.processes import wait_until_listening
+from testkit.processes import ROOT, free_port, stop, wait_for, wait_until_listening
 
 
 class S3Server:
@@ -68,3 +72,59 @@ class S3Server:
 
     def __exit__(self, *exc: object) -> None:
         self._server.stop()
+
+
+class S3Process(S3Server):
+    """moto's S3-protocol server as a process of its own, for fault tests: `pause()` (SIGSTOP:
+    connections are accepted and never answered), `resume()` (SIGCONT), `kill()` (SIGKILL: the
+    buckets are gone with it) and `restart()` (an empty server on the same port).
+
+    moto binds its own port (it cannot serve an inherited socket): a port that was free a
+    moment ago is used, and another is tried when it was taken meanwhile.
+    """
+
+    def __init__(self, attempts: int = 5) -> None:
+        self.port = 0
+        self.attempts = attempts
+        self.process: subprocess.Popen[Any] | None = None
+
+    def _start(self, port: int) -> bool:
+        command = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
+        process = subprocess.Popen(
+            command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        try:
+            wait_until_listening(f"http://127.0.0.1:{port}", process=process, timeout=30)
+        except RuntimeError:
+            stop(process)
+            return False
+        self.process, self.port = process, port
+        return True
+
+    def __enter__(self) -> S3Process:
+        for _ in range(self.attempts):
+            if self._start(free_port()):
+                return self
+        raise RuntimeError(f"moto found no free port in {self.attempts} attempts")
+
+    def __exit__(self, *exc: object) -> None:
+        if self.process is not None:
+            self.resume()
+            stop(self.process)
+
+    def pause(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGCONT)
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait()
+
+    def restart(self) -> None:
+        """Start an empty server on the same port (after `kill()`)."""
+        wait_for(lambda: self._start(self.port), timeout=30, interval=0.2)

@@ -77,6 +77,9 @@ class Settings(BaseSettings):
 
     # --- Archives ---------------------------------------------------------------------------
     data_dir: Path = Path("var")
+    # Bytes DATA_DIR must keep free: below it jobs fail with the reason and /ready says so
+    # (kept so that a failure can still be recorded; the disk is never written full).
+    data_dir_min_free_bytes: int = Field(default=128 * 1024 * 1024, ge=0)
     spool_memory_bytes: int = Field(default=1024 * 1024, ge=0)  # per image, then to disk
     max_images_per_order: int = Field(default=10_000, ge=1)
     archive_cache_max_bytes: int = Field(default=2 * 1024**3, ge=0)  # 0 disables the cache
@@ -96,6 +99,9 @@ class Settings(BaseSettings):
     # Seconds a presigned URL works: a client follows a redirect at once, and the URL opens
     # the archive to anyone holding it, with no access check, until it expires.
     archive_redirect_ttl: int = Field(default=60, ge=10, le=7 * 86400)  # seconds
+    # Seconds one store call on a request path may take (a stat, opening a read, each chunk of
+    # it, a manifest, a delete); past it the call fails as the store being unavailable.
+    archive_store_request_timeout: float = Field(default=2.0, gt=0, le=60)
 
     # --- Access control ---------------------------------------------------------------------
     service_api_key: SecretStr | None = None
@@ -113,6 +119,9 @@ class Settings(BaseSettings):
 
     # --- Jobs ---------------------------------------------------------------------------------
     redis_url: str | None = None
+    # Seconds one Redis call (jobs, sessions, rate limits) may take, connecting included;
+    # past it jobs and sign-in answer 503 and rate limits let the request through.
+    redis_timeout: float = Field(default=1.5, gt=0, le=30)
     job_ttl: int = Field(default=3600, ge=60)  # seconds a finished archive stays downloadable
     job_storage_max_bytes: int = Field(default=20 * 1024**3, ge=0)
     job_wait_timeout: int = Field(default=3600, ge=1)  # seconds a wait=true job waits
@@ -127,6 +136,10 @@ class Settings(BaseSettings):
     job_sweep_interval: float = Field(default=10.0, gt=0)  # seconds between expiry sweeps
     job_wait_poll_min: float = Field(default=2.0, gt=0)  # first re-check of a waited-for order
     job_wait_poll_max: float = Field(default=60.0, gt=0)  # backoff cap of those re-checks
+    # Seconds without a heartbeat after which an arq worker counts as gone (Redis backend).
+    job_worker_stale_seconds: float = Field(default=30.0, ge=3)
+    # Seconds a job archive with no job record is kept before the sweeper deletes it.
+    job_orphan_grace: float = Field(default=3600.0, ge=0)
 
     # --- Deliveries -----------------------------------------------------------------------------
     delivery_default_ttl: int = Field(default=30 * 86400, ge=60)  # seconds a new link lives
@@ -143,6 +156,7 @@ class Settings(BaseSettings):
     rate_limit_create_orders: str = "10/minute"
     rate_limit_jobs: str = "30/minute"  # POST/GET /orders/{id}/jobs
     rate_limit_job_status: str = "120/minute"  # GET/DELETE /jobs/{id}
+    rate_limit_job_downloads: str = "60/minute"  # GET/HEAD /jobs/{id}/download
     rate_limit_links: str = "60/minute"  # POST /orders/{id}/download-link, /jobs/{id}/...
     # GET /orders/{id}/images/{image_id}/thumbnail: one grid of an order loads dozens at once
     rate_limit_thumbnails: str = "600/minute"
@@ -173,6 +187,7 @@ class Settings(BaseSettings):
         "rate_limit_create_orders",
         "rate_limit_jobs",
         "rate_limit_job_status",
+        "rate_limit_job_downloads",
         "rate_limit_links",
         "rate_limit_thumbnails",
         "ask_rate_limit",

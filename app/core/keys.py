@@ -9,12 +9,13 @@ root or any other key:
 |---|---|---|
 | `links` | signed download links (`?expires=…&sig=…`) | `autoenhance-batch-downloader:links:v1` |
 | `sessions` | administrator session cookies and their CSRF tokens | `…:sessions:v1` |
-| `callbacks` | `X-Signature` of job callbacks, when `CALLBACK_SECRET` is unset | `…:callbacks:v1` |
+| `callbacks` | root of per-job callback keys, if `CALLBACK_SECRET` is unset | `…:callbacks:v1` |
 | `sealing` | stored bring-your-own keys of pending jobs (Fernet) | `autoenhance-jobs:byok` |
 
-A callback receiver holds `CALLBACK_SECRET`, or when that is unset the derived callback key
-(`python -m app.core.keys callback-secret` prints it): with it a receiver can check callbacks
-and nothing else — no link, session or sealed key can be made or opened with it.
+Callbacks are signed per job, with a key derived from `CALLBACK_SECRET` or, when that is unset,
+from the derived callback root (`python -m app.core.keys callback-secret` prints it); see
+`app.jobs.callbacks`. A receiver holds its jobs' keys only: it can check their callbacks and
+nothing else — no other job's callback, link, session or sealed key.
 
 Compatibility and rotation. The sealing label is the one sealed keys were always made with,
 so jobs pending across an upgrade still open their keys. Links and sessions made before the

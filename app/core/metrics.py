@@ -45,3 +45,19 @@ RATE_LIMITED = Counter("rate_limited_total", "Requests refused by a rate limit",
 STARTED = Gauge(
     "service_start_time_seconds", "Unix time the service started", multiprocess_mode="min"
 )
+# Read from the worker registry when /metrics is scraped (Redis backend only).
+JOB_WORKERS = Gauge(
+    "job_workers_alive",
+    "Job workers whose last heartbeat is recent (JOB_WORKER_STALE_SECONDS)",
+    multiprocess_mode="mostrecent",
+)
+JOB_WORKER_HEARTBEAT_AGE = Gauge(
+    "job_worker_heartbeat_age_seconds",
+    "Seconds since the newest heartbeat of any job worker (absent until one was seen)",
+    multiprocess_mode="mostrecent",
+)
+STORE_FAILURES = Counter(
+    "archive_store_failures_total",
+    "Archive store calls that failed or passed their deadline",
+    ["operation", "kind"],
+)

@@ -9,18 +9,20 @@ Two stores, following the job backends: without `REDIS_URL`, a SQLite file
 `DATA_DIR/sessions.sqlite3` (0600) shared by the workers of one machine; with it, Redis keys
 `sessions:<id>` expiring with the session, shared by every node. Only a hash of the cookie's
 random nonce is stored. A store that cannot be reached counts every session as ended (the
-Bearer token still works) and is logged.
+Bearer token still works) and is logged; with Redis, "cannot be reached" includes not
+answering within `REDIS_TIMEOUT` (a hung Redis costs a sign-in that long, never longer).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import logging
 import sqlite3
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -37,6 +39,8 @@ T = TypeVar("T")
 REDIS_PREFIX = "sessions:"
 # Seconds a SQLite writer waits for another worker's write.
 BUSY_TIMEOUT = 5.0
+# Seconds a caller is asked to wait after the session store failed.
+RETRY_AFTER = 5
 
 
 class SessionStoreError(Exception):
@@ -110,27 +114,29 @@ class SQLiteSessions:
 class RedisSessions:
     """Sessions in Redis, seen by every node; each key expires with its session."""
 
-    def __init__(self, url: str) -> None:
-        # Connects on first use, so the service starts (and `/ready` reports) while Redis is down.
-        self._redis = redis.asyncio.Redis.from_url(url)
+    def __init__(self, url: str, *, timeout: float) -> None:
+        # Connects on first use, so the service starts (and `/ready` reports) while Redis is
+        # down; every socket operation and every call as a whole give up after `timeout`.
+        self._redis = redis.asyncio.Redis.from_url(
+            url, socket_timeout=timeout, socket_connect_timeout=timeout
+        )
+        self._timeout = timeout
+
+    async def _call(self, command: Awaitable[T]) -> T:
+        try:
+            async with asyncio.timeout(self._timeout):
+                return await command
+        except (redis.exceptions.RedisError, TimeoutError, OSError) as exc:
+            raise SessionStoreError(f"session store: {type(exc).__name__} {exc}") from exc
 
     async def add(self, sid: str, *, expires: float) -> None:
-        try:
-            await self._redis.set(REDIS_PREFIX + sid, b"1", exat=int(expires))
-        except redis.exceptions.RedisError as exc:
-            raise SessionStoreError(f"session store: {exc}") from exc
+        await self._call(self._redis.set(REDIS_PREFIX + sid, b"1", exat=int(expires)))
 
     async def active(self, sid: str) -> bool:
-        try:
-            return bool(await self._redis.exists(REDIS_PREFIX + sid))
-        except redis.exceptions.RedisError as exc:
-            raise SessionStoreError(f"session store: {exc}") from exc
+        return bool(await self._call(self._redis.exists(REDIS_PREFIX + sid)))
 
     async def revoke(self, sid: str) -> None:
-        try:
-            await self._redis.delete(REDIS_PREFIX + sid)
-        except redis.exceptions.RedisError as exc:
-            raise SessionStoreError(f"session store: {exc}") from exc
+        await self._call(self._redis.delete(REDIS_PREFIX + sid))
 
     async def aclose(self) -> None:
         await self._redis.aclose()
@@ -141,7 +147,7 @@ async def open_sessions(settings: Settings) -> AsyncIterator[SessionStore]:
     """The session store of this configuration, closed on exit."""
     store: SessionStore
     if settings.redis_url:
-        store = RedisSessions(settings.redis_url)
+        store = RedisSessions(settings.redis_url, timeout=settings.redis_timeout)
     else:
         store = SQLiteSessions(settings.data_dir / "sessions.sqlite3")
     try:

@@ -80,8 +80,17 @@ class ServedBody:
             return
         self._start = end
         self._size_learned = False
+        # The write runs as a task of its own: a client that leaves cancels the request's task
+        # (natively, or through a cancel scope of the server), and the proof must still be
+        # written. Writes merge into the stored intervals, so their order does not matter.
+        write = asyncio.ensure_future(self._write(start, end, self._total))
+        _IN_FLIGHT.add(write)
+        write.add_done_callback(_IN_FLIGHT.discard)
+        await asyncio.shield(write)
+
+    async def _write(self, start: int, end: int, total: int | None) -> None:
         try:
-            await self._on_served(start, end, self._total)
+            await self._on_served(start, end, total)
         except Exception as exc:  # the store is down: the download itself goes on
             logger.warning("served bytes not recorded: %r", exc)
 
@@ -91,13 +100,8 @@ class ServedBody:
         if self._closed:
             return
         self._closed = True
-        # The report runs as a task of its own: a client that left cancels this one (natively,
-        # which a cancel scope's shield does not stop), and the proof must still be written.
-        report = asyncio.ensure_future(self._report())
-        _IN_FLIGHT.add(report)
-        report.add_done_callback(_IN_FLIGHT.discard)
         try:
-            await asyncio.shield(report)
+            await self._report()
         finally:
             aclose = getattr(self._inner, "aclose", None)
             if aclose is not None:

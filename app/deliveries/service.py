@@ -418,6 +418,11 @@ class DeliveryService:
 
     # --- callbacks --------------------------------------------------------------------------
 
+    def callback_secret(self, record: DeliveryRecord) -> str:
+        """The key `record`'s callbacks are signed with, for its creator to hand to the
+        receiver (derived per delivery, as a job's is per job)."""
+        return self._callbacks.key_for(record.delivery_id)
+
     def _notify(self, record: DeliveryRecord, event: CallbackEvent) -> None:
         if not record.callback_url:
             return

@@ -9,6 +9,7 @@ or machine they run in.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Protocol
 
 from app.core.errors import ServiceUnavailable
@@ -35,6 +36,16 @@ class QueueUnavailable(ServiceUnavailable):
             "The job queue is unreachable; try again shortly.",
             headers={"Retry-After": str(QUEUE_RETRY_AFTER)},
         )
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerBeat:
+    """One registered worker and when it last said it was alive (Unix time)."""
+
+    worker_id: str
+    pid: int
+    host: str
+    beat: float
 
 
 class JobBackend(Protocol):
@@ -64,6 +75,10 @@ class JobBackend(Protocol):
 
     async def dispatch(self, record: JobRecord) -> None:
         """Make sure a runner will pick the job up at `record.not_before` (or now)."""
+
+    async def workers(self, *, stale_after: float) -> list[WorkerBeat] | None:
+        """Workers in other processes with a heartbeat under `stale_after` seconds old, or
+        None when jobs run inside the web processes (nothing to watch)."""
 
     async def aclose(self) -> None:
         """Release connections."""

@@ -1,8 +1,12 @@
 """Job-end notifications: a signed JSON POST to the caller's `callback_url`, guarded and retried.
 
-Signature: `X-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">` keyed with
-`CALLBACK_SECRET` (the signing secret when unset). A receiver recomputes it over the raw body
-and rejects old timestamps, which stops replays.
+Signature: `X-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">` keyed with the
+job's own callback key: HKDF-SHA256 of the callback root (`CALLBACK_SECRET`, or the callback key
+derived from `SIGNING_SECRET`) with the label `JOB_KEY_LABEL + <job id>`, as hex text (see
+`job_callback_key`). The key is handed to the job's creator in the `202` answer
+(`callback_secret`), to pass on to its receiver: a receiver can check the callbacks of its own
+jobs and forge none of another's. A receiver recomputes the signature over the raw body and
+rejects old timestamps, which stops replays.
 
 The URL is user input pointing into our network, so before every hop (the first request and
 each redirect, followed by hand) the host is resolved and every address it resolves to must be
@@ -47,6 +51,7 @@ from typing import Any
 import httpx
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
+from app.core.keys import derive
 from app.core.logging import log_event
 from app.core.security import SignedLink, Signer
 from app.jobs.backend import JobBackend
@@ -165,6 +170,25 @@ async def resolve_allowed(url: httpx.URL, *, allow_private: bool) -> str:
     return str(addresses[0])
 
 
+# HKDF label of a job's callback key; the job id follows it.
+JOB_KEY_LABEL = b"autoenhance-batch-downloader:job-callback:v1:"
+
+
+def job_callback_key(root: bytes, job_id: str) -> bytes:
+    """The key the callbacks of `job_id` are signed with: 32 bytes derived from the callback
+    root, as 64 hex characters (used as text, like `CALLBACK_SECRET`)."""
+    return derive(root, JOB_KEY_LABEL + job_id.encode()).hex().encode()
+
+
+def _subject(payload: dict[str, Any]) -> str:
+    """Whose callback key signs `payload`: its job's, or its delivery's (the ids never meet:
+    a delivery id starts `dlv_`, a job id is a UUID)."""
+    subject = payload.get("job_id") or payload.get("delivery_id")
+    if not isinstance(subject, str):
+        raise ValueError("a callback payload names its job_id or delivery_id")
+    return subject
+
+
 def signature_header(body: bytes, *, secret: bytes, timestamp: int) -> str:
     """The `X-Signature` value for `body` sent at `timestamp`."""
     digest = hmac.new(secret, str(timestamp).encode() + b"." + body, hashlib.sha256).hexdigest()
@@ -203,9 +227,16 @@ class CallbackSender:
         self._pending: set[asyncio.Task[None]] = set()
         self._closed = False
 
+    def key_for(self, job_id: str) -> str:
+        """The callback key of `job_id`, for its creator to hand to its receiver."""
+        return job_callback_key(self._secret, job_id).decode()
+
     async def send(self, url: str, payload: dict[str, Any]) -> str:
-        """POST `payload` to `url`; returns "delivered (<status>)" or "failed: <why>"."""
+        """POST `payload` (a job or delivery summary: its `job_id` or `delivery_id` picks the
+        signing key) to `url`;
+        returns "delivered (<status>)" or "failed: <why>"."""
         body = json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
+        key = job_callback_key(self._secret, _subject(payload))
         host = httpx.URL(url).host
         try:
             async for attempt in AsyncRetrying(
@@ -215,7 +246,7 @@ class CallbackSender:
                 reraise=True,
             ):
                 with attempt:
-                    status = await self._attempt(httpx.URL(url), body)
+                    status = await self._attempt(httpx.URL(url), body, key)
         except CallbackRefused as exc:
             # The job's owner sees the outcome: the detail (what a host resolves to) is logged.
             log_event(
@@ -284,12 +315,12 @@ class CallbackSender:
         except Exception as exc:  # the job record is gone or storage failed: nothing to undo
             logger.warning("callback outcome not recorded: %r", exc)
 
-    async def _attempt(self, url: httpx.URL, body: bytes) -> int:
+    async def _attempt(self, url: httpx.URL, body: bytes, key: bytes) -> int:
         """One attempt within the deadline, every hop included; the final answer's status."""
         deadline = asyncio.get_running_loop().time() + self._deadline
         try:
             async with asyncio.timeout_at(deadline):
-                response = await self._final_response(url, body)
+                response = await self._final_response(url, body, key)
         except TimeoutError:
             raise _Retryable(f"no answer within {self._deadline:g} s") from None
         try:
@@ -303,7 +334,7 @@ class CallbackSender:
             raise _Retryable(f"answered {response.status_code}")
         return response.status_code
 
-    async def _final_response(self, url: httpx.URL, body: bytes) -> httpx.Response:
+    async def _final_response(self, url: httpx.URL, body: bytes, key: bytes) -> httpx.Response:
         """POST, following redirects by hand; the last answer, its body not yet read."""
         for _ in range(MAX_REDIRECTS + 1):
             address = await resolve_allowed(url, allow_private=self._allow_private)
@@ -314,9 +345,7 @@ class CallbackSender:
                 headers={
                     "Host": url.netloc.decode("ascii"),
                     "Content-Type": "application/json",
-                    "X-Signature": signature_header(
-                        body, secret=self._secret, timestamp=int(time.time())
-                    ),
+                    "X-Signature": signature_header(body, secret=key, timestamp=int(time.time())),
                 },
                 timeout=self._timeout,
                 extensions={"sni_hostname": url.host},

@@ -8,30 +8,41 @@ delivery (an arq retry of a run whose lease was already taken back) is ignored b
 
 Records are JSON strings under `jobs:record:<id>`; `update` is optimistic (WATCH/MULTI/EXEC,
 retried on conflict). A sorted set indexes all jobs and a set per order lists its jobs (for
-webhooks). The payload that crosses the network holds only ids: a caller's own key stays
-sealed in the record (see `app.jobs.keybox`).
+webhooks and the order's job listing). The payload that crosses the network holds only ids: a
+caller's own key stays sealed in the record (see `app.jobs.keybox`).
+
+Every call has a deadline, `REDIS_TIMEOUT`: the pool's sockets time out after it, and each
+backend method as a whole (a compare-and-set may take several round trips) is cancelled after
+it. A Redis that is down, refuses or hangs (`kill -STOP`) is a `QueueUnavailable` (503 with
+`Retry-After`) within that time, never a request that waits for Redis to come back.
+
+Workers register in the hash `jobs:workers` (worker id -> JSON `{pid, host, beat}`) and renew
+`beat` every third of `JOB_WORKER_STALE_SECONDS`; an entry older than that is a worker that
+died (SIGKILL leaves no chance to deregister) and is removed by whoever reads the registry.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from datetime import UTC, datetime
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, Protocol, TypeVar
 
 from arq.connections import ArqRedis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.exceptions import WatchError
 
-from app.jobs.backend import Mutation, QueueUnavailable
+from app.jobs.backend import Mutation, QueueUnavailable, WorkerBeat
 from app.jobs.models import JobRecord, JobState
 
 PREFIX = "jobs:"
 INDEX = PREFIX + "index"
-WORKERS_KEY = PREFIX + "workers"  # worker id -> pid of the arq workers that are up
+WORKERS_KEY = PREFIX + "workers"  # worker id -> {"pid", "host", "beat"} of arq workers
 RUN_FUNCTION = "run_job"
 # Conflicting writers to one record are a handful at most (runner, sweeper, a DELETE).
 MAX_CAS_TRIES = 50
@@ -42,17 +53,34 @@ logger = logging.getLogger("app.jobs")
 
 P = ParamSpec("P")
 R = TypeVar("R")
+# Redis being down (refused, reset), or silent past the deadline.
+UNREACHABLE = (RedisConnectionError, RedisTimeoutError, TimeoutError, OSError)
+
+
+def redis_pool(url: str, *, timeout: float) -> ArqRedis:
+    """An arq pool for `url` whose sockets give up after `timeout` seconds (connecting and
+    every read). It connects on first use, so creating it never waits for Redis."""
+    # from_url makes the client own its connection pool, so closing the client closes it.
+    pool: ArqRedis = ArqRedis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
+    return pool
+
+
+class _Bounded(Protocol):
+    _timeout: float
 
 
 def _reachable(method: Callable[P, Awaitable[R]]) -> Callable[P, Coroutine[Any, Any, R]]:
-    """`method`, raising Redis being down or silent as `QueueUnavailable` (callers get a 503)."""
+    """`method` under the backend's deadline, raising Redis being down, refusing or silent as
+    `QueueUnavailable` (callers get a 503 with Retry-After)."""
 
     @functools.wraps(method)
     async def call(*args: P.args, **kwargs: P.kwargs) -> R:
+        backend: _Bounded = args[0]  # type: ignore[assignment]
         try:
-            return await method(*args, **kwargs)
-        except (RedisConnectionError, RedisTimeoutError) as exc:
-            logger.warning("job store unavailable: %s", type(exc).__name__)
+            async with asyncio.timeout(backend._timeout):
+                return await method(*args, **kwargs)
+        except UNREACHABLE as exc:
+            logger.warning("job store unavailable: %s", type(exc).__name__ or "timeout")
             raise QueueUnavailable() from exc
 
     return call
@@ -71,8 +99,9 @@ class RedisBackend:
 
     name = "redis"
 
-    def __init__(self, redis: ArqRedis) -> None:
+    def __init__(self, redis: ArqRedis, *, timeout: float) -> None:
         self._redis = redis
+        self._timeout = timeout
 
     @_reachable
     async def insert(self, record: JobRecord) -> None:
@@ -150,5 +179,56 @@ class RedisBackend:
             _defer_until=defer,
         )
 
+    @_reachable
+    async def workers(self, *, stale_after: float) -> list[WorkerBeat]:
+        """The workers that sent a heartbeat in the last `stale_after` seconds; entries of
+        workers silent for longer (killed, or cut off) are removed."""
+        return await live_workers(self._redis, stale_after=stale_after)
+
     async def aclose(self) -> None:
         await self._redis.aclose()
+
+
+# Removes a registry entry only if it still holds the value that was judged stale.
+_FORGET = (
+    "if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then "
+    "return redis.call('HDEL', KEYS[1], ARGV[1]) end return 0"
+)
+
+
+async def beat(redis: ArqRedis, worker_id: str, *, pid: int, host: str) -> None:
+    """Register `worker_id` as alive now (a worker calls this on a timer)."""
+    entry = json.dumps({"pid": pid, "host": host, "beat": time.time()})
+    await redis.hset(WORKERS_KEY, worker_id, entry)  # type: ignore[misc]
+
+
+async def live_workers(redis: ArqRedis, *, stale_after: float) -> list[WorkerBeat]:
+    """Registered workers whose last heartbeat is under `stale_after` seconds old; the others
+    are removed from the registry (a worker that comes back registers again)."""
+    now = time.time()
+    entries: dict[bytes, bytes] = await redis.hgetall(WORKERS_KEY)  # type: ignore[misc]
+    live: list[WorkerBeat] = []
+    dead: list[bytes] = []
+    for key, raw in entries.items():
+        try:
+            data = json.loads(raw)
+            entry = WorkerBeat(
+                key.decode(), int(data["pid"]), str(data["host"]), float(data["beat"])
+            )
+        except (ValueError, KeyError, TypeError):
+            dead.append(key)  # an entry of an older version, or garbage: no heartbeat
+            continue
+        if now - entry.beat > stale_after:
+            dead.append(key)
+        else:
+            live.append(entry)
+    if dead:
+        for key in dead:  # only if unchanged: a worker that just beat again stays
+            await redis.eval(_FORGET, 1, WORKERS_KEY, key.decode(), entries[key].decode())  # type: ignore[misc]
+        logger.warning(
+            "forgot %d job worker(s) without a heartbeat for %.0f s: %s",
+            len(dead),
+            stale_after,
+            ", ".join(key.decode(errors="replace") for key in dead),
+        )
+    return live

@@ -9,6 +9,10 @@ lease (so the sweeper knows the process is alive), publishes progress, and cance
 the record says `cancelled` (DELETE from any process) or the lease was lost. Cancelling the run
 closes the `BatchArchive`, which cancels every in-flight upstream download.
 
+Publishing the finished archive is retried when the store fails (a passing outage, a store
+that does not answer in time): up to `JOB_MAX_ATTEMPTS` tries, pausing 1, 2, 4 … s between
+them; the job fails only after the last, with the store named in its reason.
+
 A run stopped by its own process shutting down gives the job back (lease released, queued
 again) so another worker takes it at once; a process that dies outright leaves a lease that
 lapses, and the sweeper queues the job again (see `app.jobs.sweeper`).
@@ -27,10 +31,11 @@ from app.core import metrics
 from app.jobs.context import JobContext
 from app.jobs.keybox import KeyUnavailable
 from app.jobs.models import KEY_GONE_REASON, PENDING_STATES, Failure, JobRecord, JobState
-from app.jobs.store import StorageFull
+from app.jobs.store import JobArchiveWriter, StorageFull
 from app.services.batch import BatchArchive
 from app.services.naming import archive_filename
 from app.services.plan import NothingToDeliver, Skipped, UnknownImages, plan_batch
+from app.storage import StoreError
 from app.upstream.errors import UpstreamError
 from app.upstream.models import Order
 
@@ -38,6 +43,8 @@ logger = logging.getLogger("app.jobs")
 
 # A dispatched job may start this early relative to `not_before` (clocks of machines differ).
 CLOCK_SLACK = 1.0
+# Seconds before the first retry of a failed publication; doubled for each further one.
+COMMIT_BACKOFF = 1.0
 
 
 class _Lost(Exception):
@@ -201,12 +208,15 @@ class _Run:
         downloads = ctx.downloads
         archive = downloads.archive(plan, api_key=api_key)
         self.archive = archive
-        writer = ctx.store.writer(self.job_id)
+        try:
+            writer = ctx.store.writer(self.job_id)
+        except StorageFull as exc:
+            raise _Stop("failed", str(exc)) from None
         try:
             async with downloads.opened(archive):
                 async for chunk in archive:
                     writer.write(chunk)
-            await writer.commit()
+            await self._commit(writer)
         except NothingToDeliver as exc:
             raise _Stop(
                 "failed", "no image of the order could be delivered", exc.failures
@@ -229,6 +239,41 @@ class _Run:
         self.ended = True
         metrics.JOBS.labels("complete").inc()
 
+    async def _commit(self, writer: JobArchiveWriter) -> None:
+        """Publish the archive, retrying a failing store (see the module docstring).
+
+        Raises:
+            _Stop: the last try failed too (the reason names the store).
+            StorageFull: the bound does not hold the archive.
+        """
+        tries = self.ctx.settings.job_max_attempts
+        where = self.ctx.store.store.description
+        for attempt in range(1, tries + 1):
+            try:
+                await writer.commit()
+                return
+            except StorageFull:
+                raise
+            except StoreError as exc:
+                if attempt == tries:
+                    skipped = self.archive.progress.skipped if self.archive is not None else []
+                    raise _Stop(
+                        "failed",
+                        f"the archive store ({where}) failed {tries} times: {exc}",
+                        skipped,
+                    ) from None
+                pause = COMMIT_BACKOFF * 2 ** (attempt - 1)
+                logger.warning(
+                    "job %s: storing the archive in %s failed (%s); try %d of %d in %.0f s",
+                    self.job_id,
+                    where,
+                    exc,
+                    attempt + 1,
+                    tries,
+                    pause,
+                )
+                await asyncio.sleep(pause)
+
     async def _update(self, mutate: Callable[[JobRecord], None]) -> JobRecord:
         """Apply `mutate` if the job is still this run's.
 
@@ -245,11 +290,34 @@ class _Run:
             return applied
 
         record = await self.ctx.backend.update(self.job_id, guarded)
+        if record is None and await self._restore():
+            record = await self.ctx.backend.update(self.job_id, guarded)
         if record is None or not applied:
             cancelled = record is None or record.state == "cancelled"
             self.stop_reason = "cancelled" if cancelled else "lease lost"
             raise _Lost
         return record
+
+    async def _restore(self) -> bool:
+        """The record vanished while this run holds the job — the job store lost it (Redis
+        restarted without persistence): write it back, so the job finishes, its status is
+        answered and its callback sent. False when that fails too."""
+        record = self.record.model_copy(deep=True)
+        record.lease_owner = self.token
+        record.lease_until = time.time() + self.ctx.settings.job_lease_seconds
+        try:
+            await self.ctx.backend.insert(record)
+        except Exception as exc:
+            logger.warning(
+                "job %s: its record is gone and cannot be restored: %r", self.job_id, exc
+            )
+            return False
+        logger.warning(
+            "job %s: its record was gone from the job store (restarted without persistence?);"
+            " written back by the run holding it",
+            self.job_id,
+        )
+        return True
 
     async def _end(self, state: JobState, reason: str, failures: list[Skipped] | None) -> None:
         def end(record: JobRecord) -> None:
@@ -316,6 +384,8 @@ class _Run:
                 continue
             if self.finishing:
                 return
+            if record is None and await self._restore():
+                continue
             if record is None or record.state == "cancelled":
                 self.stop_reason = "cancelled"
             elif record.lease_owner != self.token:

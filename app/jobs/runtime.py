@@ -30,14 +30,11 @@ async def redis_backend(settings: Settings) -> JobBackend:
     web process up while Redis is down: `/ready` names the failing part, and job requests get
     503 until Redis answers again.
     """
-    from arq.connections import ArqRedis
-
-    from app.jobs.redis import RedisBackend
+    from app.jobs.redis import RedisBackend, redis_pool
 
     assert settings.redis_url is not None
-    # from_url makes the client own its connection pool, so closing the client closes it.
-    pool = ArqRedis.from_url(settings.redis_url)
-    return RedisBackend(pool)
+    pool = redis_pool(settings.redis_url, timeout=settings.redis_timeout)
+    return RedisBackend(pool, timeout=settings.redis_timeout)
 
 
 @contextlib.asynccontextmanager
@@ -56,7 +53,9 @@ async def open_jobs(
     """
     from app.jobs.sqlite import EmbeddedWorker, SQLiteBackend
 
-    store = JobArchives(archive_store, spool_dir=spool_dir)
+    store = JobArchives(
+        archive_store, spool_dir=spool_dir, min_free=settings.data_dir_min_free_bytes
+    )
     backend: JobBackend
     if settings.redis_url:
         backend = await redis_backend(settings)

@@ -36,6 +36,16 @@ class JobArchive:
     etag: str
 
 
+@dataclass(frozen=True, slots=True)
+class WorkerHealth:
+    """Job workers with a recent heartbeat, and the age of the newest heartbeat this process
+    has seen (None: none yet)."""
+
+    alive: int
+    stale_after: float
+    last_beat_age: float | None
+
+
 class JobService:
     """Create, read, cancel and wake jobs."""
 
@@ -53,6 +63,7 @@ class JobService:
         self.store = store
         self._keybox = keybox
         self._callbacks = callbacks
+        self._last_beat: float | None = None  # newest worker heartbeat seen (Unix time)
 
     async def create(
         self,
@@ -94,6 +105,20 @@ class JobService:
             record.state = "expired"  # the sweeper has not been by yet
         return record
 
+    def callback_key(self, job_id: str) -> str:
+        """The key the job's callbacks are signed with (see `app.jobs.callbacks`)."""
+        return self._callbacks.key_for(job_id)
+
+    async def for_order(self, order_id: str, *, owner: str, limit: int) -> list[JobRecord]:
+        """The owner's jobs of `order_id`, newest first, at most `limit`."""
+        records = []
+        for job_id in await self.backend.job_ids(order_id=order_id):
+            record = await self.get(job_id, owner=owner)
+            if record is not None:
+                records.append(record)
+        records.sort(key=lambda record: record.created_at, reverse=True)
+        return records[:limit]
+
     async def archive(self, record: JobRecord) -> JobArchive:
         """The archive of a complete job, to be served from its store.
 
@@ -109,7 +134,11 @@ class JobService:
         )
 
     async def cancel(self, job_id: str, *, owner: str) -> JobRecord | None:
-        """Cancel the job (a running one stops within JOB_POLL_INTERVAL) and remove its files."""
+        """Cancel the job (a running one stops within JOB_POLL_INTERVAL) and remove its files.
+
+        The archive is deleted in the background: a store that is down or slow does not hold
+        up (or fail) the cancellation; if the deletion fails, the sweeper deletes the archive
+        when the job expires."""
         before: list[JobRecord] = []
 
         def cancel(record: JobRecord) -> bool:
@@ -126,7 +155,7 @@ class JobService:
         record = await self.backend.update(job_id, cancel)
         if record is None or record.owner != owner:
             return None
-        await self.store.delete(job_id)
+        self.store.remove(job_id)
         was = before[0].state if before else None
         if was is not None and was != record.state:
             metrics.JOBS.labels("cancelled").inc()
@@ -134,6 +163,26 @@ class JobService:
                 # No runner holds it, so nobody else will report the end (no archive: no link).
                 self._callbacks.job_ended(record, backend=self.backend, signer=None, link_ttl=0)
         return record
+
+    async def worker_health(self) -> WorkerHealth | None:
+        """What the worker registry says (None with the embedded backend), also published as
+        the `job_workers_alive` and `job_worker_heartbeat_age_seconds` gauges.
+
+        Raises:
+            QueueUnavailable: the registry cannot be read.
+        """
+        stale_after = self.settings.job_worker_stale_seconds
+        workers = await self.backend.workers(stale_after=stale_after)
+        if workers is None:
+            return None
+        newest = max((worker.beat for worker in workers), default=None)
+        if newest is not None:
+            self._last_beat = max(self._last_beat or 0.0, newest)
+        age = None if self._last_beat is None else max(0.0, time.time() - self._last_beat)
+        metrics.JOB_WORKERS.set(len(workers))
+        if age is not None:
+            metrics.JOB_WORKER_HEARTBEAT_AGE.set(age)
+        return WorkerHealth(alive=len(workers), stale_after=stale_after, last_beat_age=age)
 
     async def wake_order(self, order_id: str) -> int:
         """The order finished processing: look at its waiting jobs now. Returns how many."""

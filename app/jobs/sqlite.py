@@ -25,11 +25,12 @@ from typing import Any
 import anyio.to_thread
 
 from app.core.files import connect_private_sqlite
-from app.jobs.backend import Mutation
+from app.jobs.backend import Mutation, WorkerBeat
 from app.jobs.context import JobContext
 from app.jobs.models import JobRecord, JobState
 from app.jobs.runner import run_job
 from app.jobs.sweeper import sweep
+from app.storage import StoreError
 
 logger = logging.getLogger("app.jobs")
 
@@ -156,6 +157,9 @@ class SQLiteBackend:
         # The worker polls the table; wake the one in this process so a due job starts at once.
         self.wakeup.set()
 
+    async def workers(self, *, stale_after: float) -> list[WorkerBeat] | None:
+        return None  # jobs run inside the web processes themselves
+
     async def aclose(self) -> None:
         await self._call(self._conn.close)
 
@@ -184,16 +188,10 @@ class EmbeddedWorker:
         next_sweep = 0.0
         while True:
             self._backend.wakeup.clear()
+            if time.monotonic() >= next_sweep:
+                next_sweep = time.monotonic() + settings.job_sweep_interval
+                await self._sweep()
             try:
-                if time.monotonic() >= next_sweep:
-                    next_sweep = time.monotonic() + settings.job_sweep_interval
-                    await sweep(
-                        self._backend,
-                        self._ctx.store,
-                        ttl=settings.job_ttl,
-                        max_attempts=settings.job_max_attempts,
-                        on_end=self._on_end,
-                    )
                 free = settings.job_concurrency - len(self._running)
                 if free > 0:
                     for job_id in await self._backend.claimable(limit=free):
@@ -203,6 +201,23 @@ class EmbeddedWorker:
                 logger.exception("job worker pass failed; retrying")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._backend.wakeup.wait(), settings.job_poll_interval)
+
+    async def _sweep(self) -> None:
+        """One sweep; a failing archive store is logged, and never stops jobs being claimed."""
+        settings = self._ctx.settings
+        try:
+            await sweep(
+                self._backend,
+                self._ctx.store,
+                ttl=settings.job_ttl,
+                max_attempts=settings.job_max_attempts,
+                on_end=self._on_end,
+                orphan_grace=settings.job_orphan_grace,
+            )
+        except StoreError as exc:
+            logger.warning("job sweep incomplete: the archive store failed: %s", exc)
+        except Exception:
+            logger.exception("job sweep failed; retrying")
 
     def _spawn(self, job_id: str) -> None:
         task = asyncio.create_task(run_job(self._ctx, job_id), name=f"job-{job_id}")

@@ -6,6 +6,10 @@ One pass:
   reason once it has been started `JOB_MAX_ATTEMPTS` times — never left `running`;
 * an ended job past `expires_at` loses its archive and becomes `expired`;
 * an expired job is forgotten `JOB_TTL` after it expired (then its id answers 404);
+* a job archive whose job has no record (Redis restarted without persistence, or a record
+  deleted by hand) is deleted once it is `JOB_ORPHAN_GRACE` seconds old, so a lost record
+  never keeps storage — and the room of `JOB_STORAGE_MAX_BYTES` — for good;
+* temporary archive files of runs whose process died are deleted (see `JobArchives`);
 * the queue-depth gauge is refreshed, and so is the measure of the job archives' storage.
 
 Passes in several processes at once are safe: every change is an atomic `update` that
@@ -22,6 +26,7 @@ from app.core import metrics
 from app.jobs.backend import JobBackend
 from app.jobs.models import ENDED_STATES, JobRecord
 from app.jobs.store import JobArchives
+from app.storage import Usage
 
 logger = logging.getLogger("app.jobs.sweeper")
 
@@ -36,8 +41,10 @@ async def sweep(
     ttl: int,
     max_attempts: int,
     on_end: Callable[[JobRecord], Awaitable[None]] | None = None,
+    orphan_grace: float | None = None,
 ) -> None:
-    """One housekeeping pass (see the module docstring); `on_end` gets jobs it failed."""
+    """One housekeeping pass (see the module docstring); `on_end` gets jobs it failed.
+    `orphan_grace=None` leaves archives without a record alone."""
     now = time.time()
     for job_id in await backend.job_ids(states=("queued", "waiting", "running")):
         await _reclaim(
@@ -55,7 +62,25 @@ async def sweep(
         if await backend.update(job_id, _expire(now)) is not None:
             metrics.JOBS.labels("expired").inc()
     metrics.QUEUE_DEPTH.set(len(await backend.job_ids(states=("queued", "waiting"))))
-    await store.refresh()
+    await store.remove_abandoned()
+    archives = await store.refresh()
+    if orphan_grace is not None:
+        await _delete_orphans(backend, store, archives, cutoff=now - orphan_grace)
+
+
+async def _delete_orphans(
+    backend: JobBackend, store: JobArchives, archives: list[Usage], *, cutoff: float
+) -> None:
+    """Delete archives older than `cutoff` whose job has no record."""
+    for item in archives:
+        job_id = store.job_id_of(item.key)
+        if job_id is None or item.accessed > cutoff:
+            continue
+        if await backend.get(job_id) is None:
+            logger.warning(
+                "job archive %s has no job record (%d bytes); deleted", item.key, item.size
+            )
+            await store.delete(job_id)
 
 
 async def _reclaim(

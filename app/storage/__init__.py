@@ -21,6 +21,7 @@ from app.storage._types import (
     ObjectMissing,
     Quota,
     StoreError,
+    StoreTimeout,
     Usage,
     check_key,
 )
@@ -40,6 +41,7 @@ __all__ = [
     "ObjectWriter",
     "Quota",
     "StoreError",
+    "StoreTimeout",
     "Usage",
     "check_key",
     "open_store",
@@ -100,11 +102,17 @@ def open_store(settings: Settings) -> ArchiveStore:
                 quotas=quotas,
                 min_idle=settings.archive_store_min_idle,
                 config=_s3_config(settings),
+                request_timeout=settings.archive_store_request_timeout,
             )
         except Exception as exc:  # obstore reports bad configuration as several types
             raise StoreError(f"ARCHIVE_STORE {location} cannot be used: {exc}") from exc
     root = Path(location) if location else settings.data_dir / "archives"
     try:
-        return LocalArchiveStore(root, quotas=quotas, min_idle=settings.archive_store_min_idle)
+        return LocalArchiveStore(
+            root,
+            quotas=quotas,
+            min_idle=settings.archive_store_min_idle,
+            request_timeout=settings.archive_store_request_timeout,
+        )
     except OSError as exc:
         raise StoreError(f"ARCHIVE_STORE {root} cannot be used: {exc.strerror}") from exc

@@ -3,8 +3,18 @@
 Exceptions::
 
     StoreError            the backend failed (disk, network, permissions)
+    ├── StoreTimeout      it did not answer within the request deadline
     └── ObjectMissing     the object does not exist (never stored, deleted or evicted)
     InvalidKey (ValueError)  a key outside the namespaces, or with unsafe characters
+
+**Deadlines.** With `request_timeout` (`ARCHIVE_STORE_REQUEST_TIMEOUT`), every call a request
+waits on is bounded by it: `stat`, opening a `read` and then each chunk of it, `get_bytes`,
+`put_bytes`, `delete`, `presigned_url`, `probe`, and each page of a listing. Past it the call
+raises `StoreTimeout` (a `StoreError`, so every caller that survives a failing store survives
+a hung one too) and `archive_store_failures_total{operation, kind="timeout"}` counts it; other
+failures count as `kind="error"`. Publishing a whole archive (`put_file`, a writer's uploads)
+is not bounded by it — a job archive of gigabytes takes what it takes — but by the backend's
+own per-request timeouts and bounded retries.
 
 A backend implements a handful of primitives (`_stat`, `_stream`, `_put_small`, `_open_upload`,
 `_delete`, `_usage`, `_touch`); everything a caller relies on for correctness under
@@ -37,14 +47,26 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import anyio
 
-from app.storage._types import ObjectInfo, ObjectMissing, Quota, StoreError, Usage, check_key
+from app.core import metrics
+from app.storage._types import (
+    ObjectInfo,
+    ObjectMissing,
+    Quota,
+    StoreError,
+    StoreTimeout,
+    Usage,
+    check_key,
+)
 from app.storage._writer import ObjectWriter, Upload, _LeasedStream
+
+T = TypeVar("T")
 
 logger = logging.getLogger("app.storage")
 
@@ -67,9 +89,16 @@ class ArchiveStore(abc.ABC):
     sharing the same backend. Keys are checked with `check_key` (InvalidKey otherwise).
     """
 
-    def __init__(self, *, quotas: Sequence[Quota], min_idle: float = DEFAULT_MIN_IDLE) -> None:
+    def __init__(
+        self,
+        *,
+        quotas: Sequence[Quota],
+        min_idle: float = DEFAULT_MIN_IDLE,
+        request_timeout: float | None = None,
+    ) -> None:
         self.quotas = tuple(quotas)
         self.min_idle = min_idle
+        self.request_timeout = request_timeout
         self._leases: dict[str, _LeaseState] = {}
         self._evicting = asyncio.Lock()
         self._background: set[asyncio.Task[None]] = set()
@@ -88,7 +117,7 @@ class ArchiveStore(abc.ABC):
         Raises:
             StoreError: the backend failed.
         """
-        return await self._stat(check_key(key))
+        return await self._bounded("stat", self._stat(check_key(key)))
 
     async def read(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
         """The bytes `[start, end)` of the object (`end=None`: to its end), leased while read.
@@ -101,9 +130,43 @@ class ArchiveStore(abc.ABC):
             StoreError: the backend failed (also while iterating).
         """
         check_key(key)
-        chunks = await self._stream(key, max(0, start), end)
+        chunks = await self._bounded("read", self._stream(key, max(0, start), end))
         self._hold(key)
-        return _LeasedStream(chunks, release=lambda: self._release(key))
+        return _LeasedStream(
+            chunks, release=lambda: self._release(key), next_chunk=self._next_chunk
+        )
+
+    async def _next_chunk(self, chunks: AsyncIterator[bytes]) -> bytes:
+        return await self._bounded("read", anext(chunks))
+
+    async def _bounded(self, operation: str, call: Awaitable[T]) -> T:
+        """`call` under the request deadline; failures are counted by `operation`.
+
+        Raises:
+            StoreTimeout: past the deadline.
+            StoreError: the backend failed.
+        """
+        try:
+            if self.request_timeout is None:
+                return await call
+            async with asyncio.timeout(self.request_timeout):
+                return await call
+        except TimeoutError:
+            metrics.STORE_FAILURES.labels(operation, "timeout").inc()
+            logger.warning(
+                "store: %s of %s did not answer within %s s",
+                operation,
+                self.description,
+                self.request_timeout,
+            )
+            raise StoreTimeout(
+                f"{self.description} did not answer within {self.request_timeout} s"
+            ) from None
+        except ObjectMissing:
+            raise
+        except StoreError:
+            metrics.STORE_FAILURES.labels(operation, "error").inc()
+            raise
 
     async def get_bytes(self, key: str) -> bytes | None:
         """The whole (small) object, or None if it does not exist.
@@ -112,6 +175,9 @@ class ArchiveStore(abc.ABC):
             StoreError: the backend failed.
         """
         check_key(key)
+        return await self._bounded("get", self._get_bytes(key))
+
+    async def _get_bytes(self, key: str) -> bytes | None:
         try:
             stream = await self._stream(key, 0, None)
         except ObjectMissing:
@@ -132,7 +198,7 @@ class ArchiveStore(abc.ABC):
         Raises:
             StoreError: the backend failed.
         """
-        info = await self._put_small(check_key(key), data)
+        info = await self._bounded("put", self._put_small(check_key(key), data))
         self._note_access(key)
         return info
 
@@ -168,7 +234,7 @@ class ArchiveStore(abc.ABC):
         Raises:
             StoreError: the backend failed.
         """
-        await self._delete(check_key(key))
+        await self._bounded("delete", self._delete(check_key(key)))
 
     async def presigned_url(self, key: str, *, expires_in: float) -> str | None:
         """A URL that fetches the object without credentials for `expires_in` seconds, or
@@ -201,7 +267,7 @@ class ArchiveStore(abc.ABC):
             StoreError: the backend does not answer, the bucket does not exist, or the
                 credentials are refused.
         """
-        await self._stat("manifests/readiness-probe")
+        await self._bounded("probe", self._stat("manifests/readiness-probe"))
 
     async def used_bytes(self, quota: Quota) -> int:
         """Bytes of committed objects under `quota`.
@@ -273,7 +339,8 @@ class ArchiveStore(abc.ABC):
 
     async def _safe_touch(self, key: str) -> None:
         try:
-            await self._touch(key)
+            # Bounded too: a hung store must not pile these up, nor hold up `settle()`.
+            await self._bounded("touch", self._touch(key))
         except Exception as exc:  # an access time is a hint; losing one must not fail a read
             logger.debug("store: touching %s failed: %r", key, exc)
 

@@ -69,9 +69,14 @@ class LocalArchiveStore(ArchiveStore):
     """Objects as files under `root`."""
 
     def __init__(
-        self, root: Path, *, quotas: Sequence[Quota], min_idle: float = DEFAULT_MIN_IDLE
+        self,
+        root: Path,
+        *,
+        quotas: Sequence[Quota],
+        min_idle: float = DEFAULT_MIN_IDLE,
+        request_timeout: float | None = None,
     ) -> None:
-        super().__init__(quotas=quotas, min_idle=min_idle)
+        super().__init__(quotas=quotas, min_idle=min_idle, request_timeout=request_timeout)
         self.root = root
         self._temp = root / TEMP_DIR
         self._mkdir(self._temp)

@@ -12,6 +12,13 @@ listed (never read) when a commit needs room; older markers of a key, and marker
 that no longer exist, are deleted in that pass. Marker names carry nanoseconds because S3's
 Last-Modified has whole seconds only.
 
+Two clients share the bucket: one for reads, whose streams may last as long as a slow client
+takes (only a pause of `READ_TIMEOUT` between bytes ends one), and one for everything else,
+whose requests end after `REQUEST_TIMEOUT` each. Both retry a failed request at most
+`MAX_RETRIES` times within `RETRY_BUDGET`, instead of obstore's ten retries within three
+minutes; a request path bounds its calls tighter still (`ARCHIVE_STORE_REQUEST_TIMEOUT`, see
+`app.storage._base`).
+
 Credentials and region come from the standard environment (`AWS_ACCESS_KEY_ID`,
 `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, `AWS_REGION`), read by obstore. Incomplete
 multipart uploads of a process that died stay invisible but are billed: give the bucket a
@@ -33,13 +40,14 @@ import obstore
 from obstore.exceptions import BaseError, NotFoundError
 from obstore.store import S3Store
 
+from app.core import metrics
 from app.storage._base import DEFAULT_MIN_IDLE, ArchiveStore
 from app.storage._types import ObjectInfo, ObjectMissing, Quota, StoreError, Usage
 from app.storage._writer import Upload
 
 if TYPE_CHECKING:
     from obstore import ObjectMeta, PutResult
-    from obstore.store import ClientConfig
+    from obstore.store import ClientConfig, RetryConfig
 
 # obstore raises its own errors, and built-in ones for some (a missing object is a plain
 # FileNotFoundError): both families are caught.
@@ -57,6 +65,16 @@ QUEUE_CHUNKS = 8
 READ_CHUNK = 256 * 1024
 # A marker of an object that no longer exists is deleted once it is this old.
 ORPHAN_MARKER_SECONDS = 3600
+# Seconds one request (a part of an upload, a HEAD, a listing page) may take in all.
+REQUEST_TIMEOUT = 60
+# Seconds a read may wait between bytes (its whole length is the client's pace).
+READ_TIMEOUT = 30
+CONNECT_TIMEOUT = 5
+# Seconds an abort waits for the upload to take it before the upload is cancelled.
+ABORT_WAIT = 1.0
+# Retries of one failed request, and the seconds they may take together.
+MAX_RETRIES = 2
+RETRY_BUDGET = 30
 
 
 def _error(exc: Exception) -> StoreError:
@@ -93,17 +111,34 @@ class S3ArchiveStore(ArchiveStore):
         quotas: Sequence[Quota],
         min_idle: float = DEFAULT_MIN_IDLE,
         config: dict[str, str] | None = None,
+        request_timeout: float | None = None,
     ) -> None:
-        super().__init__(quotas=quotas, min_idle=min_idle)
+        super().__init__(quotas=quotas, min_idle=min_idle, request_timeout=request_timeout)
         self.bucket = bucket
         self.prefix = prefix.strip("/")
-        options: ClientConfig = {"timeout": "120s", "connect_timeout": "5s"}
+        connect = f"{CONNECT_TIMEOUT}s"
+        options: ClientConfig = {"timeout": f"{REQUEST_TIMEOUT}s", "connect_timeout": connect}
+        reads: ClientConfig = {"read_timeout": f"{READ_TIMEOUT}s", "connect_timeout": connect}
         if endpoint is not None and endpoint.startswith("http://"):
-            options["allow_http"] = True
+            options["allow_http"] = reads["allow_http"] = True
         extra: dict[str, Any] = dict(config or {})
         if endpoint is not None:
             extra["endpoint"] = endpoint
-        self._store = S3Store(bucket, prefix=self.prefix or None, client_options=options, **extra)
+        retry: RetryConfig = {
+            "max_retries": MAX_RETRIES,
+            "retry_timeout": timedelta(seconds=RETRY_BUDGET),
+            "backoff": {
+                "init_backoff": timedelta(milliseconds=100),
+                "max_backoff": timedelta(seconds=2),
+                "base": 2,
+            },
+        }
+        self._store = S3Store(
+            bucket, prefix=self.prefix or None, client_options=options, retry_config=retry, **extra
+        )
+        self._reader = S3Store(
+            bucket, prefix=self.prefix or None, client_options=reads, retry_config=retry, **extra
+        )
 
     @property
     def description(self) -> str:
@@ -129,7 +164,7 @@ class S3ArchiveStore(ArchiveStore):
         elif start > 0:
             options["range"] = {"offset": start}
         try:
-            result = await obstore.get_async(self._store, key, options=options)  # type: ignore[arg-type]
+            result = await obstore.get_async(self._reader, key, options=options)  # type: ignore[arg-type]
         except _MISSING:
             raise ObjectMissing(key) from None
         except _FAILED as exc:
@@ -182,12 +217,16 @@ class S3ArchiveStore(ArchiveStore):
 
     async def _list(self, prefix: str) -> list[ObjectMeta]:
         items: list[ObjectMeta] = []
+        pages = obstore.list(self._store, prefix=prefix, chunk_size=1000)
         try:
-            async for batch in obstore.list(self._store, prefix=prefix, chunk_size=1000):
-                items.extend(batch)
+            while True:
+                try:
+                    items.extend(await self._bounded("list", anext(pages)))
+                except StopAsyncIteration:
+                    return items
         except _FAILED as exc:
+            metrics.STORE_FAILURES.labels("list", "error").inc()
             raise _error(exc) from exc
-        return items
 
     async def _usage(self, namespaces: tuple[str, ...]) -> list[Usage]:
         objects: dict[str, ObjectMeta] = {}
@@ -225,9 +264,10 @@ class S3ArchiveStore(ArchiveStore):
     async def probe(self) -> None:
         # A HEAD of a missing object cannot tell a missing bucket from a missing key: list.
         try:
-            await obstore.list(
-                self._store, prefix="manifests/readiness-probe", chunk_size=1
-            ).__anext__()
+            await self._bounded(
+                "probe",
+                anext(obstore.list(self._store, prefix="manifests/readiness-probe", chunk_size=1)),
+            )
         except StopAsyncIteration:
             pass
         except _FAILED as exc:
@@ -245,7 +285,10 @@ class S3ArchiveStore(ArchiveStore):
         """A presigned GET URL of the object (the object store then answers ranges itself)."""
         await super().presigned_url(key, expires_in=expires_in)
         try:
-            return await obstore.sign_async(self._store, "GET", key, timedelta(seconds=expires_in))
+            return await self._bounded(
+                "presign",
+                obstore.sign_async(self._store, "GET", key, timedelta(seconds=expires_in)),
+            )
         except _FAILED as exc:
             raise _error(exc) from exc
 
@@ -295,6 +338,8 @@ class _MultipartUpload(Upload):
         self._key = key
         self._queue: asyncio.Queue[object] = asyncio.Queue(maxsize=QUEUE_CHUNKS)
         self._task = asyncio.create_task(self._run(), name=f"store-upload-{key}")
+        # Its failure is reported through write()/complete(), or expected after abort().
+        self._task.add_done_callback(lambda task: task.cancelled() or task.exception())
 
     async def _chunks(self) -> AsyncIterator[bytes]:
         while True:
@@ -318,7 +363,11 @@ class _MultipartUpload(Upload):
 
     async def _put(self, item: object) -> None:
         put = asyncio.ensure_future(self._queue.put(item))
-        done, _ = await asyncio.wait({put, self._task}, return_when=asyncio.FIRST_COMPLETED)
+        try:
+            done, _ = await asyncio.wait({put, self._task}, return_when=asyncio.FIRST_COMPLETED)
+        except BaseException:  # cancelled (a deadline): the chunk is not queued
+            put.cancel()
+            raise
         if put not in done:
             put.cancel()
             raise self._failure()
@@ -347,8 +396,14 @@ class _MultipartUpload(Upload):
 
     async def abort(self) -> None:
         if not self._task.done():
-            with contextlib.suppress(Exception):
-                await self._put(_ABORT)
-        await asyncio.wait([self._task])
+            # An upload stuck on a store that does not answer takes no more chunks, and does
+            # not end: stop it (the bucket's lifecycle rule removes the incomplete upload).
+            with contextlib.suppress(TimeoutError, StoreError):
+                async with asyncio.timeout(ABORT_WAIT):
+                    await self._put(_ABORT)
+                    await asyncio.wait([self._task])
+            if not self._task.done():
+                self._task.cancel()
+                await asyncio.wait([self._task], timeout=ABORT_WAIT)
         if not self._task.cancelled():
             self._task.exception()  # retrieved: the abort is the expected outcome

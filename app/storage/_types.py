@@ -15,6 +15,10 @@ class StoreError(Exception):
     """The storage backend failed."""
 
 
+class StoreTimeout(StoreError):
+    """The backend did not answer within the store's request deadline."""
+
+
 class ObjectMissing(StoreError):
     """No object under this key."""
 

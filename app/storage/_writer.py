@@ -6,7 +6,7 @@ from __future__ import annotations
 import abc
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -81,9 +81,12 @@ class ObjectWriter:
             await self._drop()
             return
         try:
+            # Bounded: a reader's download waits on these writes (a cache filled as it streams).
             if self._upload is None:
-                self._upload = await self._store._open_upload(self.key)
-            await self._upload.write(chunk)
+                self._upload = await self._store._bounded(
+                    "write", self._store._open_upload(self.key)
+                )
+            await self._store._bounded("write", self._upload.write(chunk))
         except StoreError as exc:
             self._give_up(f"storage failed: {exc}")
             await self._drop()
@@ -154,9 +157,16 @@ class _LeasedStream:
     """Chunks of one read; closing it (or reaching the end) closes the source and ends the
     lease, even when it was never iterated."""
 
-    def __init__(self, chunks: AsyncIterator[bytes], *, release: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        chunks: AsyncIterator[bytes],
+        *,
+        release: Callable[[], None],
+        next_chunk: Callable[[AsyncIterator[bytes]], Awaitable[bytes]] | None = None,
+    ) -> None:
         self._chunks = chunks
         self._release: Callable[[], None] | None = release
+        self._next = next_chunk  # reads one chunk (under the store's deadline)
 
     def __aiter__(self) -> _LeasedStream:
         return self
@@ -165,6 +175,8 @@ class _LeasedStream:
         if self._release is None:
             raise StopAsyncIteration
         try:
+            if self._next is not None:
+                return await self._next(self._chunks)
             return await self._chunks.__anext__()
         except BaseException:
             await self.aclose()

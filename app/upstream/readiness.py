@@ -16,9 +16,10 @@ Four checks, each named in the answer:
   every download fast, so a load balancer should send callers elsewhere; half-open (a trial
   call may go through) counts as ready. Circuits of single keys (429/401 for one caller's
   key) do not count: they harm no other caller.
-- `archive_store`: `DATA_DIR` accepts a new file (spool files live there), and the archive
-  store (`ARCHIVE_STORE`, e.g. an S3 bucket) answers with the configured credentials (on S3 a
-  one-key listing); the answer is reused for `ttl` seconds like the upstream probe.
+- `archive_store`: `DATA_DIR` accepts a new file (spool files live there) and keeps
+  `data_dir_min_free` bytes free (below it jobs fail: the answer says how full it is), and the
+  archive store (`ARCHIVE_STORE`, e.g. an S3 bucket) answers with the configured credentials
+  (on S3 a one-key listing); the answer is reused for `ttl` seconds like the upstream probe.
 - `redis`: the rate-limit storage answers, only when `REDIS_URL` is set.
 """
 
@@ -27,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import math
 import os
+import shutil
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
@@ -60,6 +62,7 @@ class Readiness:
         api_key: str | None,
         api_version: str,
         data_dir: Path,
+        data_dir_min_free: int = 0,
         redis_check: Callable[[], Awaitable[bool]] | None = None,
         store_check: Callable[[], Awaitable[None]] | None = None,
         store_name: str = "",
@@ -70,6 +73,7 @@ class Readiness:
         self._url = upstream_base.rstrip("/") + "/orders/"
         self._headers = api_headers(api_version=api_version, api_key=api_key)
         self._data_dir = data_dir
+        self._min_free = data_dir_min_free
         self._redis_check = redis_check
         self._store_check = store_check
         self._store_name = store_name
@@ -137,6 +141,14 @@ class Readiness:
                 os.fsync(handle.fileno())
         except OSError as exc:
             return Check("archive_store", False, f"DATA_DIR is not writable ({exc.strerror})")
+        free = shutil.disk_usage(self._data_dir).free
+        if free < self._min_free:
+            return Check(
+                "archive_store",
+                False,
+                f"DATA_DIR is full: {free} bytes free, below DATA_DIR_MIN_FREE_BYTES "
+                f"({self._min_free}); jobs fail until space is freed",
+            )
         return Check("archive_store", True, "writable")
 
     async def _store(self) -> Check:

@@ -81,8 +81,16 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     return error_response(request, exc.status_code, code, detail, dict(exc.headers or {}))
 
 
+def _where(request: Request) -> str:
+    """The route template of the request (bounded, no ids), or its path when no route matched;
+    never the query string (it may hold a signature)."""
+    route = request.scope.get("route")
+    template = getattr(route, "path", None)
+    return template if isinstance(template, str) else request.url.path
+
+
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
-    logger.exception("unhandled error on %s %s", request.method, request.scope.get("route_path"))
+    logger.exception("unhandled error on %s %s", request.method, _where(request))
     return error_response(
         request, 500, "internal_error", "An unexpected error occurred; it has been logged."
     )

@@ -58,6 +58,7 @@ async def operations(
         api_key=operator_key,
         api_version=settings.autoenhance_api_version,
         data_dir=settings.data_dir,
+        data_dir_min_free=settings.data_dir_min_free_bytes,
         redis_check=rate_limits.storage.check if settings.redis_url else None,
         store_check=store.probe if store is not None else None,
         store_name=store.description if store is not None else "",

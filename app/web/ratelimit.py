@@ -14,13 +14,18 @@ Routes attach a rule by name with a dependency:
 Rules: `downloads` (RATE_LIMIT_DOWNLOADS), `lookups` (RATE_LIMIT_LOOKUPS: summaries, HEADs of
 archives and the order list), `create_orders` (RATE_LIMIT_CREATE_ORDERS), `jobs`
 (RATE_LIMIT_JOBS), `job_status` (RATE_LIMIT_JOB_STATUS), `links` (RATE_LIMIT_LINKS),
-`thumbnails` (RATE_LIMIT_THUMBNAILS), `ask` (ASK_RATE_LIMIT). A refused request gets the JSON
-429 with `Retry-After`. When the Redis storage fails, requests are let through and a warning is
-logged: a rate limiter must not take the service down with it.
+`job_downloads` (RATE_LIMIT_JOB_DOWNLOADS), `thumbnails` (RATE_LIMIT_THUMBNAILS), `ask`
+(ASK_RATE_LIMIT). A refused request gets the JSON 429 with `Retry-After`. When the Redis
+storage fails — refuses, errs, or does not answer within `REDIS_TIMEOUT` (the sockets time
+out, and so does each check as a whole) — the request is let through and a warning is logged:
+a rate limiter must not take the service down with it, nor make it wait for Redis. After a
+failure, requests are let through without asking the storage for `HOLD_OFF` seconds, so a hung
+Redis costs one request in that time a deadline here, not every request.
 """
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import logging
 import math
@@ -43,8 +48,20 @@ from app.core.security import own_key_owner
 logger = logging.getLogger("app.ratelimit")
 
 RuleName = Literal[
-    "downloads", "lookups", "create_orders", "jobs", "job_status", "links", "thumbnails", "ask"
+    "downloads",
+    "lookups",
+    "create_orders",
+    "jobs",
+    "job_status",
+    "job_downloads",
+    "links",
+    "thumbnails",
+    "ask",
 ]
+# Seconds one check may take when the settings do not say (in-memory storage never waits).
+DEFAULT_TIMEOUT = 1.5
+# Seconds after a storage failure during which requests are let through without asking it.
+HOLD_OFF = 5.0
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
@@ -55,6 +72,7 @@ def _rules(settings: Settings) -> dict[str, list[RateLimitItem]]:
         "create_orders": settings.rate_limit_create_orders,
         "jobs": settings.rate_limit_jobs,
         "job_status": settings.rate_limit_job_status,
+        "job_downloads": settings.rate_limit_job_downloads,
         "links": settings.rate_limit_links,
         "thumbnails": settings.rate_limit_thumbnails,
         "ask": settings.ask_rate_limit,
@@ -62,12 +80,17 @@ def _rules(settings: Settings) -> dict[str, list[RateLimitItem]]:
     return {name: parse_many(text) if text else [] for name, text in configured.items()}
 
 
-def build_storage(redis_url: str | None) -> Storage:
-    """Redis storage when `redis_url` is set (shared by every worker and node), else memory."""
+def build_storage(redis_url: str | None, *, timeout: float = DEFAULT_TIMEOUT) -> Storage:
+    """Redis storage when `redis_url` is set (shared by every worker and node), else memory;
+    Redis sockets give up after `timeout` seconds."""
     if not redis_url:
         return MemoryStorage(wrap_exceptions=True)
     storage = storage_from_string(
-        f"async+{redis_url}", implementation="redispy", wrap_exceptions=True
+        f"async+{redis_url}",
+        implementation="redispy",
+        wrap_exceptions=True,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
     )
     assert isinstance(storage, Storage)
     return storage
@@ -82,9 +105,12 @@ class RateLimits:
         rules: dict[str, list[RateLimitItem]],
         storage: Storage,
         trusted_proxies: Iterable[str] = (),
+        timeout: float = DEFAULT_TIMEOUT,
     ) -> None:
         self.rules = rules
         self.storage = storage
+        self.timeout = timeout
+        self._failed_until = 0.0  # monotonic time until which the storage is not asked
         self.trusted_proxies: tuple[Network, ...] = tuple(
             ipaddress.ip_network(item, strict=False) for item in trusted_proxies
         )
@@ -94,8 +120,9 @@ class RateLimits:
     def from_settings(cls, settings: Settings) -> RateLimits:
         return cls(
             rules=_rules(settings),
-            storage=build_storage(settings.redis_url),
+            storage=build_storage(settings.redis_url, timeout=settings.redis_timeout),
             trusted_proxies=settings.trusted_proxies,
+            timeout=settings.redis_timeout,
         )
 
     async def aclose(self) -> None:
@@ -119,13 +146,20 @@ class RateLimits:
             await self._hit_one(rule, client)
 
     async def _hit_one(self, rule: str, client: str) -> None:
+        if time.monotonic() < self._failed_until:
+            return  # the storage failed a moment ago: let the request through at once
         for item in self.rules.get(rule, []):
             try:
-                if await self._limiter.hit(item, rule, client):
-                    continue
-                stats = await self._limiter.get_window_stats(item, rule, client)
-            except StorageError as exc:
-                logger.warning("rate limit storage failed (%s); request let through", exc)
+                async with asyncio.timeout(self.timeout):
+                    if await self._limiter.hit(item, rule, client):
+                        continue
+                    stats = await self._limiter.get_window_stats(item, rule, client)
+            except (StorageError, TimeoutError) as exc:
+                self._failed_until = time.monotonic() + HOLD_OFF
+                logger.warning(
+                    "rate limit storage failed (%s); request let through",
+                    exc if isinstance(exc, StorageError) else f"no answer in {self.timeout} s",
+                )
                 return
             retry_after = max(1, math.ceil(stats.reset_time - time.time()))
             metrics.RATE_LIMITED.labels(rule).inc()

@@ -220,13 +220,30 @@ def test_sign_out_and_expired_or_forged_cookies(locked: UvicornThread) -> None:
     with http(locked) as client:
         sign_in(client)
         value = client.cookies[SESSION_COOKIE]
-        out = client.delete("/api/admin/session")
+        out = client.delete("/api/admin/session", headers={"Origin": locked.url})
         assert out.status_code == 204
         assert "max-age=0" in out.headers["set-cookie"].lower()
         assert client.get("/api/admin/session").json()["admin"] is False
         version, expires, nonce, mac = value.split(".")
         forged = f"{version}.{int(expires) + 10**6}.{nonce}.{mac}"
         client.cookies.set(SESSION_COOKIE, forged)
+        assert client.get("/api/admin/session").json()["admin"] is False
+
+
+def test_signing_out_with_the_cookie_alone_needs_same_origin_proof(
+    locked: UvicornThread,
+) -> None:
+    with http(locked) as client:
+        csrf = sign_in(client).json()["csrf_token"]
+        refused = client.delete("/api/admin/session")
+        assert refused.status_code == 403
+        assert refused.json()["error"] == "csrf_failed"
+        assert client.get("/api/admin/session").json()["admin"] is True
+        other = client.delete("/api/admin/session", headers={"Origin": "https://evil.example"})
+        assert other.status_code == 403
+        assert (
+            client.delete("/api/admin/session", headers={"X-CSRF-Token": csrf}).status_code == 204
+        )
         assert client.get("/api/admin/session").json()["admin"] is False
 
 

@@ -20,6 +20,7 @@ import pytest
 
 from app.api.auth import SESSION_COOKIE
 from app.core.security import Signer
+from app.jobs.callbacks import job_callback_key
 from app.main import create_app
 from testkit.jobs import FAST_JOBS
 from testkit.processes import ROOT
@@ -79,7 +80,9 @@ def test_a_callback_receivers_key_signs_no_link_and_no_session(
         assert receiver.event.wait(20)
         headers, body = receiver.received[0]
 
-        key = receivers_key(tmp_path)
+        # The receiver holds its job's key, which the operator derives from the printed root.
+        key = job["callback_secret"].encode()
+        assert key == job_callback_key(receivers_key(tmp_path), job["job_id"])
         stamp, _, digest = headers["x-signature"].partition(",v1=")
         expected = hmac.new(key, stamp[2:].encode() + b"." + body, hashlib.sha256).hexdigest()
         assert hmac.compare_digest(digest, expected)  # this is the receiver's key

@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 
 from app.core.keys import service_keys
+from app.jobs.callbacks import job_callback_key
 from tests.deliveries.conftest import Photographer
 from tests.deliveries.support import events_of, wait_until
 from tests.integration.resume_support import broken_download
@@ -95,7 +96,10 @@ def test_a_delivery_broken_and_resumed_with_curl_is_delivered_once(
     assert payload["delivered"]["bytes"] == len(data)
     assert payload["status"] == "delivered"
     stamp, _, digest = headers["x-signature"].partition(",v1=")
-    secret = service_keys(photographer.settings).callbacks
+    secret = created["callback_secret"].encode()
+    assert secret == job_callback_key(
+        service_keys(photographer.settings).callbacks, created["delivery_id"]
+    )
     expected = hmac.new(secret, stamp[2:].encode() + b"." + body, hashlib.sha256).hexdigest()
     assert digest == expected
 

@@ -74,6 +74,41 @@ def test_a_client_that_leaves_has_the_chunk_in_flight_not_counted() -> None:
     assert reports == [(500, 700, 2000)]
 
 
+def test_a_flush_cancelled_by_a_leaving_client_is_still_recorded() -> None:
+    reports: list[tuple[int, int, int | None]] = []
+    writing = asyncio.Event()
+    release = asyncio.Event()
+
+    async def slow_store(start: int, end: int, total: int | None) -> None:
+        writing.set()
+        await release.wait()
+        reports.append((start, end, total))
+
+    async def run() -> None:
+        body = ServedBody(
+            chunks(10, 100), start=0, total=1000, on_served=slow_store, flush_bytes=300
+        )
+
+        async def consume() -> None:
+            async for _ in body:
+                pass
+
+        task = asyncio.create_task(consume())
+        await writing.wait()  # the flush of bytes 0-300 is being written
+        task.cancel()  # the client leaves: the server cancels the request's task
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await body.aclose()
+        release.set()
+        for _ in range(100):  # the write finishes on its own task
+            if reports:
+                break
+            await asyncio.sleep(0)
+
+    asyncio.run(run())
+    assert merged_all(reports) == [(0, 300)]
+
+
 def merged_all(reports: list[tuple[int, int, int | None]]) -> list[tuple[int, int]]:
     spans: list[tuple[int, int]] = []
     for start, end, _ in reports:

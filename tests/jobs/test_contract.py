@@ -12,6 +12,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from app.core.keys import ServiceKeys
 from app.main import create_app
@@ -23,8 +25,25 @@ from tests.jobs.receivers import Receiver
 from tests.jobs.support import wait_state
 from tests.support import SandboxControl, UvicornThread
 
-# What receivers check callbacks with when CALLBACK_SECRET is unset.
-CALLBACK_KEY = ServiceKeys.derive(SIGNING_SECRET.encode()).callbacks
+# The callback root when CALLBACK_SECRET is unset (what the operator can print).
+CALLBACK_ROOT = ServiceKeys.derive(SIGNING_SECRET.encode()).callbacks
+
+
+def job_key(job_id: str) -> bytes:
+    """A job's callback key as the README tells an operator to derive it, independently of
+    the service's code: HKDF-SHA256, no salt, the documented label, 32 bytes, as hex text."""
+    label = b"autoenhance-batch-downloader:job-callback:v1:" + job_id.encode()
+    derived = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=label)
+    return derived.derive(CALLBACK_ROOT).hex().encode()
+
+
+def signed_with(key: bytes, headers: dict[str, str], body: bytes) -> bool:
+    stamp, _, digest = headers["x-signature"].partition(",v1=")
+    timestamp = stamp.removeprefix("t=")
+    expected = hmac.new(key, timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(digest, expected) and abs(int(timestamp) - time.time()) < 60
+
+
 OTHER_KEY = {"X-Autoenhance-Key": "someone-elses-key-123"}
 
 
@@ -245,27 +264,33 @@ def test_failed_job_says_why(jobs_api: JobsApi, sandbox: SandboxControl) -> None
         assert bad_callback.json()["error"] == "invalid_callback_url"
 
 
-def test_job_end_is_posted_signed_to_the_callback(
+def test_job_end_is_posted_signed_to_the_callback_with_the_jobs_own_key(
     jobs_api: JobsApi, sandbox: SandboxControl
 ) -> None:
     order = create_order(sandbox, images=2)
     receiver = Receiver()
     with UvicornThread(receiver.app) as hook, httpx.Client(base_url=jobs_api.url) as client:
         job = start_job(client, order["order_id"], callback_url=f"{hook.url}/hook?x=1")
-        wait_state(client, job["status_url"])
-        assert receiver.event.wait(10)
+        other = start_job(client, order["order_id"], callback_url=f"{hook.url}/hook?x=2")
+        assert "callback_secret" not in start_job(client, order["order_id"])
+        for started in (job, other):
+            wait_state(client, started["status_url"])
+        wait_for(lambda: len(receiver.received) == 2)
         status = wait_state(client, job["status_url"], until={"complete"})
         deadline = time.monotonic() + 5
         while status["callback"] is None and time.monotonic() < deadline:
             time.sleep(0.05)
             status = client.get(job["status_url"]).json()
     assert status["callback"] == "delivered (204)"
-    headers, body = receiver.received[0]
-    stamp, _, digest = headers["x-signature"].partition(",v1=")
-    timestamp = stamp.removeprefix("t=")
-    expected = hmac.new(CALLBACK_KEY, timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
-    assert hmac.compare_digest(digest, expected)
-    assert abs(int(timestamp) - time.time()) < 60
+    by_job = {json.loads(body)["job_id"]: (headers, body) for headers, body in receiver.received}
+    headers, body = by_job[job["job_id"]]
+    key = job["callback_secret"].encode()
+    assert key == job_key(job["job_id"])  # what the README tells an operator to derive
+    assert signed_with(key, headers, body)
+    # One receiver's key checks its own job's callbacks and no other's.
+    assert not signed_with(key, *by_job[other["job_id"]])
+    assert signed_with(other["callback_secret"].encode(), *by_job[other["job_id"]])
+    assert not signed_with(CALLBACK_ROOT, headers, body)
     summary = json.loads(body)
     assert summary["job_id"] == job["job_id"]
     assert summary["state"] == "complete"

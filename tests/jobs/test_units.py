@@ -17,6 +17,7 @@ from app.jobs.callbacks import (
     CallbackRefused,
     CallbackSender,
     check_callback_url,
+    job_callback_key,
     resolve_allowed,
     signature_header,
 )
@@ -104,10 +105,11 @@ async def test_callback_is_signed_pinned_and_retried_three_times() -> None:
     assert request.headers["host"] == "localhost:8123"
     assert request.extensions["sni_hostname"] == "localhost"
     stamp, _, digest = request.headers["x-signature"].partition(",v1=")
-    expected = hmac.new(
-        b"callback-secret", stamp[2:].encode() + b"." + request.content, hashlib.sha256
-    ).hexdigest()
-    assert digest == expected
+    key = job_callback_key(b"callback-secret", "j")  # the job's own key, not the root
+    expected = hmac.new(key, stamp[2:].encode() + b"." + request.content, hashlib.sha256)
+    assert digest == expected.hexdigest()
+    wrong = hmac.new(b"callback-secret", stamp[2:].encode() + b"." + request.content, "sha256")
+    assert digest != wrong.hexdigest()
     assert signature_header(b"{}", secret=b"k", timestamp=5).startswith("t=5,v1=")
 
 
@@ -118,7 +120,9 @@ async def test_callback_gives_up_after_three_failures_and_not_on_4xx() -> None:
         calls.append(1)
         raise httpx.ConnectError("refused", request=request)
 
-    outcome = await _sender(httpx.MockTransport(failing)).send("http://127.0.0.1/h", {})
+    outcome = await _sender(httpx.MockTransport(failing)).send(
+        "http://127.0.0.1/h", {"job_id": "j"}
+    )
     assert outcome.startswith("failed after 3 attempts")
     assert len(calls) == 3
 
@@ -129,7 +133,7 @@ async def test_callback_gives_up_after_three_failures_and_not_on_4xx() -> None:
         return httpx.Response(404)
 
     rejected = _sender(httpx.MockTransport(not_found))
-    assert await rejected.send("http://127.0.0.1/h", {}) == "failed: answered 404"
+    assert await rejected.send("http://127.0.0.1/h", {"job_id": "j"}) == "failed: answered 404"
     assert len(calls) == 1
 
 
@@ -141,7 +145,7 @@ async def test_every_redirect_hop_is_checked() -> None:
         return httpx.Response(302, headers={"Location": "http://169.254.169.254/secrets"})
 
     sender = _sender(httpx.MockTransport(handler), allow_private=False)
-    outcome = await sender.send("http://8.8.8.8/hook", {})
+    outcome = await sender.send("http://8.8.8.8/hook", {"job_id": "j"})
     assert outcome == "failed: not an allowed callback URL"
     assert hops == ["http://8.8.8.8/hook"]  # the internal target was never contacted
 

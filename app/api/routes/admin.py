@@ -12,6 +12,7 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field, SecretStr
 
 from app.api.auth import (
+    CSRF_HEADER,
     SESSION_COOKIE,
     AdminVia,
     admin_via,
@@ -25,9 +26,15 @@ from app.api.deps import SessionsDep, SessionSignerDep, SettingsDep
 from app.core.config import Settings
 from app.core.errors import Forbidden, ServiceUnavailable, Unauthorized, error_responses
 from app.core.security import Signer, same_secret
-from app.core.sessions import SessionStoreError
+from app.core.sessions import RETRY_AFTER, SessionStoreError
 
 router = APIRouter(tags=["admin"])
+
+
+def _store_unavailable(message: str) -> ServiceUnavailable:
+    return ServiceUnavailable(
+        message, code="session_store_unavailable", headers={"Retry-After": str(RETRY_AFTER)}
+    )
 
 
 class SignIn(BaseModel):
@@ -83,9 +90,8 @@ async def sign_in(
     try:
         await sessions.add(session.session_id, expires=session.expires)
     except SessionStoreError as exc:
-        raise ServiceUnavailable(
-            "Signing in is unavailable: the session store cannot be reached.",
-            code="session_store_unavailable",
+        raise _store_unavailable(
+            "Signing in is unavailable: the session store cannot be reached; try again shortly."
         ) from exc
     response.set_cookie(
         SESSION_COOKIE,
@@ -121,20 +127,30 @@ async def whoami(
 @router.delete(
     "/api/admin/session",
     status_code=204,
-    responses=error_responses(503),
+    responses=error_responses(403, 503),
     summary="Sign out: end the session on the server and drop its cookie",
 )
-async def sign_out(request: Request, settings: SettingsDep, sessions: SessionsDep) -> Response:
+async def sign_out(
+    request: Request, settings: SettingsDep, signer: SessionSignerDep, sessions: SessionsDep
+) -> Response:
     """End the cookie's session in the session store, so that a copy of the cookie stops
-    working too, and expire the cookie (only ending one's own session: no CSRF check)."""
+    working too, and expire the cookie. Like every change a cookie authorises, it needs a
+    same-origin `Origin` or the session's `X-CSRF-Token` (403 `csrf_failed` otherwise)."""
     session = cookie_session(request, settings)
     if session is not None:
+        if not origin_allowed(request, settings) and not same_secret(
+            request.headers.get(CSRF_HEADER), csrf_token(signer, session)
+        ):
+            raise Forbidden(
+                f"Signing out needs a same-origin Origin header or the {CSRF_HEADER} header "
+                "from GET /api/admin/session.",
+                code="csrf_failed",
+            )
         try:
             await sessions.revoke(session.session_id)
         except SessionStoreError as exc:
-            raise ServiceUnavailable(
-                "Signing out failed: the session store cannot be reached; try again.",
-                code="session_store_unavailable",
+            raise _store_unavailable(
+                "Signing out failed: the session store cannot be reached; try again."
             ) from exc
     response = Response(status_code=204)
     response.delete_cookie(

@@ -35,7 +35,7 @@ from app.services.conditions import VERSION_PATTERN, archive_version
 from app.services.naming import archive_filename, content_disposition
 from app.services.plan import BatchPlan, NothingToDeliver
 from app.services.ranges import Conditions
-from app.storage import ObjectMissing
+from app.storage import StoreError
 from app.web.ratelimit import rate_limit
 
 router = APIRouter(tags=["download"])
@@ -129,7 +129,8 @@ async def download_order_images(
             return Response(status_code=CLIENT_CLOSED_REQUEST)
         try:
             return await download_response(request, downloads, download)
-        except ObjectMissing:  # the cached copy was evicted since it was looked up
+        except StoreError:  # the cached copy was evicted since it was looked up, or the
+            # store failed or passed ARCHIVE_STORE_REQUEST_TIMEOUT opening it: stream afresh
             download = await answer(False)
             return await download_response(request, downloads, download)
     except NothingToDeliver as exc:

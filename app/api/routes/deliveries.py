@@ -167,6 +167,7 @@ async def create_delivery(
         status=record.status(),
         expires_at=iso(record.expires_at) or "",
         status_url=status_url,
+        callback_secret=deliveries.callback_secret(record) if record.callback_url else None,
     )
     return JSONResponse(
         created.model_dump(),

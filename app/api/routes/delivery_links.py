@@ -74,7 +74,7 @@ from app.services.naming import archive_filename, content_disposition
 from app.services.plan import NothingToDeliver
 from app.services.ranges import Conditions
 from app.services.thumbnails import MAX_THUMBNAIL_SOURCE_BYTES, BoundedSink, NotAThumbnail
-from app.storage import ObjectMissing
+from app.storage import StoreError
 from app.upstream.errors import UpstreamError, UpstreamProtocolError
 from app.upstream.options import IMAGE_ID_PATTERN
 from app.web.ratelimit import rate_limit
@@ -404,7 +404,7 @@ async def delivery_archive(
     try:
         # The bytes must pass here to be counted: never a presigned redirect.
         response = await download_response(request, downloads, download, redirect=False)
-    except ObjectMissing:  # the cached copy was evicted since it was looked up
+    except StoreError:  # the cached copy was evicted, or the store failed opening it
         download = await answer(False)
         response = await download_response(request, downloads, download, redirect=False)
     if not isinstance(response, StreamingResponse):

@@ -1,4 +1,9 @@
-"""Async jobs: build an order's archive in the background, poll it, download it later."""
+"""Async jobs: build an order's archive in the background, poll it, download it later.
+
+A job route that cannot reach the job queue (Redis down or silent past `REDIS_TIMEOUT`)
+answers `503 queue_unavailable`, and one that cannot reach the archive store (past
+`ARCHIVE_STORE_REQUEST_TIMEOUT`) `503 archive_store_unavailable`, both with `Retry-After`.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ from typing import Annotated
 import httpx
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
 
 from app.api.deps import (
     CredentialDep,
@@ -31,6 +37,7 @@ from app.core.errors import (
     Forbidden,
     Gone,
     NotFound,
+    ServiceUnavailable,
     Unprocessable,
     error_responses,
 )
@@ -45,11 +52,29 @@ from app.jobs.callbacks import (
 from app.jobs.models import JobRecord
 from app.jobs.service import ArchiveGone, JobService
 from app.services.naming import content_disposition
-from app.storage import ObjectMissing
+from app.storage import ObjectMissing, StoreError
 from app.web.ratelimit import rate_limit
 
 logger = logging.getLogger("app.jobs")
 router = APIRouter(tags=["jobs"])
+
+# Seconds a caller is asked to wait after the archive store failed to answer.
+STORE_RETRY_AFTER = 5
+# Jobs a listing shows at most (the newest).
+LIST_LIMIT = 100
+
+
+class JobList(BaseModel):
+    order_id: str
+    jobs: list[JobStatus]
+
+
+def _store_unavailable() -> ServiceUnavailable:
+    return ServiceUnavailable(
+        "The archive store is unavailable; try again shortly.",
+        code="archive_store_unavailable",
+        headers={"Retry-After": str(STORE_RETRY_AFTER)},
+    )
 
 
 def _status(request: Request, record: JobRecord) -> JobStatus:
@@ -160,8 +185,30 @@ async def create_job(
         state=record.state,
         status_url=status_url,
         download_url=str(request.url_for("job_download", job_id=record.job_id)),
+        callback_secret=jobs.callback_key(record.job_id) if record.callback_url else None,
     )
-    return JSONResponse(body.model_dump(), status_code=202, headers={"Location": status_url})
+    return JSONResponse(
+        body.model_dump(exclude_none=True),
+        status_code=202,
+        headers={"Location": status_url, "Cache-Control": "no-store"},
+    )
+
+
+@router.get(
+    "/orders/{order_id}/jobs",
+    response_model=JobList,
+    responses=error_responses(400, 401, 429, 503),
+    dependencies=[Depends(rate_limit("jobs"))],
+    summary="The caller's jobs of an order, newest first",
+)
+async def list_jobs(
+    order_id: str, request: Request, credential: CredentialDep, jobs: JobsDep
+) -> JobList:
+    """Jobs of the order created with this credential (at most 100, newest first); other
+    credentials' jobs are not shown, as `GET /jobs/{job_id}` does not show them."""
+    order_id = checked_order_id(order_id)
+    records = await jobs.for_order(order_id, owner=credential.owner, limit=LIST_LIMIT)
+    return JobList(order_id=order_id, jobs=[_status(request, record) for record in records])
 
 
 @router.get(
@@ -225,6 +272,7 @@ async def job_download_link(
     "/jobs/{job_id}/download",
     name="job_download",
     response_class=StoredObjectResponse,
+    dependencies=[Depends(rate_limit("job_downloads"))],
     responses={
         200: {
             "description": "The archive, with Content-Length, ETag and Last-Modified",
@@ -233,7 +281,7 @@ async def job_download_link(
         206: {"description": "Part of the archive (HTTP Range; several ranges: multipart)"},
         302: {"description": "ARCHIVE_REDIRECT=true: a short-lived presigned URL of the archive"},
         304: {"description": "If-None-Match names the archive's current ETag"},
-        **error_responses(401, 403, 404, 409, 410, 416),
+        **error_responses(401, 403, 404, 409, 410, 416, 429, 503),
     },
     summary="Download a finished job's archive (resumable)",
 )
@@ -278,3 +326,23 @@ async def job_download(
         )
     except (ArchiveGone, ObjectMissing):
         raise gone from None
+    except StoreError as exc:
+        logger.warning("job %s: archive store unavailable: %s", job_id, exc)
+        raise _store_unavailable() from None
+
+
+router.add_api_route(
+    "/jobs/{job_id}/download",
+    job_download,
+    methods=["HEAD"],
+    response_class=StoredObjectResponse,
+    responses={
+        200: {"description": "The headers the same GET gets (Content-Length, ETag), no body"},
+        304: {"description": "If-None-Match names the archive's current ETag"},
+        **error_responses(401, 403, 404, 409, 410, 416, 429, 503),
+    },
+    summary="Look at a finished job's archive without downloading it",
+    operation_id="head_job_download",
+    name="job_download_head",
+    dependencies=[Depends(rate_limit("job_downloads"))],
+)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated, Literal
@@ -12,11 +13,13 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict
 
 from app.api.auth import AdminDep, is_admin
-from app.api.deps import OpsDep, SettingsDep
+from app.api.deps import JobsDep, OpsDep, SettingsDep
 from app.core.errors import BadGateway, Unauthorized, error_responses
 from app.core.security import same_secret
 from app.core.sentry import SentryApiError, SentryIssue
 from app.core.stats import collect_registry, service_stats
+from app.jobs.backend import QueueUnavailable
+from app.jobs.service import JobService
 
 router = APIRouter(tags=["operations"])
 metrics_bearer = HTTPBearer(auto_error=False, description="METRICS_TOKEN, when it is set")
@@ -37,8 +40,34 @@ class CheckOut(BaseModel):
 
 
 class ReadinessOut(BaseModel):
-    status: Literal["ready", "not_ready"]
+    status: Literal["ready", "degraded", "not_ready"]
     checks: dict[str, CheckOut]
+
+
+# Checks that, failing, leave the instance serving (downloads work), only some of it degraded.
+DEGRADING = frozenset({"workers"})
+
+
+async def _workers_check(jobs: JobService) -> CheckOut | None:
+    """Whether some job worker sent a heartbeat lately (Redis backend only)."""
+    try:
+        health = await jobs.worker_health()
+    except QueueUnavailable:
+        return None  # the `redis` check already fails, and says why
+    if health is None:
+        return None
+    if health.alive:
+        return CheckOut(ok=True, detail=f"{health.alive} job worker(s) alive")
+    since = (
+        "no job worker has registered yet"
+        if health.last_beat_age is None
+        else f"the last heartbeat of a job worker was {health.last_beat_age:.0f} s ago"
+    )
+    return CheckOut(
+        ok=False,
+        detail=f"{since} (JOB_WORKER_STALE_SECONDS is {health.stale_after:.0f}): "
+        "new jobs stay queued until a worker runs",
+    )
 
 
 class ErrorEventOut(BaseModel):
@@ -94,16 +123,20 @@ async def health_head(request: Request, settings: SettingsDep) -> Health:
     response_model=ReadinessOut,
     responses={503: {"model": ReadinessOut, "description": "A check failed; it is named"}},
 )
-async def ready(ops: OpsDep, response: Response) -> ReadinessOut:
-    """ReadinessOut: upstream reachable (cached probe), circuit not open, store writable, Redis."""
-    checks = await ops.readiness.check()
-    ok = all(check.ok for check in checks)
-    response.status_code = 200 if ok else 503
+async def ready(ops: OpsDep, jobs: JobsDep, response: Response) -> ReadinessOut:
+    """ReadinessOut: upstream reachable (cached probe), circuit not open, store writable, Redis;
+    `degraded` (still 200) when no job worker sent a heartbeat lately."""
+    checks = {check.name: CheckOut.model_validate(check) for check in await ops.readiness.check()}
+    workers = await _workers_check(jobs)
+    if workers is not None:
+        checks["workers"] = workers
+    failing = {name for name, check in checks.items() if not check.ok}
+    response.status_code = 503 if failing - DEGRADING else 200
     response.headers["Cache-Control"] = "no-store"
-    return ReadinessOut(
-        status="ready" if ok else "not_ready",
-        checks={check.name: CheckOut.model_validate(check) for check in checks},
-    )
+    status: Literal["ready", "degraded", "not_ready"] = "ready"
+    if failing:
+        status = "not_ready" if failing - DEGRADING else "degraded"
+    return ReadinessOut(status=status, checks=checks)
 
 
 @router.get(
@@ -116,6 +149,7 @@ async def ready(ops: OpsDep, response: Response) -> ReadinessOut:
 )
 async def prometheus_metrics(
     settings: SettingsDep,
+    jobs: JobsDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(metrics_bearer)],
 ) -> Response:
     """Prometheus metrics of every worker; needs `Bearer METRICS_TOKEN` when that is set."""
@@ -123,6 +157,8 @@ async def prometheus_metrics(
         given = credentials.credentials if credentials is not None else None
         if not same_secret(given, settings.metrics_token.get_secret_value()):
             raise Unauthorized("Metrics need the METRICS_TOKEN as a Bearer token.")
+    with contextlib.suppress(QueueUnavailable):  # the gauges keep their last value
+        await jobs.worker_health()
     body = generate_latest(collect_registry())
     return Response(body, media_type=CONTENT_TYPE_LATEST, headers={"Cache-Control": "no-store"})
 

@@ -92,6 +92,11 @@ class DeliveryCreated(BaseModel):
     status: DeliveryStatus
     expires_at: str
     status_url: str
+    callback_secret: str | None = Field(
+        default=None,
+        description="With a callback_url: the key this delivery's callbacks are signed with "
+        "(X-Signature, as for jobs), for its receiver",
+    )
 
 
 class EventView(BaseModel):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from app.jobs.models import Failure, JobState
 
@@ -12,6 +12,11 @@ class JobCreated(BaseModel):
     state: JobState
     status_url: str
     download_url: str
+    callback_secret: str | None = Field(
+        default=None,
+        description="With a callback_url: the key this job's callbacks are signed with "
+        "(X-Signature); hand it to the receiver. It checks this job's callbacks only.",
+    )
 
 
 class JobProgress(BaseModel):
