@@ -27,6 +27,8 @@ from app.core.logging import configure_logging
 from app.core.security import Signer, operator_credential
 from app.core.sentry import init_sentry
 from app.core.sessions import SessionStore, open_sessions
+from app.imaging.decoding import DecodingPolicy
+from app.imaging.pool import DecodePool
 from app.jobs.runtime import open_jobs
 from app.jobs.service import JobService
 from app.services.downloads import Downloads
@@ -51,6 +53,7 @@ class State(TypedDict):
     limiter: FairLimiter
     store: ArchiveStore
     downloads: Downloads
+    decoder: DecodePool  # every image decode (thumbnails, renders)
     signer: Signer  # signed links
     session_signer: Signer  # administrator sessions
     sessions: SessionStore
@@ -131,6 +134,14 @@ async def _open_state(
     downloads = Downloads(
         settings=settings, upstream=upstream, limiter=limiter, spool_dir=spool_dir, store=store
     )
+    decoder = DecodePool(
+        workers=settings.decode_workers,
+        queue=settings.decode_queue,
+        policy=DecodingPolicy(
+            max_scans=settings.decode_max_scans, deadline=settings.decode_deadline
+        ),
+    )
+    resources.callback(decoder.close)
     return State(
         settings=settings,
         http=http,
@@ -138,6 +149,7 @@ async def _open_state(
         limiter=limiter,
         store=store,
         downloads=downloads,
+        decoder=decoder,
         signer=Signer(keys.links),
         session_signer=Signer(keys.sessions),
         sessions=sessions,

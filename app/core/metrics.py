@@ -45,3 +45,9 @@ RATE_LIMITED = Counter("rate_limited_total", "Requests refused by a rate limit",
 STARTED = Gauge(
     "service_start_time_seconds", "Unix time the service started", multiprocess_mode="min"
 )
+# Outcomes: ok, scans / pixels / deadline / unreadable (refused by the decoding policy),
+# abandoned (the caller left), busy (the queue was full).
+IMAGE_DECODES = Counter("image_decodes_total", "Image decodes by outcome", ["outcome"])
+IMAGE_DECODES_PENDING = Gauge(
+    "image_decodes_pending", "Image decodes queued or running", multiprocess_mode="livesum"
+)
