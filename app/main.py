@@ -19,7 +19,18 @@ import httpx
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
-from app.api.routes import admin, batch, create, jobs, monitoring, orders, thumbnails, ui, webhooks
+from app.api.routes import (
+    admin,
+    batch,
+    create,
+    jobs,
+    monitoring,
+    orders,
+    presets,
+    thumbnails,
+    ui,
+    webhooks,
+)
 from app.core.config import Settings
 from app.core.files import private_dir
 from app.core.keys import service_keys
@@ -29,6 +40,7 @@ from app.core.sentry import init_sentry
 from app.core.sessions import SessionStore, open_sessions
 from app.imaging.decoding import DecodingPolicy
 from app.imaging.pool import DecodePool
+from app.imaging.presets import load_presets
 from app.jobs.runtime import open_jobs
 from app.jobs.service import JobService
 from app.services.downloads import Downloads
@@ -162,6 +174,8 @@ async def _open_state(
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the application. `settings` defaults to the environment."""
     settings = settings or Settings()
+    # Read before anything starts: a bad PRESETS_FILE stops the service with its reason.
+    offered_presets = load_presets(settings.presets_file)
     configure_logging(level=settings.log_level, fmt=settings.log_format)
     init_sentry(settings)
     # Swagger UI and ReDoc assets are served locally: /docs works offline.
@@ -172,11 +186,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.presets = offered_presets
     install_error_handlers(app)
     install_middleware(app, settings)
     app.include_router(batch.router)
     app.include_router(orders.router)
     app.include_router(thumbnails.router)
+    app.include_router(presets.router)
     app.include_router(monitoring.router)
     app.include_router(ui.router)
     app.include_router(create.router)
