@@ -22,7 +22,8 @@ Everything is deterministic for one `RENDERER_VERSION` (Pillow, its libjpeg-turb
 LittleCMS): the same input and preset give the same bytes, which archives rely on for their
 ETag; a version change may change bytes, so the version belongs in anything that names them.
 
-CPU-bound: run it through `app.imaging.pool.DecodePool`, which gives it its `budget`.
+CPU-bound: `render_in` runs it in the `app.imaging.pool.DecodePool`, which gives it its
+`budget`.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ import PIL
 from PIL import Image, ImageCms, features
 
 from app.imaging.decoding import Budget, DecodeRefused, open_image, refusing_unreadable
+from app.imaging.pool import DecodePool
 from app.imaging.presets import Preset
 
 RENDERER_VERSION = (
@@ -81,6 +83,18 @@ class Rendered:
 @dataclass(frozen=True, slots=True)
 class Skipped:
     reason: str
+
+
+async def render_in(
+    pool: DecodePool, data: bytes, preset: Preset, *, max_pixels: int
+) -> Rendered | Skipped:
+    """`render` in a thread of `pool`, under its policy (scan cap, deadline, bounded queue).
+
+    Raises:
+        DecoderBusy: the pool is full; DecodeRefused: as `render`;
+        asyncio.CancelledError: the caller was cancelled (the render is abandoned).
+    """
+    return await pool.run(lambda budget: render(data, preset, budget=budget, max_pixels=max_pixels))
 
 
 def render(data: bytes, preset: Preset, *, budget: Budget, max_pixels: int) -> Rendered | Skipped:

@@ -10,8 +10,9 @@ import pytest
 from PIL import Image
 
 from app.imaging.decoding import Budget, DecodeRefused, DecodingPolicy
+from app.imaging.pool import DecodePool
 from app.imaging.presets import BUILT_IN, Preset
-from app.imaging.render import RENDERER_VERSION, SRGB_ICC, Rendered, Skipped, render
+from app.imaging.render import RENDERER_VERSION, SRGB_ICC, Rendered, Skipped, render, render_in
 
 MAX_PIXELS = 64_000_000
 RED, GREEN = (230, 20, 20), (20, 230, 20)
@@ -217,3 +218,18 @@ def test_the_renderer_names_its_library_and_codecs() -> None:
     assert RENDERER_VERSION.startswith("pillow-")
     assert "+libjpeg-turbo-" in RENDERER_VERSION
     assert "+lcms-" in RENDERER_VERSION
+
+
+async def test_rendering_in_the_pool_runs_under_its_policy() -> None:
+    pool = DecodePool(workers=1, queue=0, policy=DecodingPolicy(max_scans=5))
+    try:
+        result = await render_in(pool, SOURCE, BUILT_IN["web"], max_pixels=MAX_PIXELS)
+        assert isinstance(result, Rendered)
+        assert result.content == rendered(SOURCE, BUILT_IN["web"]).content
+        with pytest.raises(DecodeRefused) as refused:
+            await render_in(
+                pool, photo(600, 400, progressive=True), BUILT_IN["web"], max_pixels=MAX_PIXELS
+            )
+        assert refused.value.reason == "scans"
+    finally:
+        pool.close()
