@@ -21,7 +21,7 @@ FORWARDED_ALLOW_IPS ?= $(or $(TRUSTED_PROXIES),127.0.0.1)
 # (REQUEST_HEADER_TIMEOUT, see app/web/server.py).
 HTTP_PROTOCOL := app.web.server:HeaderDeadlineProtocol
 
-.PHONY: run test test-shuffled lint format bench load screenshot samples system-deps worker clean
+.PHONY: run test test-shuffled lint format bench bench-render load screenshot samples system-deps worker clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -68,9 +68,14 @@ format: $(VENV)/.dev
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-## bench: every scenario next to this machine's ceiling (curl straight at the sandbox, nginx), best of 3
+## bench: every scenario next to this machine's ceiling (curl straight at the sandbox, nginx), best of 3; then bench-render
 bench: $(VENV)/.dev
 	$(BIN)/python -m bench.stream
+	$(BIN)/python -m bench.render
+
+## bench-render: images/s per core rendering `mls` from 12-megapixel JPEGs: Pillow, pyvips, vipsthumbnail
+bench-render: $(VENV)/.dev
+	$(BIN)/python -m bench.render
 
 ## load: bounded load run on loopback (50 clients, 60 s)
 load: $(VENV)/.dev
@@ -92,7 +97,8 @@ samples: $(VENV)/.runtime
 system-deps:
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-		unzip 7zip libarchive-tools redis-server chromium fonts-dejavu-core curl nginx wget aria2
+		unzip 7zip libarchive-tools redis-server chromium fonts-dejavu-core curl nginx wget aria2 \
+		libvips42 libvips-tools
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -28,6 +28,7 @@ from app.api.routes import (
     jobs,
     monitoring,
     orders,
+    presets,
     thumbnails,
     ui,
     webhooks,
@@ -41,6 +42,9 @@ from app.core.sentry import init_sentry
 from app.core.sessions import SessionStore, open_sessions
 from app.deliveries.runtime import open_deliveries
 from app.deliveries.service import DeliveryService
+from app.imaging.decoding import DecodingPolicy
+from app.imaging.pool import DecodePool
+from app.imaging.presets import load_presets
 from app.jobs.runtime import open_jobs
 from app.jobs.service import JobService
 from app.services.downloads import Downloads
@@ -65,6 +69,7 @@ class State(TypedDict):
     limiter: FairLimiter
     store: ArchiveStore
     downloads: Downloads
+    decoder: DecodePool  # every image decode (thumbnails, renders)
     signer: Signer  # signed links
     session_signer: Signer  # administrator sessions
     sessions: SessionStore
@@ -147,6 +152,14 @@ async def _open_state(
     downloads = Downloads(
         settings=settings, upstream=upstream, limiter=limiter, spool_dir=spool_dir, store=store
     )
+    decoder = DecodePool(
+        workers=settings.decode_workers,
+        queue=settings.decode_queue,
+        policy=DecodingPolicy(
+            max_scans=settings.decode_max_scans, deadline=settings.decode_deadline
+        ),
+    )
+    resources.callback(decoder.close)
     return State(
         settings=settings,
         http=http,
@@ -154,6 +167,7 @@ async def _open_state(
         limiter=limiter,
         store=store,
         downloads=downloads,
+        decoder=decoder,
         signer=Signer(keys.links),
         session_signer=Signer(keys.sessions),
         sessions=sessions,
@@ -167,6 +181,8 @@ async def _open_state(
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the application. `settings` defaults to the environment."""
     settings = settings or Settings()
+    # Read before anything starts: a bad PRESETS_FILE stops the service with its reason.
+    offered_presets = load_presets(settings.presets_file)
     configure_logging(level=settings.log_level, fmt=settings.log_format)
     init_sentry(settings)
     # Swagger UI and ReDoc assets are served locally: /docs works offline.
@@ -177,11 +193,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.presets = offered_presets
     install_error_handlers(app)
     install_middleware(app, settings)
     app.include_router(batch.router)
     app.include_router(orders.router)
     app.include_router(thumbnails.router)
+    app.include_router(presets.router)
     app.include_router(monitoring.router)
     app.include_router(ui.router)
     app.include_router(create.router)

@@ -14,6 +14,7 @@ from app.core.config import Settings
 from app.core.errors import Unauthorized
 from app.core.security import Credential, Signer, operator_credential, same_secret
 from app.core.sessions import SessionStore
+from app.imaging.pool import DecodePool
 from app.jobs.service import JobService
 from app.services.downloads import Downloads
 from app.services.fairness import FairLimiter
@@ -53,6 +54,11 @@ def get_limiter(request: Request) -> FairLimiter:
 def get_downloads(request: Request) -> Downloads:
     downloads: Downloads = request.state.downloads
     return downloads
+
+
+def get_decoder(request: Request) -> DecodePool:
+    decoder: DecodePool = request.state.decoder
+    return decoder
 
 
 def get_store(request: Request) -> ArchiveStore:
@@ -102,6 +108,7 @@ UpstreamDep = Annotated[AutoenhanceClient, Depends(get_upstream)]
 LimiterDep = Annotated[FairLimiter, Depends(get_limiter)]
 DownloadsDep = Annotated[Downloads, Depends(get_downloads)]
 StoreDep = Annotated[ArchiveStore, Depends(get_store)]
+DecoderDep = Annotated[DecodePool, Depends(get_decoder)]
 SignerDep = Annotated[Signer, Depends(get_signer)]  # signed links
 SessionSignerDep = Annotated[Signer, Depends(get_session_signer)]
 SessionsDep = Annotated[SessionStore, Depends(get_sessions)]

@@ -71,6 +71,8 @@ class Settings(BaseSettings):
     circuit_failure_threshold: int = Field(default=20, ge=1)  # consecutive failures that open it
     circuit_cooldown: float = Field(default=15.0, gt=0)  # seconds before a trial call
     circuit_max_credentials: int = Field(default=10_000, ge=1)  # keys with a failure remembered
+    # Largest JSON answer read from the API (an order with all its images), bytes; past it 502.
+    upstream_max_json_bytes: int = Field(default=32 * 1024 * 1024, ge=64 * 1024)
 
     # --- Sandbox (embedded emulator, used when no upstream key is set) ---------------------
     sandbox_processing_delay: float = Field(default=3.0, ge=0)  # seconds per uploaded image
@@ -102,6 +104,16 @@ class Settings(BaseSettings):
     # Seconds one store call on a request path may take (a stat, opening a read, each chunk of
     # it, a manifest, a delete); past it the call fails as the store being unavailable.
     archive_store_request_timeout: float = Field(default=2.0, gt=0, le=60)
+
+    # --- Images (thumbnails and renderings) -------------------------------------------------
+    decode_workers: int = Field(default=2, ge=1, le=64)  # threads decoding images, per process
+    decode_queue: int = Field(default=32, ge=0, le=10_000)  # decodes waiting; past it 503
+    decode_deadline: float = Field(default=10.0, gt=0, le=600)  # seconds one decode may take
+    # Progressive scans (SOS markers) a JPEG may have; a normal one has about ten.
+    decode_max_scans: int = Field(default=100, ge=1, le=1_000_000)
+    # Largest picture a rendering decodes, pixels (memory: ~3 bytes a pixel at most).
+    render_max_pixels: int = Field(default=64_000_000, ge=1_000_000, le=89_000_000)
+    presets_file: Path | None = None  # TOML file adding or overriding download presets
 
     # --- Access control ---------------------------------------------------------------------
     service_api_key: SecretStr | None = None

@@ -61,3 +61,9 @@ STORE_FAILURES = Counter(
     "Archive store calls that failed or passed their deadline",
     ["operation", "kind"],
 )
+# Outcomes: ok, scans / pixels / deadline / unreadable (refused by the decoding policy),
+# abandoned (the caller left), busy (the queue was full).
+IMAGE_DECODES = Counter("image_decodes_total", "Image decodes by outcome", ["outcome"])
+IMAGE_DECODES_PENDING = Gauge(
+    "image_decodes_pending", "Image decodes queued or running", multiprocess_mode="livesum"
+)

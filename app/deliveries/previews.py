@@ -2,29 +2,27 @@
 while the delivery is locked, watermarked across the picture ("pay before download").
 
 The upstream's bytes are bounded as for thumbnails (`app.services.thumbnails`): at most
-`MAX_THUMBNAIL_SOURCE_BYTES` read, at most `MAX_SOURCE_PIXELS` decoded, at most
-`DECODE_SLOTS` pictures decoded at once in the process. A watermark is drawn here rather than
-asked of the upstream, whose `watermark` option is the account's own mark and optional.
+`MAX_THUMBNAIL_SOURCE_BYTES` read, at most `MAX_SOURCE_PIXELS` decoded, and decoded under the
+one decoding policy (`app.imaging.decoding`: scan cap, deadline, the decode pool, abandoned when
+the caller leaves). A watermark is drawn here rather than asked of the upstream, whose
+`watermark` option is the account's own mark and optional.
 """
 
 from __future__ import annotations
 
 import io
-import threading
-import warnings
 from typing import Literal
 
 from PIL import Image as PILImage
 from PIL import ImageDraw, ImageFont
 
+from app.imaging.decoding import Budget, DecodeRefused, open_image, refusing_unreadable
 from app.services.thumbnails import MAX_SOURCE_PIXELS, NotAThumbnail
 from app.upstream.options import DownloadOptions
 
 PreviewSize = Literal["grid", "large"]
 WIDTHS: dict[PreviewSize, int] = {"grid": 320, "large": 1024}
 PREVIEW_QUALITY = 82
-DECODE_SLOTS = 2
-_decoding = threading.BoundedSemaphore(DECODE_SLOTS)
 WATERMARK_TEXT = "PREVIEW"
 
 
@@ -33,34 +31,28 @@ def preview_options(size: PreviewSize) -> DownloadOptions:
     return DownloadOptions(format="jpeg", preview=True, max_width=WIDTHS[size])
 
 
-def fitted_preview(data: bytes, *, size: PreviewSize, watermark: bool) -> bytes:
+def fitted_preview(data: bytes, *, size: PreviewSize, watermark: bool, budget: Budget) -> bytes:
     """`data` as a JPEG at most the size's width, watermarked when asked. CPU-bound: run it
-    in a thread.
+    in the decode pool (`DecodePool.run`), which hands it its `budget`.
 
     Raises:
-        NotAThumbnail: not a decodable image, or larger than MAX_SOURCE_PIXELS.
+        NotAThumbnail: not a decodable image, larger than MAX_SOURCE_PIXELS, more scans than
+            the policy allows, or its deadline passed.
+        DecodeAbandoned: the caller stopped waiting.
     """
     width = WIDTHS[size]
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", PILImage.DecompressionBombWarning)
-        try:
-            with PILImage.open(io.BytesIO(data)) as picture:
-                if picture.width * picture.height > MAX_SOURCE_PIXELS:
-                    raise NotAThumbnail(f"the preview is {picture.width}x{picture.height} px")
-                with _decoding:
-                    picture.draft("RGB", (width, width * 4))
-                    picture.load()
-                    image = picture.convert("RGB")
-        except NotAThumbnail:
-            raise
-        except (
-            OSError,
-            SyntaxError,
-            ValueError,
-            PILImage.DecompressionBombError,
-            PILImage.DecompressionBombWarning,
-        ) as exc:
-            raise NotAThumbnail("the preview is not a readable image") from exc
+    try:
+        with refusing_unreadable():
+            picture = open_image(data, budget=budget, max_pixels=MAX_SOURCE_PIXELS)
+            with picture:
+                picture.draft("RGB", (width, width * 4))
+                picture.load()
+                image = picture.convert("RGB")
+    except NotAThumbnail:
+        raise
+    except DecodeRefused as exc:
+        raise NotAThumbnail(str(exc), reason=exc.reason) from exc
+    budget.check()
     if image.width > width:
         image = image.resize((width, max(1, round(image.height * width / image.width))))
     if watermark:

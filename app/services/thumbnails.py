@@ -7,22 +7,28 @@ credits.
 
 What comes back is not trusted: at most `MAX_THUMBNAIL_SOURCE_BYTES` are read (the download
 stops there), the bytes must be an image of at most `MAX_SOURCE_PIXELS` (read from its header,
-before decoding), and one wider than `THUMBNAIL_MAX_WIDTH` (an upstream that ignored
-`max_width`) is scaled down here, at most `DECODE_SLOTS` at a time in the process, so a
-misbehaving upstream costs bounded memory and CPU. A JPEG, PNG or WebP that already fits is
-passed through unchanged.
+before decoding) and, for a JPEG, within the decoding policy's scan cap. One wider than
+`THUMBNAIL_MAX_WIDTH` (an upstream that ignored `max_width`) is scaled down here, in the
+application's `DecodePool` under its deadline (`app.imaging`), so a misbehaving upstream costs
+bounded memory and CPU. A JPEG, PNG or WebP that already fits is passed through unchanged.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
-import threading
-import warnings
 from dataclasses import dataclass
 
 from PIL import Image as PILImage
 
+from app.imaging.decoding import (
+    Budget,
+    DecodeRefused,
+    DecodingPolicy,
+    open_image,
+    refusing_unreadable,
+)
+from app.imaging.pool import DecodePool
 from app.upstream.errors import UpstreamProtocolError
 from app.upstream.models import Image, Order
 from app.upstream.options import DownloadOptions
@@ -33,15 +39,12 @@ MAX_THUMBNAIL_SOURCE_BYTES = 4 * 1024 * 1024
 # Largest picture decoded when it must be scaled down: 12 MB of RGB at most per decode. A
 # preview asked for 320 px wide has no business being larger.
 MAX_SOURCE_PIXELS = 4_000_000
-# Pictures being scaled down at once in this process (each holds up to ~12 MB decoded).
-DECODE_SLOTS = 2
-_decoding = threading.BoundedSemaphore(DECODE_SLOTS)
 THUMBNAIL_QUALITY = 80
 THUMBNAIL_OPTIONS = DownloadOptions(format="jpeg", preview=True, max_width=THUMBNAIL_MAX_WIDTH)
 _PASS_THROUGH = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
 
 
-class NotAThumbnail(ValueError):
+class NotAThumbnail(DecodeRefused):
     """The upstream's preview is not an image this service can serve."""
 
 
@@ -69,38 +72,42 @@ class Thumbnail:
     media_type: str
 
 
-def fit_thumbnail(data: bytes) -> Thumbnail:
-    """`data` as a thumbnail at most THUMBNAIL_MAX_WIDTH wide. CPU-bound: run in a thread.
+async def make_thumbnail(data: bytes, *, decoder: DecodePool) -> Thumbnail:
+    """`fit_thumbnail(data)` in the decode pool, under its policy.
 
     Raises:
-        NotAThumbnail: not a decodable image, or larger than MAX_SOURCE_PIXELS.
+        NotAThumbnail: as `fit_thumbnail`, also when the decode's deadline passed.
+        DecoderBusy: the decode pool is full.
     """
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", PILImage.DecompressionBombWarning)
-        try:
-            with PILImage.open(io.BytesIO(data)) as picture:
-                width, height = picture.size
-                if width * height > MAX_SOURCE_PIXELS:
-                    raise NotAThumbnail(f"the preview is {width}x{height} px")
+    return await decoder.run(lambda budget: fit_thumbnail(data, budget=budget))
+
+
+def fit_thumbnail(data: bytes, *, budget: Budget | None = None) -> Thumbnail:
+    """`data` as a thumbnail at most THUMBNAIL_MAX_WIDTH wide. CPU-bound: run it through
+    `make_thumbnail`; without a `budget`, the default policy and no deadline.
+
+    Raises:
+        NotAThumbnail: not a decodable image, larger than MAX_SOURCE_PIXELS, more scans than
+            the policy allows, or its deadline passed (the refusal's `reason` says which).
+        DecodeAbandoned: the caller stopped waiting.
+    """
+    budget = budget or Budget(DecodingPolicy())
+    try:
+        with refusing_unreadable():
+            picture = open_image(data, budget=budget, max_pixels=MAX_SOURCE_PIXELS)
+            with picture:
                 kind = _PASS_THROUGH.get(picture.format or "")
-                if kind is not None and width <= THUMBNAIL_MAX_WIDTH:
+                if kind is not None and picture.width <= THUMBNAIL_MAX_WIDTH:
                     picture.verify()
                     return Thumbnail(content=data, media_type=kind)
-                with _decoding:
-                    picture.draft("RGB", (THUMBNAIL_MAX_WIDTH, THUMBNAIL_MAX_WIDTH * 4))
-                    picture.load()
-                    small = _scaled(picture.convert("RGB"))
-        except NotAThumbnail:
-            raise
-        except (
-            OSError,
-            SyntaxError,
-            ValueError,
-            PILImage.DecompressionBombError,
-            PILImage.DecompressionBombWarning,
-        ) as exc:
-            # Pillow's message may name objects in memory: say what is wrong, not how.
-            raise NotAThumbnail("the preview is not a readable image") from exc
+                picture.draft("RGB", (THUMBNAIL_MAX_WIDTH, THUMBNAIL_MAX_WIDTH * 4))
+                picture.load()
+                small = _scaled(picture.convert("RGB"))
+    except NotAThumbnail:
+        raise
+    except DecodeRefused as exc:
+        raise NotAThumbnail(str(exc), reason=exc.reason) from exc
+    budget.check()
     out = io.BytesIO()
     small.save(out, format="JPEG", quality=THUMBNAIL_QUALITY)
     return Thumbnail(content=out.getvalue(), media_type="image/jpeg")
@@ -117,14 +124,17 @@ def thumbnail_etag(order: Order, image: Image) -> str:
     """A validator that changes whenever the image or its order changes upstream.
 
     Computed from metadata only, so a revalidation (If-None-Match) is answered 304 without
-    fetching the picture. The order's `last_updated_at` is in it because re-enhancing an image
-    can end in the same status as before.
+    fetching the picture. The image's `revision` (a digest of every field of its record that
+    may change its bytes: settings, `ai_version`, `scene` ...) is in it because re-enhancing an
+    image ends in the same status as before, and the order's `last_updated_at` is not trusted
+    to move.
     """
     stamp = order.last_updated_at.isoformat() if order.last_updated_at else ""
     raw = "|".join(
         [
             order.order_id,
             image.image_id,
+            image.revision,
             str(image.status),
             str(image.date_added),
             stamp,

@@ -52,8 +52,32 @@ def parsed(response: httpx.Response, model: type[M]) -> M:
         ) from exc
 
 
+async def read_bounded(response: httpx.Response, limit: int, *, what: str) -> httpx.Response:
+    """The streamed `response` read whole into a new, closed response, if it is at most `limit`
+    bytes once decoded; reading stops at the first byte past it.
+
+    Raises:
+        UpstreamProtocolError: the body is larger than `limit` bytes.
+    """
+    body = bytearray()
+    async for chunk in response.aiter_bytes():
+        body += chunk
+        if len(body) > limit:
+            raise UpstreamProtocolError(f"upstream sent {what} larger than {limit} bytes")
+    headers = [
+        (name, value)
+        for name, value in response.headers.multi_items()
+        if name.lower() not in ("content-encoding", "content-length", "transfer-encoding")
+    ]
+    return httpx.Response(
+        response.status_code, headers=headers, content=bytes(body), request=response.request
+    )
+
+
 async def read_at_most(response: httpx.Response, limit: int) -> bytes:
     """The first `limit` bytes of a streamed body (the rest is left unread)."""
+    if response.is_stream_consumed:  # already read whole by an in-memory transport
+        return response.content[:limit]
     body = bytearray()
     async for chunk in response.aiter_raw():
         body += chunk

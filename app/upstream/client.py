@@ -40,6 +40,7 @@ from app.upstream.answers import (
     parsed,
     path_segment,
     read_at_most,
+    read_bounded,
 )
 from app.upstream.breaker import CircuitBreaker, CredentialBreakers
 from app.upstream.errors import (
@@ -95,8 +96,10 @@ class AutoenhanceClient:
         breaker: CircuitBreaker | None = None,
         credential_breakers: CredentialBreakers | None = None,
         download_pool: Sequence[httpx.AsyncClient] = (),
+        max_json_bytes: int = 32 * 1024 * 1024,
     ) -> None:
         self._http = http
+        self._max_json_bytes = max_json_bytes
         # Round-robin over the download clients spreads concurrent downloads evenly.
         self._download_clients = itertools.cycle(download_pool or [http])
         self._base = base_url.rstrip("/")
@@ -112,11 +115,12 @@ class AutoenhanceClient:
     # --- orders -----------------------------------------------------------------------------
 
     async def get_order(self, order_id: str, *, api_key: str | None) -> Order:
-        """Fetch an order with its images.
+        """Fetch an order with its images. Of every JSON answer at most `max_json_bytes` are
+        read (an `UpstreamProtocolError` past it).
 
         Raises:
             UpstreamNotFound, UpstreamUnauthorized, UpstreamRateLimited, UpstreamServerError,
-            UpstreamTimeout, UpstreamNetworkError, CircuitOpen.
+            UpstreamTimeout, UpstreamNetworkError, UpstreamProtocolError, CircuitOpen.
         """
         path = f"/orders/{path_segment(order_id)}"
         response = await self._call("get_order", "GET", path, api_key=api_key)
@@ -292,10 +296,13 @@ class AutoenhanceClient:
         async def attempt() -> httpx.Response:
             headers = api_headers(api_version=self._api_version, api_key=api_key)
             response = await redirects.send(
-                self._http, method, url, params=params, json=json, headers=headers
+                self._http, method, url, params=params, json=json, headers=headers, stream=True
             )
-            raise_for_status(response)
-            return response
+            async with contextlib.aclosing(response):
+                if response.status_code >= 400:
+                    raise_for_status(response, body=await read_at_most(response, ERROR_BODY_BYTES))
+                # A lying upstream must not make the service hold an unbounded answer.
+                return await read_bounded(response, self._max_json_bytes, what="an answer")
 
         return await self._with_retries(endpoint, attempt, credential=api_key)
 

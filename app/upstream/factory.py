@@ -74,6 +74,7 @@ def build_upstream(
             max_entries=settings.circuit_max_credentials,
         ),
         download_pool=download_pool,
+        max_json_bytes=settings.upstream_max_json_bytes,
     )
     return UpstreamClients(client=client, http=http, download_pool=download_pool)
 

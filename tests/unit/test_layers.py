@@ -1,4 +1,4 @@
-"""Dependencies point one way: routes -> services / jobs -> upstream / storage -> core.
+"""Dependencies point one way: routes -> services / jobs -> upstream / storage / imaging -> core.
 
 Every module under `app/` is parsed (never imported, so no import side effects) and each of
 its `import` / `from ... import` statements, including those under `if TYPE_CHECKING:` and
@@ -81,10 +81,15 @@ RULES = [
     Rule(
         "storage imports only core and storage", "app.storage", allowed=("app.core", "app.storage")
     ),
+    # Decoding and rendering images: pure functions of bytes under one decoding policy, usable
+    # by any layer above core without pulling the upstream, the store or the web in.
     Rule(
-        "services import only core, upstream, storage and services",
+        "imaging imports only core and imaging", "app.imaging", allowed=("app.core", "app.imaging")
+    ),
+    Rule(
+        "services import only core, upstream, storage, imaging and services",
         "app.services",
-        allowed=("app.core", "app.upstream", "app.storage", "app.services"),
+        allowed=("app.core", "app.upstream", "app.storage", "app.imaging", "app.services"),
     ),
     Rule(
         "jobs import no api, web or sandbox",

@@ -19,13 +19,11 @@ pass here to be counted (`app.deliveries.proof`).
 
 from __future__ import annotations
 
-import functools
 import re
 import time
 from pathlib import Path
 from typing import Annotated, Literal
 
-import anyio.to_thread
 from fastapi import APIRouter, Cookie, Depends, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse
 from starlette.responses import Response, StreamingResponse
@@ -37,7 +35,8 @@ from app.api.archives import (
     until_disconnected,
     version_gone,
 )
-from app.api.deps import DownloadsDep, LimiterDep, SettingsDep, UpstreamDep
+from app.api.deps import DecoderDep, DownloadsDep, LimiterDep, SettingsDep, UpstreamDep
+from app.api.disconnect import unless_client_leaves
 from app.api.responses import (
     ZIP_RESPONSE_DOC,
     ZipStreamingResponse,
@@ -266,7 +265,9 @@ async def delivery_image(
     deliveries: DeliveriesDep,
     upstream: UpstreamDep,
     limiter: LimiterDep,
+    decoder: DecoderDep,
     pin_cookie: PinCookieDep,
+    request: Request,
     size: Annotated[PreviewSize, Query(description="grid (320 px) or large (1024 px)")] = "grid",
 ) -> Response:
     """The free Autoenhance preview (no credits), watermarked while the delivery is locked."""
@@ -294,8 +295,14 @@ async def delivery_image(
     except UpstreamError as exc:
         raise to_app_error(exc, what="image") from exc
     try:
-        content = await anyio.to_thread.run_sync(
-            functools.partial(fitted_preview, sink.getvalue(), size=size, watermark=record.locked)
+        data = sink.getvalue()
+        content = await unless_client_leaves(
+            request,
+            decoder.run(
+                lambda budget: fitted_preview(
+                    data, size=size, watermark=record.locked, budget=budget
+                )
+            ),
         )
     except NotAThumbnail as exc:
         raise BadGateway(f"The preview cannot be used: {exc}", code="bad_preview") from None

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-import anyio.to_thread
-from fastapi import APIRouter, Depends, Header, Response
+from fastapi import APIRouter, Depends, Header, Request, Response
 
-from app.api.deps import CredentialDep, LimiterDep, UpstreamDep
+from app.api.deps import CredentialDep, DecoderDep, LimiterDep, UpstreamDep
+from app.api.disconnect import unless_client_leaves
 from app.api.upstream_errors import checked_order_id, fetch_order, to_app_error
 from app.core.errors import BadGateway, BadRequest, Conflict, NotFound, error_responses
 from app.services.overview import image_state
@@ -24,7 +24,7 @@ from app.services.thumbnails import (
     THUMBNAIL_OPTIONS,
     BoundedSink,
     NotAThumbnail,
-    fit_thumbnail,
+    make_thumbnail,
     thumbnail_etag,
 )
 from app.upstream.errors import UpstreamError, UpstreamProtocolError
@@ -61,11 +61,13 @@ def _checked_image_id(image_id: str) -> str:
     summary="A small preview of one image of an order",
 )
 async def image_thumbnail(
+    request: Request,
     order_id: str,
     image_id: str,
     credential: CredentialDep,
     upstream: UpstreamDep,
     limiter: LimiterDep,
+    decoder: DecoderDep,
     if_none_match: Annotated[
         str | None, Header(alias="if-none-match", include_in_schema=False)
     ] = None,
@@ -103,10 +105,12 @@ async def image_thumbnail(
     except UpstreamError as exc:
         raise to_app_error(exc, what="image") from exc
     try:
-        thumbnail = await anyio.to_thread.run_sync(fit_thumbnail, sink.getvalue())
+        thumbnail = await unless_client_leaves(
+            request, make_thumbnail(sink.getvalue(), decoder=decoder)
+        )
     except NotAThumbnail as exc:
         raise BadGateway(
-            f"The Autoenhance API sent a preview this service cannot use: {exc}",
+            f"The Autoenhance API sent a preview this service will not decode: {exc}",
             code="bad_preview",
         ) from None
     return Response(thumbnail.content, media_type=thumbnail.media_type, headers=headers)
