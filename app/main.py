@@ -19,7 +19,18 @@ import httpx
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
-from app.api.routes import admin, batch, create, jobs, monitoring, orders, thumbnails, ui, webhooks
+from app.api.routes import (
+    admin,
+    batch,
+    create,
+    jobs,
+    monitoring,
+    orders,
+    photos,
+    thumbnails,
+    ui,
+    webhooks,
+)
 from app.core.config import Settings
 from app.core.files import private_dir
 from app.core.keys import service_keys
@@ -165,6 +176,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(batch.router)
     app.include_router(orders.router)
     app.include_router(thumbnails.router)
+    app.include_router(photos.router)
     app.include_router(monitoring.router)
     app.include_router(ui.router)
     app.include_router(create.router)

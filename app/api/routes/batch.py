@@ -26,7 +26,8 @@ from app.core.errors import NotFound, Unprocessable, error_responses
 from app.services.answers import Download
 from app.services.conditions import Conditions
 from app.services.downloads import Downloads
-from app.services.naming import archive_filename, content_disposition
+from app.services.naming import content_disposition
+from app.services.overview import archive_name
 from app.services.plan import BatchPlan, NothingToDeliver
 from app.storage import ObjectMissing
 from app.web.ratelimit import rate_limit
@@ -35,7 +36,7 @@ router = APIRouter(tags=["download"])
 
 
 def archive_headers(plan: BatchPlan) -> dict[str, str]:
-    filename = archive_filename(plan.order.name, plan.order.order_id)
+    filename = archive_name(plan.order, plan.options)
     return {
         "Content-Disposition": content_disposition(filename),
         "X-Total-Images": str(len(plan.images)),

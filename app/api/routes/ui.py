@@ -1,4 +1,4 @@
-"""The web page: `/`, `/static`, signed download links and questions to the docs.
+"""The web pages (`/`, `/developers`), `/static`, signed download links, questions to the docs.
 
 The router brings its own lifespan (FastAPI merges it into the application's when the router is
 included): it builds the docs index and, when `CHAT_API_URL` is set, the one HTTP client used to
@@ -68,8 +68,14 @@ router.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
 @router.get("/", include_in_schema=False)
 async def index_page() -> FileResponse:
-    """The web page."""
+    """The web page (for the people who deliver photos)."""
     return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+
+
+@router.get("/developers", include_in_schema=False)
+async def developers_page() -> FileResponse:
+    """The page for developers and operators: API reference, status, administrator sign-in."""
+    return FileResponse(STATIC_DIR / "developers.html", headers={"Cache-Control": "no-cache"})
 
 
 class DownloadLink(BaseModel):
