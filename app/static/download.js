@@ -29,7 +29,7 @@ export class DownloadTab {
       gridId: "summary-images",
       titleId: "summary-title",
       downloadId: "download-button",
-      options: () => this.options(),
+      options: () => this.validOptions(),
     });
     quality.mount("download-quality");
 
@@ -139,6 +139,16 @@ export class DownloadTab {
     } else {
       feedback.textContent = "";
       feedback.className = "feedback";
+    }
+  }
+
+  /** The options; a bad one is flagged on its field, and its message thrown. */
+  validOptions() {
+    try {
+      return this.options();
+    } catch (error) {
+      this.optionsProblem(error);
+      throw error;
     }
   }
 
