@@ -152,17 +152,19 @@ export class OrdersTab {
         download.disabled = false;
       }
     });
+    const expanded = (on) => {
+      photos.hidden = !on;
+      open.textContent = on ? "Hide images" : "Show images";
+      open.setAttribute("aria-label", `${on ? "Hide" : "Show"} images of ${name}`);
+      open.setAttribute("aria-expanded", String(on));
+    };
     open.addEventListener("click", async () => {
       if (!photos.hidden) {
-        photos.hidden = true;
-        open.textContent = "Show images";
-        open.setAttribute("aria-expanded", "false");
+        expanded(false);
         return;
       }
       view ??= new OrderView(photos, { heading: "h3", wholeOrder: false, named: false });
-      photos.hidden = false;
-      open.textContent = "Hide images";
-      open.setAttribute("aria-expanded", "true");
+      expanded(true);
       if (view.summary) {
         view.reveal();
         return;
@@ -172,9 +174,7 @@ export class OrdersTab {
         await view.load(order.order_id);
         view.reveal();
       } catch (error) {
-        photos.hidden = true;
-        open.textContent = "Show images";
-        open.setAttribute("aria-expanded", "false");
+        expanded(false);
         downloader.say(error.message);
       } finally {
         open.disabled = false;
