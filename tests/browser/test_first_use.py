@@ -105,7 +105,9 @@ def test_the_chooser_takes_every_format_the_service_accepts(
     page.locator("#file-input").set_input_files(files)
     expect(page.locator("#file-list li")).to_have_count(3)
     # The file left out is named, so the photographer knows which one.
-    expect(page.locator("#create-message")).to_have_text("notes.txt is not a photo, so it was left out.")
+    expect(page.locator("#create-message")).to_have_text(
+        "notes.txt is not a photo, so it was left out."
+    )
     expect(page.locator("#create-message")).to_have_attribute("role", "status")
 
 

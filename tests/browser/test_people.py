@@ -35,9 +35,7 @@ SAMPLES = sorted((Path(__file__).resolve().parents[2] / "sample_images").glob("*
 WIDTHS = [1280, 390]
 
 
-def _open(
-    open_page: OpenPage, server: Server, width: int, path: str = "/", **more: object
-) -> Page:
+def _open(open_page: OpenPage, server: Server, width: int, path: str = "/", **more: object) -> Page:
     height = 900 if width > 500 else 844
     page, _ = open_page(server, width=width, height=height, path=path, **more)
     return page
@@ -73,9 +71,7 @@ def test_full_quality_or_free_preview_is_chosen_and_remembered_and_names_the_zip
         page.get_by_role("button", name=f"Download ZIP of {DEMO_NAME}").click()
     assert info.value.suggested_filename == f"{DEMO_NAME} (preview).zip"
     info.value.save_as(tmp_path / "preview.zip")
-    expect(page.locator(f"{_demo_row(page)} .order-place .message")).to_contain_text(
-        "free preview"
-    )
+    expect(page.locator(f"{_demo_row(page)} .order-place .message")).to_contain_text("free preview")
 
     # Remembered on the other tab, where it can be changed back.
     page.get_by_role("tab", name="Download").click()

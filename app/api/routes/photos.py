@@ -106,19 +106,30 @@ def _chunks(spool: IO[bytes]) -> Iterator[bytes]:
         spool.close()
 
 
-@router.api_route(
-    PHOTO_PATH,
-    methods=["GET", "HEAD"],
-    response_class=StreamingResponse,
-    responses={
-        200: {
-            "description": "The enhanced photo (attachment, named as in the ZIP)",
-            "content": {media: {} for media in _MEDIA_TYPES.values()},
-        },
-        **error_responses(400, 401, 404, 409, 422, 429, 502, 503),
+_PHOTO_RESPONSES: dict[int | str, dict[str, object]] = {
+    200: {
+        "description": "The enhanced photo (attachment, named as in the ZIP)",
+        "content": {media: {} for media in _MEDIA_TYPES.values()},
     },
+    **error_responses(400, 401, 404, 409, 422, 429, 502, 503),
+}
+
+
+@router.head(
+    PHOTO_PATH,
+    response_class=StreamingResponse,
+    responses=_PHOTO_RESPONSES,
+    dependencies=[Depends(rate_limit("downloads"))],
+    summary="What GET of one photo would answer (its name), without fetching it",
+    operation_id="head_order_photo",
+)
+@router.get(
+    PHOTO_PATH,
+    response_class=StreamingResponse,
+    responses=_PHOTO_RESPONSES,
     dependencies=[Depends(rate_limit("downloads"))],
     summary="One enhanced photo of an order (free preview by default, like the ZIP)",
+    operation_id="download_order_photo",
 )
 async def order_photo(
     order_id: str,
