@@ -40,6 +40,7 @@ from app.core.sentry import init_sentry
 from app.core.sessions import SessionStore, open_sessions
 from app.jobs.runtime import open_jobs
 from app.jobs.service import JobService
+from app.sandbox import DEMO_ORDER_ID
 from app.services.downloads import Downloads
 from app.services.fairness import FairLimiter
 from app.storage import ArchiveStore, open_store
@@ -183,4 +184,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(admin.router)
     app.include_router(jobs.router)
     app.include_router(webhooks.router)
+    ui.refine_openapi(app, demo_order_id=DEMO_ORDER_ID if settings.sandbox_mode else None)
     return app

@@ -11,7 +11,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Literal, TypedDict
+from typing import Annotated, Any, Literal, TypedDict
 
 import httpx
 from fastapi import APIRouter, Body, Depends, FastAPI, Request
@@ -76,6 +76,37 @@ async def index_page() -> FileResponse:
 async def developers_page() -> FileResponse:
     """The page for developers and operators: API reference, status, administrator sign-in."""
     return FileResponse(STATIC_DIR / "developers.html", headers={"Cache-Control": "no-cache"})
+
+
+def refine_openapi(app: FastAPI, *, demo_order_id: str | None) -> None:
+    """Make /docs tell the truth and help an integrator try the API.
+
+    FastAPI documents a 422 of its own shape (`HTTPValidationError`) on every route with
+    parameters; this service answers validation errors in its one error shape, so that entry
+    is replaced by the service's (with its examples). With `demo_order_id` (sandbox mode)
+    every `order_id` path parameter is prefilled with it: "Try it out" answers at once.
+    """
+    build = app.openapi
+    validation = error_responses(422)[422]
+
+    def openapi() -> dict[str, Any]:
+        schema = build()  # FastAPI builds it once and keeps it: these changes are made once
+        for operations in schema.get("paths", {}).values():
+            for operation in operations.values():
+                responses = operation.get("responses", {})
+                if "HTTPValidationError" in str(responses.get("422", "")):
+                    responses["422"] = validation
+                for parameter in operation.get("parameters", []):
+                    if demo_order_id and parameter.get("in") == "path":
+                        if parameter.get("name") == "order_id":
+                            parameter["example"] = demo_order_id
+        components = schema.get("components", {}).get("schemas", {})
+        if "HTTPValidationError" not in str(schema.get("paths")):
+            components.pop("HTTPValidationError", None)
+            components.pop("ValidationError", None)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 class DownloadLink(BaseModel):
