@@ -177,7 +177,7 @@ def test_ask_answers_from_the_docs(start_service: StartService, open_page: OpenP
     page.get_by_role("button", name="Ask", exact=True).click()
     answer = page.locator("#ask-answer")
     expect(answer).to_contain_text("curl -C -")
-    expect(answer.locator("h3")).to_have_text("How do I resume a download?")
+    expect(answer.locator("h3")).to_have_text("How do I resume a broken download?")
     expect(answer).to_contain_text("docs/faq.md")
 
 
