@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from typing import IO, Annotated
 
 from fastapi import APIRouter, Body, Depends, Request, Response
@@ -29,7 +28,7 @@ from app.api.deps import (
     SpoolDirDep,
     UpstreamDep,
 )
-from app.api.routes.ui import DownloadLink
+from app.api.schemas.links import DownloadLink
 from app.api.selection import planned
 from app.api.upstream_errors import checked_order_id, fetch_order, to_app_error
 from app.core.errors import BadRequest, Conflict, Forbidden, NotFound, error_responses
@@ -197,4 +196,4 @@ async def create_photo_link(
     await _ready_photo(upstream, credential, order_id, image_id, chosen)
     path = f"/orders/{checked_order_id(order_id)}/images/{image_id}"
     link = signer.sign(path, chosen.query(), ttl=settings.download_link_ttl)
-    return DownloadLink(url=link.url, expires_at=datetime.fromtimestamp(link.expires, UTC))
+    return DownloadLink.of(link)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypedDict
 
@@ -20,6 +19,7 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
 from app.api.deps import CredentialDep, OptionsDep, SettingsDep, SignerDep, UpstreamDep
+from app.api.schemas.links import DownloadLink
 from app.api.selection import planned
 from app.api.upstream_errors import checked_order_id, fetch_order
 from app.core.config import Settings
@@ -109,11 +109,6 @@ def refine_openapi(app: FastAPI, *, demo_order_id: str | None) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-class DownloadLink(BaseModel):
-    url: str = Field(description="Path and query of the signed download; GET it, no key needed")
-    expires_at: datetime
-
-
 @router.post(
     "/orders/{order_id}/download-link",
     response_model=DownloadLink,
@@ -149,7 +144,7 @@ async def create_download_link(
         # A selection is checked against the order now, not when the link is first used.
         planned(await fetch_order(upstream, order_id, credential), chosen)
     link = signer.sign(f"/orders/{order_id}/images", chosen.query(), ttl=settings.download_link_ttl)
-    return DownloadLink(url=link.url, expires_at=datetime.fromtimestamp(link.expires, UTC))
+    return DownloadLink.of(link)
 
 
 class Question(BaseModel):
