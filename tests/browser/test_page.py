@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import re
-
 import base64
 import hashlib
 import os
+import re
 import zipfile
 from pathlib import Path
 
