@@ -28,6 +28,7 @@ from app.api.routes import (
     jobs,
     monitoring,
     orders,
+    photos,
     presets,
     thumbnails,
     ui,
@@ -47,6 +48,7 @@ from app.imaging.pool import DecodePool
 from app.imaging.presets import load_presets
 from app.jobs.runtime import open_jobs
 from app.jobs.service import JobService
+from app.sandbox import DEMO_ORDER_ID
 from app.services.downloads import Downloads
 from app.services.fairness import FairLimiter
 from app.storage import ArchiveStore, open_store
@@ -200,6 +202,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(orders.router)
     app.include_router(thumbnails.router)
     app.include_router(presets.router)
+    app.include_router(photos.router)
     app.include_router(monitoring.router)
     app.include_router(ui.router)
     app.include_router(create.router)
@@ -208,4 +211,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(webhooks.router)
     app.include_router(deliveries.router)
     app.include_router(delivery_links.router)
+    ui.refine_openapi(app, demo_order_id=DEMO_ORDER_ID if settings.sandbox_mode else None)
     return app

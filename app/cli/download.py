@@ -17,6 +17,7 @@ import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import unquote
 
 import httpx
 from rich.progress import Progress, TaskID
@@ -38,9 +39,44 @@ FIRST_WAIT = 0.5  # seconds
 MAX_WAIT = 5.0  # seconds
 
 
-def archive_path(order_id: str) -> str:
-    """The service's archive URL of an order (relative to the service's URL)."""
-    return f"/orders/{order_id}/images"
+def archive_path(order_id: str, *, full_quality: bool = False) -> str:
+    """The service's archive URL of an order (relative to the service's URL): free previews,
+    or with `full_quality` the photos at their own size (`preview=false`)."""
+    path = f"/orders/{order_id}/images"
+    return path + "?preview=false" if full_quality else path
+
+
+async def download_target(http: httpx.AsyncClient, url: str, folder: Path) -> Path:
+    """Where in `folder` the ZIP of `url` is saved: under the name the service gives it (its
+    `Content-Disposition`, asked with `HEAD`; only the last component of that name is used).
+
+    Raises:
+        CliError: from the service's answer (e.g. nothing ready to download yet), or
+            EXIT_NETWORK.
+    """
+    try:
+        response = await http.head(url)
+    except httpx.TransportError as exc:
+        raise CliError(f"network failure asking {url}: {describe(exc)}", EXIT_NETWORK) from exc
+    if response.status_code >= 400:
+        raise service_failure(response)
+    name = Path(_disposition_name(response.headers.get("content-disposition", ""))).name
+    if not name or name.startswith("."):
+        name = "order.zip"
+    return folder / name
+
+
+def _disposition_name(header: str) -> str:
+    """The file name of a Content-Disposition: its UTF-8 `filename*`, else `filename`."""
+    for part in header.split(";"):
+        key, _, value = part.strip().partition("=")
+        if key.lower() == "filename*" and value.lower().startswith("utf-8''"):
+            return unquote(value[len("utf-8''") :])
+    for part in header.split(";"):
+        key, _, value = part.strip().partition("=")
+        if key.lower() == "filename":
+            return value.strip('"')
+    return ""
 
 
 @dataclass
@@ -82,10 +118,11 @@ class Partial:
         self.meta_path.unlink(missing_ok=True)
 
 
-def rerun_note(out: Path, order_id: str) -> str:
-    """What running again does to the download into `out`: resume it, start it over, or ``""``."""
+def rerun_note(out: Path, url: str) -> str:
+    """What running again does to the download of `url` into `out`: resume it, start it over,
+    or ``""``."""
     partial = Partial(out)
-    resume = partial.resumable(archive_path(order_id))
+    resume = partial.resumable(url)
     if resume is not None:
         return f" to resume the download from byte {resume[0]}"
     if partial.path.exists():
@@ -128,22 +165,18 @@ def retry_policy(
 
 async def download(
     http: httpx.AsyncClient,
-    order_id: str,
+    url: str,
     out: Path,
     *,
     retries: int,
     progress: Progress,
-    waited: bool = True,
 ) -> int:
-    """Fetch the ZIP into `out`, resuming a partial file when the service allows it.
-
-    Returns the archive's size. `waited` says whether processing was waited for; when it was
-    not and no image is ready yet, the error suggests `--wait`.
+    """Fetch the ZIP at `url` (see `archive_path`) into the file `out`, resuming a partial
+    file when the service allows it. Returns the archive's size.
 
     Raises:
         CliError: EXIT_NETWORK when every attempt broke; others from the service's answer.
     """
-    url = archive_path(order_id)
     partial = Partial(out)
     task = progress.add_task("download", total=None, unit=BYTES)
 
@@ -156,14 +189,6 @@ async def download(
         )
     except httpx.TransportError as exc:
         raise CliError(f"network failure downloading {url}: {describe(exc)}", EXIT_NETWORK) from exc
-    except CliError as exc:
-        if exc.error == "nothing_to_deliver" and not waited:
-            raise CliError(
-                f"{exc.message} Add --wait to wait until the order is processed, then download.",
-                exc.code,
-                error=exc.error,
-            ) from exc
-        raise
 
 
 async def _download_once(

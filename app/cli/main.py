@@ -1,8 +1,9 @@
 """One run of the command: check everything first, then create, wait for and download an order.
 
-Everything that can be checked before any work is checked first: the files, the folder the ZIP
-goes to, and that the URL is the service (its `GET /health`). After a failure or an interrupt
-the command says what running it again will do.
+Everything that can be checked before any work is checked first: the photos (a folder given
+stands for the photos in it, see `app.cli.photos`), the folder the ZIP goes to, and that the
+URL is the service (its `GET /health`). After a failure or an interrupt the command says what
+running it again will do — never something that would create a second order.
 """
 
 from __future__ import annotations
@@ -12,15 +13,18 @@ import asyncio
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from rich.console import Console
 from rich.progress import Progress
 
 from app.cli.direct import Direct, open_direct
-from app.cli.download import download, rerun_note
+from app.cli.download import archive_path, download, download_target, rerun_note
+from app.cli.photos import choose_photos
 from app.cli.progress import OrderSource, progress_bar, wait_processed
 from app.cli.service import Service, service_client
 from app.cli.usage import (
+    EXIT_INTERRUPTED,
     EXIT_NETWORK,
     EXIT_OK,
     EXIT_TIMEOUT,
@@ -30,6 +34,8 @@ from app.cli.usage import (
     parse_args,
 )
 
+NOTHING_TO_DELIVER = "nothing_to_deliver"
+
 
 @dataclass
 class RunState:
@@ -37,6 +43,7 @@ class RunState:
 
     order_id: str | None = None
     created: bool = False  # the order was created by this run (running again makes another)
+    saving_to: Path | None = None  # the ZIP's file, once known (--download may be a folder)
 
 
 def again(args: argparse.Namespace, state: RunState) -> str:
@@ -49,9 +56,21 @@ def again(args: argparse.Namespace, state: RunState) -> str:
         if state.created
         else "run the same command again"
     )
-    if not args.download:
+    if not args.download or state.saving_to is None:
         return command
-    return command + rerun_note(args.download, state.order_id)
+    url = archive_path(state.order_id, full_quality=args.full_quality)
+    return command + rerun_note(state.saving_to, url)
+
+
+def not_ready_advice(args: argparse.Namespace, state: RunState) -> str:
+    """What to do when `--download` came before the photos were processed (no `--wait`)."""
+    if state.created:
+        return (
+            f"The order was just created and is still being processed: run again with "
+            f"--order-id {state.order_id} --wait instead of the photos (the same command "
+            "would create a second order)."
+        )
+    return "Add --wait to wait until the order is processed, then download."
 
 
 async def run(
@@ -63,12 +82,19 @@ async def run(
         CliError: whatever went wrong, with its exit code.
     """
     if args.files:
+        chosen = choose_photos(args.files)
+        args.files = chosen.photos
+        for folder in chosen.folders:
+            console.print(f"photos of {folder}, in name order", highlight=False)
+        for path in chosen.left_out:
+            console.print(f"left out (not a photo): {path}", highlight=False)
+        if args.name is None and len(chosen.folders) == 1 and len(args.files) > 0:
+            args.name = chosen.folders[0].resolve().name
         check_files(args.files)
-    if args.download:
-        check_destination(args.download)
+    into_folder = bool(args.download) and check_destination(args.download)
     with progress_bar(console, quiet=args.quiet) as progress:
         if args.service_url:
-            order_id = await _through_service(args, env, progress, state)
+            order_id = await _through_service(args, env, progress, state, into_folder)
         else:
             async with open_direct(env) as direct:
                 order_id = await _order(direct, args, progress, state)
@@ -77,23 +103,48 @@ async def run(
 
 
 async def _through_service(
-    args: argparse.Namespace, env: Mapping[str, str], progress: Progress, state: RunState
+    args: argparse.Namespace,
+    env: Mapping[str, str],
+    progress: Progress,
+    state: RunState,
+    into_folder: bool,
 ) -> str:
     async with service_client(args.service_url, env) as http:
         service = Service(http)
-        await service.check(args.service_url)
+        mode = await service.check(args.service_url)
+        if args.download:
+            progress.console.print(quality_note(full_quality=args.full_quality, mode=mode))
         order_id = await _order(service, args, progress, state)
         if args.download:
-            size = await download(
-                http,
-                order_id,
-                args.download,
-                retries=args.retries,
-                progress=progress,
-                waited=args.wait,
-            )
-            progress.console.print(f"saved {args.download} ({size} bytes)")
+            url = archive_path(order_id, full_quality=args.full_quality)
+            try:
+                state.saving_to = (
+                    await download_target(http, url, args.download)
+                    if into_folder
+                    else args.download
+                )
+                size = await download(
+                    http, url, state.saving_to, retries=args.retries, progress=progress
+                )
+            except CliError as exc:
+                if exc.error == NOTHING_TO_DELIVER and not args.wait:
+                    advice = not_ready_advice(args, state)
+                    raise CliError(f"{exc.message} {advice}", exc.code, error=exc.error) from exc
+                raise
+            progress.console.print(f"saved {state.saving_to} ({size} bytes)")
     return order_id
+
+
+def quality_note(*, full_quality: bool, mode: str) -> str:
+    """What the download will hold, and what it costs, said before anything is spent."""
+    if not full_quality:
+        return (
+            "downloading free previews (about 1024 px wide, the ZIP is named '(preview)'); "
+            "add --full-quality for the photos at their own size"
+        )
+    if mode == "sandbox":
+        return "downloading full quality (free here: the service is in sandbox mode)"
+    return "downloading full quality: 1 Autoenhance credit per photo not bought before"
 
 
 async def _order(
@@ -132,7 +183,7 @@ def main(argv: Sequence[str] | None = None, *, env: Mapping[str, str] | None = N
         return asyncio.run(run(args, os.environ if env is None else env, console, state))
     except KeyboardInterrupt:
         console.print(f"[red]interrupted:[/red] {again(args, state)}", highlight=False)
-        return EXIT_NETWORK
+        return EXIT_INTERRUPTED
     except CliError as exc:
         message = exc.message
         if exc.code in (EXIT_NETWORK, EXIT_TIMEOUT):

@@ -14,6 +14,7 @@ from rich.progress import (
     Progress,
     ProgressColumn,
     Task,
+    TaskID,
     TextColumn,
     TimeElapsedColumn,
     TransferSpeedColumn,
@@ -43,17 +44,31 @@ class AmountColumn(ProgressColumn):
         return Text(f"{task.completed:.0f}/{total} images", style="progress.download")
 
 
+# A transfer that has not moved for this long shows "stalled" instead of a speed: rich's own
+# speed is an average over the last 30 s, so it would go on showing the speed from before the
+# stall, as if bytes were still coming.
+STALLED_AFTER = 3.0  # seconds
+
+
 class SpeedColumn(ProgressColumn):
-    """Transfer speed, for byte counts only (images per second says nothing useful)."""
+    """Transfer speed, for byte counts only (images per second says nothing useful); while
+    nothing arrives for `STALLED_AFTER` seconds, "stalled" instead of a speed."""
 
     def __init__(self) -> None:
         super().__init__()
         self._speed = TransferSpeedColumn()
+        self._moved: dict[TaskID, tuple[float, float]] = {}  # task -> (completed, when)
 
     def render(self, task: Task) -> Text:
-        if task.fields.get("unit") == BYTES:
-            return self._speed.render(task)
-        return Text("")
+        if task.fields.get("unit") != BYTES:
+            return Text("")
+        now = task.get_time()
+        completed, when = self._moved.get(task.id, (-1.0, now))
+        if task.completed != completed:
+            self._moved[task.id] = (task.completed, now)
+        elif not task.finished and now - when >= STALLED_AFTER:
+            return Text("stalled", style="progress.remaining")
+        return self._speed.render(task)
 
 
 def progress_bar(console: Console, *, quiet: bool) -> Progress:

@@ -199,8 +199,9 @@ class Service:
         summary = _read(await self._send("GET", f"/orders/{order_id}"), _Summary)
         return status_of_images([image.status for image in summary.images])
 
-    async def check(self, url: str) -> None:
-        """Make sure the batch downloader answers at `url` before doing any work.
+    async def check(self, url: str) -> str:
+        """Make sure the batch downloader answers at `url` before doing any work; returns its
+        mode (``sandbox`` or ``live``).
 
         Raises:
             CliError: EXIT_NETWORK when nothing answers, EXIT_USAGE when something else does.
@@ -219,3 +220,4 @@ class Service:
                 f"{response.status_code}); check --service-url",
                 EXIT_USAGE,
             )
+        return str(body["mode"])

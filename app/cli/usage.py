@@ -22,6 +22,8 @@ EXIT_BAD_FILE = 3
 EXIT_NETWORK = 4
 EXIT_NOT_FOUND = 5
 EXIT_TIMEOUT = 6
+# What shells report for a command stopped with Ctrl-C (128 + SIGINT).
+EXIT_INTERRUPTED = 130
 
 EPILOG = f"""\
 environment:
@@ -39,6 +41,12 @@ exit codes:
   {EXIT_NETWORK}  network failure (after retries)
   {EXIT_NOT_FOUND}  order not found
   {EXIT_TIMEOUT}  timed out waiting for processing
+  {EXIT_INTERRUPTED}  stopped with Ctrl-C
+
+examples:
+  setup_test_order.py ~/shoots/12-harbour-view --wait --download . \\
+      --service-url http://127.0.0.1:8000 --full-quality
+  setup_test_order.py --order-id <id> --wait --download . --service-url http://127.0.0.1:8000
 """
 
 
@@ -90,8 +98,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("files", nargs="*", type=Path, help="photos to upload")
-    parser.add_argument("--name", help="name of the new order")
+    parser.add_argument(
+        "files",
+        nargs="*",
+        type=Path,
+        metavar="PHOTO_OR_FOLDER",
+        help="photos to upload, or a folder: its photos in name order (other files left out)",
+    )
+    parser.add_argument(
+        "--name", help="name of the new order (default: the folder's name, for one folder)"
+    )
     parser.add_argument("--order-id", help="use this existing order instead of creating one")
     parser.add_argument("--wait", action="store_true", help="wait until processing finishes")
     parser.add_argument(
@@ -100,7 +116,18 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--poll-interval", type=float, default=2.0, help="seconds between checks (default 2)"
     )
-    parser.add_argument("--download", type=Path, metavar="OUT.zip", help="save the ZIP here")
+    parser.add_argument(
+        "--download",
+        type=Path,
+        metavar="OUT",
+        help="save the ZIP here: a file, or a folder (named as the service names it)",
+    )
+    parser.add_argument(
+        "--full-quality",
+        action="store_true",
+        help="the photos at their own size (1 Autoenhance credit per photo; free in sandbox "
+        "mode); without it the ZIP holds free previews, about 1024 px wide",
+    )
     parser.add_argument(
         "--service-url",
         type=_service_url,
@@ -120,22 +147,19 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def check_destination(out: Path) -> None:
-    """Fail before any work when the ZIP could not be saved at `out`.
+def check_destination(out: Path) -> bool:
+    """Fail before any work when the ZIP could not be saved at `out` (a file, or a folder
+    the ZIP is saved into); returns whether `out` is a folder.
 
     Raises:
         CliError: EXIT_USAGE, naming the folder or file that is wrong.
     """
-    folder = out.parent
-    if out.is_dir():
-        raise CliError(
-            f"--download {out} is a folder; give a file name, e.g. {out / 'order.zip'}",
-            EXIT_USAGE,
-        )
+    folder = out if out.is_dir() else out.parent
     if not folder.is_dir():
         raise CliError(f"cannot save to {out}: the folder {folder} does not exist", EXIT_USAGE)
     if not os.access(folder, os.W_OK):
         raise CliError(f"cannot save to {out}: the folder {folder} is not writable", EXIT_USAGE)
+    return folder == out
 
 
 def check_files(paths: Sequence[Path]) -> None:

@@ -78,6 +78,13 @@ class CallbackRefused(Exception):
     """The target is not an allowed http(s) URL or resolves to a refused address."""
 
 
+class HostNotResolved(CallbackRefused):
+    """The target's host name could not be resolved (here, now): said as such to the caller,
+    since "not allowed" sends them looking for a wrong URL when DNS is what failed. Whether a
+    name resolves is what any resolver answers; the kind of address a name resolves to stays
+    behind the one generic refusal."""
+
+
 class _Retryable(Exception):
     """A failure worth another attempt (network error, timeout, 429, 5xx)."""
 
@@ -148,7 +155,8 @@ async def resolve_allowed(url: httpx.URL, *, allow_private: bool) -> str:
     """Resolve the URL's host and return the address to connect to.
 
     Raises:
-        CallbackRefused: bad scheme, unresolvable host, or any address refused.
+        HostNotResolved: the host name does not resolve.
+        CallbackRefused: bad scheme, or any address refused.
     """
     if url.scheme not in ("http", "https") or not url.host:
         raise CallbackRefused("only absolute http:// and https:// URLs are allowed")
@@ -158,7 +166,7 @@ async def resolve_allowed(url: httpx.URL, *, allow_private: bool) -> str:
             url.host, port, type=socket.SOCK_STREAM
         )
     except OSError as exc:
-        raise CallbackRefused(f"cannot resolve {url.host}: {exc.strerror or exc}") from None
+        raise HostNotResolved(f"cannot resolve {url.host}: {exc.strerror or exc}") from None
     addresses = [ipaddress.ip_address(info[4][0]) for info in infos]
     if not addresses:
         raise CallbackRefused(f"{url.host} resolves to no address")

@@ -33,7 +33,7 @@ from app.jobs.keybox import KeyUnavailable
 from app.jobs.models import KEY_GONE_REASON, PENDING_STATES, Failure, JobRecord, JobState
 from app.jobs.store import JobArchiveWriter, StorageFull
 from app.services.batch import BatchArchive
-from app.services.naming import archive_filename
+from app.services.overview import archive_name
 from app.services.plan import NothingToDeliver, Skipped, UnknownImages, plan_batch
 from app.storage import StoreError
 from app.upstream.errors import UpstreamError
@@ -191,7 +191,7 @@ class _Run:
             # The selection was checked when the job was made; the order has changed since.
             shown = ", ".join(exc.image_ids[:20])
             raise _Stop("failed", f"selected images are no longer in the order: {shown}") from None
-        filename = archive_filename(order.name, order.order_id)
+        filename = archive_name(order, self.record.options)
 
         def start(record: JobRecord) -> None:
             record.state = "running"

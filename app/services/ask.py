@@ -85,9 +85,28 @@ class Answer:
     notice: str | None = None
 
 
+# People ask in their own words; the docs use the service's. Each stem on the left counts as
+# the one on the right, in questions and docs alike ("pictures" finds "images", "full
+# resolution" finds "full quality").
+_SYNONYMS = {
+    "imag": "photo",
+    "pictur": "photo",
+    "pic": "photo",
+    "pics": "photo",
+    "resolution": "quality",
+    "res": "quality",
+    "bigger": "larger",
+    "continu": "resum",
+    "brok": "broken",
+    "archiv": "zip",
+}
+
+
 def tokens(text: str) -> list[str]:
-    """Lower-case word stems without stop words ("Resuming downloads" → resum, download)."""
-    return [_stem(word) for word in _TOKEN.findall(text.lower()) if word not in _STOPWORDS]
+    """Lower-case word stems without stop words, people's words folded into the docs' ones
+    ("Resuming downloads" → resum, download; "pictures" → photo)."""
+    stems = (_stem(word) for word in _TOKEN.findall(text.lower()) if word not in _STOPWORDS)
+    return [_SYNONYMS.get(stem, stem) for stem in stems]
 
 
 def _stem(word: str) -> str:
@@ -184,8 +203,8 @@ def answer_from_docs(question: str, index: DocIndex) -> Answer:
     if not hits or hits[0].score < MIN_SCORE:
         return Answer(
             text="I could not find that in this service's documentation. Try asking about "
-            "downloading an order, resuming a download, missing images, preview and dev mode, "
-            "jobs, or creating a test order — or read the API reference at /docs.",
+            "full-quality photos, a photo missing from a ZIP, finding an order, resuming a "
+            "download, uploading a folder, or jobs — or read the API reference at /docs.",
             mode="docs",
             sources=hits,
         )

@@ -25,9 +25,11 @@ from urllib.parse import quote
 from anyascii import anyascii
 
 __all__ = [
+    "PREVIEW_MARK",
     "archive_filename",
     "content_disposition",
     "extension_for_format",
+    "photo_title",
     "safe_entry_names",
 ]
 
@@ -39,6 +41,9 @@ MAX_NAME_BYTES = 255
 MAX_DOWNLOAD_NAME_BYTES = 150
 # Used when neither the order's name nor its id leaves any usable character.
 FALLBACK_DOWNLOAD_STEM = "download"
+# Added to the name of an archive of free previews, so that nobody mistakes it for the
+# full-quality photos (both are otherwise the same order under the same name).
+PREVIEW_MARK = " (preview)"
 
 # Used when neither the image name nor its id leaves any usable character.
 FALLBACK_STEM = "image"
@@ -206,18 +211,27 @@ def _download_stem(raw: str) -> str:
     return unicodedata.normalize("NFC", kept).strip(_STRIPPED_AT_ENDS)
 
 
-def archive_filename(name: str | None, fallback: str) -> str:
+def archive_filename(name: str | None, fallback: str, *, preview: bool = False) -> str:
     """The file name of an order's archive: ``<name>.zip``, made safe.
 
     `name` (the order's name) is cleaned like an entry name (see `_download_stem`) and cut
     on a character boundary to `MAX_DOWNLOAD_NAME_BYTES` with its ``.zip``; when nothing is
-    left of it, `fallback` (the order id) is used the same way, then ``download.zip``.
+    left of it, `fallback` (the order id) is used the same way, then ``download.zip``. An
+    archive of previews (`preview`) is ``<name> (preview).zip``: the mark is kept whole when
+    a long name is cut.
     """
+    tail = (PREVIEW_MARK if preview else "") + ".zip"
     for candidate in (name or "", fallback, FALLBACK_DOWNLOAD_STEM):
-        fitted = _fit(_download_stem(candidate), ".zip", max_bytes=MAX_DOWNLOAD_NAME_BYTES)
+        fitted = _fit(_download_stem(candidate), tail, max_bytes=MAX_DOWNLOAD_NAME_BYTES)
         if fitted:
             return fitted
     raise AssertionError("the fallback stem always yields a name")  # pragma: no cover
+
+
+def photo_title(image_name: str | None) -> str:
+    """The name a person knows a photo by: its file name without folders or image extension
+    (``shoots/garden.JPG`` → ``garden``); "" when nothing usable is left."""
+    return _clean_stem(image_name or "")
 
 
 def _safe_download_name(filename: str) -> str:

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 from typing import Literal
 
+from app.services.naming import archive_filename, photo_title
 from app.upstream.models import Image, Order
+from app.upstream.options import DownloadOptions
 
 ImageState = Literal["ready", "processing", "error"]
 OrderState = Literal["processing", "ready", "partial", "error", "empty"]
@@ -57,3 +59,24 @@ def thumbnail_path(order_id: str, image_id: str) -> str:
 def cover_image(order: Order) -> Image | None:
     """The image that stands for the order in a list: its first ready one, if any."""
     return next((image for image in order.images if image.is_ready), None)
+
+
+def order_title(order: Order) -> str:
+    """The order's name, or, for an order without one, its date and first photo.
+
+    ``2025-07-05 house-front``: the day it was made (UTC) and the name of its first photo
+    (in shot order) tell a photographer which shoot it is, where its id would not. Without
+    a named photo the start of its id stands in (``2025-07-05 order d45dcede``).
+    """
+    if order.name and order.name.strip():
+        return order.name.strip()
+    first = next((t for t in (photo_title(i.image_name) for i in order.images) if t), "")
+    parts = [order.created_at.strftime("%Y-%m-%d")] if order.created_at else []
+    parts.append(first or f"order {order.order_id[:8]}")
+    return " ".join(parts)
+
+
+def archive_name(order: Order, options: DownloadOptions) -> str:
+    """The file name of the order's archive with these options: its title, and
+    ``(preview)`` when the photos are free previews (see `archive_filename`)."""
+    return archive_filename(order_title(order), order.order_id, preview=options.preview)

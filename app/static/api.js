@@ -176,10 +176,13 @@ export function el(tag, { text, cls, attrs } = {}, ...children) {
 
 /**
  * Show a message box with an optional list of details, or hide it. Errors interrupt a screen
- * reader (role=alert); information and success are announced politely (role=status).
+ * reader (role=alert); information and success are announced politely (role=status). A
+ * `transient` message (what a finished action did) goes away at the person's next action
+ * (see `clearTransient`), so it never describes something older than what is on screen.
  */
-export function showMessage(box, text, { kind = "error", items = [] } = {}) {
+export function showMessage(box, text, { kind = "error", items = [], transient = false } = {}) {
   box.replaceChildren();
+  box.toggleAttribute("data-transient", transient);
   if (!text) {
     box.hidden = true;
     return;
@@ -189,4 +192,9 @@ export function showMessage(box, text, { kind = "error", items = [] } = {}) {
   box.append(el("p", { text }));
   if (items.length) box.append(el("ul", {}, ...items.map((item) => el("li", { text: item }))));
   box.hidden = false;
+}
+
+/** Hide every transient message (a new action has started). */
+export function clearTransient() {
+  for (const box of document.querySelectorAll(".message[data-transient]")) showMessage(box, "");
 }

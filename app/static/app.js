@@ -1,11 +1,14 @@
-// The page: tabs, the sandbox banner, and the wiring of each tab.
+// The photographer's page: tabs, the sandbox banner, and the wiring of each tab.
+//
+// The developer's and operator's tools (API reference, counters, sign-in) are on a page of
+// their own (/developers, linked in the footer).
 
-import { access, DEMO_ORDER_ID, request } from "./api.js";
+import { access, clearTransient, request } from "./api.js";
 import { AskTab } from "./ask.js";
 import { CreateTab } from "./create.js";
 import { DownloadTab } from "./download.js";
 import { OrdersTab } from "./orders.js";
-import { StatusTab } from "./status.js";
+import { quality } from "./quality.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -66,40 +69,6 @@ class Tabs {
   }
 }
 
-/**
- * Fill the curl lines of the API tab. A <wbr> after each "/", "?" and "&" lets a long URL wrap
- * there instead of mid-word; it adds no text, so what is copied is the command as shown.
- */
-function fillTemplates(orderId) {
-  for (const node of document.querySelectorAll("[data-template]")) {
-    const text = node.dataset.template
-      .replaceAll("{origin}", window.location.origin)
-      .replaceAll("{order}", orderId);
-    const parts = text.split(/(?<=[/?&])/);
-    node.replaceChildren(...parts.flatMap((part, index) => (index ? [document.createElement("wbr"), part] : [part])));
-  }
-}
-
-function wireCopyButtons() {
-  for (const button of document.querySelectorAll("[data-copy]")) {
-    button.addEventListener("click", async () => {
-      const text = $(button.dataset.copy).textContent;
-      try {
-        await navigator.clipboard.writeText(text);
-        button.textContent = "Copied";
-      } catch {
-        // No clipboard permission (e.g. plain http): select the text for Ctrl+C instead.
-        const range = document.createRange();
-        range.selectNodeContents($(button.dataset.copy));
-        window.getSelection().removeAllRanges();
-        window.getSelection().addRange(range);
-        button.textContent = "Selected: press Ctrl+C";
-      }
-      setTimeout(() => { button.textContent = "Copy"; }, 2500);
-    });
-  }
-}
-
 /** Whether this visitor may list orders: sandbox mode, their own key, or an admin session. */
 async function mayListOrders(health) {
   if (health?.mode === "sandbox" || access.get()?.kind === "own") return true;
@@ -113,37 +82,23 @@ async function mayListOrders(health) {
 }
 
 async function boot() {
+  // What a finished action said goes away when the person does the next thing.
+  document.addEventListener("click", (event) => {
+    if (event.target.closest("button, [role=tab], a")) clearTransient();
+  }, { capture: true });
+  document.addEventListener("input", () => clearTransient(), { capture: true });
+
   const download = new DownloadTab();
-  const status = new StatusTab();
   new AskTab();
+  const orders = new OrdersTab();
   const tabs = new Tabs((name) => {
-    status.show(name === "status");
     if (name === "orders" && !orders.loaded) orders.load();
   });
-  const orders = new OrdersTab({
-    onOpen: (orderId) => {
-      fillTemplates(orderId);
-      tabs.select($("tab-download"), { focus: false });
-      download.openOrder(orderId);
-    },
-    onDownload: (orderId) => {
-      fillTemplates(orderId);
-      tabs.select($("tab-download"), { focus: false });
-      download.downloadOrder(orderId);
-    },
-  });
   const create = new CreateTab({
-    onReady: (orderId, { switchTab }) => {
-      download.setOrder(orderId);
-      fillTemplates(orderId);
-      if (switchTab) tabs.select($("tab-download"));
-    },
     onCreated: () => {
       orders.loaded = false; // the new order heads the list next time it is shown
     },
   });
-  fillTemplates(DEMO_ORDER_ID);
-  wireCopyButtons();
   tabs.fromHash();
 
   let health = null;
@@ -152,8 +107,9 @@ async function boot() {
   } catch {
     health = null;
   }
-  status.showHealth(health);
+  $("version").textContent = health?.version ? ` · version ${health.version}` : "";
   create.setModeNote(health?.mode);
+  quality.setSandbox(health?.mode === "sandbox");
   if (health?.mode === "sandbox") {
     $("sandbox-banner").hidden = false;
     download.offerDemo();
@@ -175,7 +131,6 @@ async function boot() {
   };
   await showOrders({ open: !window.location.hash || window.location.hash === "#orders" });
   download.onAccessChange = () => showOrders({ open: false });
-  status.onAdminChange = () => showOrders({ open: false });
   document.body.dataset.ready = "true";
 }
 

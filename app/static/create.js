@@ -1,12 +1,15 @@
-// The "Create test order" tab: upload images (or the samples), then follow their processing.
+// The "New order" tab: upload photos (or the samples), then follow their processing.
 //
 // All chosen files go up in one request, in the order they are listed (the service keeps that
 // order in the order and the ZIP), so the progress bar is the upload of the whole batch
 // (XMLHttpRequest upload events); each file's outcome comes from the answer. While Autoenhance
-// processes them, the order's thumbnails show each image's state.
+// processes them, the new order is shown here (see orderview.js) with each photo's state, and
+// once photos are ready it downloads from here. Nothing is written into the other tabs: the
+// order id field of the Download tab is the person's alone.
 
 import { ACCEPTED_EXTENSIONS, access, ApiError, el, formatBytes, request, showMessage } from "./api.js";
-import { ThumbnailLoader } from "./thumbs.js";
+import { OrderView } from "./orderview.js";
+import { quality } from "./quality.js";
 
 const POLL_MS = 1500;
 // Polling stops after this long; processing is normally seconds to minutes.
@@ -16,12 +19,12 @@ const FINAL_STATUSES = new Set(["processed", "error", "expired"]);
 const $ = (id) => document.getElementById(id);
 
 export class CreateTab {
-  constructor({ onReady, onCreated = () => {} }) {
-    this.onReady = onReady;
+  constructor({ onCreated = () => {} } = {}) {
     this.onCreated = onCreated;
     this.files = [];
-    this.thumbnails = new ThumbnailLoader();
     this.polling = 0;
+    this.view = new OrderView($("created-view"), { gridId: "created-images", titleId: "created-title" });
+    quality.mount("created-quality");
     const input = $("file-input");
     $("choose-files").addEventListener("click", () => input.click());
     input.addEventListener("change", () => {
@@ -41,7 +44,6 @@ export class CreateTab {
     });
     $("upload-button").addEventListener("click", () => this.upload());
     $("sample-button").addEventListener("click", () => this.useSamples());
-    $("go-download").addEventListener("click", () => this.onReady(this.orderId, { switchTab: true }));
   }
 
   setModeNote(mode) {
@@ -55,10 +57,13 @@ export class CreateTab {
     const isImage = (file) => file.type.startsWith("image/") ||
       ACCEPTED_EXTENSIONS.some((ext) => file.name.toLowerCase().endsWith(ext));
     const images = [...fileList].filter(isImage);
-    const rejected = fileList.length - images.length;
+    const rejected = [...fileList].filter((file) => !isImage(file)).map((file) => file.name);
     this.files = [...this.files, ...images];
     this.renderFiles();
-    showMessage($("create-message"), rejected ? `${rejected} file${rejected === 1 ? " is" : "s are"} not an image and ${rejected === 1 ? "was" : "were"} left out.` : "", { kind: "info" });
+    const text = rejected.length === 1
+      ? `${rejected[0]} is not a photo, so it was left out.`
+      : rejected.length ? `${rejected.length} files are not photos, so they were left out:` : "";
+    showMessage($("create-message"), text, { kind: "info", items: rejected.length > 1 ? rejected : [] });
   }
 
   /** The files chosen for the next order; the form to create it shows only when there are some. */
@@ -86,9 +91,8 @@ export class CreateTab {
     this.polling += 1; // stops a poll still running for it
     this.orderId = null;
     $("created-order").hidden = true;
-    this.thumbnails.reset();
+    this.view.clear();
     this.drawn = "";
-    $("created-images").replaceChildren();
     $("created-status").textContent = "";
   }
 
@@ -177,13 +181,12 @@ export class CreateTab {
       failed.length ? `${failed.length} image${failed.length === 1 ? "" : "s"} could not be uploaded:` : "",
       { items: failed.map((image) => `${image.file}: ${image.error || "failed"}`) },
     );
-    $("created-title").textContent = `${order.name || "Your order"} (${order.order_id})`;
     this.drawn = "";
-    $("created-images").replaceChildren();
-    $("go-download").hidden = true;
+    this.view.clear();
+    $("created-view").hidden = true;
     $("created-order").hidden = false;
     if (order.uploaded > 0) this.poll(order.order_id);
-    else $("created-status").textContent = "No image was uploaded, so there is nothing to process.";
+    else $("created-status").textContent = "No photo was uploaded, so there is nothing to process.";
   }
 
   async poll(orderId) {
@@ -191,11 +194,11 @@ export class CreateTab {
     const deadline = performance.now() + POLL_LIMIT_MS;
     const status = $("created-status");
     status.classList.add("spinning");
-    status.textContent = "Autoenhance is processing the images…";
+    status.textContent = "Autoenhance is processing the photos…";
     while (run === this.polling) {
       let summary = null;
       try {
-        summary = await request(`/orders/${orderId}`);
+        summary = await request(`/orders/${orderId}?preview=${quality.preview ?? true}`);
       } catch (error) {
         if (!(error instanceof ApiError) || error.status === 404 || error.status === 400) {
           status.classList.remove("spinning");
@@ -205,27 +208,24 @@ export class CreateTab {
         // Transient (network, 5xx, 429): keep polling.
       }
       if (summary) {
-        // Redraw only when an image changed, so thumbnails are not fetched again every poll.
+        // Redraw only when a photo changed, so thumbnails are not fetched again every poll.
         const drawn = summary.images.map((i) => `${i.image_id}:${i.ready}:${i.status}:${i.thumbnail_url}`).join();
         if (drawn !== this.drawn) {
           this.drawn = drawn;
-          this.thumbnails.reset();
-          $("created-images").replaceChildren(...summary.images.map((image) => this.thumbnails.tile(image)));
+          this.view.show(summary);
+          $("created-view").hidden = false;
         }
         const finished = summary.image_count > 0 && summary.images.every((image) => image.ready || FINAL_STATUSES.has(image.status));
         if (finished) {
           status.classList.remove("spinning");
-          status.textContent = `Processed: ${summary.ready_count} of ${summary.image_count} images ready. The order id is in the download form.`;
-          $("go-download").hidden = false;
-          this.onReady(orderId, { switchTab: false });
+          status.textContent = `Processed: ${summary.ready_count} of ${summary.image_count} photos ready. It is also in “Your orders”.`;
           return;
         }
-        status.textContent = `Processing: ${summary.ready_count} of ${summary.image_count} images ready…`;
+        status.textContent = `Processing: ${summary.ready_count} of ${summary.image_count} photos ready…`;
       }
       if (performance.now() > deadline) {
         status.classList.remove("spinning");
-        status.textContent = "Still processing after 15 minutes; check the order later in the Download tab.";
-        this.onReady(orderId, { switchTab: false });
+        status.textContent = "Still processing after 15 minutes; look at the order again later in “Your orders”.";
         return;
       }
       await new Promise((resolve) => setTimeout(resolve, POLL_MS));

@@ -2,10 +2,14 @@
 //
 // Shown when the service may list orders for this visitor: in sandbox mode, with the visitor's
 // own Autoenhance key (kept in this tab's sessionStorage and sent only to this service), or
-// for a signed-in administrator. Each order downloads in one click or opens in the Download
-// tab with its thumbnails, where images can be ticked.
+// for a signed-in administrator. Everything happens on the order's own row: "Download ZIP"
+// saves it (the message and progress appear under the row), "Show images" opens its photos
+// under the row. Each row has one actions row, where every action on an order goes.
 
 import { el, request, showMessage } from "./api.js";
+import { Downloader, inPageWanted } from "./downloader.js";
+import { OrderView, withQuality } from "./orderview.js";
+import { quality } from "./quality.js";
 import { ThumbnailLoader } from "./thumbs.js";
 
 const PAGE_SIZE = 20;
@@ -14,7 +18,7 @@ const STATE_WORDS = {
   processing: "processing",
   partial: "partly ready",
   error: "failed",
-  empty: "no images yet",
+  empty: "no photos yet",
 };
 
 const $ = (id) => document.getElementById(id);
@@ -26,16 +30,20 @@ function created(value) {
   return date.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
 }
 
+/** Lower case without accents, for finding an order by a part of its name. */
+const folded = (text) => text.normalize("NFKD").replace(/\p{M}/gu, "").toLowerCase();
+
 export class OrdersTab {
-  constructor({ onOpen, onDownload }) {
-    this.onOpen = onOpen;
-    this.onDownload = onDownload;
+  constructor() {
     this.thumbnails = new ThumbnailLoader();
     this.cursor = null;
     this.run = 0;
     this.loaded = false;
+    this.shown = new Set(); // order ids in the list: a page that overlaps the last adds no twin
+    quality.mount("orders-quality");
     $("orders-more").addEventListener("click", () => this.load({ more: true }));
     $("orders-refresh").addEventListener("click", () => this.load());
+    $("orders-find").addEventListener("input", () => this.filter());
   }
 
   /** Forget the list (the visitor's key changed, or listing is no longer allowed). */
@@ -43,10 +51,12 @@ export class OrdersTab {
     this.run += 1;
     this.loaded = false;
     this.cursor = null;
+    this.shown.clear();
     this.thumbnails.reset();
     $("orders-list").replaceChildren();
     $("orders-more").hidden = true;
     showMessage($("orders-message"), "");
+    $("orders-found").textContent = "";
   }
 
   /** Load the first page (or, with `more`, the next one) and draw it. */
@@ -64,15 +74,18 @@ export class OrdersTab {
       if (run !== this.run) return;
       this.loaded = true;
       this.cursor = page.next_cursor;
-      const firstNew = list.children.length;
-      list.append(...page.orders.map((order) => this.row(order)));
+      const fresh = page.orders.filter((order) => !this.shown.has(order.order_id));
+      for (const order of fresh) this.shown.add(order.order_id);
+      const rows = fresh.map((order) => this.row(order));
+      list.append(...rows);
       if (!more) {
-        showMessage($("orders-message"), page.orders.length ? "" : "No orders yet. Create one in the “Create test order” tab.", { kind: "info" });
+        showMessage($("orders-message"), page.orders.length ? "" : "No orders yet. Make one in the “New order” tab.", { kind: "info" });
       } else {
         // Keyboard users continue where the new orders start.
-        list.children[firstNew]?.querySelector("button")?.focus();
+        rows[0]?.querySelector("button")?.focus();
       }
       $("orders-more").hidden = !page.next_cursor;
+      this.filter();
     } catch (error) {
       if (run !== this.run) return;
       showMessage($("orders-message"), error.message);
@@ -84,23 +97,89 @@ export class OrdersTab {
     }
   }
 
+  /** Show only the orders whose name holds what is typed in "Find an order". */
+  filter() {
+    const wanted = folded($("orders-find").value.trim());
+    const rows = [...$("orders-list").children];
+    let count = 0;
+    for (const row of rows) {
+      const match = !wanted || folded(row.dataset.title || "").includes(wanted);
+      row.hidden = !match;
+      if (match) count += 1;
+    }
+    const more = $("orders-more").hidden ? "" : " Load more to look further back.";
+    $("orders-found").textContent = wanted
+      ? (count ? `${count} of ${rows.length} orders match.${more}` : `No order's name holds “${$("orders-find").value.trim()}”.${more}`)
+      : "";
+  }
+
   row(order) {
-    const name = order.name || `Order ${order.order_id}`;
-    const count = `${order.image_count} image${order.image_count === 1 ? "" : "s"}`;
+    const name = order.title || order.name || "Order";
+    const count = `${order.image_count} photo${order.image_count === 1 ? "" : "s"}`;
     const facts = [count, STATE_WORDS[order.status] || order.status, created(order.created_at)].filter(Boolean);
-    const open = el("button", { text: "Show images", cls: "secondary", attrs: { type: "button", "aria-label": `Show images of ${name}` } });
-    open.addEventListener("click", () => this.onOpen(order.order_id));
+    const open = el("button", { text: "Show images", cls: "secondary", attrs: { type: "button", "aria-expanded": "false", "aria-label": `Show images of ${name}` } });
     const download = el("button", { text: "Download ZIP", cls: "primary", attrs: { type: "button", "aria-label": `Download ZIP of ${name}` } });
     download.disabled = order.image_count === 0;
-    download.addEventListener("click", () => this.onDownload(order.order_id));
-    return el(
+    const place = el("div", { cls: "order-place" });
+    const photos = el("section", { cls: "order-photos", attrs: { "aria-label": `Photos of ${name}` } });
+    photos.hidden = true;
+    const row = el(
       "li",
-      { cls: `order-row ${order.status}`, attrs: { "data-order-id": order.order_id } },
+      { cls: `order-row ${order.status}`, attrs: { "data-order-id": order.order_id, "data-title": name } },
       this.thumbnails.image(order.thumbnail_url),
       el("div", { cls: "order-text" },
         el("h2", { cls: "order-name", text: name }),
         el("p", { cls: "hint", text: facts.join(" · ") })),
       el("div", { cls: "order-actions" }, open, download),
+      place,
+      photos,
     );
+    const downloader = new Downloader(place);
+    let view = null;
+    download.addEventListener("click", async () => {
+      const options = withQuality({}, row);
+      if (!options) {
+        downloader.say("Choose “Full quality” or “Free preview” above first.", { kind: "info" });
+        return;
+      }
+      download.disabled = true;
+      try {
+        await downloader.download(order.order_id, options, {
+          inPage: inPageWanted(),
+          expected: { total: order.image_count, name: `${name}${options.preview ? " (preview)" : ""}.zip` },
+        });
+      } finally {
+        download.disabled = false;
+      }
+    });
+    const expanded = (on) => {
+      photos.hidden = !on;
+      open.textContent = on ? "Hide images" : "Show images";
+      open.setAttribute("aria-label", `${on ? "Hide" : "Show"} images of ${name}`);
+      open.setAttribute("aria-expanded", String(on));
+    };
+    open.addEventListener("click", async () => {
+      if (!photos.hidden) {
+        expanded(false);
+        return;
+      }
+      view ??= new OrderView(photos, { heading: "h3", wholeOrder: false, named: false });
+      expanded(true);
+      if (view.summary) {
+        view.reveal();
+        return;
+      }
+      open.disabled = true;
+      try {
+        await view.load(order.order_id);
+        view.reveal();
+      } catch (error) {
+        expanded(false);
+        downloader.say(error.message);
+      } finally {
+        open.disabled = false;
+      }
+    });
+    return row;
   }
 }

@@ -110,25 +110,35 @@ export class ThumbnailLoader {
   }
 
   /**
-   * A tile for one image of an order summary. With `onToggle`, a ready image gets a checkbox
-   * (its label is the image's name and state) and `onToggle(imageId, checked)` is called on change.
+   * A tile for one image of an order summary: its picture, its name (the photo's name, without
+   * extension) and its state. With `onOpen`, the picture of a ready image is a button that
+   * shows it larger (`onOpen(image)`). With `onToggle`, a ready image gets a checkbox
+   * ("Select <name>") and `onToggle(imageId, checked)` is called on change.
    */
-  tile(image, { onToggle, checked = false } = {}) {
+  tile(image, { onToggle, onOpen, checked = false } = {}) {
     const state = tileState(image);
-    const name = image.image_name || image.entry_name || image.image_id;
-    const parts = [
-      this.image(image.thumbnail_url),
-      el("span", { cls: "thumb-caption" },
-        el("span", { cls: "image-name", text: name }),
-        el("span", { cls: "dot", attrs: { "aria-hidden": "true" } }),
-        el("span", { cls: "image-status", text: statusLabel(image) })),
-    ];
-    if (!onToggle) return el("li", { cls: `image thumb ${state}`, attrs: { "data-image-id": image.image_id || "" } }, ...parts);
-    const box = el("input", { attrs: { type: "checkbox", value: image.image_id } });
+    const name = photoName(image);
+    let picture = this.image(image.thumbnail_url);
+    if (onOpen && image.ready) {
+      const open = el("button", { cls: "enlarge", attrs: { type: "button", "aria-label": `View ${name} larger` } }, picture);
+      open.addEventListener("click", () => onOpen(image));
+      picture = open;
+    }
+    const caption = el("span", { cls: "thumb-caption" },
+      el("span", { cls: "image-name", text: name, attrs: { title: image.image_name || name } }),
+      el("span", { cls: "dot", attrs: { "aria-hidden": "true" } }),
+      el("span", { cls: "image-status", text: statusLabel(image) }));
+    const attrs = { "data-image-id": image.image_id || "" };
+    if (!onToggle) return el("li", { cls: `image thumb ${state}`, attrs }, picture, caption);
+    const box = el("input", { attrs: { type: "checkbox", value: image.image_id, "aria-label": `Select ${name}` } });
     box.checked = checked && image.ready;
     box.disabled = !image.ready;
     box.addEventListener("change", () => onToggle(image.image_id, box.checked));
-    const label = el("label", { cls: "thumb-label" }, box, ...parts);
-    return el("li", { cls: `image thumb ${state} selectable`, attrs: { "data-image-id": image.image_id || "" } }, label);
+    return el("li", { cls: `image thumb ${state} selectable`, attrs }, picture, el("span", { cls: "thumb-check" }, box), caption);
   }
+}
+
+/** The name a person knows a photo by: the service's `title` (its file name without extension). */
+export function photoName(image) {
+  return image.title || image.image_name || image.entry_name || image.image_id;
 }

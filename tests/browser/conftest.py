@@ -15,7 +15,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Page, Playwright, sync_playwright
+from playwright.sync_api import (
+    Browser,
+    ConsoleMessage,
+    Locator,
+    Page,
+    Playwright,
+    sync_playwright,
+)
 
 from app.main import create_app
 from tests.conftest import SettingsFactory
@@ -183,3 +190,14 @@ def open_page(browser: Browser) -> Iterator[OpenPage]:
         failures += problems.errors + [f"CSP violation: {v}" for v in violations]
         page.context.close()
     assert not failures, failures
+
+
+def choose_quality(page: Page, choice: str, *, panel: str) -> None:
+    """Pick "Full quality" or "Free preview" in the copy of the choice on `panel` (a
+    selector); every copy follows it."""
+    page.locator(panel).locator("fieldset.quality").get_by_label(choice).check()
+
+
+def view_message(page: Page, host: str) -> Locator:
+    """The message under an order's actions (what its last download did) in `host`."""
+    return page.locator(f"{host} .download-place .message")

@@ -1,9 +1,9 @@
 """What a new user trips over on the page, each checked in a real Chromium.
 
 One test per rough edge: the create button after an upload, a failed upload's leftover card,
-the one-click default download, an invalid option, accepted formats and the "not an image"
-message, the API tab's word breaks and copy buttons, the first screen at phone width,
-service-wide counters, live-region roles and the tablist's label.
+the one-click default download, an invalid option, accepted formats and the "not a photo"
+message naming the file, the API reference's word breaks and copy buttons, service-wide
+counters, live-region roles and the tablist's label.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import pytest
 from playwright.sync_api import expect
 
 from app.sandbox import DEMO_ORDER_ID
-from tests.browser.conftest import FAKE_SAVE_PICKER, OpenPage, StartService
+from tests.browser.conftest import FAKE_SAVE_PICKER, OpenPage, StartService, view_message
 
 pytestmark = pytest.mark.browser
 
@@ -104,7 +104,10 @@ def test_the_chooser_takes_every_format_the_service_accepts(
         files.append(str(path))
     page.locator("#file-input").set_input_files(files)
     expect(page.locator("#file-list li")).to_have_count(3)
-    expect(page.locator("#create-message")).to_have_text("1 file is not an image and was left out.")
+    # The file left out is named, so the photographer knows which one.
+    expect(page.locator("#create-message")).to_have_text(
+        "notes.txt is not a photo, so it was left out."
+    )
     expect(page.locator("#create-message")).to_have_attribute("role", "status")
 
 
@@ -114,7 +117,7 @@ def test_one_click_download_goes_to_the_browser_even_where_the_page_could_stream
     server = start_service()
     # Chromium desktop offers the File System Access API: still no save dialog by default.
     page, _ = open_page(server, path="/#download", save_picker=FAKE_SAVE_PICKER)
-    expect(page.locator("#summary-counts")).to_have_text("3 images · 3 ready")
+    expect(page.locator("#summary .counts")).to_have_text("3 photos · 3 ready")
     expect(page.locator("#opt-in-page")).not_to_be_checked()
     with page.expect_download() as info:
         page.get_by_role("button", name="Download ZIP").click()
@@ -123,8 +126,8 @@ def test_one_click_download_goes_to_the_browser_even_where_the_page_could_stream
     with zipfile.ZipFile(saved) as archive:
         assert sorted(archive.namelist()) == DEMO_ENTRIES
     assert page.evaluate("window.__pickerOptions === undefined")
-    message = page.locator("#download-message")
-    expect(message).to_contain_text("Your browser is downloading 3")
+    message = view_message(page, "#summary")
+    expect(message).to_contain_text("Your browser is saving")
     expect(message).to_have_attribute("role", "status")
 
 
@@ -133,7 +136,7 @@ def test_an_invalid_quality_is_an_option_error_not_a_page_error(
 ) -> None:
     server = start_service()
     page, _ = open_page(server, path="/#download")
-    expect(page.locator("#summary-counts")).to_have_text("3 images · 3 ready")
+    expect(page.locator("#summary .counts")).to_have_text("3 photos · 3 ready")
     page.locator("#advanced summary").click()
     quality = page.get_by_label("Quality (1–90)")
     quality.fill("500")
@@ -143,7 +146,7 @@ def test_an_invalid_quality_is_an_option_error_not_a_page_error(
     expect(feedback).to_have_text("Quality must be a whole number from 1 to 90.")
     expect(feedback).to_have_class("feedback bad")
     expect(quality).to_have_attribute("aria-invalid", "true")
-    expect(page.locator("#download-message")).to_have_attribute("role", "alert")
+    expect(view_message(page, "#summary")).to_have_attribute("role", "alert")
     quality.fill("80")
     quality.blur()
     expect(feedback).to_have_text("")
@@ -156,7 +159,7 @@ def test_the_api_tab_breaks_no_word_and_copy_buttons_sit_on_their_code(
     start_service: StartService, open_page: OpenPage, width: int
 ) -> None:
     server = start_service()
-    page, _ = open_page(server, width=width, height=900, path="/#api")
+    page, _ = open_page(server, width=width, height=900, path="/developers")
     panel = page.locator("#panel-api")
     expect(panel).to_be_visible()
     assert panel.evaluate(BROKEN_WORDS) == []
@@ -176,20 +179,7 @@ def test_the_api_tab_breaks_no_word_and_copy_buttons_sit_on_their_code(
     assert command == f"curl -fOJ {server.url}/orders/{DEMO_ORDER_ID}/images"
 
 
-def test_download_button_is_on_the_first_screen_at_phone_width(
-    start_service: StartService, open_page: OpenPage
-) -> None:
-    server = start_service()
-    page, _ = open_page(server, width=390, height=844, path="/#download")
-    expect(page.locator("#sandbox-banner")).to_be_visible()
-    button = page.get_by_role("button", name="Download ZIP")
-    expect(button).to_be_enabled()
-    box = button.bounding_box()
-    assert box is not None
-    assert box["y"] + box["height"] <= 844, box
-
-
-def test_service_wide_counters_are_on_the_status_tab_only(
+def test_service_wide_counters_are_on_the_developers_page_only(
     start_service: StartService, open_page: OpenPage
 ) -> None:
     server = start_service()
@@ -197,12 +187,13 @@ def test_service_wide_counters_are_on_the_status_tab_only(
     stats_calls: list[str] = []
     page, _ = open_page(server, path="/#download")
     page.on("request", lambda r: stats_calls.append(r.url) if "/api/stats" in r.url else None)
-    expect(page.locator("#summary-counts")).to_have_text("3 images · 3 ready")
+    expect(page.locator("#summary .counts")).to_have_text("3 photos · 3 ready")
     header = page.locator("header").inner_text()
     assert "created" not in header, header
     assert "served" not in header, header
     assert stats_calls == []
-    page.get_by_role("tab", name="Status").click()
+    page.get_by_role("link", name="API reference, status and sign-in").click()
+    page.wait_for_selector("body[data-ready='true']", state="attached")
     counters = page.locator("#counters")
     expect(counters).to_contain_text("Test orders created")
     # The counters belong to the process (other tests' orders count too): a number, as a fact.

@@ -55,19 +55,20 @@ def test_your_orders_then_two_ticked_thumbnails_give_a_zip_of_exactly_those(
     expect(page.get_by_role("tab", name="Your orders")).to_have_attribute("aria-selected", "true")
     row = page.locator(f"#orders-list li[data-order-id='{DEMO_ORDER_ID}']")
     expect(row).to_contain_text(DEMO_NAME)
-    expect(row).to_contain_text("3 images · ready")
+    expect(row).to_contain_text("3 photos · ready")
     page.get_by_role("button", name=f"Show images of {DEMO_NAME}").click()
 
-    expect(page.get_by_role("tab", name="Download")).to_have_attribute("aria-selected", "true")
-    tiles = page.locator("#summary-images li.thumb")
+    # The photos open under the order's row: the list stays where it was.
+    expect(page.get_by_role("tab", name="Your orders")).to_have_attribute("aria-selected", "true")
+    tiles = row.locator(".order-photos li.thumb")
     expect(tiles).to_have_count(3)
     # Every ready tile shows its picture (the thumbnail answered and decoded).
     for index in range(3):
         expect(tiles.nth(index).locator("img")).to_have_js_property("complete", True)
         assert tiles.nth(index).locator("img").evaluate("img => img.naturalWidth") > 0
     expect(tiles.nth(0)).to_contain_text("ready")
-    page.get_by_label("garden").check()
-    page.get_by_label("living-room").check()
+    row.get_by_label("Select garden").check()
+    row.get_by_label("Select living-room").check()
     selected = page.get_by_role("button", name="Download 2 of 3")
     expect(selected).to_be_visible()
     with page.expect_download() as info:
@@ -75,10 +76,10 @@ def test_your_orders_then_two_ticked_thumbnails_give_a_zip_of_exactly_those(
     saved = tmp_path / "two.zip"
     info.value.save_as(saved)
     assert zip_entries(saved) == ["garden.jpg", "living-room.jpg"]
-    expect(page.locator("#download-message")).to_contain_text("Your browser is downloading 2")
+    expect(row.locator(".order-photos .download-place .message")).to_contain_text("2 photos")
     # The order's own button still takes them all.
     with page.expect_download() as info:
-        page.get_by_role("button", name="Download ZIP").click()
+        page.get_by_role("button", name=f"Download ZIP of {DEMO_NAME}").click()
     info.value.save_as(tmp_path / "all.zip")
     assert zip_entries(tmp_path / "all.zip") == ["garden.jpg", "house-front.jpg", "living-room.jpg"]
 
@@ -160,7 +161,7 @@ def test_own_key_opens_your_orders_with_only_that_keys_orders(
     page.wait_for_selector("body[data-ready='true']", state="attached")
     expect(tab).to_have_attribute("aria-selected", "true")
     row = page.locator(f"#orders-list li[data-order-id='{mine['order_id']}']")
-    expect(row).to_contain_text("2 images")
+    expect(row).to_contain_text("2 photos")
     expect(page.locator(f"#orders-list li[data-order-id='{theirs['order_id']}']")).to_have_count(0)
     # The thumbnail needs the key: fetched with its header, shown from a blob: URL.
     expect(row.locator("img")).to_have_attribute("src", re.compile(r"^blob:"))
@@ -195,7 +196,7 @@ def test_summary_shows_each_images_state_and_only_ready_ones_can_be_ticked(
     page.keyboard.press("Space")
     expect(page.get_by_role("button", name="Download 1 of 3")).to_be_visible()
     page.get_by_role("button", name="Clear selection").click()
-    expect(page.locator("#download-selected")).to_be_hidden()
+    expect(page.locator("#summary .download-selected")).to_be_hidden()
 
 
 def test_twenty_named_files_come_back_in_shot_order(
@@ -208,6 +209,8 @@ def test_twenty_named_files_come_back_in_shot_order(
         f"room-{n:02d}.jpg"
         for n in [7, 2, 19, 0, 11, 4, 16, 9, 1, 13, 5, 18, 3, 15, 8, 12, 6, 17, 10, 14]
     ]
+    # A tile shows the photo's name as a person knows it: without its extension.
+    titles = [name.removesuffix(".jpg") for name in shots]
     folder = tmp_path / "shoot"
     folder.mkdir()
     for name in shots:
@@ -216,18 +219,16 @@ def test_twenty_named_files_come_back_in_shot_order(
     expect(page.locator("#file-list li .image-name")).to_have_text(shots)
     page.get_by_label("Order name").fill("14 Quay Street")
     page.get_by_role("button", name="Create order from 20 images").click()
-    expect(page.locator("#created-title")).to_contain_text("14 Quay Street")
+    expect(page.locator("#created-title")).to_have_text("14 Quay Street")
     # The progress is a grid of thumbnails with each image's state, in shot order.
     expect(page.locator("#created-status")).to_contain_text("Processed: 20 of 20", timeout=60_000)
     created = page.locator("#created-images li.thumb")
     expect(created).to_have_count(20)
-    expect(created.locator(".image-name")).to_have_text(shots)
+    expect(created.locator(".image-name")).to_have_text(titles)
     expect(created.locator("img")).to_have_count(20)
 
-    page.get_by_role("button", name="Download this order").click()
-    expect(page.locator("#summary-title")).to_have_text("14 Quay Street")
     with page.expect_download() as info:
-        page.get_by_role("button", name="Download ZIP").click()
+        page.locator("#created-order").get_by_role("button", name="Download ZIP").click()
     download = info.value
     assert download.suggested_filename == "14 Quay Street.zip"
     saved = tmp_path / "shoot.zip"
@@ -246,20 +247,29 @@ def test_signing_in_as_administrator_shows_the_operators_orders(
         sandbox, images=1, api_key=operator_key, name=f"Operator {uuid4()}"
     )
     server = start_service(**live_overrides(make_settings), admin_token="browser-admin-token")
-    page, _ = open_page(server, path="/#status")
+    page, _ = open_page(server)
     tab = page.get_by_role("tab", name="Your orders")
     # The operator's orders are every customer's: not listed to an anonymous visitor.
-    expect(page.get_by_role("tab", name="Status")).to_have_attribute("aria-selected", "true")
+    expect(page.get_by_role("tab", name="Download")).to_have_attribute("aria-selected", "true")
     expect(tab).to_be_hidden()
+    # Signing in is for operators: on the developers' page, linked from the footer.
+    page.get_by_role("link", name="API reference, status and sign-in").click()
+    page.wait_for_selector("body[data-ready='true']", state="attached")
     page.get_by_label("Admin token").fill("browser-admin-token")
     page.get_by_role("button", name="Sign in").click()
     expect(page.locator("#admin-signed-in")).to_be_visible()
+    page.get_by_role("link", name="Back to the photos").click()
+    page.wait_for_selector("body[data-ready='true']", state="attached")
     expect(tab).to_be_visible()
-    tab.click()
+    expect(tab).to_have_attribute("aria-selected", "true")
     row = page.locator(f"#orders-list li[data-order-id='{operator_order['order_id']}']")
     expect(row).to_contain_text(operator_order["name"])
-    page.get_by_role("tab", name="Status").click()
+    page.goto(server.url + "/developers")
+    page.wait_for_selector("body[data-ready='true']", state="attached")
     page.get_by_role("button", name="Sign out").click()
+    expect(page.locator("#admin-form")).to_be_visible()
+    page.goto(server.url + "/")
+    page.wait_for_selector("body[data-ready='true']", state="attached")
     expect(tab).to_be_hidden()
 
 

@@ -38,10 +38,6 @@ def test_a_missing_download_folder_is_refused_before_any_work(
     assert code == EXIT_USAGE
     assert f"the folder {out.parent} does not exist" in stderr_of(capsys)
 
-    code = main([*PHOTOS, "--download", str(tmp_path), "--service-url", dead, "--quiet"])
-    assert code == EXIT_USAGE
-    assert "is a folder" in stderr_of(capsys)
-
 
 def test_a_wrong_service_url_is_not_an_order_not_found(
     service: UvicornThread, sandbox_url: str, capsys: pytest.CaptureFixture[str]

@@ -210,7 +210,8 @@ def test_lone_surrogates_in_names_are_repaired(
     assert "Harbour \ufffd View" in report
     assert "back\ufffd" in report
     assert (
-        "filename*=UTF-8''Harbour%20%EF%BF%BD%20View.zip" in response.headers["content-disposition"]
+        "filename*=UTF-8''Harbour%20%EF%BF%BD%20View%20%28preview%29.zip"
+        in response.headers["content-disposition"]
     )
 
 
@@ -230,7 +231,7 @@ def test_a_huge_hostile_order_name_gives_a_short_safe_file_name(
         exact = unquote(header.split("filename*=UTF-8''", 1)[1])
         assert len(exact.encode("utf-8")) <= 150
         assert exact.startswith("_..Set-Cookie_ x=1gpj.exeé")
-        assert exact.endswith("é.zip")
+        assert exact.endswith("é (preview).zip")
         for banned in ("/", "\\", "\r", "\n", "\0", "\u202e"):
             assert banned not in exact
         fallback = header.split('filename="', 1)[1].split('"', 1)[0]

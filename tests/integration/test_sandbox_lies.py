@@ -76,7 +76,9 @@ def test_names_utf8_cannot_encode_are_repaired(
     archive = entries(response)
     assert archive.namelist() == ["front\ufffd.jpg", REPORT]
     assert "Harbour \ufffd" in archive.read(REPORT).decode()
-    assert response.headers["content-disposition"].endswith("''Harbour%20%EF%BF%BD.zip")
+    assert response.headers["content-disposition"].endswith(
+        "''Harbour%20%EF%BF%BD%20%28preview%29.zip"
+    )
 
 
 def test_curl_saves_the_demo_order_under_a_readable_ascii_name(
@@ -92,6 +94,6 @@ def test_curl_saves_the_demo_order_under_a_readable_ascii_name(
         timeout=120,
     )
     saved = [path.name for path in downloads.iterdir()]
-    assert saved == ["Demo order - 12 Harbour View.zip"]
+    assert saved == ["Demo order - 12 Harbour View (preview).zip"]
     with zipfile.ZipFile(downloads / saved[0]) as archive:
         assert archive.testzip() is None

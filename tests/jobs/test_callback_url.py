@@ -1,5 +1,6 @@
 """`callback_url` refusals over a real socket: the credential is checked first, and every
-refusal reads the same, so the answer tells nothing about the service's network."""
+refusal of an address reads the same, so the answer tells nothing about the service's network;
+a host name that does not resolve is said to be one (what any resolver answers)."""
 
 from __future__ import annotations
 
@@ -16,13 +17,13 @@ from tests.support import UvicornThread
 REFUSED = [
     "http://127.0.0.1:9/hook",  # loopback
     "http://localhost/hook",  # a name for loopback
-    "http://no-such-host.invalid/hook",  # a name that does not resolve
     "http://10.0.0.1/hook",  # private
     "http://169.254.169.254/latest/meta-data",  # link-local (cloud metadata)
     "http://[2002:7f00:1::1]/hook",  # 6to4 wrapping 127.0.0.1
     "http://[2002:a9fe:a9fe::1]/hook",  # 6to4 wrapping 169.254.169.254
     "ftp://example.com/hook",  # not http(s)
 ]
+UNRESOLVED = "http://no-such-host.invalid/hook"  # .invalid never resolves (RFC 2606)
 
 
 @pytest.fixture
@@ -43,7 +44,7 @@ def test_an_unproven_credential_learns_nothing_about_callback_targets(
             url: client.post(
                 f"/orders/{order['order_id']}/jobs", params={"callback_url": url}, headers=stranger
             )
-            for url in REFUSED
+            for url in [*REFUSED, UNRESOLVED]
         }
     statuses = {url: (r.status_code, r.json()["error"]) for url, r in answers.items()}
     # The order cannot be read with that key: that is the answer, whatever the callback URL.
@@ -62,3 +63,18 @@ def test_every_refused_callback_url_gets_one_answer(guarded: str, sandbox: httpx
     details = {r.json()["detail"] for r in answers}
     assert len(details) == 1, details
     assert "not an allowed callback URL" in details.pop()
+
+
+def test_a_host_that_does_not_resolve_is_said_to_be_one(
+    guarded: str, sandbox: httpx.Client
+) -> None:
+    order = create_order(sandbox, images=1)
+    with httpx.Client(base_url=guarded, timeout=30) as client:
+        answer = client.post(
+            f"/orders/{order['order_id']}/jobs", params={"callback_url": UNRESOLVED}
+        )
+    assert answer.status_code == 422
+    assert answer.json()["error"] == "invalid_callback_url"
+    detail = answer.json()["detail"]
+    assert "no-such-host.invalid could not be resolved" in detail
+    assert "not an allowed callback URL" not in detail

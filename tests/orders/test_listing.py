@@ -57,6 +57,7 @@ def test_own_key_lists_its_orders_only_newest_first_page_by_page(
     assert newest == {
         "order_id": source["order_id"],
         "name": "Shoot 3",
+        "title": "Shoot 3",
         "created_at": newest["created_at"],
         "image_count": 2,
         "status": "ready",

@@ -63,7 +63,7 @@ def test_twenty_uploaded_files_come_back_in_the_order_given(
         archive = client.get(f"/orders/{body['order_id']}/images")
         assert archive.status_code == 200
         assert archive.headers["content-disposition"].startswith(
-            'attachment; filename="12 Harbour View.zip"'
+            'attachment; filename="12 Harbour View (preview).zip"'
         )
     with zipfile.ZipFile(io.BytesIO(archive.content)) as zipped:
         assert zipped.testzip() is None

@@ -32,7 +32,8 @@ from app.api.upstream_errors import checked_order_id, fetch_order
 from app.core.errors import NotFound, Unprocessable, error_responses
 from app.services.answers import Download
 from app.services.conditions import VERSION_PATTERN, archive_version
-from app.services.naming import archive_filename, content_disposition
+from app.services.naming import content_disposition
+from app.services.overview import archive_name
 from app.services.plan import BatchPlan, NothingToDeliver
 from app.services.ranges import Conditions
 from app.storage import StoreError
@@ -42,7 +43,7 @@ router = APIRouter(tags=["download"])
 
 
 def archive_headers(plan: BatchPlan) -> dict[str, str]:
-    filename = archive_filename(plan.order.name, plan.order.order_id)
+    filename = archive_name(plan.order, plan.options)
     return {
         "Content-Disposition": content_disposition(filename),
         "X-Total-Images": str(len(plan.images)),

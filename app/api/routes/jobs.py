@@ -44,6 +44,7 @@ from app.core.errors import (
 from app.jobs.callbacks import (
     NOT_ALLOWED,
     CallbackRefused,
+    HostNotResolved,
     check_callback_url,
     iso,
     job_link,
@@ -159,6 +160,13 @@ async def create_job(
             await resolve_allowed(
                 httpx.URL(callback_url), allow_private=settings.callback_allow_private
             )
+        except HostNotResolved as exc:
+            logger.info("callback_url refused: %r", str(exc))
+            raise Unprocessable(
+                f"callback_url's host {httpx.URL(callback_url).host} could not be resolved from "
+                "this service: check the host name (or the service's DNS).",
+                code="invalid_callback_url",
+            ) from None
         except CallbackRefused as exc:
             logger.info("callback_url refused: %r", str(exc))
             raise Unprocessable(

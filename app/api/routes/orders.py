@@ -28,12 +28,15 @@ from app.api.selection import planned
 from app.api.upstream_errors import checked_order_id, fetch_order, to_app_error
 from app.core.errors import BadGateway, Unprocessable, error_responses
 from app.core.security import Credential
+from app.services.naming import photo_title
 from app.services.overview import (
     ImageState,
     OrderState,
+    archive_name,
     cover_image,
     image_state,
     order_state,
+    order_title,
     thumbnail_path,
 )
 from app.services.plan import REPORT_NAME
@@ -56,9 +59,15 @@ MAX_CURSOR_CHARS = 4 * -(-MAX_OFFSET_CHARS // 3)
 CURSOR_PATTERN = re.compile(r"[A-Za-z0-9_-]+")
 
 
+TITLE_DESCRIPTION = "The order's name, or its date and first photo when it has none"
+
+
 class ImageSummary(BaseModel):
     image_id: str
     image_name: str | None
+    title: str = Field(
+        description='The photo\'s name without folders or extension (`garden`); "" if none'
+    )
     status: str | None
     status_reason: str | None
     ready: bool
@@ -72,6 +81,10 @@ class ImageSummary(BaseModel):
 class OrderSummary(BaseModel):
     order_id: str
     name: str | None
+    title: str = Field(description=TITLE_DESCRIPTION)
+    archive_name: str = Field(
+        description="The ZIP's file name with these options (`<title> (preview).zip` for previews)"
+    )
     status: str | None
     state: OrderState = Field(description="processing, ready, partial, error or empty")
     is_processing: bool | None
@@ -87,6 +100,7 @@ class OrderSummary(BaseModel):
 class OrderListItem(BaseModel):
     order_id: str
     name: str | None
+    title: str = Field(description=TITLE_DESCRIPTION)
     created_at: datetime | None
     image_count: int
     status: OrderState = Field(description="processing, ready, partial, error or empty")
@@ -160,6 +174,7 @@ def _list_item(order: Order) -> OrderListItem:
     return OrderListItem(
         order_id=order.order_id,
         name=order.name,
+        title=order_title(order),
         created_at=order.created_at,
         image_count=len(order.images) or int(order.total_images or 0),
         status=order_state(order),
@@ -217,6 +232,8 @@ async def order_summary(
     return OrderSummary(
         order_id=order.order_id,
         name=order.name,
+        title=order_title(order),
+        archive_name=archive_name(order, options),
         status=order.status,
         state=order_state(order),
         is_processing=order.is_processing,
@@ -230,6 +247,7 @@ async def order_summary(
             ImageSummary(
                 image_id=p.image.image_id,
                 image_name=p.image.image_name,
+                title=photo_title(p.image.image_name),
                 status=p.image.status,
                 status_reason=p.image.status_reason,
                 ready=p.ready,

@@ -1,4 +1,4 @@
-"""The web page: `/`, `/static`, signed download links and questions to the docs.
+"""The web pages (`/`, `/developers`), `/static`, signed download links, questions to the docs.
 
 The router brings its own lifespan (FastAPI merges it into the application's when the router is
 included): it builds the docs index and, when `CHAT_API_URL` is set, the one HTTP client used to
@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Literal, TypedDict
+from typing import Annotated, Any, Literal, TypedDict
 
 import httpx
 from fastapi import APIRouter, Body, Depends, FastAPI, Request
@@ -20,6 +19,7 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
 from app.api.deps import CredentialDep, OptionsDep, SettingsDep, SignerDep, UpstreamDep
+from app.api.schemas.links import DownloadLink
 from app.api.selection import planned
 from app.api.upstream_errors import checked_order_id, fetch_order
 from app.core.config import Settings
@@ -69,16 +69,45 @@ router.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
 @router.get("/", include_in_schema=False)
 async def index_page() -> FileResponse:
-    """The web page."""
+    """The web page (for the people who deliver photos)."""
     return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
 
 
-class DownloadLink(BaseModel):
-    url: str = Field(
-        description="Path and query of the signed download, pinned to the order's current "
-        "version (410 once the order changed); GET it, no key needed"
-    )
-    expires_at: datetime
+@router.get("/developers", include_in_schema=False)
+async def developers_page() -> FileResponse:
+    """The page for developers and operators: API reference, status, administrator sign-in."""
+    return FileResponse(STATIC_DIR / "developers.html", headers={"Cache-Control": "no-cache"})
+
+
+def refine_openapi(app: FastAPI, *, demo_order_id: str | None) -> None:
+    """Make /docs tell the truth and help an integrator try the API.
+
+    FastAPI documents a 422 of its own shape (`HTTPValidationError`) on every route with
+    parameters; this service answers validation errors in its one error shape, so that entry
+    is replaced by the service's (with its examples). With `demo_order_id` (sandbox mode)
+    every `order_id` path parameter is prefilled with it: "Try it out" answers at once.
+    """
+    build = app.openapi
+    validation = error_responses(422)[422]
+
+    def openapi() -> dict[str, Any]:
+        schema = build()  # FastAPI builds it once and keeps it: these changes are made once
+        for operations in schema.get("paths", {}).values():
+            for operation in operations.values():
+                responses = operation.get("responses", {})
+                if "HTTPValidationError" in str(responses.get("422", "")):
+                    responses["422"] = validation
+                for parameter in operation.get("parameters", []):
+                    if demo_order_id and parameter.get("in") == "path":
+                        if parameter.get("name") == "order_id":
+                            parameter["example"] = demo_order_id
+        components = schema.get("components", {}).get("schemas", {})
+        if "HTTPValidationError" not in str(schema.get("paths")):
+            components.pop("HTTPValidationError", None)
+            components.pop("ValidationError", None)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 @router.post(
@@ -118,7 +147,7 @@ async def create_download_link(
     plan = planned(await fetch_order(upstream, order_id, credential), chosen)
     query = {**chosen.query(), "version": archive_version(plan)}
     link = signer.sign(f"/orders/{order_id}/images", query, ttl=settings.download_link_ttl)
-    return DownloadLink(url=link.url, expires_at=datetime.fromtimestamp(link.expires, UTC))
+    return DownloadLink.of(link)
 
 
 class Question(BaseModel):
