@@ -482,7 +482,15 @@ def main() -> None:
     )
     parser.add_argument("--only", help=f"comma list of scenarios ({','.join(SCENARIOS)})")
     parser.add_argument("--runs", type=int, default=3, help="runs per figure (best is kept)")
+    parser.add_argument(
+        "--service-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a setting of the measured service, e.g. IMAGE_POOL_BYTES=41943040 (repeatable)",
+    )
     args = parser.parse_args()
+    SERVICE_ENV.update(item.split("=", 1) for item in args.service_env)
     only = set(args.only.split(",")) if args.only else set(SCENARIOS)
     rows: list[Row] = []
     load = Path("/proc/loadavg").read_text().split()[:3]

@@ -21,6 +21,7 @@ from prometheus_client import REGISTRY
 from app.main import create_app
 from app.upstream import factory
 from app.upstream.bytepool import BytePool
+from app.web.server import with_header_timeout
 from testkit.processes import wait_for
 from tests.conftest import SettingsFactory, create_order
 from tests.support import SandboxControl, UvicornThread
@@ -78,7 +79,10 @@ def test_pooled_mixed_and_spooled_archives_are_byte_identical(
     for name, overrides in variants.items():
         pooled, spooled = bodies("pool"), bodies("spool")
         settings = make_settings(archive_cache_max_bytes=0, **overrides)
-        with UvicornThread(create_app(settings)) as server:
+        # The pooled variants are served as every start command serves them: by the
+        # project's protocol, which writes chunks as views (`WritelinesCycle`).
+        protocol = {"http": with_header_timeout(30)} if "image_pool_bytes" in overrides else {}
+        with UvicornThread(create_app(settings), **protocol) as server:
             archives[name] = archive_of(server, order)
         counts[name] = (bodies("pool") - pooled, bodies("spool") - spooled)
     checked(archives["aiohttp"], 8)
@@ -118,7 +122,7 @@ def pooled_server(
     settings = make_settings(
         image_pool_bytes=16 * MB, image_pool_request_bytes=8 * MB, image_pool_wait=0.2
     )
-    with UvicornThread(create_app(settings)) as server:
+    with UvicornThread(create_app(settings), http=with_header_timeout(30)) as server:
         (pool,) = pools
         yield server, pool
 
