@@ -68,7 +68,8 @@ format: $(VENV)/.dev
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-## bench: every scenario next to this machine's ceiling (curl straight at the sandbox, nginx), best of 3; then bench-render
+## bench: every scenario next to this machine's ceiling (curl straight at the sandbox, nginx, and
+##   the Go zipstreamer built from ZIPSTREAMER_SRC, a checkout of its source), best of 3; then bench-render
 bench: $(VENV)/.dev
 	$(BIN)/python -m bench.stream
 	$(BIN)/python -m bench.render
@@ -98,7 +99,7 @@ system-deps:
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
 		unzip 7zip libarchive-tools redis-server chromium fonts-dejavu-core curl nginx wget aria2 \
-		libvips42 libvips-tools
+		libvips42 libvips-tools golang-go
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .hypothesis

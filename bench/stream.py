@@ -15,7 +15,9 @@ Scenarios and targets:
   (b) 1,000 x 1 MB, 5 ms: peak RSS growth <= 64 MB
   (c) 10 clients x 20 x 1 MB, 200 ms, beside a 1,000-image order that keeps streaming: the
       slowest client <= 1.2 x the direct time for the same 200 images and <= 1.2 x the fastest
-  (d) 50 x 10 MB, no latency: >= 0.7 x the direct ceiling
+  (d) 50 x 10 MB, no latency: >= 0.8 x the direct ceiling, >= 0.9 x the Go peer (zipstreamer,
+      a column of its own when ZIPSTREAMER_SRC names its source; see bench/peer.py), and
+      <= 0.8 service CPU-s per GB
   (e) resume: measured by bench/resume.py when it exists (see `resume_rows`)
   (g) a cached 50 x 10 MB archive served again: >= 0.9 x nginx serving the same file
   (h) four concurrent 50 x 10 MB downloads: `--workers 2` >= 1.6 x one worker
@@ -39,6 +41,7 @@ from typing import Any
 
 import httpx
 
+from bench import peer as go_peer
 from bench.common import (
     GB,
     NGINX_TUNINGS,
@@ -78,6 +81,7 @@ class Row:
     target: str
     met: bool | None  # None: not measured
     notes: list[str] = field(default_factory=list)
+    peer: float | None = None  # the Go peer's figure, in `unit`, where it was measured
 
     @property
     def ratio(self) -> float | None:
@@ -87,6 +91,13 @@ class Row:
         if self.unit == "MB/s":
             return self.service / self.ceiling
         return self.ceiling / self.service
+
+    @property
+    def peer_ratio(self) -> float | None:
+        """Service as a fraction of the Go peer (throughput rows only)."""
+        if self.peer is None or not self.service or self.unit != "MB/s":
+            return None
+        return self.service / self.peer
 
 
 def archive_url(svc: Service, order_id: str) -> str:
@@ -124,11 +135,20 @@ def by_throughput(results: list[Timed]) -> float:
 
 
 class Bench:
-    def __init__(self, sandbox_root: str, svc: Service, workdir: Path, runs: int) -> None:
+    def __init__(
+        self,
+        sandbox_root: str,
+        svc: Service,
+        workdir: Path,
+        runs: int,
+        *,
+        peer: go_peer.Peer | str,
+    ) -> None:
         self.sb = sandbox_root
         self.svc = svc
         self.workdir = workdir
         self.runs = runs
+        self.peer = peer  # the running Go peer, or why it is not measured
         self.growths: list[float] = []
         # CPU the service spends per GB moved: unlike throughput, it barely moves with the
         # load other processes put on the machine, so it shows what a change bought.
@@ -251,11 +271,24 @@ class Bench:
     def d(self) -> list[Row]:
         order = create_order(self.sb, images=50, image_bytes=10 * MB)
         set_latency(self.sb, 0)
-        through([archive_url(self.svc, order)])  # warm: pools, the sandbox's 10 MB body
-        results, ceiling, growth = self.versus(
-            [archive_url(self.svc, order)], [order], fastest=by_throughput
-        )
-        served, direct_mb_s = aggregate_mb_s(results), aggregate_mb_s(ceiling)
+        url = archive_url(self.svc, order)
+        through([url])  # warm: pools, the sandbox's 10 MB body
+        self.growths, self.cpu_per_gb = [], []
+        measures = {"service": self.through_service([url]), "ceiling": self.straight([order])}
+        peer_cpu: list[float] = []
+        if isinstance(self.peer, go_peer.Peer):
+            measures["peer"] = functools.partial(
+                go_peer.through_peer, self.peer, self.sb, order, self.workdir, peer_cpu
+            )
+        best = interleaved(self.runs, measures, fastest=by_throughput)
+        served, direct_mb_s = aggregate_mb_s(best["service"]), aggregate_mb_s(best["ceiling"])
+        cpu = min(self.cpu_per_gb)
+        notes = [f"RSS growth {max(self.growths):.1f} MB", self.cpu_note()]
+        peer_mb_s = aggregate_mb_s(best["peer"]) if "peer" in best else None
+        if peer_mb_s is None:
+            notes.append(str(self.peer))
+        else:
+            notes.append(f"Go peer CPU {min(peer_cpu):.2f} s/GB")
         return [
             Row(
                 "(d) 50 x 10 MB, no latency",
@@ -263,9 +296,12 @@ class Bench:
                 served,
                 direct_mb_s,
                 "MB/s",
-                ">= 0.7 x direct",
-                served >= 0.7 * direct_mb_s,
-                notes=[f"RSS growth {growth:.1f} MB", self.cpu_note()],
+                ">= 0.8 x direct, >= 0.9 x Go, <= 0.8 CPU-s/GB",
+                served >= 0.8 * direct_mb_s
+                and (peer_mb_s is None or served >= 0.9 * peer_mb_s)
+                and cpu <= 0.8,
+                notes=notes,
+                peer=peer_mb_s,
             )
         ]
 
@@ -423,15 +459,18 @@ def table(rows: list[Row], runs: int) -> str:
         f"Best of {runs} runs per figure (RSS growth: worst run). Ratio = service / ceiling "
         "in speed (1.00 = as fast as the ceiling).",
         "",
-        "| scenario | figure | service | ceiling | ratio | target | met | notes |",
-        "|---|---|---|---|---|---|---|---|",
+        "| scenario | figure | service | ceiling | ratio | Go peer | ratio to Go | target | met "
+        "| notes |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         ratio = f"{row.ratio:.2f}" if row.ratio is not None else "—"
+        peer_ratio = f"{row.peer_ratio:.2f}" if row.peer_ratio is not None else "—"
         lines.append(
             f"| {row.scenario} | {row.figure} "
             f"| {fmt(row.service if row.met is not None else None, row.unit)} "
-            f"| {fmt(row.ceiling, row.unit)} | {ratio} | {row.target} "
+            f"| {fmt(row.ceiling, row.unit)} | {ratio} | {fmt(row.peer, row.unit)} "
+            f"| {peer_ratio} | {row.target} "
             f"| {MET[row.met]} | {'; '.join(row.notes)} |"
         )
     return "\n".join(lines)
@@ -443,7 +482,15 @@ def main() -> None:
     )
     parser.add_argument("--only", help=f"comma list of scenarios ({','.join(SCENARIOS)})")
     parser.add_argument("--runs", type=int, default=3, help="runs per figure (best is kept)")
+    parser.add_argument(
+        "--service-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a setting of the measured service, e.g. IMAGE_POOL_BYTES=41943040 (repeatable)",
+    )
     args = parser.parse_args()
+    SERVICE_ENV.update(item.split("=", 1) for item in args.service_env)
     only = set(args.only.split(",")) if args.only else set(SCENARIOS)
     rows: list[Row] = []
     load = Path("/proc/loadavg").read_text().split()[:3]
@@ -456,13 +503,20 @@ def main() -> None:
     ):
         workdir = Path(tmp)
         svc = stack.enter_context(service(sb, **SERVICE_ENV))
-        bench = Bench(sb, svc, workdir, args.runs)
+        binary = go_peer.build(workdir) if "d" in only else "Go peer: only measured in (d)"
+        peer = stack.enter_context(go_peer.peer(binary)) if isinstance(binary, Path) else binary
+        if isinstance(peer, str):
+            print(peer, flush=True)
+        bench = Bench(sb, svc, workdir, args.runs, peer=peer)
         set_latency(sb, 0)
         through([archive_url(svc, create_order(sb, images=10, image_bytes=MB))])  # warm-up
 
         def add(new: list[Row]) -> None:
             for row in new:  # as it comes, so a later failure loses nothing
-                print(json.dumps({**asdict(row), "ratio": row.ratio}), flush=True)
+                print(
+                    json.dumps({**asdict(row), "ratio": row.ratio, "peer_ratio": row.peer_ratio}),
+                    flush=True,
+                )
             rows.extend(new)
 
         for name in ("a", "b", "c", "d"):
@@ -486,7 +540,9 @@ def main() -> None:
     out = ROOT / "bench-results"
     out.mkdir(exist_ok=True)
     (out / "stream.json").write_text(
-        json.dumps([{**asdict(r), "ratio": r.ratio} for r in rows], indent=2)
+        json.dumps(
+            [{**asdict(r), "ratio": r.ratio, "peer_ratio": r.peer_ratio} for r in rows], indent=2
+        )
     )
 
 

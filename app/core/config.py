@@ -68,6 +68,12 @@ class Settings(BaseSettings):
     upstream_max_redirects: int = Field(default=5, ge=0, le=20)
     # The HTTP/1.1 implementation under image downloads: aiohttp (C parser) or httpx's own.
     upstream_download_client: Literal["aiohttp", "httpx"] = "aiohttp"
+    # Bytes of pooled buffers per process that image bodies with a Content-Length are received
+    # into straight from the socket (no spool); 0 turns this off: every image is spooled.
+    image_pool_bytes: int = Field(default=0, ge=0, le=1024**3)
+    image_pool_request_bytes: int = Field(default=32 * 1024**2, ge=1024**2)  # one request's
+    image_pool_max_image_bytes: int = Field(default=16 * 1024**2, ge=1)  # larger: spooled
+    image_pool_wait: float = Field(default=0.5, ge=0)  # seconds for a buffer, then spooled
     circuit_failure_threshold: int = Field(default=20, ge=1)  # consecutive failures that open it
     circuit_cooldown: float = Field(default=15.0, gt=0)  # seconds before a trial call
     circuit_max_credentials: int = Field(default=10_000, ge=1)  # keys with a failure remembered

@@ -33,6 +33,9 @@ CACHE_LOOKUPS = Counter("archive_cache_lookups_total", "Archive cache lookups", 
 UPSTREAM_REQUESTS = Counter(
     "upstream_requests_total", "Calls to the Autoenhance API", ["endpoint", "outcome"]
 )
+IMAGE_BODIES = Counter(
+    "image_bodies_total", "Image bodies received, by where they went (pool, spool)", ["into"]
+)
 UPSTREAM_RETRIES = Counter("upstream_retries_total", "Retried upstream calls", ["endpoint"])
 ORDERS_CREATED = Counter("orders_created_total", "Orders created through the service")
 JOBS = Counter("jobs_total", "Jobs reaching a state", ["state"])

@@ -30,7 +30,6 @@ import zlib
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
 
 import anyio
 
@@ -47,7 +46,7 @@ from app.services.plan import (
     archive_entries,
     render_report,
 )
-from app.services.prefetch import Fetched, Prefetcher
+from app.services.prefetch import Fetched, Prefetcher, Spool
 from app.services.resume import ResumeMismatch, ResumePoint, position
 from app.upstream.client import AutoenhanceClient
 from app.upstream.errors import UpstreamError
@@ -127,7 +126,7 @@ class BatchArchive:
         self.progress = BatchProgress(total=len(plan.images))
         self.progress.skipped.extend(plan.not_ready)
         self._closed = False
-        self._writing: IO[bytes] | None = None
+        self._writing: Spool | None = None
         if resume is not None:
             self._position_at(resume)
 

@@ -5,6 +5,10 @@ at most `concurrency` at once (this request's share of `DOWNLOAD_CONCURRENCY`), 
 slot of the process-wide `FairLimiter`, and at most `window` fetched but not yet released by
 the writer, so memory and disk stay bounded however far the downloads run ahead. Each image
 ends as a future: its spool with size and CRC-32, or the `UpstreamError` that stopped it.
+
+When the client has a `BytePool`, this archive holds one share of it: an image whose body
+gets a pooled buffer (granted in archive order, see `app.upstream.bytepool`) ends as that
+buffer instead of a spool, read the same way.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import asyncio
 from dataclasses import dataclass
 from pathlib import Path
 from tempfile import SpooledTemporaryFile
-from typing import IO
+from typing import IO, Protocol
 
 from app.core.files import PRIVATE_DIR
 from app.services.fairness import FairLimiter
@@ -22,11 +26,19 @@ from app.upstream.client import AutoenhanceClient
 from app.upstream.errors import UpstreamError
 
 
+class Spool(Protocol):
+    """What the writer reads an image from: a spooled file, or a pooled buffer."""
+
+    def seek(self, offset: int, whence: int = 0, /) -> int: ...
+    def read(self, n: int = -1, /) -> bytes: ...
+    def close(self) -> None: ...
+
+
 @dataclass(slots=True)
 class Fetched:
     """One image in hand: its bytes in a spool (the reader closes it), size and CRC-32."""
 
-    spool: IO[bytes]
+    spool: Spool
     size: int
     crc32: int
 
@@ -57,6 +69,8 @@ class Prefetcher:
         self.results: dict[int, asyncio.Future[Fetched]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._producer: asyncio.Task[None] | None = None
+        pool = client.byte_pool
+        self._share = pool.share() if pool is not None else None
 
     def start(self, indices: list[int]) -> None:
         """Begin fetching the deliverable images at `indices`, in that order."""
@@ -75,6 +89,8 @@ class Prefetcher:
         for index in indices:
             await self._window.acquire()
             await self._concurrency.acquire()
+            if self._share is not None:
+                self._share.expect(index)
             task = asyncio.create_task(
                 self._fetch(index, deliverable[index], lane), name=f"batch-fetch-{index}"
             )
@@ -83,33 +99,48 @@ class Prefetcher:
 
     async def _fetch(self, index: int, planned: PlannedImage, lane: object) -> None:
         future = self.results[index]
-        spool: IO[bytes] = SpooledTemporaryFile(
+        file: IO[bytes] = SpooledTemporaryFile(
             max_size=self._spool_memory, dir=str(self._spool_dir)
         )
+        pool = self._client.byte_pool
+        buffers = None
+        if pool is not None and self._share is not None:
+            buffers = pool.image_buffer(self._share, index)
         try:
             async with self._limiter.slot(lane):
                 result = await self._client.download_enhanced(
                     planned.image.image_id,
-                    spool,
+                    file,
                     options=self._plan.options,
                     api_key=self._api_key,
+                    buffers=buffers,
                 )
         except (UpstreamError, OSError) as exc:  # OSError: the spool's disk (full, say)
-            spool.close()
+            file.close()
+            if buffers is not None:
+                buffers.close()
             if not future.done():
                 future.set_exception(exc)
         except BaseException:
-            spool.close()
+            file.close()
+            if buffers is not None:
+                buffers.close()
             if not future.done():
                 future.cancel()
             raise
         else:
+            spool: Spool = file
+            if result.pooled is not None:
+                file.close()
+                spool = result.pooled
             if future.done():  # the archive was closed meanwhile
                 spool.close()
             else:
                 future.set_result(Fetched(spool, result.size, result.crc32))
         finally:
             self._concurrency.release()
+            if buffers is not None:
+                buffers.settle()
 
     def cancel(self) -> list[asyncio.Task[None]]:
         """Cancel every download and close the spools in hand; returns the tasks to await.

@@ -42,7 +42,9 @@ from app.upstream.answers import (
     read_at_most,
     read_bounded,
 )
+from app.upstream.bodyreader import pooled_body
 from app.upstream.breaker import CircuitBreaker, CredentialBreakers
+from app.upstream.bytepool import BytePool, ImageBuffer, PooledImage
 from app.upstream.errors import (
     UpstreamError,
     UpstreamNetworkError,
@@ -57,6 +59,9 @@ from app.upstream.options import DownloadOptions
 from app.upstream.sniff import DeliveredImage
 
 logger = logging.getLogger("app.upstream")
+
+# A pooled body is checked in slices of this many bytes (the check's cost per call is fixed).
+_CHECK_SLICE = 256 * 1024
 
 T = TypeVar("T")
 
@@ -76,6 +81,7 @@ class Downloaded:
     size: int
     crc32: int
     content_type: str | None
+    pooled: PooledImage | None = None  # the bytes, when they went to a pooled buffer
 
 
 class AutoenhanceClient:
@@ -97,6 +103,7 @@ class AutoenhanceClient:
         credential_breakers: CredentialBreakers | None = None,
         download_pool: Sequence[httpx.AsyncClient] = (),
         max_json_bytes: int = 32 * 1024 * 1024,
+        byte_pool: BytePool | None = None,
     ) -> None:
         self._http = http
         self._max_json_bytes = max_json_bytes
@@ -110,6 +117,8 @@ class AutoenhanceClient:
         self.credential_breakers = credential_breakers or CredentialBreakers(
             failure_threshold=self.breaker.failure_threshold, cooldown=self.breaker.cooldown
         )
+        # Buffers that image bodies of a known length may be received into (see `sink`).
+        self.byte_pool = byte_pool
         self._backoff = wait_exponential_jitter(multiplier=0.2, max=retry_max_wait, jitter=0.2)
 
     # --- orders -----------------------------------------------------------------------------
@@ -195,8 +204,13 @@ class AutoenhanceClient:
         *,
         options: DownloadOptions,
         api_key: str | None,
+        buffers: ImageBuffer | None = None,
     ) -> Downloaded:
         """Download one enhanced image into `sink`, computing its CRC-32 as it goes.
+
+        With `buffers`, a final answer with a Content-Length that `buffers` grants a pooled
+        buffer for is received into that buffer instead (`Downloaded.pooled`; `sink` stays
+        empty); everything said below holds for it alike.
 
         A failed attempt (also one that breaks mid-body) truncates the sink and starts over,
         so `sink` holds exactly one complete image when this returns. Only a 200 is taken
@@ -222,7 +236,12 @@ class AutoenhanceClient:
 
         async def attempt() -> Downloaded:
             return await self._download_once(
-                url, sink, params=params, headers=headers, image_format=options.format
+                url,
+                sink,
+                params=params,
+                headers=headers,
+                image_format=options.format,
+                buffers=buffers,
             )
 
         return await self._with_retries("download_enhanced", attempt, credential=api_key)
@@ -237,6 +256,7 @@ class AutoenhanceClient:
         params: dict[str, str],
         headers: dict[str, str],
         image_format: str,
+        buffers: ImageBuffer | None = None,
     ) -> Downloaded:
         """One attempt of `download_enhanced`: `sink` emptied, then filled from one answer."""
         sink.seek(0)
@@ -259,12 +279,25 @@ class AutoenhanceClient:
             # A length is only comparable with what arrives when nothing decoded it.
             encoded = response.headers.get("content-encoding", "identity") != "identity"
             expected = None if encoded else response.headers.get("content-length")
-            async for chunk in response.aiter_bytes():
-                sink.write(chunk)
-                # ISA-L's CRC-32 (the ZIP polynomial, like zlib's) is ~8x faster
-                # than zlib's: at zlib's speed it was 9% of the service's CPU.
-                crc = isal_zlib.crc32(chunk, crc)
-                check.feed(chunk)
+            pooled = None
+            receiver = pooled_body(response)
+            if buffers is not None:
+                if receiver is not None and receiver.length and not encoded:
+                    pooled = await buffers.take(receiver.length)
+                else:
+                    buffers.settle()
+            if pooled is not None:
+                assert receiver is not None
+                crc = await receiver.read_into(pooled.view)
+                for start in range(0, pooled.size, _CHECK_SLICE):
+                    check.feed(pooled.view[start : start + _CHECK_SLICE])
+            else:
+                async for chunk in response.aiter_bytes():
+                    sink.write(chunk)
+                    # ISA-L's CRC-32 (the ZIP polynomial, like zlib's) is ~8x faster
+                    # than zlib's: at zlib's speed it was 9% of the service's CPU.
+                    crc = isal_zlib.crc32(chunk, crc)
+                    check.feed(chunk)
             content_type = response.headers.get("content-type")
         size = check.size
         if expected is not None and expected.isascii() and expected.isdigit():
@@ -279,7 +312,8 @@ class AutoenhanceClient:
                 raise UpstreamNetworkError(problem.reason)
             raise UpstreamProtocolError(problem.reason)
         sink.flush()
-        return Downloaded(size=size, crc32=crc, content_type=content_type)
+        metrics.IMAGE_BODIES.labels("spool" if pooled is None else "pool").inc()
+        return Downloaded(size=size, crc32=crc, content_type=content_type, pooled=pooled)
 
     async def _call(
         self,

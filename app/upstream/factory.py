@@ -9,7 +9,9 @@ import httpx
 
 from app.core.config import Settings
 from app.upstream.aiohttp_transport import AiohttpTransport
+from app.upstream.bodyreader import PooledBodyTransport
 from app.upstream.breaker import CircuitBreaker, CredentialBreakers
+from app.upstream.bytepool import BytePool
 from app.upstream.client import AutoenhanceClient
 
 USER_AGENT = "autoenhance-batch-downloader/1.0 (+https://github.com/autoenhance)"
@@ -44,8 +46,10 @@ def build_upstream(
     anyio streams costs more per byte than aiohttp's C parser, so by default the download
     client sends through aiohttp behind the same httpx interface: redirects, retries and error
     mapping stay in `AutoenhanceClient` (`make bench`, (d): the service's CPU per GB streamed
-    fell from 2.6 to 2.3 s, and to 1.6 s with larger body chunks). An injected `transport`
-    (the embedded sandbox, tests) is used for everything.
+    fell from 2.6 to 2.3 s, and to 1.6 s with larger body chunks). With `IMAGE_POOL_BYTES`,
+    downloads instead go through `PooledBodyTransport`, whose image bodies are received into
+    the buffers of one `BytePool` (`app.upstream.bodyreader`). An injected `transport` (the
+    embedded sandbox, tests) is used for everything.
     """
     limits: _ClientLimits = {
         "max_connections": settings.upstream_max_connections,
@@ -54,7 +58,17 @@ def build_upstream(
         "max_redirects": settings.upstream_max_redirects,
     }
     http = build_http_client(transport=transport, **limits)
-    if transport is None and settings.upstream_download_client == "aiohttp":
+    byte_pool = None
+    if transport is None and settings.image_pool_bytes:
+        pooled = PooledBodyTransport(max_connections=settings.upstream_max_connections)
+        download_pool = [build_http_client(transport=pooled, **limits)]
+        byte_pool = BytePool(
+            max_bytes=settings.image_pool_bytes,
+            request_bytes=settings.image_pool_request_bytes,
+            max_image_bytes=settings.image_pool_max_image_bytes,
+            wait=settings.image_pool_wait,
+        )
+    elif transport is None and settings.upstream_download_client == "aiohttp":
         download_pool = [build_http_client(transport=_aiohttp(settings), **limits)]
     else:
         download_pool = build_download_pool(transport=transport, **limits)
@@ -75,6 +89,7 @@ def build_upstream(
         ),
         download_pool=download_pool,
         max_json_bytes=settings.upstream_max_json_bytes,
+        byte_pool=byte_pool,
     )
     return UpstreamClients(client=client, http=http, download_pool=download_pool)
 

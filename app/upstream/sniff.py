@@ -141,8 +141,8 @@ class DeliveredImage:
         self._open_box = False  # a box of size 0 runs to the end of the body
         self._box_types: set[bytes] = set()
 
-    def feed(self, chunk: bytes) -> None:
-        """Take the next chunk of the body."""
+    def feed(self, chunk: bytes | memoryview) -> None:
+        """Take the next chunk of the body (bytes, or a view of a buffer)."""
         if not chunk:
             return
         if len(self._head) < SNIFF_BYTES:
@@ -154,14 +154,14 @@ class DeliveredImage:
         elif len(chunk) > len(_ZEROS) or not _ZEROS.startswith(chunk):
             # Not all padding: rstrip walks the trailing NULs only (a scan of a chunk that
             # is all NULs, as in padded synthetic images, is what `_ZEROS` answers faster).
-            stripped = chunk.rstrip(b"\0")
+            stripped = bytes(chunk).rstrip(b"\0")  # no copy of a `bytes` chunk
             if stripped:
                 self._end_before_zeros = (self._end_before_zeros + stripped[-2:])[-2:]
         if self.format in ("avif", "jxl"):
             self._walk_boxes(chunk)
         self.size += len(chunk)
 
-    def _walk_boxes(self, chunk: bytes) -> None:
+    def _walk_boxes(self, chunk: bytes | memoryview) -> None:
         start = self.size
         end = start + len(chunk)
         while self._boxes_ok and not self._open_box and self._next_box < end:

@@ -10,6 +10,12 @@ called only once the headers are complete), so the deadline lives in the protoco
 on a kept-alive connection. Request bodies have their own deadlines
 (`app.web.bodies.BodyDeadlineMiddleware`).
 
+The same protocol writes each chunk of a chunked response (the streamed archives) with
+`transport.writelines` as its size line, the body and the CRLF (`WritelinesCycle`): uvicorn
+joins the three into one new `bytes`, a copy of every byte sent, where uvloop sends the pieces
+with one `writev` and keeps a view of the body instead of a copy (a body that is a view of a
+pooled image buffer, `app.upstream.bytepool`, is never copied in user space).
+
 It extends uvicorn's httptools protocol (what `uvicorn[standard]` uses by default). Every
 shipped start command selects it:
 
@@ -23,7 +29,8 @@ import functools
 import logging
 from typing import Any
 
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn._types import ASGI3Application, ASGISendEvent
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 from app.core.config import Settings
 
@@ -34,6 +41,33 @@ logger = logging.getLogger("app.server")
 def configured_header_timeout() -> float:
     """`REQUEST_HEADER_TIMEOUT` from the environment (and `.env`), read once per process."""
     return Settings().request_header_timeout
+
+
+# Chunks smaller than this are joined as uvicorn does: for them a copy costs less than a
+# gather list and three queued buffers.
+WRITELINES_MIN_BYTES = 64 * 1024
+
+
+class WritelinesCycle(RequestResponseCycle):
+    """uvicorn's request cycle, sending large chunks of a chunked body without joining them."""
+
+    async def send(self, message: ASGISendEvent) -> None:
+        body = message.get("body", b"") if message["type"] == "http.response.body" else b""
+        if (
+            len(body) >= WRITELINES_MIN_BYTES
+            and message.get("more_body", False)
+            and self.chunked_encoding
+            and self.response_started
+            and not self.response_complete
+            and self.scope["method"] != "HEAD"
+        ):
+            if self.flow.write_paused and not self.disconnected:
+                await self.flow.drain()
+            if self.disconnected:
+                return
+            self.transport.writelines([b"%x\r\n" % len(body), body, b"\r\n"])
+            return
+        await super().send(message)
 
 
 class HeaderDeadlineProtocol(HttpToolsProtocol):
@@ -55,6 +89,11 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
         super().connection_lost(exc)
+
+    def _start_asgi_task(self, cycle: RequestResponseCycle, app: ASGI3Application) -> None:
+        # Before its task starts, so that the ASGI app is handed this class's `send`.
+        cycle.__class__ = WritelinesCycle
+        super()._start_asgi_task(cycle, app)
 
     def on_message_begin(self) -> None:
         # The deadline runs from the connection's start, or from the next request's first byte.

@@ -25,10 +25,18 @@ from tests.support import SandboxControl, UvicornThread
 MB = 1024 * 1024
 
 
-@pytest.fixture(params=["aiohttp", "httpx"])
+@pytest.fixture(params=["aiohttp", "httpx", "pooled"])
 def settings(make_settings: SettingsFactory, request: pytest.FixtureRequest) -> Settings:
     # Every image spools to disk, so a leaked spool shows up as a file in assert_no_leaks.
-    # Each fault is met by either HTTP implementation under the image downloads.
+    # Each fault is met by every HTTP implementation under the image downloads; "pooled"
+    # receives bodies into pooled buffers (app.upstream.bodyreader) instead of spools.
+    if request.param == "pooled":
+        return make_settings(
+            upstream_retries=2,
+            upstream_read_timeout=1.0,
+            spool_memory_bytes=0,
+            image_pool_bytes=64 * MB,
+        )
     return make_settings(
         upstream_retries=2,
         upstream_read_timeout=1.0,

@@ -1,0 +1,168 @@
+"""Image bodies received into pooled buffers (IMAGE_POOL_BYTES): the same archive bytes as the
+spool, and the pool's bounds under many requests, a slow client and a client that leaves.
+
+The fault matrix (test_fault_matrix.py, its "pooled" case) meets every failure of an image
+download on this path; TLS is in tests/unit/test_bodyreader.py."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import hashlib
+import io
+import zipfile
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from prometheus_client import REGISTRY
+
+from app.main import create_app
+from app.upstream import factory
+from app.upstream.bytepool import BytePool
+from app.web.server import with_header_timeout
+from testkit.processes import wait_for
+from tests.conftest import SettingsFactory, create_order
+from tests.support import SandboxControl, UvicornThread
+
+MB = 1024 * 1024
+
+
+@pytest.fixture
+def pools(monkeypatch: pytest.MonkeyPatch) -> list[BytePool]:
+    """Every pool the services of this test build (a real BytePool, recorded)."""
+    made: list[BytePool] = []
+
+    class Recorded(BytePool):
+        def __init__(self, **options: Any) -> None:
+            super().__init__(**options)
+            made.append(self)
+
+    monkeypatch.setattr(factory, "BytePool", Recorded)
+    return made
+
+
+def bodies(into: str) -> float:
+    return REGISTRY.get_sample_value("image_bodies_total", {"into": into}) or 0.0
+
+
+def archive_of(server: UvicornThread, order_id: str) -> bytes:
+    response = httpx.get(f"{server.url}/orders/{order_id}/images", timeout=120)
+    assert response.status_code == 200, response.text
+    return response.content
+
+
+def checked(data: bytes, images: int) -> None:
+    archive = zipfile.ZipFile(io.BytesIO(data))
+    assert archive.testzip() is None
+    assert len([n for n in archive.namelist() if not n.startswith("_")]) == images
+
+
+def test_pooled_mixed_and_spooled_archives_are_byte_identical(
+    make_settings: SettingsFactory, sandbox: SandboxControl, pools: list[BytePool]
+) -> None:
+    order = create_order(sandbox, images=8, image_bytes=3 * MB)["order_id"]
+    variants: dict[str, dict[str, Any]] = {
+        "pooled": {"image_pool_bytes": 64 * MB},
+        # Room for one image at a time: the others wait, and some go to the spool.
+        "mixed": {
+            "image_pool_bytes": 4 * MB,
+            "image_pool_request_bytes": 4 * MB,
+            "image_pool_wait": 0.05,
+        },
+        "aiohttp": {},
+        "httpx": {"upstream_download_client": "httpx"},
+    }
+    archives: dict[str, bytes] = {}
+    counts: dict[str, tuple[float, float]] = {}
+    for name, overrides in variants.items():
+        pooled, spooled = bodies("pool"), bodies("spool")
+        settings = make_settings(archive_cache_max_bytes=0, **overrides)
+        # The pooled variants are served as every start command serves them: by the
+        # project's protocol, which writes chunks as views (`WritelinesCycle`).
+        protocol = {"http": with_header_timeout(30)} if "image_pool_bytes" in overrides else {}
+        with UvicornThread(create_app(settings), **protocol) as server:
+            archives[name] = archive_of(server, order)
+        counts[name] = (bodies("pool") - pooled, bodies("spool") - spooled)
+    checked(archives["aiohttp"], 8)
+    digests = {name: hashlib.sha256(data).hexdigest() for name, data in archives.items()}
+    assert len(set(digests.values())) == 1, digests
+    assert counts["pooled"] == (8, 0)
+    assert counts["mixed"][0] >= 1
+    assert sum(counts["mixed"]) == 8
+    assert counts["aiohttp"] == (0, 8)
+    assert all(pool.lent == 0 and pool.peak <= pool.max_bytes for pool in pools)
+
+
+def test_many_concurrent_requests_stay_within_the_pool(
+    make_settings: SettingsFactory, sandbox: SandboxControl, pools: list[BytePool]
+) -> None:
+    orders = [create_order(sandbox, images=6, image_bytes=2 * MB)["order_id"] for _ in range(6)]
+    settings = make_settings(
+        image_pool_bytes=12 * MB, image_pool_request_bytes=6 * MB, image_pool_wait=0.2
+    )
+    with UvicornThread(create_app(settings)) as server:
+        reference = archive_of(server, orders[0])
+        with concurrent.futures.ThreadPoolExecutor(len(orders)) as clients:
+            results = list(clients.map(lambda o: archive_of(server, o), orders))
+        (pool,) = pools
+        wait_for(lambda: pool.lent == 0, timeout=10)
+    for data in results:
+        checked(data, 6)
+    assert results[0] == reference
+    assert 0 < pool.peak <= 12 * MB
+    assert pool.held <= 12 * MB
+
+
+@pytest.fixture
+def pooled_server(
+    make_settings: SettingsFactory, pools: list[BytePool]
+) -> Iterator[tuple[UvicornThread, BytePool]]:
+    settings = make_settings(
+        image_pool_bytes=16 * MB, image_pool_request_bytes=8 * MB, image_pool_wait=0.2
+    )
+    with UvicornThread(create_app(settings), http=with_header_timeout(30)) as server:
+        (pool,) = pools
+        yield server, pool
+
+
+def test_a_slow_client_holds_no_more_than_its_share(
+    pooled_server: tuple[UvicornThread, BytePool], sandbox: SandboxControl
+) -> None:
+    server, pool = pooled_server
+    slow_order = create_order(sandbox, images=20, image_bytes=2 * MB)["order_id"]
+    other = create_order(sandbox, images=6, image_bytes=2 * MB)["order_id"]
+    url = f"{server.url}/orders/{slow_order}/images"
+    with httpx.stream("GET", url, timeout=60) as response:
+        chunks = response.iter_raw(64 * 1024)
+        next(chunks)
+        # The slow client's downloads run ahead until its share is lent out.
+        wait_for(lambda: pool.lent >= 6 * MB, timeout=20)
+        assert pool.lent <= 8 * MB  # its share, whatever its window would allow
+        before = bodies("pool")
+        checked(archive_of(server, other), 6)
+        # Another request still gets buffers from what the slow one cannot take.
+        assert bodies("pool") > before
+        received = sum(len(chunk) for chunk in chunks)
+    assert received > 38 * MB
+    wait_for(lambda: pool.lent == 0, timeout=10)
+    assert pool.peak <= 16 * MB
+
+
+@pytest.mark.parametrize("at", [1, 3 * MB, 9 * MB + MB // 2])
+def test_a_client_that_leaves_mid_image_gives_every_buffer_back(
+    pooled_server: tuple[UvicornThread, BytePool], sandbox: SandboxControl, at: int
+) -> None:
+    server, pool = pooled_server
+    order = create_order(sandbox, images=10, image_bytes=2 * MB)["order_id"]
+    with httpx.stream("GET", f"{server.url}/orders/{order}/images", timeout=60) as response:
+        received = 0
+        for chunk in response.iter_raw(64 * 1024):
+            received += len(chunk)
+            if received >= at:
+                break
+    wait_for(lambda: pool.lent == 0, timeout=10)
+    wait_for(lambda: not [n for n in server.task_names() if n.startswith("batch-")], timeout=10)
+    # The pool serves the next request in full.
+    checked(archive_of(server, order), 10)
+    assert pool.lent == 0
