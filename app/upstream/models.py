@@ -36,10 +36,12 @@ _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 # Fields that never change an archive's bytes: billing ("already paid for"), the user's
-# rating, and URLs (pre-signed links may change on every read). Every other field of an
-# image may (its settings echo, `ai_version`, `scene` and `finetune_settings` change when it
-# is reprocessed), so all the others count. An order's images are digested one by one.
-_INERT_FIELDS = frozenset({"downloaded", "rating", "images"})
+# rating, URLs (pre-signed links may change on every read), and the order's
+# `last_updated_at`, which buying an image (its first full-quality download) moves while
+# nothing in the archive changes. Every other field of an image may (its settings echo,
+# `ai_version`, `scene` and `finetune_settings` change when it is reprocessed), so all the
+# others count. An order's images are digested one by one.
+_INERT_FIELDS = frozenset({"downloaded", "rating", "images", "last_updated_at"})
 
 
 def _inert(key: object) -> bool:
@@ -154,11 +156,13 @@ class Order(_Revisioned):
         report says) and time (entry times); every other field the API shows for it (its
         settings echo and `ai_version` change when it is reprocessed: a new rendition under
         the same id), except billing and rating; and the order's own fields (name, times).
-        `last_updated_at` alone is not trusted to move on a rename or a reprocessing.
+        `last_updated_at` is left out: it is not trusted to move on a rename or a
+        reprocessing (the fields above do), and it does move when nothing in the archive
+        changes — buying an image (its first full-quality download) touches it, so with it the
+        first full-quality download of an order could never be resumed.
         """
         state = {
             "order": [self.order_id, self.name, _stamp(self.created_at), self.revision],
-            "updated": _stamp(self.last_updated_at),
             "images": [
                 [
                     image.image_id,

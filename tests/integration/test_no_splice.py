@@ -187,3 +187,26 @@ def test_a_signed_link_is_pinned_and_its_successor_is_signed_too(
         fresh = httpx.get(server.url + current, timeout=60)  # no key: the link is signed
         assert fresh.status_code == 200
         assert fresh.content == versions[1]
+
+
+def test_the_first_full_quality_download_resumes_although_buying_touched_the_order(
+    node: UvicornThread, sandbox: SandboxControl
+) -> None:
+    """Buying an image (its first `preview=false` download) moves the order's
+    `last_updated_at` but nothing in the archive: the pinned URL of that very first download
+    still resumes."""
+    order = create_order(sandbox, images=4, image_bytes=30_000)
+    url = f"{node.url}/orders/{order['order_id']}/images?preview=false"
+    before = sandbox.get(f"/v3/orders/{order['order_id']}").json()["last_updated_at"]
+    with httpx.stream("GET", url, timeout=60) as first:
+        pinned = node.url + first.headers["content-location"]
+    head = broken_download(pinned, BREAK_AT)
+    after = sandbox.get(f"/v3/orders/{order['order_id']}").json()["last_updated_at"]
+    assert after != before  # the download bought the images
+
+    resumed = httpx.get(pinned, headers={"Range": f"bytes={BREAK_AT}-"}, timeout=60)
+
+    assert resumed.status_code == 206
+    whole = httpx.get(pinned, timeout=60)
+    assert whole.status_code == 200
+    assert head + resumed.content == whole.content

@@ -28,11 +28,19 @@ from app.upstream.options import DownloadOptions
 class ScriptedClient:
     """Stands in for AutoenhanceClient: each image either yields its bytes or fails."""
 
+    byte_pool = None  # images spool, as with IMAGE_POOL_BYTES=0
+
     def __init__(self, payloads: dict[str, bytes | None]) -> None:
         self.payloads = payloads
 
     async def download_enhanced(
-        self, image_id: str, sink: IO[bytes], *, options: DownloadOptions, api_key: str | None
+        self,
+        image_id: str,
+        sink: IO[bytes],
+        *,
+        options: DownloadOptions,
+        api_key: str | None,
+        buffers: object = None,
     ) -> Downloaded:
         await asyncio.sleep(0)
         payload = self.payloads[image_id]

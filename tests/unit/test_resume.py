@@ -42,13 +42,21 @@ KEY = "k" * 64
 class ScriptedClient:
     """Stands in for AutoenhanceClient: serves `payloads`, fails the ids in `failing` once."""
 
+    byte_pool = None  # images spool, as with IMAGE_POOL_BYTES=0
+
     def __init__(self, payloads: dict[str, bytes], failing: set[str] | None = None) -> None:
         self.payloads = payloads
         self.failing = set(failing or ())
         self.fetches: Counter[str] = Counter()
 
     async def download_enhanced(
-        self, image_id: str, sink: IO[bytes], *, options: DownloadOptions, api_key: str | None
+        self,
+        image_id: str,
+        sink: IO[bytes],
+        *,
+        options: DownloadOptions,
+        api_key: str | None,
+        buffers: object = None,
     ) -> Downloaded:
         await asyncio.sleep(0)
         self.fetches[image_id] += 1
