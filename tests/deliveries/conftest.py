@@ -42,13 +42,8 @@ class Photographer:
         return {"X-Autoenhance-Key": self.key}
 
     def order(self, *, images: int = 3, image_bytes: int = 30_000) -> dict[str, Any]:
-        """A processed order private to this photographer's key, its photos bought.
-
-        Bought first because the first full-quality download of an image flips its
-        `downloaded` flag and touches the order's `last_updated_at`, which is part of the
-        order's version: the archive's ETag changes after it, so a resume of that very first
-        download starts over (a property of the archive engine, not of deliveries).
-        """
+        """A processed order private to this photographer's key, its photos bought (a
+        photographer delivers photos they have paid for)."""
         order = create_order(self.sandbox, images=images, image_bytes=image_bytes, api_key=self.key)
         bought = httpx.get(
             f"{self.url}/orders/{order['order_id']}/images?preview=false",
