@@ -131,6 +131,7 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
         429: "Rate limited; see Retry-After",
         502: "Upstream failed",
         503: "Upstream unavailable or circuit open; see Retry-After",
+        507: "The service's disk is full; see Retry-After",
     }
     # The schema is given inline under application/json: with `model=` FastAPI would file it
     # under the route's own media type, which is application/zip for archive routes.
@@ -250,6 +251,13 @@ _ERROR_EXAMPLES: dict[int, dict[str, Any]] = {
     503: {
         "sentence": _example(
             "detail is a sentence", "upstream_unavailable", "Autoenhance is busy; try again."
+        )
+    },
+    507: {
+        "sentence": _example(
+            "detail is a sentence",
+            "insufficient_storage",
+            "The service has no disk space left to build this archive; try again later.",
         )
     },
 }

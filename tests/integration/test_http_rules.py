@@ -99,7 +99,9 @@ class World:
 @pytest.fixture(scope="module")
 def world(sandbox_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     key = f"operator-{uuid.uuid4().hex[:12]}"
-    unlimited = {f"rate_limit_{name}": "100000/minute" for name in ("downloads", "lookups")}
+    unlimited = {
+        f"rate_limit_{name}": "100000/minute" for name in ("downloads", "lookups", "job_downloads")
+    }
 
     def make(name: str, **extra: Any) -> Any:
         return settings_of(
