@@ -52,9 +52,7 @@ def test_a_delivery_made_on_the_page_is_copied_opened_downloaded_and_shown_deliv
 
     recipient, _ = open_page(server, path=url.removeprefix(server.url))
     with recipient.expect_download() as info:
-        recipient.get_by_role(
-            "link", name="Download all — Print (full quality) (3 photos)"
-        ).click()
+        recipient.get_by_role("link", name="Download all — Print (full quality) (3 photos)").click()
     saved = tmp_path / "delivered.zip"
     info.value.save_as(saved)
     assert sorted(zip_entries(saved)) == ["garden.jpg", "house-front.jpg", "living-room.jpg"]
@@ -91,4 +89,5 @@ def test_on_a_phone_a_delivery_with_a_pin_and_a_lock_from_the_order_looked_up_by
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     button = panel.get_by_role("button", name="Copy link")
     box = button.bounding_box()
-    assert box is not None and box["x"] + box["width"] <= 390
+    assert box is not None
+    assert box["x"] + box["width"] <= 390
