@@ -24,7 +24,9 @@ from app.api.routes import (
     batch,
     create,
     deliveries,
+    delivery_archive,
     delivery_links,
+    delivery_previews,
     jobs,
     monitoring,
     orders,
@@ -211,5 +213,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(webhooks.router)
     app.include_router(deliveries.router)
     app.include_router(delivery_links.router)
+    app.include_router(delivery_previews.router)
+    app.include_router(delivery_archive.router)
     ui.refine_openapi(app, demo_order_id=DEMO_ORDER_ID if settings.sandbox_mode else None)
     return app

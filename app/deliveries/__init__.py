@@ -12,6 +12,9 @@ Modules:
 * `variants` — which variants exist and what download options each one means.
 * `store` — the storage protocol; `sqlite` (embedded) and `redis` (scaled out) implement it.
 * `service` — what the routes do: create, change, revoke, admit downloads, record bytes.
+* `counting` — what admitting a download and recording served bytes do to the record.
+* `pins` — what a PIN given for a delivery does to the record (failures, lock-out).
+* `errors` — the errors the routes answer with.
 * `previews` — the recipient's previews, watermarked while the delivery is locked.
 * `runtime` — wiring into a web process.
 """

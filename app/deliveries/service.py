@@ -5,13 +5,16 @@ visible only to the owner of the credential that made it (`Credential.owner`), a
 
 The recipient's side: `for_token` finds the delivery of a link (404 unknown; 410 expired or
 revoked, checked on every request so that a revocation on one node holds on all at once),
-`check_pin` trades a PIN for a cookie value, `admit` decides whether an archive answer may be
-sent (counting whole downloads against `max_downloads` atomically), and `served` adds the
-byte ranges written to the recipient, which makes the delivery `delivered` once they cover
-the archive. `delivery.opened` and `delivery.completed` are sent once each, through the job
-callbacks' sender (signed, retried, SSRF-guarded).
+`check_pin` trades a PIN for a cookie value (`app.deliveries.pins`), `admit` decides whether
+an archive answer may be sent (counting whole downloads against `max_downloads` atomically),
+and `served` adds the byte ranges written to the recipient, which makes the delivery
+`delivered` once they cover the archive (what both do to the record:
+`app.deliveries.counting`). `delivery.opened` and
+`delivery.completed` are sent once each, through the job callbacks' sender (signed, retried,
+SSRF-guarded).
 
 The token of a link never reaches this module's logs: records are named by `delivery_id`.
+The errors the routes answer with are in `app.deliveries.errors`.
 """
 
 from __future__ import annotations
@@ -25,17 +28,13 @@ from dataclasses import dataclass
 from typing import Literal
 
 from app.core.config import Settings
-from app.core.errors import Forbidden, Gone, NotFound, TooManyRequests, Unauthorized
+from app.core.errors import TooManyRequests, Unauthorized
 from app.core.logging import log_event
 from app.core.security import Credential, Signer, operator_credential
-from app.deliveries.models import (
-    Completion,
-    DeliveryRecord,
-    merged,
-    new_token,
-    pin_hash,
-    token_hash,
-)
+from app.deliveries.counting import Admission, Verdict, add_served, admission, admitted
+from app.deliveries.errors import DeliveryGone, UnknownDelivery, UnknownLink, gone
+from app.deliveries.models import DeliveryRecord, new_token, pin_hash, token_hash
+from app.deliveries.pins import PinAttempt, attempt
 from app.deliveries.store import DeliveryStore
 from app.jobs.callbacks import CallbackSender, iso
 from app.jobs.keybox import KeyBox, KeyUnavailable
@@ -43,26 +42,6 @@ from app.jobs.keybox import KeyBox, KeyUnavailable
 logger = logging.getLogger("app.deliveries")
 
 CallbackEvent = Literal["delivery.opened", "delivery.completed"]
-
-
-class DeliveryGone(Gone):
-    """The link expired or was revoked."""
-
-    code = "delivery_gone"
-
-
-class UnknownDelivery(NotFound):
-    code = "unknown_delivery"
-
-    def __init__(self) -> None:
-        super().__init__("No such delivery, or it belongs to another credential.")
-
-
-class UnknownLink(NotFound):
-    code = "unknown_link"
-
-    def __init__(self) -> None:
-        super().__init__("This delivery link does not exist.")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -79,13 +58,6 @@ class DeliverySpec:
     message: str | None = None
     photographer: str | None = None
     callback_url: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Admission:
-    """An archive answer the recipient may have: a new download (counted) or a resume."""
-
-    resume: bool
 
 
 class DeliveryService:
@@ -287,44 +259,28 @@ class DeliveryService:
             Unauthorized: a wrong PIN.
         """
         settings = self.settings
-        outcome: Literal["right", "wrong", "locked", "none"] = "none"
-        locked_until = 0.0
+        tried = PinAttempt("right")
 
-        def attempt(stored: DeliveryRecord) -> bool:
-            nonlocal outcome, locked_until
-            now = time.time()
-            if stored.pin_hash is None or stored.pin_salt is None:
-                outcome = "right"
-                return False
-            if stored.pin_locked_until is not None and stored.pin_locked_until > now:
-                outcome, locked_until = "locked", stored.pin_locked_until
-                return False
-            right = hmac.compare_digest(pin_hash(pin, stored.pin_salt), stored.pin_hash)
-            if right:
-                outcome = "right"
-                if stored.pin_failures == 0:
-                    return False
-                stored.pin_failures = 0
-                return True
-            outcome = "wrong"
-            stored.pin_failures += 1
-            stored.event("pin_failed")
-            if stored.pin_failures >= settings.delivery_pin_attempts:
-                stored.pin_failures = 0
-                stored.pin_locked_until = locked_until = now + settings.delivery_pin_lockout
-                stored.event("pin_locked")
-                outcome = "locked"
-            return True
+        def try_pin(stored: DeliveryRecord) -> bool:
+            nonlocal tried
+            tried = attempt(
+                stored,
+                pin,
+                attempts=settings.delivery_pin_attempts,
+                lockout=settings.delivery_pin_lockout,
+                now=time.time(),
+            )
+            return tried.changed
 
-        stored = await self.store.update(record.delivery_id, attempt) or record
-        if outcome == "locked":
-            wait = max(1, int(locked_until - time.time()) + 1)
+        stored = await self.store.update(record.delivery_id, try_pin) or record
+        if tried.outcome == "locked":
+            wait = max(1, int(tried.locked_until - time.time()) + 1)
             raise TooManyRequests(
                 "Too many wrong PINs: this link refuses PINs for a while.",
                 code="pin_locked",
                 headers={"Retry-After": str(wait)},
             )
-        if outcome == "wrong":
+        if tried.outcome == "wrong":
             raise Unauthorized("That PIN is not right.", code="wrong_pin")
         return self.pin_cookie(stored)
 
@@ -334,45 +290,22 @@ class DeliveryService:
         """Whether an archive answer may be sent: `start` is the first byte of a partial
         answer (None: the whole archive). A partial answer of an archive this delivery has
         already served bytes of, and not yet in full, is a resume and never counts; any
-        other answer is a new download, counted against `max_downloads` atomically.
+        other answer is a new download, counted against `max_downloads` atomically
+        (`app.deliveries.counting`).
 
         Raises:
             Forbidden: the limit of whole downloads is reached (`download_limit`).
             DeliveryGone: the delivery expired or was revoked meanwhile.
         """
-        verdict: Literal["resume", "new", "refused", "gone"] = "gone"
+        found: Verdict = "gone"
 
         def admit(stored: DeliveryRecord) -> bool:
-            nonlocal verdict
-            if stored.revoked_at is not None or stored.is_expired():
-                verdict = "gone"
-                return False
-            served = stored.archive(etag)
-            if start and served is not None and served.spans:
-                verdict = "resume"
-                stored.event("archive_resumed", variant=variant, bytes=start)
-                return True
-            if stored.max_downloads is not None and stored.downloads_used >= stored.max_downloads:
-                verdict = "refused"
-                stored.event("download_refused", variant=variant)
-                return True
-            verdict = "new"
-            stored.downloads_used += 1
-            stored.started(etag, variant)
-            stored.event("archive_started", variant=variant, bytes=start or 0)
-            return True
+            nonlocal found
+            found = admitted(stored, etag=etag, variant=variant, start=start)
+            return found != "gone"
 
         stored = await self.store.update(record.delivery_id, admit)
-        if stored is None or verdict == "gone":
-            gone(stored or record)
-            raise DeliveryGone("This delivery link is no longer valid.")
-        if verdict == "refused":
-            raise Forbidden(
-                f"This link allowed {stored.max_downloads} download(s) of the archive; all "
-                "were used. A broken download can still be resumed.",
-                code="download_limit",
-            )
-        return Admission(resume=verdict == "resume")
+        return admission(stored or record, found if stored is not None else "gone")
 
     async def served(
         self,
@@ -390,18 +323,9 @@ class DeliveryService:
 
         def add(stored: DeliveryRecord) -> bool:
             nonlocal completed
-            completed = False
-            archive = stored.started(etag, variant)
-            if total is not None:
-                archive.total = total
-            archive.spans = merged(archive.spans, start, end)
-            if archive.complete and stored.completed is None:
-                assert archive.total is not None
-                completed = True
-                stored.completed = Completion(
-                    at=time.time(), variant=variant, bytes=archive.total, etag=etag
-                )
-                stored.event("archive_completed", variant=variant, bytes=archive.total)
+            completed = add_served(
+                stored, etag=etag, variant=variant, start=start, end=end, total=total
+            )
             return True
 
         record = await self.store.update(delivery_id, add)
@@ -443,15 +367,6 @@ class DeliveryService:
             await self.store.update(delivery_id, note)
 
         return record_outcome
-
-
-def gone(record: DeliveryRecord) -> None:
-    """Raises:
-    DeliveryGone: the delivery was revoked or has expired."""
-    if record.revoked_at is not None:
-        raise DeliveryGone("This delivery was withdrawn by the photographer.")
-    if record.is_expired():
-        raise DeliveryGone("This delivery link has expired; ask the photographer for a new one.")
 
 
 def callback_payload(record: DeliveryRecord, event: CallbackEvent) -> dict[str, object]:

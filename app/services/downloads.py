@@ -395,6 +395,18 @@ class Downloads:
         metrics.CACHE_LOOKUPS.labels("miss" if info is None else "hit").inc()
         return info
 
+    async def cached_size(self, plan: BatchPlan, *, owner: str) -> int | None:
+        """The size of `plan`'s archive when a complete copy of it is in the cache: one store
+        lookup, no image fetched, not counted as a cache lookup (nothing is served). None when
+        it is not cached, there is no cache, or the store fails."""
+        if self.store is None or not self._settings.archive_cache_max_bytes:
+            return None
+        try:
+            info = await self.store.stat(cache_key(identify(plan, owner=owner).key))
+        except StoreError:
+            return None
+        return None if info is None else info.size
+
     async def _forget(self, key: str) -> None:
         if self.store is not None:
             with contextlib.suppress(Exception):

@@ -123,6 +123,8 @@ async function boot() {
     // How many checks have finished, applied or not (tests wait on it, as on data-ready).
     document.body.dataset.accessChecks = String(Number(document.body.dataset.accessChecks || 0) + 1);
     if (ask !== asked) return;
+    // Who may list orders may deliver them (the same credential rules): "Deliver" shows then.
+    document.body.dataset.mayDeliver = String(allowed);
     orders.clear();
     tabs.toggle($("tab-orders"), allowed);
     // "Your orders" opens first unless the address names another tab.

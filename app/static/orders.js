@@ -4,9 +4,11 @@
 // own Autoenhance key (kept in this tab's sessionStorage and sent only to this service), or
 // for a signed-in administrator. Everything happens on the order's own row: "Download ZIP"
 // saves it (the message and progress appear under the row), "Show images" opens its photos
-// under the row. Each row has one actions row, where every action on an order goes.
+// under the row, "Deliver" makes a link for a client and lists the order's deliveries under
+// the row. Each row has one actions row, where every action on an order goes.
 
 import { el, request, showMessage } from "./api.js";
+import { DeliverPanel } from "./deliver.js";
 import { Downloader, inPageWanted } from "./downloader.js";
 import { OrderView, withQuality } from "./orderview.js";
 import { quality } from "./quality.js";
@@ -120,7 +122,10 @@ export class OrdersTab {
     const open = el("button", { text: "Show images", cls: "secondary", attrs: { type: "button", "aria-expanded": "false", "aria-label": `Show images of ${name}` } });
     const download = el("button", { text: "Download ZIP", cls: "primary", attrs: { type: "button", "aria-label": `Download ZIP of ${name}` } });
     download.disabled = order.image_count === 0;
+    const deliver = el("button", { text: "Deliver", cls: "secondary deliver-toggle", attrs: { type: "button", "aria-expanded": "false", "aria-label": `Deliver ${name}` } });
     const place = el("div", { cls: "order-place" });
+    const delivering = el("section", { cls: "order-deliver", attrs: { "aria-label": `Deliver ${name}` } });
+    delivering.hidden = true;
     const photos = el("section", { cls: "order-photos", attrs: { "aria-label": `Photos of ${name}` } });
     photos.hidden = true;
     const row = el(
@@ -130,8 +135,9 @@ export class OrdersTab {
       el("div", { cls: "order-text" },
         el("h2", { cls: "order-name", text: name }),
         el("p", { cls: "hint", text: facts.join(" · ") })),
-      el("div", { cls: "order-actions" }, open, download),
+      el("div", { cls: "order-actions" }, open, download, deliver),
       place,
+      delivering,
       photos,
     );
     const downloader = new Downloader(place);
@@ -152,6 +158,17 @@ export class OrdersTab {
         download.disabled = false;
       }
     });
+    let panel = null;
+    deliver.addEventListener("click", () => {
+      panel ??= new DeliverPanel(delivering, order.order_id, { name });
+      if (panel.isOpen) {
+        panel.close();
+      } else {
+        panel.open();
+        panel.recipient.focus();
+      }
+      deliver.setAttribute("aria-expanded", String(panel.isOpen));
+    });
     const expanded = (on) => {
       photos.hidden = !on;
       open.textContent = on ? "Hide images" : "Show images";
@@ -163,7 +180,7 @@ export class OrdersTab {
         expanded(false);
         return;
       }
-      view ??= new OrderView(photos, { heading: "h3", wholeOrder: false, named: false });
+      view ??= new OrderView(photos, { heading: "h3", wholeOrder: false, named: false, deliver: false });
       expanded(true);
       if (view.summary) {
         view.reveal();

@@ -4,9 +4,10 @@
 // The same view serves "Your orders" (opened under its row), an order looked up by id, and a
 // new order while Autoenhance processes it. Its downloads happen here: the message and the
 // progress appear under its own actions, never on another tab. The actions row is where every
-// action on an order goes ("Download ZIP", "Download 2 of 3").
+// action on an order goes ("Download ZIP", "Download 2 of 3", "Deliver").
 
 import { el, optionsQuery, request, showMessage } from "./api.js";
+import { DeliverPanel } from "./deliver.js";
 import { Downloader, inPageWanted } from "./downloader.js";
 import { lightbox } from "./lightbox.js";
 import { quality } from "./quality.js";
@@ -33,9 +34,10 @@ export class OrderView {
    * order's own row has one). `options()`: the download options besides the quality (may
    * throw a message naming a bad field). `heading`: the heading level of the order's name.
    * `named`: show the order's name (off under a row that shows it already; it stays for
-   * screen readers and as the place the focus moves to).
+   * screen readers and as the place the focus moves to). `deliver`: offer "Deliver" in the
+   * actions row (off where the order's own row has one).
    */
-  constructor(host, { gridId = "", titleId = "", downloadId = "", wholeOrder = true, heading = "h2", named = true, options = () => ({}) } = {}) {
+  constructor(host, { gridId = "", titleId = "", downloadId = "", wholeOrder = true, heading = "h2", named = true, deliver = true, options = () => ({}) } = {}) {
     this.host = host;
     this.options = options;
     this.summary = null;
@@ -49,19 +51,25 @@ export class OrderView {
     this.downloadSelected = el("button", { cls: "primary download-selected", attrs: { type: "button" } });
     this.downloadAll = el("button", { text: "Download ZIP", cls: "primary download-all", attrs: { type: "button", ...(downloadId ? { id: downloadId } : {}) } });
     this.downloadAll.hidden = !wholeOrder;
+    this.deliverButton = el("button", { text: "Deliver", cls: "secondary deliver-toggle", attrs: { type: "button", "aria-expanded": "false" } });
+    this.deliverButton.hidden = !deliver;
+    this.delivering = el("section", { cls: "order-deliver" });
+    this.delivering.hidden = true;
+    this.deliverPanel = null;
     this.grid = el("ul", { cls: "thumb-grid", attrs: { "aria-label": "Photos of the order", ...(gridId ? { id: gridId } : {}) } });
     this.message = el("div", { cls: "message", attrs: { role: "status" } });
     this.message.hidden = true;
-    this.actions = el("div", { cls: "actions order-view-actions" }, this.downloadAll, this.downloadSelected);
+    this.actions = el("div", { cls: "actions order-view-actions" }, this.downloadAll, this.downloadSelected, this.deliverButton);
     const bar = el("div", { cls: "selection-bar" }, this.hint,
       el("div", { cls: "actions" }, this.selectAllButton, this.clearButton));
     const place = el("div", { cls: "download-place" });
-    host.append(this.title, this.counts, this.actions, place, this.message, bar, this.grid);
+    host.append(this.title, this.counts, this.actions, place, this.delivering, this.message, bar, this.grid);
     this.downloader = new Downloader(place);
     this.selectAllButton.addEventListener("click", () => this.selectAll(true));
     this.clearButton.addEventListener("click", () => this.selectAll(false));
     this.downloadAll.addEventListener("click", () => this.download());
     this.downloadSelected.addEventListener("click", () => this.download({ selection: [...this.selected] }));
+    this.deliverButton.addEventListener("click", () => this.toggleDeliver());
     this.showSelection();
   }
 
@@ -69,8 +77,31 @@ export class OrderView {
     return this.summary?.order_id ?? null;
   }
 
+  /** Open or close the Deliver panel of the order shown (a new one for each order). */
+  toggleDeliver() {
+    if (!this.summary) return;
+    if (this.deliverPanel?.orderId !== this.orderId) this.closeDeliver();
+    if (this.deliverPanel?.isOpen) {
+      this.deliverPanel.close();
+    } else {
+      this.deliverPanel ??= new DeliverPanel(this.delivering, this.orderId, { name: this.title.textContent });
+      this.deliverPanel.open();
+      this.deliverPanel.recipient.focus();
+    }
+    this.deliverButton.setAttribute("aria-expanded", String(this.deliverPanel.isOpen));
+  }
+
+  closeDeliver() {
+    this.deliverPanel?.close();
+    this.deliverPanel = null;
+    this.delivering.replaceChildren();
+    this.delivering.className = "order-deliver";
+    this.deliverButton.setAttribute("aria-expanded", "false");
+  }
+
   /** Forget the order shown. */
   clear() {
+    this.closeDeliver();
     this.summary = null;
     this.selected.clear();
     this.thumbnails.reset();
@@ -92,7 +123,10 @@ export class OrderView {
 
   /** Draw a summary; a redraw of the same order keeps the ticked photos that are still ready. */
   show(summary) {
-    if (summary.order_id !== this.orderId) this.selected.clear();
+    if (summary.order_id !== this.orderId) {
+      this.selected.clear();
+      this.closeDeliver();
+    }
     this.summary = summary;
     this.title.textContent = summary.title || summary.name || "Order";
     const busy = summary.images.filter((i) => !i.ready && (i.status === "processing" || i.status === "waiting")).length;
@@ -115,7 +149,7 @@ export class OrderView {
       },
     })));
     this.downloadAll.disabled = summary.ready_count === 0;
-    this.actions.hidden = summary.ready_count === 0 && this.downloadAll.hidden;
+    this.actions.hidden = summary.ready_count === 0 && this.downloadAll.hidden && this.deliverButton.hidden;
     this.showSelection();
     if (summary.image_count === 0) {
       showMessage(this.message, "This order has no photos yet. Upload photos to it first, or create a new order.", { kind: "info" });

@@ -3,7 +3,7 @@
 Who may deliver an order: the same rules as for listing orders — a caller's own key
 (`X-Autoenhance-Key`), an administrator for the operator's key, anyone in sandbox mode. A
 delivery is visible only to the owner of the credential that made it. The recipient's side
-of the link is in `app.api.routes.delivery_links`.
+of the link is in `app.api.routes.delivery_links` (and its previews and archive beside it).
 """
 
 from __future__ import annotations

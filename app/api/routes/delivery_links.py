@@ -2,9 +2,9 @@
 
 The token is the only credential: at least 128 random bits (192 here), URL-safe, stored only as
 its SHA-256 and never logged (the access log and the metrics name the route template
-`/d/{token}`, never the path). Every route looks the delivery up afresh, so an expiry or a
-revocation answers `410` at once on every node: a plain page for `/d/{token}`, the JSON error
-shape for the rest.
+`/d/{token}`, never the path). Every route looks the delivery up afresh
+(`app.api.delivery_access`), so an expiry or a revocation answers `410` at once on every node:
+a plain page for `/d/{token}`, the JSON error shape for the rest.
 
 A recipient reaches nothing but their delivery: the order, the credential, the variants and
 the images all come from the stored delivery; what the URL adds (`variant`, `images`) may only
@@ -12,36 +12,24 @@ narrow it, anything else is `403`. With a PIN, the page and JSON routes answer `
 `POST /d/{token}/pin` sets the HttpOnly cookie scoped to `/d/{token}`. A locked delivery
 serves watermarked previews only (`403` for the archive).
 
-The archive comes from the same engine as every archive (`Downloads.answer`: streamed,
-deterministic, resumable, cached), but never as a redirect to the object store: its bytes must
-pass here to be counted (`app.deliveries.proof`).
+This module has the page, what it shows and the PIN; the previews are in
+`app.api.routes.delivery_previews`, the archive (and the counting of its bytes) in
+`app.api.routes.delivery_archive`.
 """
 
 from __future__ import annotations
 
-import re
+import asyncio
 import time
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Literal
 
-from fastapi import APIRouter, Cookie, Depends, Query, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
-from app.api.archives import (
-    CLIENT_CLOSED_REQUEST,
-    download_response,
-    pinned_url,
-    until_disconnected,
-    version_gone,
-)
-from app.api.deps import DecoderDep, DownloadsDep, LimiterDep, SettingsDep, UpstreamDep
-from app.api.disconnect import unless_client_leaves
-from app.api.responses import (
-    ZIP_RESPONSE_DOC,
-    ZipStreamingResponse,
-    close_body,
-)
+from app.api.delivery_access import NO_STORE, PIN_COOKIE, PinCookieDep, live_delivery
+from app.api.deps import DownloadsDep, UpstreamDep
 from app.api.schemas.deliveries import (
     DeliveredImage,
     DeliveriesDep,
@@ -49,62 +37,22 @@ from app.api.schemas.deliveries import (
     PinBody,
     VariantOffer,
 )
-from app.api.selection import SelectionDep, planned
-from app.api.upstream_errors import fetch_order, to_app_error
-from app.core.errors import (
-    AppError,
-    BadGateway,
-    BadRequest,
-    Conflict,
-    Forbidden,
-    NotFound,
-    Unprocessable,
-    error_responses,
-)
+from app.api.upstream_errors import fetch_order
+from app.core.errors import Unprocessable, error_responses
+from app.deliveries.errors import DeliveryGone, UnknownLink
 from app.deliveries.models import DeliveryRecord
-from app.deliveries.previews import PreviewSize, fitted_preview, preview_options
-from app.deliveries.proof import ServedBody
-from app.deliveries.service import DeliveryGone, DeliveryService, UnknownLink
-from app.deliveries.variants import variant_label, variant_options
+from app.deliveries.previews import PreviewSize
+from app.deliveries.variants import UnknownVariant, variant_label, variant_options
 from app.jobs.callbacks import iso
-from app.services.answers import Download
-from app.services.conditions import VERSION_PATTERN, archive_version
-from app.services.naming import archive_filename, content_disposition
-from app.services.plan import NothingToDeliver
-from app.services.ranges import Conditions
-from app.services.thumbnails import MAX_THUMBNAIL_SOURCE_BYTES, BoundedSink, NotAThumbnail
-from app.storage import StoreError
-from app.upstream.errors import UpstreamError, UpstreamProtocolError
-from app.upstream.options import IMAGE_ID_PATTERN
+from app.services.conditions import identify
+from app.services.downloads import Downloads
+from app.services.plan import UnknownImages, plan_batch
+from app.upstream.models import Order
 from app.web.ratelimit import rate_limit
 
 router = APIRouter(tags=["delivery link"])
 
 STATIC_DIR = Path(__file__).resolve().parents[2] / "static"
-PIN_COOKIE = "ae_delivery_pin"
-# What `secrets.token_urlsafe` writes; anything else is no token and answers 404 unlooked-up.
-TOKEN_PATTERN = re.compile(r"[A-Za-z0-9_-]{16,128}")
-_CONTENT_RANGE = re.compile(r"bytes ([0-9]+)-([0-9]+)/([0-9]+)")
-NO_STORE = {"Cache-Control": "no-store"}
-
-
-async def live_delivery(
-    token: str, deliveries: DeliveriesDep, *, opening: bool = False
-) -> DeliveryRecord:
-    """Raises:
-    UnknownLink: malformed or unknown token. DeliveryGone: expired or revoked."""
-    if not TOKEN_PATTERN.fullmatch(token):
-        raise UnknownLink()
-    return await deliveries.for_token(token, opening=opening)
-
-
-def _pin_cookie(
-    cookie: Annotated[str | None, Cookie(alias=PIN_COOKIE, include_in_schema=False)] = None,
-) -> str | None:
-    return cookie
-
-
-PinCookieDep = Annotated[str | None, Depends(_pin_cookie)]
 
 
 def _plain_page(status: int, title: str, message: str) -> HTMLResponse:
@@ -140,6 +88,24 @@ def _image_url(token: str, image_id: str, size: PreviewSize) -> str:
     return f"/d/{token}/images/{image_id}?size={size}"
 
 
+async def _archive_size(
+    record: DeliveryRecord, order: Order, variant: str, *, owner: str, downloads: Downloads
+) -> int | None:
+    """The size of the archive "Download all" of `variant` gets now, when it is known without
+    fetching a photo: from what this delivery was served of that very archive (its ETag, so
+    neither a selection's archive nor an earlier version of the order), else from a complete
+    copy in the archive cache. None otherwise."""
+    chosen = tuple(record.images) if record.images is not None else None
+    try:
+        plan = plan_batch(order, variant_options(variant, chosen))
+    except (UnknownImages, UnknownVariant):
+        return None
+    served = record.archive(identify(plan, owner=owner).etag)
+    if served is not None and served.total is not None:
+        return served.total
+    return await downloads.cached_size(plan, owner=owner)
+
+
 @router.get(
     "/d/{token}/details",
     response_model=DeliveryPage,
@@ -151,12 +117,15 @@ async def delivery_details(
     token: str,
     deliveries: DeliveriesDep,
     upstream: UpstreamDep,
+    downloads: DownloadsDep,
     pin_cookie: PinCookieDep,
 ) -> JSONResponse:
-    """The order's name, the message, the photos and one download per variant."""
+    """The order's name, the message, the photos and one download per variant (with the size
+    of its archive when that is known without fetching a photo)."""
     record = await live_delivery(token, deliveries, opening=True)
     deliveries.require_pin(record, pin_cookie)
-    order = await fetch_order(upstream, record.order_id, deliveries.credential(record))
+    credential = deliveries.credential(record)
+    order = await fetch_order(upstream, record.order_id, credential)
     allowed = set(record.images) if record.images is not None else None
     images = [i for i in order.images if allowed is None or i.image_id in allowed]
     state: Literal["ready", "locked", "limit_reached"] = "ready"
@@ -164,7 +133,12 @@ async def delivery_details(
         state = "locked"
     elif record.downloads_left == 0:
         state = "limit_reached"
-    sizes = {a.variant: a.total for a in record.archives if a.total is not None}
+    sizes = await asyncio.gather(
+        *(
+            _archive_size(record, order, name, owner=credential.owner, downloads=downloads)
+            for name in record.variants
+        )
+    )
     page = DeliveryPage(
         recipient=record.recipient,
         photographer=record.photographer,
@@ -178,10 +152,10 @@ async def delivery_details(
                 name=name,
                 label=variant_label(name),
                 images=len(images),
-                bytes=sizes.get(name),
+                bytes=size,
                 url=f"/d/{token}/archive?variant={name}",
             )
-            for name in record.variants
+            for name, size in zip(record.variants, sizes, strict=True)
         ],
         images=[
             DeliveredImage(
@@ -236,213 +210,5 @@ async def delivery_pin(token: str, request: Request, deliveries: DeliveriesDep) 
         secure=request.url.scheme == "https",
         httponly=True,
         samesite="lax",
-    )
-    return response
-
-
-def _checked_image_id(image_id: str) -> str:
-    if not IMAGE_ID_PATTERN.fullmatch(image_id):
-        raise BadRequest("That is not an image id.", code="invalid_image_id")
-    return image_id
-
-
-@router.get(
-    "/d/{token}/images/{image_id}",
-    response_class=Response,
-    responses={
-        200: {
-            "description": "A JPEG preview; watermarked while locked",
-            "content": {"image/jpeg": {}},
-        },
-        **error_responses(400, 401, 404, 409, 410, 429, 502, 503),
-    },
-    dependencies=[Depends(rate_limit("thumbnails"))],
-    summary="A preview of one photo of the delivery",
-)
-async def delivery_image(
-    token: str,
-    image_id: str,
-    deliveries: DeliveriesDep,
-    upstream: UpstreamDep,
-    limiter: LimiterDep,
-    decoder: DecoderDep,
-    pin_cookie: PinCookieDep,
-    request: Request,
-    size: Annotated[PreviewSize, Query(description="grid (320 px) or large (1024 px)")] = "grid",
-) -> Response:
-    """The free Autoenhance preview (no credits), watermarked while the delivery is locked."""
-    record = await live_delivery(token, deliveries)
-    deliveries.require_pin(record, pin_cookie)
-    image_id = _checked_image_id(image_id)
-    not_here = NotFound("This delivery has no image with that id.", code="image_not_delivered")
-    if record.images is not None and image_id not in record.images:
-        raise not_here
-    credential = deliveries.credential(record)
-    order = await fetch_order(upstream, record.order_id, credential)
-    image = next((i for i in order.images if i.image_id == image_id), None)
-    if image is None:
-        raise not_here
-    if not image.is_ready:
-        raise Conflict("This photo is not ready yet.", code="image_not_ready")
-    sink = BoundedSink(MAX_THUMBNAIL_SOURCE_BYTES)
-    try:
-        async with limiter.slot(object()):
-            await upstream.download_enhanced(
-                image_id, sink, options=preview_options(size), api_key=credential.api_key
-            )
-    except UpstreamProtocolError as exc:
-        raise BadGateway(f"The preview cannot be used: {exc.message}", code="bad_preview") from exc
-    except UpstreamError as exc:
-        raise to_app_error(exc, what="image") from exc
-    try:
-        data = sink.getvalue()
-        content = await unless_client_leaves(
-            request,
-            decoder.run(
-                lambda budget: fitted_preview(
-                    data, size=size, watermark=record.locked, budget=budget
-                )
-            ),
-        )
-    except NotAThumbnail as exc:
-        raise BadGateway(f"The preview cannot be used: {exc}", code="bad_preview") from None
-    # Never cached: unlocking must show the clean photo at once.
-    return Response(
-        content, media_type="image/jpeg", headers={"Cache-Control": "private, no-store"}
-    )
-
-
-def _served_from(response: Response) -> tuple[int | None, int | None]:
-    """The first byte and the archive's size an answer states (None: whole / unknown)."""
-    if response.status_code == 206:
-        match = _CONTENT_RANGE.fullmatch(response.headers.get("content-range", ""))
-        if match is None:
-            return None, None
-        return int(match.group(1)), int(match.group(3))
-    length = response.headers.get("content-length")
-    return None, int(length) if length is not None and length.isdigit() else None
-
-
-@router.get(
-    "/d/{token}/archive",
-    response_class=ZipStreamingResponse,
-    responses={
-        **ZIP_RESPONSE_DOC,
-        **error_responses(400, 401, 403, 404, 410, 416, 422, 429, 502, 503),
-    },
-    dependencies=[Depends(rate_limit("downloads"))],
-    summary="Download the delivery's photos as one ZIP (resumable)",
-)
-async def delivery_archive(
-    token: str,
-    request: Request,
-    deliveries: DeliveriesDep,
-    upstream: UpstreamDep,
-    downloads: DownloadsDep,
-    settings: SettingsDep,
-    pin_cookie: PinCookieDep,
-    images: SelectionDep = None,
-    variant: Annotated[
-        str | None, Query(max_length=64, description="One of the delivery's variants")
-    ] = None,
-    version: Annotated[
-        str | None,
-        Query(
-            pattern=VERSION_PATTERN,
-            description="Pin the URL to one version of the archive (its Content-Location "
-            "carries it): once the order changed, 410 instead of bytes of another version",
-        ),
-    ] = None,
-) -> Response:
-    """The delivery's archive; `images` may narrow it to some of its photos. A `Range` resume
-    of a download already started works past `max_downloads`."""
-    record = await live_delivery(token, deliveries, opening=True)
-    deliveries.require_pin(record, pin_cookie)
-    if record.locked:
-        raise Forbidden(
-            "The photographer has not released the photos yet; previews only for now.",
-            code="delivery_locked",
-        )
-    variant = variant or record.variants[0]
-    if variant not in record.variants:
-        raise Forbidden(f"This delivery does not offer {variant!r}.", code="variant_not_delivered")
-    if images is not None and record.images is not None and set(images) - set(record.images):
-        raise Forbidden(
-            "Some of those photos are not in this delivery.", code="images_not_delivered"
-        )
-    chosen = images or (tuple(record.images) if record.images is not None else None)
-    credential = deliveries.credential(record)
-    order = await fetch_order(upstream, record.order_id, credential)
-    plan = planned(order, variant_options(variant, chosen))
-    if len(plan.images) > settings.max_images_per_order:
-        raise Unprocessable("This delivery holds too many photos for one archive.")
-    current = archive_version(plan)
-    location = pinned_url(request, current)
-    if version is not None and version != current:
-        raise version_gone(location)
-    # One range at most is honoured (app.services.ranges), so what was served stays countable.
-    conditions = Conditions.from_headers("GET", request.headers)
-    filename = archive_filename(order.name, order.order_id)
-    headers = {
-        "Content-Disposition": content_disposition(filename),
-        "X-Total-Images": str(len(plan.images)),
-        "X-Ready-Images": str(len(plan.deliverable)),
-        "Content-Location": location,
-    }
-
-    async def answer(use_cache: bool) -> Download:
-        try:
-            return await downloads.answer(
-                plan,
-                owner=credential.owner,
-                api_key=credential.api_key,
-                conditions=conditions,
-                headers=headers,
-                use_cache=use_cache,
-            )
-        except NothingToDeliver:
-            raise Conflict(
-                "None of these photos can be downloaded yet.", code="nothing_ready"
-            ) from None
-
-    download = await until_disconnected(request, answer(True))
-    if download is None:
-        return Response(status_code=CLIENT_CLOSED_REQUEST)
-    try:
-        # The bytes must pass here to be counted: never a presigned redirect.
-        response = await download_response(request, downloads, download, redirect=False)
-    except StoreError:  # the cached copy was evicted, or the store failed opening it
-        download = await answer(False)
-        response = await download_response(request, downloads, download, redirect=False)
-    if not isinstance(response, StreamingResponse):
-        return response  # 304: nothing served
-    return await _counted(response, download, record, deliveries, variant)
-
-
-async def _counted(
-    response: StreamingResponse,
-    download: Download,
-    record: DeliveryRecord,
-    deliveries: DeliveryService,
-    variant: str,
-) -> Response:
-    """`response` admitted (counted against `max_downloads`, or a resume) and its body
-    wrapped so that the bytes written are recorded; refused answers release their body."""
-    etag = response.headers.get("etag", "")
-    start, total = _served_from(response)
-    try:
-        await deliveries.admit(record, etag=etag, variant=variant, start=start)
-    except AppError:
-        await close_body(response.body_iterator)
-        await download.aclose()
-        raise
-
-    async def on_served(first: int, end: int, size: int | None) -> None:
-        await deliveries.served(
-            record.delivery_id, etag=etag, variant=variant, start=first, end=end, total=size
-        )
-
-    response.body_iterator = ServedBody(
-        response.body_iterator, start=start or 0, total=total, on_served=on_served
     )
     return response
