@@ -49,7 +49,7 @@ from app.api.schemas.deliveries import (
     PinBody,
     VariantOffer,
 )
-from app.api.selection import SelectionDep, planned
+from app.api.selection import PresetsDep, SelectionDep, planned
 from app.api.upstream_errors import fetch_order, to_app_error
 from app.core.errors import (
     AppError,
@@ -65,7 +65,7 @@ from app.deliveries.models import DeliveryRecord
 from app.deliveries.previews import PreviewSize, fitted_preview, preview_options
 from app.deliveries.proof import ServedBody
 from app.deliveries.service import DeliveryGone, DeliveryService, UnknownLink
-from app.deliveries.variants import variant_label, variant_options
+from app.deliveries.variants import UnknownVariant, variant_label, variant_options
 from app.jobs.callbacks import iso
 from app.services.answers import Download
 from app.services.conditions import VERSION_PATTERN, archive_version
@@ -152,6 +152,7 @@ async def delivery_details(
     deliveries: DeliveriesDep,
     upstream: UpstreamDep,
     pin_cookie: PinCookieDep,
+    presets: PresetsDep,
 ) -> JSONResponse:
     """The order's name, the message, the photos and one download per variant."""
     record = await live_delivery(token, deliveries, opening=True)
@@ -176,7 +177,7 @@ async def delivery_details(
         variants=[
             VariantOffer(
                 name=name,
-                label=variant_label(name),
+                label=variant_label(name, presets),
                 images=len(images),
                 bytes=sizes.get(name),
                 url=f"/d/{token}/archive?variant={name}",
@@ -341,6 +342,7 @@ async def delivery_archive(
     downloads: DownloadsDep,
     settings: SettingsDep,
     pin_cookie: PinCookieDep,
+    presets: PresetsDep,
     images: SelectionDep = None,
     variant: Annotated[
         str | None, Query(max_length=64, description="One of the delivery's variants")
@@ -373,7 +375,13 @@ async def delivery_archive(
     chosen = images or (tuple(record.images) if record.images is not None else None)
     credential = deliveries.credential(record)
     order = await fetch_order(upstream, record.order_id, credential)
-    plan = planned(order, variant_options(variant, chosen))
+    try:
+        options = variant_options(variant, chosen, presets)
+    except UnknownVariant:
+        raise Forbidden(
+            f"This service no longer offers {variant!r}.", code="variant_not_delivered"
+        ) from None
+    plan = planned(order, options, presets)
     if len(plan.images) > settings.max_images_per_order:
         raise Unprocessable("This delivery holds too many photos for one archive.")
     current = archive_version(plan)
