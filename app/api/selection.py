@@ -63,7 +63,7 @@ PresetsDep = Annotated[Mapping[str, Preset], Depends(get_presets)]
 
 
 def variant_names(
-    presets: PresetsDep,
+    request: Request,
     variants: Annotated[
         str | None,
         Query(
@@ -81,7 +81,7 @@ def variant_names(
     """
     if variants is None:
         return None
-    return tuple(preset.name for preset in parse_variants(variants, presets))
+    return tuple(preset.name for preset in parse_variants(variants, get_presets(request)))
 
 
 VariantsDep = Annotated[tuple[str, ...] | None, Depends(variant_names)]

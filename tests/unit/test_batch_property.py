@@ -31,8 +31,16 @@ class ScriptedClient:
     def __init__(self, payloads: dict[str, bytes | None]) -> None:
         self.payloads = payloads
 
+    byte_pool = None  # image bodies always go to the spool
+
     async def download_enhanced(
-        self, image_id: str, sink: IO[bytes], *, options: DownloadOptions, api_key: str | None
+        self,
+        image_id: str,
+        sink: IO[bytes],
+        *,
+        options: DownloadOptions,
+        api_key: str | None,
+        buffers: object = None,
     ) -> Downloaded:
         await asyncio.sleep(0)
         payload = self.payloads[image_id]

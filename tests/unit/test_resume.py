@@ -47,8 +47,16 @@ class ScriptedClient:
         self.failing = set(failing or ())
         self.fetches: Counter[str] = Counter()
 
+    byte_pool = None  # image bodies always go to the spool
+
     async def download_enhanced(
-        self, image_id: str, sink: IO[bytes], *, options: DownloadOptions, api_key: str | None
+        self,
+        image_id: str,
+        sink: IO[bytes],
+        *,
+        options: DownloadOptions,
+        api_key: str | None,
+        buffers: object = None,
     ) -> Downloaded:
         await asyncio.sleep(0)
         self.fetches[image_id] += 1
