@@ -121,8 +121,9 @@ class BatchPlan:
     @property
     def fetch_options(self) -> DownloadOptions:
         """How each image is asked of the upstream: as the options say, or for variants the
-        full-quality JPEG once for all of them, at no more pixels than the largest needs (as
-        delivered when one of them is an original)."""
+        full-quality JPEG once for all of them (`preview=false`: with `dev_mode` too, which
+        spends no credit), at no more pixels than the widest needs (as delivered when one of
+        them is an original)."""
         if not self.variants:
             return self.options
         widths = [
@@ -137,6 +138,7 @@ class BatchPlan:
                 "naming": "original",
                 "manifest": False,
                 "images": None,
+                "preview": False,
                 "max_width": max_width,
                 "watermark": watermark,
             }

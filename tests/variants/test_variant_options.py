@@ -191,3 +191,25 @@ def test_a_job_builds_the_same_variant_archive_as_the_stream(
     assert built.status_code == 200
     assert built.content == streamed.content
     assert "MLS/01 - Kitchen.jpg" in entries(built.content)
+
+
+@pytest.mark.parametrize(
+    ("variants", "asked"),
+    [("mls,web", "max_width=2048"), ("web", "max_width=1600"), ("mls,print", None)],
+)
+def test_the_upstream_is_asked_for_no_more_pixels_than_the_widest_variant_needs(
+    service: UvicornThread, sandbox: SandboxControl, variants: str, asked: str | None
+) -> None:
+    key = unique_key("pixels")
+    order = synthetic(sandbox, key)
+    sandbox.delete("/_sandbox/requests", headers={"x-api-key": key}).raise_for_status()
+    names_of(service, order["order_id"], key, f"variants={variants}&dev_mode=true")
+    queries = [e["query"] for e in sandbox.log(key) if e["path"].endswith("/enhanced")]
+    assert len(queries) == len(order["images"])  # one fetch per image, whatever the variants
+    for query in queries:
+        # Full quality even in dev mode (which spends no credit): variants need the pixels.
+        assert "preview=false" in query.split("&")
+        if asked is None:
+            assert "max_width" not in query
+        else:
+            assert asked in query.split("&")
