@@ -202,7 +202,7 @@ class _Run:
             record.state = "running"
             record.started_at = time.time()
             record.attempts += 1
-            record.images_total = len(plan.images)
+            record.images_total = plan.files
             record.images_done = record.bytes_written = 0
             record.filename = filename
 

@@ -135,7 +135,7 @@ class BatchArchive:
         self._first = 0  # index into _deliverable where the produced entries begin
         self._drop = 0  # bytes still to withhold: those before the resume offset
         self._left: int | None = None  # bytes still to send when the range has an end
-        self.progress = BatchProgress(total=len(plan.images))
+        self.progress = BatchProgress(total=plan.files)
         self.progress.skipped.extend(plan.not_ready)
         self._closed = False
         self._writing: Spool | None = None

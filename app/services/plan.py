@@ -119,6 +119,11 @@ class BatchPlan:
         return [p for p in self.images if p.ready]
 
     @property
+    def files(self) -> int:
+        """Files the archive holds when nothing is skipped: each image once per variant."""
+        return len(self.images) * max(1, len(self.variants))
+
+    @property
     def fetch_options(self) -> DownloadOptions:
         """How each image is asked of the upstream: as the options say, or for variants the
         full-quality JPEG once for all of them (`preview=false`: with `dev_mode` too, which

@@ -187,6 +187,9 @@ def test_a_job_builds_the_same_variant_archive_as_the_stream(
         assert state in ("queued", "running", "waiting"), state
         assert time.monotonic() < deadline
         time.sleep(0.05)
+    progress = httpx.get(status_url, headers=headers).json()["progress"]
+    # Counted in files: every image once per variant.
+    assert (progress["images_done"], progress["images_total"]) == (10, 10)
     built = httpx.get(created.json()["download_url"], headers=headers, timeout=60)
     assert built.status_code == 200
     assert built.content == streamed.content

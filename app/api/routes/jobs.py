@@ -177,7 +177,7 @@ async def create_job(
     if not order.images and not wait and options.images is None:
         raise NotFound("This order has no images yet.", code="empty_order")
     # A selection must name images of the order now, before the job is queued.
-    images_total = len(planned(order, options, presets).images)
+    images_total = planned(order, options, presets).files
     record = await jobs.create(
         owner=credential.owner,
         own_key=credential.api_key if credential.is_own_key else None,
