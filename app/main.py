@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import TypedDict
 
@@ -47,12 +47,13 @@ from app.deliveries.runtime import open_deliveries
 from app.deliveries.service import DeliveryService
 from app.imaging.decoding import DecodingPolicy
 from app.imaging.pool import DecodePool
-from app.imaging.presets import load_presets
+from app.imaging.presets import Preset, load_presets
 from app.jobs.runtime import open_jobs
 from app.jobs.service import JobService
 from app.sandbox import DEMO_ORDER_ID
 from app.services.downloads import Downloads
 from app.services.fairness import FairLimiter
+from app.services.rendering import Renderer
 from app.storage import ArchiveStore, open_store
 from app.upstream.client import AutoenhanceClient
 from app.upstream.factory import build_upstream
@@ -111,7 +112,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[State]:
         _upstream_transport(settings) as (transport, base_url),
         contextlib.AsyncExitStack() as resources,
     ):
-        yield await _open_state(settings, resources, transport=transport, base_url=base_url)
+        yield await _open_state(
+            settings,
+            resources,
+            transport=transport,
+            base_url=base_url,
+            presets=app.state.presets,
+        )
 
 
 async def _open_state(
@@ -120,6 +127,7 @@ async def _open_state(
     *,
     transport: httpx.AsyncBaseTransport | None,
     base_url: str,
+    presets: Mapping[str, Preset],
 ) -> State:
     """Build the state; whatever needs closing is pushed onto `resources`."""
     keys = service_keys(settings)
@@ -131,6 +139,17 @@ async def _open_state(
     resources.push_async_callback(store.aclose)
     for client in upstream_clients.http_clients:
         await resources.enter_async_context(client)
+    decoder = DecodePool(
+        workers=settings.decode_workers,
+        queue=settings.decode_queue,
+        policy=DecodingPolicy(
+            max_scans=settings.decode_max_scans, deadline=settings.decode_deadline
+        ),
+    )
+    resources.callback(decoder.close)
+    renderer = Renderer(
+        decoder, concurrency=settings.decode_workers, max_pixels=settings.render_max_pixels
+    )
     job_service = await resources.enter_async_context(
         open_jobs(
             settings,
@@ -139,9 +158,12 @@ async def _open_state(
             keys=keys,
             spool_dir=spool_dir,
             archive_store=store,
+            renderer=renderer,
+            presets=presets,
         )
     )
     sessions = await resources.enter_async_context(open_sessions(settings))
+
     delivery_service = await resources.enter_async_context(open_deliveries(settings, keys=keys))
     ops_resources = await resources.enter_async_context(
         operations(
@@ -154,16 +176,13 @@ async def _open_state(
         )
     )
     downloads = Downloads(
-        settings=settings, upstream=upstream, limiter=limiter, spool_dir=spool_dir, store=store
+        settings=settings,
+        upstream=upstream,
+        limiter=limiter,
+        spool_dir=spool_dir,
+        store=store,
+        renderer=renderer,
     )
-    decoder = DecodePool(
-        workers=settings.decode_workers,
-        queue=settings.decode_queue,
-        policy=DecodingPolicy(
-            max_scans=settings.decode_max_scans, deadline=settings.decode_deadline
-        ),
-    )
-    resources.callback(decoder.close)
     return State(
         settings=settings,
         http=http,

@@ -9,9 +9,9 @@ from typing import Annotated
 from fastapi import Depends, Query, Request
 from fastapi.security import APIKeyHeader
 
-from app.api.selection import SelectionDep
+from app.api.selection import SelectionDep, VariantsDep
 from app.core.config import Settings
-from app.core.errors import Unauthorized
+from app.core.errors import Unauthorized, Unprocessable
 from app.core.security import Credential, Signer, operator_credential, same_secret
 from app.core.sessions import SessionStore
 from app.imaging.pool import DecodePool
@@ -20,7 +20,7 @@ from app.services.downloads import Downloads
 from app.services.fairness import FairLimiter
 from app.storage import ArchiveStore
 from app.upstream.client import AutoenhanceClient
-from app.upstream.options import DownloadOptions, DownloadQuery
+from app.upstream.options import DownloadOptions, DownloadQuery, variants_problem
 from app.web.ops import Operations
 
 service_key_header = APIKeyHeader(
@@ -97,10 +97,20 @@ def get_ops(request: Request) -> Operations:
 
 
 def download_options(
-    query: Annotated[DownloadQuery, Query()], images: SelectionDep = None
+    query: Annotated[DownloadQuery, Query()],
+    images: SelectionDep = None,
+    variants: VariantsDep = None,
 ) -> DownloadOptions:
-    """The download options of the query string (`?images=` is checked on its own)."""
-    return DownloadOptions(**query.model_dump(), images=images)
+    """The download options of the query string (`?images=` and `?variants=` are checked on
+    their own).
+
+    Raises:
+        Unprocessable: variants with options they cannot go with (code `variants_not_allowed`:
+            a preview without dev_mode, another format, a size or quality of the caller's).
+    """
+    if variants and (problem := variants_problem(query)) is not None:
+        raise Unprocessable(problem, code="variants_not_allowed")
+    return DownloadOptions(**query.model_dump(), images=images, variants=variants)
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]

@@ -1,18 +1,23 @@
 """Which variants a delivery may offer, and what each one downloads.
 
-Today one variant exists: `print`, the full-quality image as Autoenhance delivers it (the
-ordinary archive with `preview=false`). `known_variants()` is the registry the presets of
-"Deliverables" will replace; `variant_options()` is the one place a variant becomes download
-options.
+A delivery's variants are the service's presets (`GET /presets`: built-in `mls`, `web` and
+`print`, and the operator's `PRESETS_FILE`). `print`, the full-quality image as Autoenhance
+delivers it, downloads the ordinary full-quality archive (as it did before presets existed,
+so its archives keep their bytes and ETags); every other variant downloads the archive with
+that one variant (`variants=<name>`: its images in the preset's folder). `variant_options()`
+is the one place a variant becomes download options.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
+from app.imaging.presets import Preset
 from app.upstream.options import DownloadOptions
 
 PRINT = "print"
-# What the recipient's page calls each variant.
-LABELS = {PRINT: "Print (full quality)"}
+# What the recipient's page calls the variant that is the photos themselves.
+PRINT_LABEL = "Print (full quality)"
 
 
 class UnknownVariant(ValueError):
@@ -23,34 +28,36 @@ class UnknownVariant(ValueError):
         self.name = name
 
 
-def known_variants() -> frozenset[str]:
-    """The variant names this service can serve."""
-    return frozenset({PRINT})
-
-
-def checked_variants(names: list[str]) -> list[str]:
-    """`names` deduplicated in their order, each known.
+def checked_variants(names: list[str], presets: Mapping[str, Preset]) -> list[str]:
+    """`names` deduplicated in their order, each one of `presets`.
 
     Raises:
-        UnknownVariant: the first name that is not a known variant.
+        UnknownVariant: the first name that is not a preset.
     """
-    known = known_variants()
     for name in names:
-        if name not in known:
+        if name not in presets:
             raise UnknownVariant(name)
     return list(dict.fromkeys(names))
 
 
-def variant_label(name: str) -> str:
-    return LABELS.get(name, name)
+def variant_label(name: str, presets: Mapping[str, Preset]) -> str:
+    """What the recipient's page calls variant `name`."""
+    if name == PRINT:
+        return PRINT_LABEL
+    preset = presets.get(name)
+    return f"{preset.label} ({preset.description})" if preset is not None else name
 
 
-def variant_options(name: str, images: tuple[str, ...] | None) -> DownloadOptions:
+def variant_options(
+    name: str, images: tuple[str, ...] | None, presets: Mapping[str, Preset]
+) -> DownloadOptions:
     """The download options of variant `name` for the selection `images` (None: every image).
 
     Raises:
-        UnknownVariant: `name` is not a known variant.
+        UnknownVariant: `name` is not one of `presets`.
     """
-    if name not in known_variants():
+    if name not in presets:
         raise UnknownVariant(name)
-    return DownloadOptions(format="jpeg", preview=False, images=images)
+    if name == PRINT:
+        return DownloadOptions(format="jpeg", preview=False, images=images)
+    return DownloadOptions(format="jpeg", preview=False, images=images, variants=(name,))

@@ -114,10 +114,10 @@ def render(data: bytes, preset: Preset, *, budget: Budget, max_pixels: int) -> R
             if preset.original:
                 if picture.format != "JPEG":
                     raise DecodeRefused("it is not a JPEG", reason="unreadable")
-                width, height = _upright_size(picture)
+                width, height = upright_size(picture)
                 return Rendered(content=data, width=width, height=height, quality=None)
             orientation = _orientation(picture)
-            upright = _upright_size(picture)
+            upright = upright_size(picture)
             target = _target(upright, preset)
             stored = (target[1], target[0]) if orientation >= 5 else target
             picture.draft("RGB", stored)
@@ -139,7 +139,8 @@ def _orientation(picture: Image.Image) -> int:
     return value if isinstance(value, int) and 1 <= value <= 8 else 1
 
 
-def _upright_size(picture: Image.Image) -> tuple[int, int]:
+def upright_size(picture: Image.Image) -> tuple[int, int]:
+    """Width and height as the picture is shown (after its EXIF orientation)."""
     width, height = picture.size
     return (height, width) if _orientation(picture) >= 5 else (width, height)
 

@@ -10,6 +10,7 @@ import asyncio
 import os
 import secrets
 import socket
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import httpx
 from app.core.config import Settings
 from app.core.keys import ServiceKeys
 from app.core.security import Signer, operator_credential
+from app.imaging.presets import Preset
 from app.jobs.backend import JobBackend
 from app.jobs.callbacks import CALLBACK_CONNECTIONS, CallbackSender
 from app.jobs.keybox import KeyBox
@@ -25,6 +27,7 @@ from app.jobs.models import JobRecord
 from app.jobs.store import JobArchives
 from app.services.downloads import Downloads
 from app.services.fairness import FairLimiter
+from app.services.rendering import Renderer
 from app.upstream.client import AutoenhanceClient
 
 
@@ -70,6 +73,8 @@ class JobContext:
     operator_key: str | None
     worker_id: str
     slots: asyncio.Semaphore  # archives built at once in this process (JOB_CONCURRENCY)
+    renderer: Renderer  # variants and manifest.json, in the process's decode pool
+    presets: Mapping[str, Preset]  # what `variants=` names
 
     @property
     def downloads(self) -> Downloads:
@@ -81,6 +86,7 @@ class JobContext:
             limiter=self.limiter,
             spool_dir=self.spool_dir,
             store=None,
+            renderer=self.renderer,
         )
 
     async def notify(self, record: JobRecord) -> None:
@@ -105,6 +111,8 @@ def job_context(
     keys: ServiceKeys,
     callbacks: CallbackSender,
     spool_dir: Path,
+    renderer: Renderer,
+    presets: Mapping[str, Preset],
 ) -> JobContext:
     """The runners' context of this process: links signed and keys sealed with `keys`, the
     operator's own key for jobs without a caller's key."""
@@ -121,4 +129,6 @@ def job_context(
         operator_key=operator_credential(settings).api_key,
         worker_id=worker_id(),
         slots=asyncio.Semaphore(settings.job_concurrency),
+        renderer=renderer,
+        presets=presets,
     )

@@ -28,6 +28,7 @@ import time
 from collections.abc import Callable
 
 from app.core import metrics
+from app.core.errors import Unprocessable
 from app.jobs.context import JobContext
 from app.jobs.keybox import KeyUnavailable
 from app.jobs.models import KEY_GONE_REASON, PENDING_STATES, Failure, JobRecord, JobState
@@ -186,18 +187,22 @@ class _Run:
     async def _build(self, order: Order, api_key: str | None) -> None:
         ctx = self.ctx
         try:
-            plan = plan_batch(order, self.record.options)
+            plan = plan_batch(order, self.record.options, presets=ctx.presets)
         except UnknownImages as exc:
             # The selection was checked when the job was made; the order has changed since.
             shown = ", ".join(exc.image_ids[:20])
             raise _Stop("failed", f"selected images are no longer in the order: {shown}") from None
+        except Unprocessable as exc:
+            # A variant was checked when the job was made; the operator's presets changed since.
+            detail = exc.detail.get("message") if isinstance(exc.detail, dict) else exc.detail
+            raise _Stop("failed", f"a variant is no longer offered: {detail}") from None
         filename = archive_name(order, self.record.options)
 
         def start(record: JobRecord) -> None:
             record.state = "running"
             record.started_at = time.time()
             record.attempts += 1
-            record.images_total = len(plan.images)
+            record.images_total = plan.files
             record.images_done = record.bytes_written = 0
             record.filename = filename
 

@@ -8,17 +8,19 @@ process only stores, reads and enqueues.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 
 from app.core.config import Settings
 from app.core.keys import ServiceKeys
+from app.imaging.presets import Preset
 from app.jobs.backend import JobBackend
 from app.jobs.context import callback_client, callback_sender, job_context
 from app.jobs.keybox import KeyBox
 from app.jobs.service import JobService
 from app.jobs.store import JobArchives
 from app.services.fairness import FairLimiter
+from app.services.rendering import Renderer
 from app.storage import ArchiveStore
 from app.upstream.client import AutoenhanceClient
 
@@ -46,6 +48,8 @@ async def open_jobs(
     keys: ServiceKeys,
     spool_dir: Path,
     archive_store: ArchiveStore,
+    renderer: Renderer,
+    presets: Mapping[str, Preset],
 ) -> AsyncIterator[JobService]:
     """The job service of a web process, with its embedded worker when there is no Redis.
 
@@ -81,6 +85,8 @@ async def open_jobs(
                 keys=keys,
                 callbacks=callbacks,
                 spool_dir=spool_dir,
+                renderer=renderer,
+                presets=presets,
             )
             worker = EmbeddedWorker(ctx, backend, on_end=ctx.notify)
             worker.start()

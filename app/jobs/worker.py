@@ -38,6 +38,9 @@ from arq.worker import Worker
 from app.core.config import Settings
 from app.core.keys import service_keys
 from app.core.logging import configure_logging
+from app.imaging.decoding import DecodingPolicy
+from app.imaging.pool import DecodePool
+from app.imaging.presets import load_presets
 from app.jobs.backend import QueueUnavailable
 from app.jobs.context import JobContext, callback_client, callback_sender, job_context
 from app.jobs.redis import (
@@ -52,6 +55,7 @@ from app.jobs.runner import run_job
 from app.jobs.store import JobArchives
 from app.jobs.sweeper import sweep
 from app.services.fairness import FairLimiter
+from app.services.rendering import Renderer
 from app.storage import StoreError, open_store
 from app.upstream.factory import build_upstream
 
@@ -82,6 +86,14 @@ async def startup(ctx: dict[str, Any]) -> None:
     spool_dir = settings.data_dir / "spool"
     archive_store = open_store(settings)
     ctx["archive_store"] = archive_store
+    decoder = DecodePool(
+        workers=settings.decode_workers,
+        queue=settings.decode_queue,
+        policy=DecodingPolicy(
+            max_scans=settings.decode_max_scans, deadline=settings.decode_deadline
+        ),
+    )
+    ctx["decoder"] = decoder
     jobs = job_context(
         settings,
         backend=RedisBackend(ctx["redis"], timeout=settings.redis_timeout),
@@ -93,6 +105,10 @@ async def startup(ctx: dict[str, Any]) -> None:
         keys=keys,
         callbacks=callback_sender(settings, callbacks_http, keys=keys),
         spool_dir=spool_dir,
+        renderer=Renderer(
+            decoder, concurrency=settings.decode_workers, max_pixels=settings.render_max_pixels
+        ),
+        presets=load_presets(settings.presets_file),
     )
     ctx.update(jobs=jobs, clients=[*upstream_clients.http_clients, callbacks_http])
     ctx["sweeper"] = asyncio.create_task(_sweep_forever(jobs), name="jobs-sweeper")
@@ -121,6 +137,8 @@ async def shutdown(ctx: dict[str, Any]) -> None:
         await client.aclose()
     if "jobs" in ctx:
         await ctx["jobs"].store.aclose()
+    if "decoder" in ctx:
+        ctx["decoder"].close()
     if "archive_store" in ctx:
         await ctx["archive_store"].aclose()
 

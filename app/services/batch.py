@@ -36,17 +36,20 @@ import anyio
 from app.core import metrics
 from app.services.archive import ZipWriter, archive_size
 from app.services.fairness import FairLimiter
+from app.services.listing import MANIFEST_NAME
 from app.services.manifest import ManifestWriter, Record
 from app.services.plan import (
     REPORT_NAME,
     BatchPlan,
     NothingToDeliver,
-    PlannedImage,
+    PlannedEntry,
     Skipped,
     archive_entries,
+    manifest_json,
     render_report,
 )
 from app.services.prefetch import Fetched, Prefetcher, Spool
+from app.services.rendering import EntrySkipped, Renderer
 from app.services.resume import ResumeMismatch, ResumePoint, position
 from app.upstream.client import AutoenhanceClient
 from app.upstream.errors import UpstreamError
@@ -57,6 +60,8 @@ logger = logging.getLogger("app.batch")
 WRITE_CHUNK = 1024 * 1024
 # Images may be fetched this many times DOWNLOAD_CONCURRENCY ahead of the one being written.
 PREFETCH_FACTOR = 2
+# What makes one entry be skipped (and listed in the report) rather than fail the archive.
+SKIPS = (UpstreamError, EntrySkipped)
 
 
 @dataclass(slots=True)
@@ -98,19 +103,26 @@ class BatchArchive:
         spool_memory_bytes: int,
         manifest: ManifestWriter | None = None,
         resume: ResumePoint | None = None,
+        renderer: Renderer | None = None,
     ) -> None:
         self.plan = plan
-        self._deliverable = plan.deliverable
+        self._deliverable = plan.entries
         window = len(self._deliverable) if resume and resume.prefetch else 0
+        # Every entry of one image is made at once: the window holds at least those.
+        per_image = max(1, len(plan.variants))
+        needs_renderer = bool(plan.variants) or plan.options.manifest
+        if needs_renderer and renderer is None:
+            raise ValueError("variants and manifest.json need a renderer")
         self._fetcher = Prefetcher(
             plan,
             client=client,
             api_key=api_key,
             limiter=limiter,
             concurrency=concurrency,
-            window=max(window, concurrency * PREFETCH_FACTOR),
+            window=max(window, concurrency * PREFETCH_FACTOR * per_image),
             spool_dir=spool_dir,
             spool_memory_bytes=spool_memory_bytes,
+            renderer=renderer if needs_renderer else None,
         )
         self._manifest = manifest
         self._resume = resume
@@ -123,7 +135,7 @@ class BatchArchive:
         self._first = 0  # index into _deliverable where the produced entries begin
         self._drop = 0  # bytes still to withhold: those before the resume offset
         self._left: int | None = None  # bytes still to send when the range has an end
-        self.progress = BatchProgress(total=len(plan.images))
+        self.progress = BatchProgress(total=plan.files)
         self.progress.skipped.extend(plan.not_ready)
         self._closed = False
         self._writing: Spool | None = None
@@ -185,7 +197,7 @@ class BatchArchive:
         for index in indices:
             try:
                 await asyncio.shield(self._fetcher.results[index])
-            except UpstreamError as exc:
+            except SKIPS as exc:
                 self._skip(index, exc)
                 self._fetcher.release()
                 continue
@@ -199,7 +211,7 @@ class BatchArchive:
             if self._recorded(index) is not None:
                 spooled += (await self._checked(index, await_result=True)).size
                 continue
-            with contextlib.suppress(UpstreamError):
+            with contextlib.suppress(*SKIPS):
                 spooled += (await asyncio.shield(self._fetcher.results[index])).size
             if spooled > self._resume_bound():
                 raise ResumeMismatch("the rest of the archive exceeds the resume bound")
@@ -217,7 +229,7 @@ class BatchArchive:
         record = self._recorded(index)
         try:
             fetched = await asyncio.shield(self._fetcher.results[index])
-        except UpstreamError as exc:
+        except SKIPS as exc:
             raise ResumeMismatch(f"a recorded image could not be fetched: {exc.message}") from None
         if record is not None and (fetched.size, fetched.crc32) != (record.size, record.crc32):
             raise ResumeMismatch(f"image {record.image_id} changed since it was recorded")
@@ -247,7 +259,7 @@ class BatchArchive:
         index = len(self.records)
         try:
             while index < len(self._deliverable):
-                with contextlib.suppress(UpstreamError):
+                with contextlib.suppress(*SKIPS):
                     await asyncio.shield(self._fetcher.results[index])
                 while index < len(self._deliverable) and self._fetcher.results[index].done():
                     future = self._fetcher.results[index]
@@ -275,12 +287,31 @@ class BatchArchive:
         """The manifest record of the finished fetch of `index`: its size and CRC, or why not."""
         planned = self._deliverable[index]
         if (exc := future.exception()) is not None:
-            reason = exc.message if isinstance(exc, UpstreamError) else str(exc)
+            reason = exc.message if isinstance(exc, SKIPS) else str(exc)
             return Record(planned.image.image_id, planned.entry_name, skipped=reason)
         fetched = future.result()
-        return Record(planned.image.image_id, planned.entry_name, fetched.size, fetched.crc32)
+        return Record(
+            planned.image.image_id,
+            planned.entry_name,
+            fetched.size,
+            fetched.crc32,
+            sha256=fetched.sha256,
+            width=fetched.width,
+            height=fetched.height,
+        )
 
-    def _skip(self, index: int, exc: UpstreamError, *, reason: str | None = None) -> None:
+    def _all_records(self) -> list[Record]:
+        """The record of every planned entry, once each has been made or skipped."""
+        return [
+            self.records[index]
+            if index < len(self.records)
+            else self._record_of(index, self._fetcher.results[index])
+            for index in range(len(self._deliverable))
+        ]
+
+    def _skip(
+        self, index: int, exc: UpstreamError | EntrySkipped, *, reason: str | None = None
+    ) -> None:
         planned = self._deliverable[index]
         reason = reason or exc.message
         logger.info("skipping image %s: %s", planned.image.image_id, reason)
@@ -325,7 +356,7 @@ class BatchArchive:
                 else:
                     try:
                         fetched = await self._fetcher.results[index]
-                    except UpstreamError as exc:
+                    except SKIPS as exc:
                         self._skip(index, exc)
                         self._fetcher.release()
                         continue
@@ -343,12 +374,16 @@ class BatchArchive:
             if self.progress.skipped and not self._done:
                 for chunk in self._report():
                     yield chunk
+            if self.plan.options.manifest and not self._done:
+                listing = manifest_json(self.plan, self._all_records())
+                for chunk in self._file(MANIFEST_NAME, listing):
+                    yield chunk
             if not self._done and (trailer := self._cut(self._writer.finish())):
                 yield trailer
         finally:
             await self.aclose()
 
-    async def _entry(self, planned: PlannedImage, fetched: Fetched) -> AsyncGenerator[bytes]:
+    async def _entry(self, planned: PlannedEntry, fetched: Fetched) -> AsyncGenerator[bytes]:
         """One image's local header and data (cut to the range); closes its spool."""
         self._writing = fetched.spool
         try:
@@ -373,13 +408,16 @@ class BatchArchive:
 
     def _report(self) -> list[bytes]:
         """The download report's header and text (cut to the range)."""
-        report = render_report(self.plan, self.progress.skipped)
+        return self._file(REPORT_NAME, render_report(self.plan, self.progress.skipped))
+
+    def _file(self, name: str, content: bytes) -> list[bytes]:
+        """A file of the service's own at the end of the archive (cut to the range)."""
         header = self._writer.local_header(
-            REPORT_NAME, size=len(report), crc32=zlib.crc32(report), modified=self.plan.modified
+            name, size=len(content), crc32=zlib.crc32(content), modified=self.plan.modified
         )
         chunks = [self._cut(header)]
-        self._writer.data_written(len(report))
-        chunks.append(self._cut(report))
+        self._writer.data_written(len(content))
+        chunks.append(self._cut(content))
         return [chunk for chunk in chunks if chunk]
 
     async def aclose(self) -> None:

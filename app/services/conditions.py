@@ -14,12 +14,19 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 
+from app.imaging.render import RENDERER_VERSION
+from app.services.listing import LISTING_FORMAT
 from app.services.plan import BatchPlan
 from app.services.ranges import http_date
 
 # Bump whenever the bytes the writer produces for the same inputs change: it is part of the
 # ETag and of every stored key, so old manifests and cached archives are never reused.
 ARCHIVE_FORMAT = "zip-stored/1"
+# An archive with variants is also named by the renderer that made its bytes (the imaging
+# library and its codecs: an upgrade may change every rendered byte) and by each variant's
+# resolved preset (an operator's change of PRESETS_FILE changes the bytes); one with a
+# manifest.json by that file's layout. So neither can ever splice across such a change.
+VARIANTS_FORMAT = f"{ARCHIVE_FORMAT}+variants/1+{RENDERER_VERSION}"
 # Hex digits of the order's version a pinned URL carries: 64 bits, so two versions of one
 # order never share it by chance.
 VERSION_CHARS = 16
@@ -47,17 +54,22 @@ class ArchiveIdentity:
 
 def identify(plan: BatchPlan, *, owner: str) -> ArchiveIdentity:
     """The identity of `plan`'s archive for a credential `owner`: a hash of the archive format,
-    the order id and version, the whole canonical form of the options and the owner."""
-    material = json.dumps(
-        {
-            "format": ARCHIVE_FORMAT,
-            "order": plan.order.order_id,
-            "version": plan.order.version_marker,
-            "options": plan.options.model_dump(mode="json"),
-            "owner": owner,
-        },
-        sort_keys=True,
-    )
+    the order id and version, the whole canonical form of the options and the owner; with
+    variants, the renderer's version and the presets as resolved; with a manifest.json, its
+    layout (see `VARIANTS_FORMAT`)."""
+    named: dict[str, object] = {
+        "format": ARCHIVE_FORMAT,
+        "order": plan.order.order_id,
+        "version": plan.order.version_marker,
+        "options": plan.options.canonical(),
+        "owner": owner,
+    }
+    if plan.variants:
+        named["format"] = VARIANTS_FORMAT
+        named["presets"] = [preset.model_dump(mode="json") for preset in plan.variants]
+    if plan.options.manifest:
+        named["listing"] = LISTING_FORMAT
+    material = json.dumps(named, sort_keys=True)
     key = hashlib.sha256(material.encode()).hexdigest()
     # Second precision: that is all Last-Modified and If-Range dates can express.
     modified = plan.modified.replace(microsecond=0)

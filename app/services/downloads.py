@@ -67,6 +67,7 @@ from app.services.ranges import (
     span_headers,
     unsatisfiable,
 )
+from app.services.rendering import Renderer
 from app.services.resume import ResumeMismatch, ResumePoint
 from app.storage import ArchiveStore, ObjectInfo, ObjectWriter, StoreError
 from app.upstream.client import AutoenhanceClient
@@ -85,9 +86,11 @@ class Downloads:
         limiter: FairLimiter,
         spool_dir: Path,
         store: ArchiveStore | None,
+        renderer: Renderer | None = None,
     ) -> None:
         self._settings = settings
         self._upstream = upstream
+        self._renderer = renderer
         self._limiter = limiter
         self._spool_dir = spool_dir
         self.store = store
@@ -116,6 +119,7 @@ class Downloads:
             spool_memory_bytes=self._settings.spool_memory_bytes,
             manifest=manifest,
             resume=resume,
+            renderer=self._renderer,
         )
 
     @contextlib.asynccontextmanager
@@ -196,7 +200,7 @@ class Downloads:
             if conditions.method == "GET":  # a HEAD looks at the archive, it is not served
                 metrics.ARCHIVES_SERVED.labels("cache").inc()
             # Only archives without a skipped deliverable image are cached.
-            headers["X-Downloaded"] = str(len(plan.deliverable))
+            headers["X-Downloaded"] = str(len(plan.entries))
             headers["X-Failed"] = str(len(plan.not_ready))
             return Download(
                 status=200,

@@ -44,18 +44,30 @@ MAX_SEGMENT_BYTES = 4 * 1024 * 1024
 
 @dataclass(frozen=True, slots=True)
 class Record:
-    """One deliverable image of the plan: the entry it became, or why it was skipped."""
+    """One planned entry: the file it became, or why it was skipped. An archive with a
+    `manifest.json` also records each file's SHA-256 and pixels (which that file lists)."""
 
     image_id: str
     name: str
     size: int = 0
     crc32: int = 0
     skipped: str | None = None
+    sha256: str | None = None
+    width: int | None = None
+    height: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         if self.skipped is not None:
             return {"id": self.image_id, "name": self.name, "skip": self.skipped}
-        return {"id": self.image_id, "name": self.name, "size": self.size, "crc": self.crc32}
+        data: dict[str, Any] = {
+            "id": self.image_id,
+            "name": self.name,
+            "size": self.size,
+            "crc": self.crc32,
+        }
+        if self.sha256 is not None:
+            data.update(sha=self.sha256, w=self.width, h=self.height)
+        return data
 
     @classmethod
     def from_json(cls, data: Any) -> Record:
@@ -72,7 +84,20 @@ class Record:
             raise TypeError("size and crc must be integers")
         if size < 0 or not 0 <= crc <= 0xFFFFFFFF:
             raise ValueError("size or crc out of range")
-        return cls(image_id=image_id, name=name, size=size, crc32=crc)
+        sha, width, height = data.get("sha"), data.get("w"), data.get("h")
+        if sha is not None and not (isinstance(sha, str) and len(sha) == 64):
+            raise TypeError("sha must be 64 hex digits")
+        if any(v is not None and type(v) is not int for v in (width, height)):
+            raise TypeError("w and h must be integers")
+        return cls(
+            image_id=image_id,
+            name=name,
+            size=size,
+            crc32=crc,
+            sha256=sha,
+            width=width,
+            height=height,
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,9 +26,11 @@ from anyascii import anyascii
 
 __all__ = [
     "PREVIEW_MARK",
+    "address_stem",
     "archive_filename",
     "content_disposition",
     "extension_for_format",
+    "numbered_names",
     "photo_title",
     "safe_entry_names",
 ]
@@ -196,6 +198,35 @@ def safe_entry_names(
         used.add(key)
         result.append(base)
     return result
+
+
+# Longest address stem: leaves room for the number and the extension, and stays readable.
+MAX_ADDRESS_CHARS = 80
+
+
+def numbered_names(items: Sequence[tuple[str | None, str]]) -> list[tuple[str | None, str]]:
+    """``(name, image_id)`` items renamed ``01 - Kitchen`` in their order (the shot order):
+    the number zero-padded to the count (at least two digits), then the photo's title, if
+    it has one. The result still goes through `safe_entry_names`."""
+    width = max(2, len(str(len(items))))
+    named: list[tuple[str | None, str]] = []
+    for number, (image_name, image_id) in enumerate(items, start=1):
+        title = photo_title(image_name)
+        named.append(
+            (f"{number:0{width}d} - {title}" if title else f"{number:0{width}d}", image_id)
+        )
+    return named
+
+
+def address_stem(order_name: str | None, order_id: str) -> str:
+    """The order's name as a lower-case ASCII slug (``12 Harbour View`` → ``12-harbour-view``),
+    or ``order-<first 8 characters of its id>`` when nothing of the name is left."""
+    text = anyascii(unicodedata.normalize("NFC", _LONE_SURROGATE.sub("", order_name or "")))
+    slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:MAX_ADDRESS_CHARS].strip("-")
+    if slug:
+        return slug
+    fallback = re.sub(r"[^a-z0-9]+", "-", order_id.lower()[:8]).strip("-")
+    return f"order-{fallback}" if fallback else "order"
 
 
 def _download_stem(raw: str) -> str:

@@ -60,7 +60,7 @@ def position(plan: BatchPlan, resume: ResumePoint, writer: ZipWriter) -> Positio
             complete record does not cover every deliverable image, or the offset lies beyond
             the bytes the records describe.
     """
-    deliverable = plan.deliverable
+    deliverable = plan.entries
     records = resume.records
     if len(records) > len(deliverable) or any(
         r.image_id != p.image.image_id or r.name != p.entry_name

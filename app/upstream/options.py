@@ -10,11 +10,18 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 ImageFormat = Literal["jpeg", "png", "webp", "avif", "jxl"]
+Naming = Literal["original", "numbered", "address"]
+
+# Longest `variants=` value worth parsing: a few preset names (each at most 32 characters).
+MAX_VARIANTS_CHARS = 200
+# The options an archive gained with variants; at their defaults they are left out of every
+# fingerprint and identity, so an archive without them keeps the ETag it always had.
+ARCHIVE_OPTIONS = ("variants", "naming", "manifest")
 
 # A selection names at most this many images: enough for any real order's pick, and a
 # `?images=` query of that many UUIDs (~19 KB) still fits in every server's request line.
@@ -78,6 +85,21 @@ class DownloadQuery(BaseModel):
     dev_mode: bool = Field(
         default=False, description="Send x-dev-mode: true (try the flow without credits)"
     )
+    naming: Naming = Field(
+        default="original",
+        description="File names in the archive: original (the photos' own names), numbered "
+        "(`01 - Kitchen.jpg`, in shot order) or address (`12-harbour-view-01.jpg`, from the "
+        "order's name)",
+    )
+    manifest: bool = Field(
+        default=False,
+        description="Add manifest.json at the end: every file's path, image, size, pixels and "
+        "SHA-256",
+    )
+
+
+class VariantsNotAllowed(ValueError):
+    """Variants asked for with options they cannot go with (previews, another format)."""
 
 
 class DownloadOptions(DownloadQuery):
@@ -94,6 +116,30 @@ class DownloadOptions(DownloadQuery):
     images: tuple[str, ...] | None = Field(
         default=None, description="Only these image ids (default: every image of the order)"
     )
+    variants: tuple[str, ...] | None = Field(
+        default=None,
+        description="Presets (see GET /presets): one top-level folder per preset, each with "
+        "every image rendered for it",
+    )
+
+    @field_validator("variants", mode="before")
+    @classmethod
+    def _split_variants(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if isinstance(value, list | tuple):
+            if len(value) > 16 or not all(isinstance(v, str) and len(v) <= 32 for v in value):
+                raise ValueError("variants names at most 16 presets of at most 32 characters")
+            return tuple(dict.fromkeys(value)) or None
+        return value
+
+    @model_validator(mode="after")
+    def _variants_allowed(self) -> Self:
+        if self.variants:
+            problem = variants_problem(self)
+            if problem is not None:
+                raise VariantsNotAllowed(problem)
+        return self
 
     @field_validator("images", mode="before")
     @classmethod
@@ -128,17 +174,57 @@ class DownloadOptions(DownloadQuery):
             params["dev_mode"] = "true"
         if self.images is not None:
             params["images"] = ",".join(self.images)
+        if self.variants:
+            params["variants"] = ",".join(self.variants)
+        if self.naming != "original":
+            params["naming"] = self.naming
+        if self.manifest:
+            params["manifest"] = "true"
         return params
+
+    def canonical(self) -> dict[str, Any]:
+        """The options as JSON for identities: the archive options only when set, so an
+        archive without them is named as it was before they existed."""
+        defaults = DownloadOptions()
+        left_out = {
+            name for name in ARCHIVE_OPTIONS if getattr(self, name) == getattr(defaults, name)
+        }
+        return self.model_dump(mode="json", exclude=left_out)
 
     def fingerprint(self) -> str:
         """A stable short hash of the options, for cache keys.
 
-        Without a selection the hash is what it was before selections existed, so archives
-        cached by an earlier version stay valid.
+        Without a selection (or variants, naming, manifest) the hash is what it was before
+        those existed, so archives cached by an earlier version stay valid.
         """
-        dumped = self.model_dump(mode="json", exclude={"images"} if self.images is None else None)
+        dumped = self.canonical()
+        if self.images is None:
+            dumped.pop("images")
         canonical = json.dumps(dumped, sort_keys=True)
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def variants_problem(options: DownloadQuery) -> str | None:
+    """Why these options cannot carry variants, or None when they can.
+
+    Variants are rendered from the full-quality JPEG (which costs credits), and set their own
+    sizes and quality.
+    """
+    if options.preview and not options.dev_mode:
+        return (
+            "Variants are rendered from the full-quality image, which costs credits: add "
+            "preview=false (or dev_mode=true to try it without spending any)."
+        )
+    if options.format != "jpeg":
+        return "Variants are JPEG: leave out format (or give format=jpeg)."
+    given = [
+        name
+        for name in ("quality", "max_width", "scale", "watermark")
+        if getattr(options, name) is not None
+    ]
+    if given:
+        return f"Variants set their own size and quality: leave out {', '.join(given)}."
+    return None
 
 
 def _flag(value: bool) -> str:

@@ -11,6 +11,7 @@ import pytest
 from app.deliveries.models import MAX_RANGES, covers, merged
 from app.deliveries.proof import ServedBody
 from app.deliveries.variants import UnknownVariant, checked_variants, variant_options
+from app.imaging.presets import BUILT_IN
 
 
 def test_ranges_merge_overlapping_and_adjacent_spans() -> None:
@@ -116,11 +117,15 @@ def merged_all(reports: list[tuple[int, int, int | None]]) -> list[tuple[int, in
     return spans
 
 
-def test_variants_are_checked_against_the_registry() -> None:
-    assert checked_variants(["print", "print"]) == ["print"]
+def test_variants_are_checked_against_the_presets() -> None:
+    assert checked_variants(["print", "mls", "print"], BUILT_IN) == ["print", "mls"]
     with pytest.raises(UnknownVariant) as caught:
-        checked_variants(["print", "mls"])
-    assert caught.value.name == "mls"
-    options = variant_options("print", ("a", "b"))
+        checked_variants(["print", "paragon"], BUILT_IN)
+    assert caught.value.name == "paragon"
+    options = variant_options("print", ("a", "b"), BUILT_IN)
     assert options.preview is False
     assert options.images == ("a", "b")
+    # print stays the plain full-quality archive (its ETags from before presets hold)
+    assert options.variants is None
+    mls = variant_options("mls", None, BUILT_IN)
+    assert (mls.preview, mls.variants, mls.format) == (False, ("mls",), "jpeg")

@@ -27,7 +27,7 @@ from app.api.responses import (
     ZIP_RESPONSE_DOC,
     ZipStreamingResponse,
 )
-from app.api.selection import planned
+from app.api.selection import PresetsDep, planned
 from app.api.upstream_errors import checked_order_id, fetch_order
 from app.core.errors import NotFound, Unprocessable, error_responses
 from app.services.answers import Download
@@ -76,6 +76,7 @@ async def download_order_images(
     downloads: DownloadsDep,
     signer: SignerDep,
     link: SignedLinkDep,
+    presets: PresetsDep,
     stream: Annotated[
         bool,
         Query(
@@ -98,7 +99,7 @@ async def download_order_images(
     order = await fetch_order(upstream, order_id, credential)
     if not order.images and options.images is None:
         raise NotFound("This order has no images yet.", code="empty_order")
-    plan = planned(order, options)
+    plan = planned(order, options, presets)
     current = archive_version(plan)
     location = pinned_url(request, current, signer=signer, link=link)
     if version is not None and version != current:

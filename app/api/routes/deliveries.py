@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated
 
@@ -28,14 +29,15 @@ from app.api.schemas.deliveries import (
     DeliveryView,
     delivery_view,
 )
-from app.api.selection import planned
+from app.api.selection import PresetsDep, planned
 from app.api.upstream_errors import checked_order_id, fetch_order
 from app.core.config import Settings
 from app.core.errors import Unprocessable, error_responses
 from app.core.security import Credential
 from app.deliveries.models import DeliveryRecord
 from app.deliveries.service import DeliverySpec
-from app.deliveries.variants import UnknownVariant, checked_variants, known_variants
+from app.deliveries.variants import UnknownVariant, checked_variants
+from app.imaging.presets import Preset
 from app.jobs.callbacks import (
     NOT_ALLOWED,
     CallbackRefused,
@@ -81,14 +83,13 @@ def _expiry(value: datetime | None, settings: Settings) -> float | None:
     return at
 
 
-def _variants(names: list[str]) -> list[str]:
+def _variants(names: list[str], presets: Mapping[str, Preset]) -> list[str]:
     try:
-        return checked_variants(names)
+        return checked_variants(names, presets)
     except UnknownVariant as exc:
         raise Unprocessable(
             {
-                "message": f"There is no variant {exc.name!r}; known: "
-                + ", ".join(sorted(known_variants())),
+                "message": f"There is no variant {exc.name[:40]!r}; known: " + ", ".join(presets),
                 "variant": exc.name,
             },
             code="unknown_variant",
@@ -126,10 +127,11 @@ async def create_delivery(
     upstream: UpstreamDep,
     settings: SettingsDep,
     deliveries: DeliveriesDep,
+    presets: PresetsDep,
 ) -> JSONResponse:
     """The answer's `url` is the link to send; it is shown this once (only its hash is kept)."""
     order_id = checked_order_id(order_id)
-    variants = _variants(body.variants)  # before any upstream call
+    variants = _variants(body.variants, presets)  # before any upstream call
     expires_at = _expiry(body.expires_at, settings)
     images = None
     if body.images is not None:
@@ -139,7 +141,7 @@ async def create_delivery(
             raise Unprocessable(str(exc), code="invalid_selection") from None
     order = await fetch_order(upstream, order_id, credential)
     # The selection must name images of the order now, not when the link is first opened.
-    planned(order, DownloadOptions(images=images))
+    planned(order, DownloadOptions(images=images), presets)
     callback_url = await _callback(body.callback_url, settings)
     spec = DeliverySpec(
         recipient=body.recipient.strip() or body.recipient,

@@ -28,14 +28,14 @@ from app.api.delivery_access import PinCookieDep, live_delivery
 from app.api.deps import DownloadsDep, SettingsDep, UpstreamDep
 from app.api.responses import ZIP_RESPONSE_DOC, ZipStreamingResponse, close_body
 from app.api.schemas.deliveries import DeliveriesDep
-from app.api.selection import SelectionDep, planned
+from app.api.selection import PresetsDep, SelectionDep, planned
 from app.api.upstream_errors import fetch_order
 from app.core.errors import AppError, Conflict, Forbidden, Unprocessable, error_responses
 from app.deliveries.counting import admission, verdict
 from app.deliveries.models import DeliveryRecord
 from app.deliveries.proof import ServedBody
 from app.deliveries.service import DeliveryService
-from app.deliveries.variants import variant_options
+from app.deliveries.variants import UnknownVariant, variant_options
 from app.services.answers import Download
 from app.services.conditions import VERSION_PATTERN, archive_version
 from app.services.naming import archive_filename, content_disposition
@@ -78,6 +78,7 @@ async def delivery_archive(
     downloads: DownloadsDep,
     settings: SettingsDep,
     pin_cookie: PinCookieDep,
+    presets: PresetsDep,
     images: SelectionDep = None,
     variant: Annotated[
         str | None, Query(max_length=64, description="One of the delivery's variants")
@@ -111,7 +112,13 @@ async def delivery_archive(
     chosen = images or (tuple(record.images) if record.images is not None else None)
     credential = deliveries.credential(record)
     order = await fetch_order(upstream, record.order_id, credential)
-    plan = planned(order, variant_options(variant, chosen))
+    try:
+        options = variant_options(variant, chosen, presets)
+    except UnknownVariant:
+        raise Forbidden(
+            f"This service no longer offers {variant!r}.", code="variant_not_delivered"
+        ) from None
+    plan = planned(order, options, presets)
     if len(plan.images) > settings.max_images_per_order:
         raise Unprocessable("This delivery holds too many photos for one archive.")
     current = archive_version(plan)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
@@ -37,12 +38,14 @@ from app.api.schemas.deliveries import (
     PinBody,
     VariantOffer,
 )
+from app.api.selection import PresetsDep
 from app.api.upstream_errors import fetch_order
 from app.core.errors import Unprocessable, error_responses
 from app.deliveries.errors import DeliveryGone, UnknownLink
 from app.deliveries.models import DeliveryRecord
 from app.deliveries.previews import PreviewSize
 from app.deliveries.variants import UnknownVariant, variant_label, variant_options
+from app.imaging.presets import Preset
 from app.jobs.callbacks import iso
 from app.services.conditions import identify
 from app.services.downloads import Downloads
@@ -89,7 +92,13 @@ def _image_url(token: str, image_id: str, size: PreviewSize) -> str:
 
 
 async def _archive_size(
-    record: DeliveryRecord, order: Order, variant: str, *, owner: str, downloads: Downloads
+    record: DeliveryRecord,
+    order: Order,
+    variant: str,
+    *,
+    owner: str,
+    downloads: Downloads,
+    presets: Mapping[str, Preset],
 ) -> int | None:
     """The size of the archive "Download all" of `variant` gets now, when it is known without
     fetching a photo: from what this delivery was served of that very archive (its ETag, so
@@ -97,7 +106,7 @@ async def _archive_size(
     copy in the archive cache. None otherwise."""
     chosen = tuple(record.images) if record.images is not None else None
     try:
-        plan = plan_batch(order, variant_options(variant, chosen))
+        plan = plan_batch(order, variant_options(variant, chosen, presets), presets=presets)
     except (UnknownImages, UnknownVariant):
         return None
     served = record.archive(identify(plan, owner=owner).etag)
@@ -119,6 +128,7 @@ async def delivery_details(
     upstream: UpstreamDep,
     downloads: DownloadsDep,
     pin_cookie: PinCookieDep,
+    presets: PresetsDep,
 ) -> JSONResponse:
     """The order's name, the message, the photos and one download per variant (with the size
     of its archive when that is known without fetching a photo)."""
@@ -135,7 +145,14 @@ async def delivery_details(
         state = "limit_reached"
     sizes = await asyncio.gather(
         *(
-            _archive_size(record, order, name, owner=credential.owner, downloads=downloads)
+            _archive_size(
+                record,
+                order,
+                name,
+                owner=credential.owner,
+                downloads=downloads,
+                presets=presets,
+            )
             for name in record.variants
         )
     )
@@ -150,7 +167,7 @@ async def delivery_details(
         variants=[
             VariantOffer(
                 name=name,
-                label=variant_label(name),
+                label=variant_label(name, presets),
                 images=len(images),
                 bytes=size,
                 url=f"/d/{token}/archive?variant={name}",

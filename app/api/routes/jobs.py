@@ -30,7 +30,7 @@ from app.api.deps import (
 )
 from app.api.responses import ZIP_MEDIA_TYPE, StoredObjectResponse, stored_object_response
 from app.api.schemas.jobs import JobCreated, JobDownloadLink, JobProgress, JobStatus
-from app.api.selection import planned
+from app.api.selection import PresetsDep, planned
 from app.api.upstream_errors import checked_order_id, fetch_order
 from app.core.errors import (
     Conflict,
@@ -142,6 +142,7 @@ async def create_job(
     upstream: UpstreamDep,
     settings: SettingsDep,
     jobs: JobsDep,
+    presets: PresetsDep,
     callback_url: Annotated[
         str | None, Query(description="POSTed a signed JSON summary when the job ends")
     ] = None,
@@ -176,7 +177,7 @@ async def create_job(
     if not order.images and not wait and options.images is None:
         raise NotFound("This order has no images yet.", code="empty_order")
     # A selection must name images of the order now, before the job is queued.
-    images_total = len(planned(order, options).images)
+    images_total = planned(order, options, presets).files
     record = await jobs.create(
         owner=credential.owner,
         own_key=credential.api_key if credential.is_own_key else None,

@@ -24,7 +24,7 @@ from app.api.deps import (
     OptionsDep,
     UpstreamDep,
 )
-from app.api.selection import planned
+from app.api.selection import PresetsDep, planned
 from app.api.upstream_errors import checked_order_id, fetch_order, to_app_error
 from app.core.errors import BadGateway, Unprocessable, error_responses
 from app.core.security import Credential
@@ -223,11 +223,15 @@ async def list_orders(
     dependencies=[Depends(rate_limit("lookups"))],
 )
 async def order_summary(
-    order_id: str, options: OptionsDep, credential: CredentialDep, upstream: UpstreamDep
+    order_id: str,
+    options: OptionsDep,
+    credential: CredentialDep,
+    upstream: UpstreamDep,
+    presets: PresetsDep,
 ) -> OrderSummary:
     """What a download of this order with these options (and `images`) would contain."""
     order = await fetch_order(upstream, checked_order_id(order_id), credential)
-    plan = planned(order, options)
+    plan = planned(order, options, presets)
     ready = len(plan.deliverable)
     return OrderSummary(
         order_id=order.order_id,

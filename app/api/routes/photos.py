@@ -80,7 +80,8 @@ async def _ready_photo(
     if not IMAGE_ID_PATTERN.fullmatch(image_id):
         raise BadRequest("That is not an image id.", code="invalid_image_id")
     order = await fetch_order(upstream, order_id, credential)
-    plan = planned(order, options.model_copy(update={"images": None}))
+    # One photo is never rendered for a variant: it is the photo as the options ask for it.
+    plan = planned(order, options.model_copy(update={"images": None, "variants": None}), {})
     found = next((p for p in plan.images if p.image.image_id == image_id), None)
     if found is None:
         raise NotFound("This order has no image with that id.", code="image_not_in_order")

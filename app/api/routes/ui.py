@@ -20,7 +20,7 @@ from pydantic import BaseModel, Field
 
 from app.api.deps import CredentialDep, OptionsDep, SettingsDep, SignerDep, UpstreamDep
 from app.api.schemas.links import DownloadLink
-from app.api.selection import planned
+from app.api.selection import PresetsDep, checked_variants, planned
 from app.api.upstream_errors import checked_order_id, fetch_order
 from app.core.config import Settings
 from app.core.errors import Forbidden, error_responses
@@ -125,6 +125,7 @@ async def create_download_link(
     settings: SettingsDep,
     signer: SignerDep,
     upstream: UpstreamDep,
+    presets: PresetsDep,
     body: Annotated[DownloadOptions | None, Body()] = None,
 ) -> DownloadLink:
     """Sign `GET /orders/{order_id}/images` with these options (JSON body, else the query).
@@ -141,10 +142,11 @@ async def create_download_link(
             code="own_key_not_linkable",
         )
     chosen = body or options
+    checked_variants(chosen, presets)
     # A selection is checked against the order now, not when the link is first used; the link
     # names the version of the archive it was made for, so a browser resuming it can never
     # join two versions.
-    plan = planned(await fetch_order(upstream, order_id, credential), chosen)
+    plan = planned(await fetch_order(upstream, order_id, credential), chosen, presets)
     query = {**chosen.query(), "version": archive_version(plan)}
     link = signer.sign(f"/orders/{order_id}/images", query, ttl=settings.download_link_ttl)
     return DownloadLink.of(link)

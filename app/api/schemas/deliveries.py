@@ -40,8 +40,8 @@ class DeliveryCreate(BaseModel):
         default=[PRINT],
         min_length=1,
         max_length=MAX_VARIANTS,
-        description="Variant names the recipient may download (GET /presets once they exist; "
-        "today: print, the full-quality images)",
+        description="Presets the recipient may download, one archive each (see GET /presets: "
+        "print, the full-quality images; mls, web and the operator's own)",
     )
     images: list[str] | None = Field(
         default=None, description="Only these image ids of the order (default: every image)"
