@@ -6,7 +6,8 @@
 // without a change to the page. A size is made from the full-quality photo, so ticking one
 // chooses "Full quality", and choosing "Free preview" unticks the sizes. Like the quality,
 // the choice is shown wherever a whole order is downloaded (each copy kept in step with the
-// others) and remembered while the page stays open.
+// others, in a box that says the choice while it is closed) and remembered while the page
+// stays open.
 
 import { el, request } from "./api.js";
 import { quality } from "./quality.js";
@@ -20,9 +21,17 @@ let naming = "original";
 let groups = 0;
 const fieldsets = new Set();
 
+/** The choice in a few words, on the closed box: "MLS and Print, numbered". */
+function words() {
+  const labels = sizes.labels;
+  return `${labels.length ? labels.join(" and ") : "as delivered"}, ${naming === "numbered" ? "numbered" : "original names"}`;
+}
+
 function redraw() {
   for (const fieldset of fieldsets) {
-    fieldset.hidden = presets.length === 0;
+    const box = fieldset.closest("details");
+    box.hidden = presets.length === 0;
+    box.querySelector(".sizes-now").textContent = words();
     const list = fieldset.querySelector(".size-list");
     if (list.dataset.drawn !== String(presets.length)) {
       list.dataset.drawn = String(presets.length);
@@ -77,7 +86,8 @@ export const sizes = {
     redraw();
   },
 
-  /** Draw the choice into `host` (an element, or its id); returns the fieldset. */
+  /** Draw the choice into `host` (an element, or its id), in a box that opens; returns the
+   * fieldset. */
   mount(host) {
     const root = typeof host === "string" ? $(host) : host;
     const name = `naming-${(groups += 1)}`;
@@ -98,8 +108,11 @@ export const sizes = {
         redraw();
       });
     }
-    fieldset.hidden = true;
-    root.append(fieldset);
+    // Closed until opened: most downloads want neither, and on a phone the orders come first.
+    const box = el("details", { cls: "sizes-choice" },
+      el("summary", {}, "Sizes and file names ", el("span", { cls: "hint sizes-now" })), fieldset);
+    box.hidden = true;
+    root.append(box);
     fieldsets.add(fieldset);
     redraw();
     return fieldset;

@@ -30,6 +30,9 @@ def test_a_person_downloads_an_order_in_mls_and_print_numbered_in_shot_order(
     page, _ = open_page(server, width=1280, path="/#download")
     sizes = page.locator("#panel-download fieldset.sizes")
     choice = page.locator("#panel-download fieldset.quality")
+    closed = page.locator("#panel-download details.sizes-choice summary")
+    expect(closed).to_have_text("Sizes and file names as delivered, original names")
+    closed.click()
     # Every preset this service offers, by its folder's name.
     expect(sizes.locator(".size-list .choice-name")).to_have_text(
         [preset["label"] for preset in offered]
@@ -45,6 +48,7 @@ def test_a_person_downloads_an_order_in_mls_and_print_numbered_in_shot_order(
     sizes.get_by_label("MLS").check()
     sizes.get_by_label("Print").check()
     sizes.get_by_label("Numbered in shot order").check()
+    expect(closed).to_have_text("Sizes and file names MLS and Print, numbered")
     # The same choice is shown on the other tabs.
     orders_sizes = page.locator("#panel-orders fieldset.sizes")
     expect(orders_sizes.get_by_label("Print")).to_be_checked()
@@ -70,6 +74,7 @@ def test_the_sizes_fit_a_phone_screen(
 ) -> None:
     server = start_service()
     page, _ = open_page(server, width=390, height=844, path=f"/{panel.replace('panel-', '')}")
+    page.locator(f"{panel} details.sizes-choice summary").click()
     sizes = page.locator(f"{panel} fieldset.sizes")
     expect(sizes).to_be_visible()
     sizes.get_by_label("MLS").check()
