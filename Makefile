@@ -21,7 +21,7 @@ FORWARDED_ALLOW_IPS ?= $(or $(TRUSTED_PROXIES),127.0.0.1)
 # (REQUEST_HEADER_TIMEOUT, see app/web/server.py).
 HTTP_PROTOCOL := app.web.server:HeaderDeadlineProtocol
 
-.PHONY: run test test-shuffled lint format bench bench-render load screenshot samples system-deps worker clean
+.PHONY: run test test-shuffled lint format bench bench-render bench-variants load screenshot samples system-deps worker clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -69,14 +69,20 @@ format: $(VENV)/.dev
 	$(BIN)/ruff format .
 
 ## bench: every scenario next to this machine's ceiling (curl straight at the sandbox, nginx, and
-##   the Go zipstreamer built from ZIPSTREAMER_SRC, a checkout of its source), best of 3; then bench-render
+##   the Go zipstreamer built from ZIPSTREAMER_SRC, a checkout of its source), best of 3; then
+##   bench-render and bench-variants
 bench: $(VENV)/.dev
 	$(BIN)/python -m bench.stream
 	$(BIN)/python -m bench.render
+	$(BIN)/python -m bench.variants
 
 ## bench-render: images/s per core rendering `mls` from 12-megapixel JPEGs: Pillow, pyvips, vipsthumbnail
 bench-render: $(VENV)/.dev
 	$(BIN)/python -m bench.render
+
+## bench-variants: a 40-image order as variants=mls,print beside it without, 200 ms upstream latency
+bench-variants: $(VENV)/.dev
+	$(BIN)/python -m bench.variants
 
 ## load: bounded load run on loopback (50 clients, 60 s)
 load: $(VENV)/.dev

@@ -9,6 +9,7 @@ import { CreateTab } from "./create.js";
 import { DownloadTab } from "./download.js";
 import { OrdersTab } from "./orders.js";
 import { quality } from "./quality.js";
+import { sizes } from "./sizes.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -101,6 +102,7 @@ async function boot() {
   });
   tabs.fromHash();
 
+  const sized = sizes.load(); // beside /health, not after it
   let health = null;
   try {
     health = await request("/health");
@@ -110,6 +112,7 @@ async function boot() {
   $("version").textContent = health?.version ? ` · version ${health.version}` : "";
   create.setModeNote(health?.mode);
   quality.setSandbox(health?.mode === "sandbox");
+  await sized;
   if (health?.mode === "sandbox") {
     $("sandbox-banner").hidden = false;
     download.offerDemo();

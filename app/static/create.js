@@ -10,6 +10,7 @@
 import { ACCEPTED_EXTENSIONS, access, ApiError, el, formatBytes, request, showMessage } from "./api.js";
 import { OrderView } from "./orderview.js";
 import { quality } from "./quality.js";
+import { sizes } from "./sizes.js";
 
 const POLL_MS = 1500;
 // Polling stops after this long; processing is normally seconds to minutes.
@@ -25,6 +26,7 @@ export class CreateTab {
     this.polling = 0;
     this.view = new OrderView($("created-view"), { gridId: "created-images", titleId: "created-title" });
     quality.mount("created-quality");
+    sizes.mount("created-quality");
     const input = $("file-input");
     $("choose-files").addEventListener("click", () => input.click());
     input.addEventListener("change", () => {

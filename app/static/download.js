@@ -10,6 +10,7 @@ import { access, DEMO_ORDER_ID, optionsQuery, showMessage, UUID_RE } from "./api
 import { canSaveInPage } from "./downloader.js";
 import { OrderView } from "./orderview.js";
 import { quality } from "./quality.js";
+import { sizes } from "./sizes.js";
 
 const SUMMARY_DELAY_MS = 350;
 
@@ -32,6 +33,7 @@ export class DownloadTab {
       options: () => this.validOptions(),
     });
     quality.mount("download-quality");
+    sizes.mount("download-quality");
 
     const inPage = $("opt-in-page");
     inPage.checked = false;

@@ -22,6 +22,7 @@
 import {
   access, ApiError, el, errorFrom, formatBytes, formatDuration, optionsQuery, request, showMessage,
 } from "./api.js";
+import { sizes } from "./sizes.js";
 import { progressStream } from "./zipprogress.js";
 
 const ANNOUNCE_EVERY_MS = 5000;
@@ -119,8 +120,9 @@ export class Downloader {
     const name = dispositionName(head.headers.get("Content-Disposition"));
     const what = ready ? plural(ready, "photo") : "the photos";
     const note = total && ready < total ? ` ${plural(total - ready, "photo")} not ready yet ${total - ready === 1 ? "is" : "are"} listed in _download_report.txt inside it.` : "";
+    const folders = options.variants ? ` in ${sizes.labels.join(" and ")}` : "";
     const quality = options.preview ? "free preview" : "full quality";
-    this.say(`Your browser is saving ${name ? `“${name}”` : "the ZIP"}: ${what}, ${quality}. Follow it in your browser's downloads.${note}`, { kind: "success", transient: true });
+    this.say(`Your browser is saving ${name ? `“${name}”` : "the ZIP"}: ${what}${folders}, ${quality}. Follow it in your browser's downloads.${note}`, { kind: "success", transient: true });
   }
 
   /** Stream into a file the person picked, with progress (File System Access API). */

@@ -12,6 +12,7 @@ import { DeliverPanel } from "./deliver.js";
 import { Downloader, inPageWanted } from "./downloader.js";
 import { OrderView, withQuality } from "./orderview.js";
 import { quality } from "./quality.js";
+import { sizes } from "./sizes.js";
 import { ThumbnailLoader } from "./thumbs.js";
 
 const PAGE_SIZE = 20;
@@ -43,6 +44,7 @@ export class OrdersTab {
     this.loaded = false;
     this.shown = new Set(); // order ids in the list: a page that overlaps the last adds no twin
     quality.mount("orders-quality");
+    sizes.mount("orders-quality");
     $("orders-more").addEventListener("click", () => this.load({ more: true }));
     $("orders-refresh").addEventListener("click", () => this.load());
     $("orders-find").addEventListener("input", () => this.filter());

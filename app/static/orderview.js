@@ -11,20 +11,21 @@ import { DeliverPanel } from "./deliver.js";
 import { Downloader, inPageWanted } from "./downloader.js";
 import { lightbox } from "./lightbox.js";
 import { quality } from "./quality.js";
+import { sizes } from "./sizes.js";
 import { ThumbnailLoader } from "./thumbs.js";
 
 const plural = (count, word) => `${count} ${word}${count === 1 ? "" : "s"}`;
 
 /**
- * Ask for the quality choice when none is made yet; otherwise add it to `options` (a copy).
- * Returns null (after asking) when the person still has to choose.
+ * Ask for the quality choice when none is made yet; otherwise add it, and the sizes and names
+ * chosen, to `options` (a copy). Returns null (after asking) when the person still has to choose.
  */
 export function withQuality(options, near) {
   if (quality.preview === null) {
     quality.ask(near);
     return null;
   }
-  return { ...options, preview: quality.preview };
+  return { ...options, ...sizes.options(), preview: quality.preview };
 }
 
 export class OrderView {

@@ -51,6 +51,12 @@ export const quality = {
     redraw();
   },
 
+  /** The person's choice (theirs, or implied by another of theirs): every listener hears it. */
+  pick(value) {
+    quality.choose(value);
+    for (const listener of listeners) listener(chosen);
+  },
+
   /** Sandbox mode: full quality is free, so it is the choice until the person picks another. */
   setSandbox(on) {
     sandbox = on;
@@ -89,8 +95,7 @@ export const quality = {
       })));
     for (const input of fieldset.querySelectorAll("input")) {
       input.addEventListener("change", () => {
-        if (input.checked) quality.choose(input.value);
-        for (const listener of listeners) listener(chosen);
+        if (input.checked) quality.pick(input.value);
       });
     }
     root.append(fieldset);
