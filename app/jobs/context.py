@@ -11,11 +11,11 @@ import os
 import secrets
 import socket
 from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 
 from app.core.config import Settings
+from app.core.identity import USER_AGENT
 from app.core.keys import ServiceKeys
 from app.core.security import Signer, operator_credential
 from app.jobs.backend import JobBackend
@@ -39,7 +39,7 @@ def callback_client() -> httpx.AsyncClient:
         follow_redirects=False,
         trust_env=False,
         limits=httpx.Limits(max_connections=CALLBACK_CONNECTIONS),
-        headers={"User-Agent": "autoenhance-batch-downloader/1.0 (job callback)"},
+        headers={"User-Agent": USER_AGENT},
     )
 
 
@@ -66,7 +66,6 @@ class JobContext:
     keybox: KeyBox
     signer: Signer
     callbacks: CallbackSender
-    spool_dir: Path
     operator_key: str | None
     worker_id: str
     slots: asyncio.Semaphore  # archives built at once in this process (JOB_CONCURRENCY)
@@ -79,7 +78,7 @@ class JobContext:
             settings=self.settings,
             upstream=self.upstream,
             limiter=self.limiter,
-            spool_dir=self.spool_dir,
+            spool_dir=self.settings.spool_dir,
             store=None,
         )
 
@@ -104,7 +103,6 @@ def job_context(
     limiter: FairLimiter,
     keys: ServiceKeys,
     callbacks: CallbackSender,
-    spool_dir: Path,
 ) -> JobContext:
     """The runners' context of this process: links signed and keys sealed with `keys`, the
     operator's own key for jobs without a caller's key."""
@@ -117,7 +115,6 @@ def job_context(
         keybox=KeyBox(keys.sealing),
         signer=Signer(keys.links),
         callbacks=callbacks,
-        spool_dir=spool_dir,
         operator_key=operator_credential(settings).api_key,
         worker_id=worker_id(),
         slots=asyncio.Semaphore(settings.job_concurrency),

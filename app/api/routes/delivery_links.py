@@ -28,15 +28,8 @@ from fastapi import APIRouter, Cookie, Depends, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse
 from starlette.responses import Response, StreamingResponse
 
-from app.api.archives import (
-    CLIENT_CLOSED_REQUEST,
-    download_response,
-    pinned_url,
-    until_disconnected,
-    version_gone,
-)
+from app.api.archives import download_response, pinned_url, version_gone
 from app.api.deps import DecoderDep, DownloadsDep, LimiterDep, SettingsDep, UpstreamDep
-from app.api.disconnect import unless_client_leaves
 from app.api.responses import (
     ZIP_RESPONSE_DOC,
     ZipStreamingResponse,
@@ -76,6 +69,7 @@ from app.services.thumbnails import MAX_THUMBNAIL_SOURCE_BYTES, BoundedSink, Not
 from app.storage import StoreError
 from app.upstream.errors import UpstreamError, UpstreamProtocolError
 from app.upstream.options import IMAGE_ID_PATTERN
+from app.web.disconnect import CLIENT_CLOSED_REQUEST, unless_client_leaves, until_disconnected
 from app.web.ratelimit import rate_limit
 
 router = APIRouter(tags=["delivery link"])
