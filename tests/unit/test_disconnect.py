@@ -32,6 +32,23 @@ class Made:
         self.closed = True
 
 
+class Hanging:
+    """Work that waits for ever, and says when it started and when it was cancelled."""
+
+    def __init__(self) -> None:
+        self.started = asyncio.Event()
+        self.cancelled = asyncio.Event()
+
+    async def __call__(self) -> str:
+        self.started.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            self.cancelled.set()
+            raise
+        return "never"
+
+
 async def test_work_that_finishes_first_is_returned() -> None:
     messages: asyncio.Queue[Message] = asyncio.Queue()
     messages.put_nowait(BODY)
@@ -45,24 +62,14 @@ async def test_work_that_finishes_first_is_returned() -> None:
 async def test_a_client_that_leaves_cancels_the_work_and_gets_499() -> None:
     messages: asyncio.Queue[Message] = asyncio.Queue()
     messages.put_nowait(BODY)
-    started, cancelled = asyncio.Event(), asyncio.Event()
-
-    async def work() -> str:
-        started.set()
-        try:
-            await asyncio.Event().wait()
-        except asyncio.CancelledError:
-            cancelled.set()
-            raise
-        return "never"
-
+    work = Hanging()
     waiting = asyncio.ensure_future(unless_client_leaves(_request(messages), work()))
-    await started.wait()
+    await work.started.wait()
     messages.put_nowait(GONE)
     with pytest.raises(ClientLeft) as left:
         await waiting
     assert left.value.status_code == CLIENT_CLOSED_REQUEST == 499
-    assert cancelled.is_set()
+    assert work.cancelled.is_set()
 
 
 async def test_a_client_gone_before_its_body_is_read_gets_499_and_no_work_starts() -> None:
@@ -117,19 +124,10 @@ async def test_what_the_work_made_as_the_client_left_is_closed() -> None:
 async def test_a_cancelled_request_cancels_its_work() -> None:
     messages: asyncio.Queue[Message] = asyncio.Queue()
     messages.put_nowait(BODY)
-    started, cancelled = asyncio.Event(), asyncio.Event()
-
-    async def work() -> None:
-        started.set()
-        try:
-            await asyncio.Event().wait()
-        except asyncio.CancelledError:
-            cancelled.set()
-            raise
-
+    work = Hanging()
     waiting = asyncio.ensure_future(unless_client_leaves(_request(messages), work()))
-    await started.wait()
+    await work.started.wait()
     waiting.cancel()
     with pytest.raises(asyncio.CancelledError):
         await waiting
-    assert cancelled.is_set()
+    assert work.cancelled.is_set()
