@@ -21,7 +21,7 @@ FORWARDED_ALLOW_IPS ?= $(or $(TRUSTED_PROXIES),127.0.0.1)
 # (REQUEST_HEADER_TIMEOUT, see app/web/server.py).
 HTTP_PROTOCOL := app.web.server:HeaderDeadlineProtocol
 
-.PHONY: run test test-shuffled lint format bench bench-render bench-variants load screenshot samples system-deps worker clean
+.PHONY: run test test-shuffled lint format docs bench bench-render bench-variants load screenshot samples system-deps worker clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -67,6 +67,10 @@ lint: $(VENV)/.dev
 format: $(VENV)/.dev
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+## docs: write docs/configuration.md and .env.example from the fields of Settings
+docs: $(VENV)/.runtime
+	$(BIN)/python -m app.core.settings_doc
 
 ## bench: every scenario next to this machine's ceiling (curl straight at the sandbox, nginx, and
 ##   the Go zipstreamer built from ZIPSTREAMER_SRC, a checkout of its source), best of 3; then

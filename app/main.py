@@ -1,10 +1,14 @@
 """Application factory and lifespan.
 
-`create_app(settings)` builds the FastAPI application; the lifespan owns every long-lived
-resource — the upstream client and its HTTP clients, the fair limiter, the archive cache, the
-archive store (`ARCHIVE_STORE`), the job service, the operations resources (rate limits,
-readiness probe, stats), and in sandbox mode the embedded emulator — and closes them on
-shutdown. Handlers read them from `request.state` (see `app.api.deps`).
+`create_app(settings)` builds the FastAPI application; the lifespan opens, on one
+`AsyncExitStack`, the process's runtime (`app.jobs.runtime.open_runtime`, which the arq worker
+opens the same way: the upstream client and its HTTP clients, the fair limiter, the archive
+store, the job backend and archives, the callback sender), then what only a web process serves
+— deliveries, the job service (with its embedded worker when there is no Redis), sessions, the
+operations resources (rate limits, readiness probe, stats), the downloads service, the decode
+pool, the page's Ask service — and in sandbox mode the embedded emulator; it closes them all in
+reverse order on shutdown. Handlers read them from `request.state` (see `app.api.deps`); no
+router brings a lifespan of its own, so this `State` is all there is.
 """
 
 from __future__ import annotations
@@ -37,42 +41,38 @@ from app.api.routes import (
     webhooks,
 )
 from app.core.config import Settings
-from app.core.files import private_dir
-from app.core.keys import service_keys
+from app.core.identity import VERSION
 from app.core.logging import configure_logging
 from app.core.security import Signer, operator_credential
 from app.core.sentry import init_sentry
 from app.core.sessions import SessionStore, open_sessions
 from app.deliveries.runtime import open_deliveries
 from app.deliveries.service import DeliveryService
-from app.imaging.decoding import DecodingPolicy
 from app.imaging.pool import DecodePool
 from app.imaging.presets import Preset, load_presets
-from app.jobs.runtime import open_jobs
+from app.jobs.runtime import open_job_service, open_runtime
 from app.jobs.service import JobService
 from app.sandbox import DEMO_ORDER_ID
+from app.services.ask import AskService, ask_service
 from app.services.downloads import Downloads
 from app.services.fairness import FairLimiter
-from app.services.rendering import Renderer
-from app.storage import ArchiveStore, open_store
 from app.upstream.client import AutoenhanceClient
-from app.upstream.factory import build_upstream
 from app.web.handlers import install_error_handlers
 from app.web.middleware import install_middleware
 from app.web.ops import Operations, operations
 
 logger = logging.getLogger("app")
 
+# The repository, whose README.md and docs/*.md the page's Ask tab answers from.
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 # Base URL under which the embedded sandbox answers inside the process.
 EMBEDDED_SANDBOX_BASE = "http://sandbox.internal/v3"
 
 
 class State(TypedDict):
     settings: Settings
-    http: httpx.AsyncClient
     upstream: AutoenhanceClient
     limiter: FairLimiter
-    store: ArchiveStore
     downloads: Downloads
     decoder: DecodePool  # every image decode (thumbnails, renders)
     signer: Signer  # signed links
@@ -82,6 +82,7 @@ class State(TypedDict):
     jobs: JobService
     deliveries: DeliveryService
     ops: Operations
+    ask: AskService  # questions asked on the page
 
 
 @contextlib.asynccontextmanager
@@ -107,11 +108,8 @@ async def _upstream_transport(
 async def lifespan(app: FastAPI) -> AsyncIterator[State]:
     """Open every long-lived resource of `app.state.settings`; close them all on shutdown."""
     settings: Settings = app.state.settings
-    private_dir(settings.data_dir)
-    async with (
-        _upstream_transport(settings) as (transport, base_url),
-        contextlib.AsyncExitStack() as resources,
-    ):
+    async with contextlib.AsyncExitStack() as resources:
+        transport, base_url = await resources.enter_async_context(_upstream_transport(settings))
         yield await _open_state(
             settings,
             resources,
@@ -129,75 +127,50 @@ async def _open_state(
     base_url: str,
     presets: Mapping[str, Preset],
 ) -> State:
-    """Build the state; whatever needs closing is pushed onto `resources`."""
-    keys = service_keys(settings)
-    upstream_clients = build_upstream(settings, base_url=base_url, transport=transport)
-    http, upstream = upstream_clients.http, upstream_clients.client
-    limiter = FairLimiter(settings.upstream_max_connections)
-    spool_dir = private_dir(settings.data_dir / "spool")
-    store = open_store(settings)
-    resources.push_async_callback(store.aclose)
-    for client in upstream_clients.http_clients:
-        await resources.enter_async_context(client)
-    decoder = DecodePool(
-        workers=settings.decode_workers,
-        queue=settings.decode_queue,
-        policy=DecodingPolicy(
-            max_scans=settings.decode_max_scans, deadline=settings.decode_deadline
-        ),
+    """The process's runtime (shared with the arq worker) and what only the web serves; all
+    that needs closing is pushed onto `resources`."""
+    runtime = await open_runtime(
+        settings, resources, base_url=base_url, transport=transport, presets=presets
     )
-    resources.callback(decoder.close)
-    renderer = Renderer(
-        decoder, concurrency=settings.decode_workers, max_pixels=settings.render_max_pixels
+    upstream = runtime.upstream.client
+    # Before the job service: deliveries drain the shared callback sender as they close.
+    delivery_service = await resources.enter_async_context(
+        open_deliveries(settings, keys=runtime.keys, callbacks=runtime.jobs.callbacks)
     )
-    job_service = await resources.enter_async_context(
-        open_jobs(
-            settings,
-            upstream=upstream,
-            limiter=limiter,
-            keys=keys,
-            spool_dir=spool_dir,
-            archive_store=store,
-            renderer=renderer,
-            presets=presets,
-        )
-    )
+    job_service = await open_job_service(runtime, resources)
     sessions = await resources.enter_async_context(open_sessions(settings))
-
-    delivery_service = await resources.enter_async_context(open_deliveries(settings, keys=keys))
     ops_resources = await resources.enter_async_context(
         operations(
             settings,
-            http=http,
+            http=runtime.upstream.http,
             upstream_base=base_url,
             operator_key=operator_credential(settings).api_key,
-            store=store,
+            store=runtime.store,
             breaker=upstream.breaker,
         )
     )
     downloads = Downloads(
         settings=settings,
         upstream=upstream,
-        limiter=limiter,
-        spool_dir=spool_dir,
-        store=store,
-        renderer=renderer,
+        limiter=runtime.limiter,
+        spool_dir=settings.spool_dir,
+        store=runtime.store,
+        renderer=runtime.renderer,
     )
     return State(
         settings=settings,
-        http=http,
         upstream=upstream,
-        limiter=limiter,
-        store=store,
+        limiter=runtime.limiter,
         downloads=downloads,
-        decoder=decoder,
-        signer=Signer(keys.links),
-        session_signer=Signer(keys.sessions),
+        decoder=runtime.decoder,
+        signer=Signer(runtime.keys.links),
+        session_signer=Signer(runtime.keys.sessions),
         sessions=sessions,
-        spool_dir=spool_dir,
+        spool_dir=settings.spool_dir,
         jobs=job_service,
         deliveries=delivery_service,
         ops=ops_resources,
+        ask=ask_service(settings, resources, root=PROJECT_ROOT),
     )
 
 
@@ -212,7 +185,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPIOffline(
         title="Autoenhance batch downloader",
         summary="Every enhanced image of an Autoenhance.ai order as one streamed ZIP.",
-        version="1.0.0",
+        version=VERSION,
         lifespan=lifespan,
     )
     app.state.settings = settings

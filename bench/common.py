@@ -12,10 +12,9 @@ import contextlib
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
 
 import httpx
 import psutil
@@ -24,7 +23,6 @@ from testkit.processes import MB, free_port, running, sandbox_process, start_web
 
 GB = 1024 * MB
 API_KEY = "bench-key"
-T = TypeVar("T")
 
 
 @contextlib.contextmanager
@@ -308,9 +306,3 @@ def nginx(root: Path, *, directives: str = NGINX_TUNINGS[0]) -> Iterator[str]:
         args = [NGINX, "-e", f"{prefix}/error.log", "-p", prefix, "-c", str(conf)]
         with running(args, ready_url=f"http://127.0.0.1:{port}/"):
             yield f"http://127.0.0.1:{port}"
-
-
-def best_of(runs: int, measure: Callable[[], T], *, key: Callable[[T], float]) -> T:
-    """The best (lowest `key`) of `runs` measurements: noise on a shared machine only ever
-    slows a run down, so the fastest is the closest to what the code can do."""
-    return min((measure() for _ in range(runs)), key=key)

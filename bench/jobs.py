@@ -1,4 +1,4 @@
-"""Images per second one arq job worker sustains (figure quoted in the README's "Scaling out").
+"""Images per second one arq job worker sustains (quoted in docs/operations.md, "Scaling out").
 
     .venv/bin/python -m bench.jobs [--images 200] [--image-bytes 1000000] [--jobs 2]
 

@@ -3,15 +3,13 @@ that serves one (an order's archive, a delivery's archive).
 
 `pinned_url` names the one version of an archive that a response carries (its
 `Content-Location`); `version_gone` is the answer for a pinned URL of an earlier version;
-`download_response` wraps a `Download` into the response that sends it; `until_disconnected`
-stops the work of deciding an answer when the client leaves first (a quiet 499).
+`download_response` wraps a `Download` into the response that sends it. The work of deciding
+an answer stops when the client leaves first: `app.web.disconnect.until_disconnected` (a quiet
+499, `CLIENT_CLOSED_REQUEST`).
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import Awaitable
 from urllib.parse import urlencode
 
 from fastapi import Request, Response
@@ -110,49 +108,3 @@ async def download_response(
         # would tell a client the archive is empty.
         del response.headers["content-length"]
     return response
-
-
-# What the access log and metrics show for a request whose client left before any answer
-# (nginx's convention); nothing is sent.
-CLIENT_CLOSED_REQUEST = 499
-
-
-async def until_disconnected(request: Request, work: Awaitable[Download]) -> Download | None:
-    """Await `work`; None (and `work` cancelled, and waited for) if the client disconnects
-    first.
-
-    Used while nothing has been sent yet (`stream=false` builds the whole archive first, a
-    resume may fetch the rest of the archive): without it, a client that leaves would still
-    have those images fetched and written. A client that leaves is not an error: nothing is
-    logged but the access line.
-    """
-    task = asyncio.ensure_future(work)
-    watcher = asyncio.create_task(_disconnect(request), name="download-disconnect-watch")
-    try:
-        done, _ = await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
-    except BaseException:  # this request is cancelled (the server stops)
-        task.cancel()
-        watcher.cancel()
-        await asyncio.wait({task, watcher})
-        raise
-    watcher.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await watcher
-    if task in done:
-        return task.result()
-    task.cancel()
-    # A cancelled task has no result until it has unwound: wait for that, then drop whatever
-    # it made as the client left (nobody receives it).
-    await asyncio.wait({task})
-    if not task.cancelled() and task.exception() is None:
-        await task.result().aclose()
-    return None
-
-
-async def _disconnect(request: Request) -> None:
-    task = asyncio.current_task()
-    while (await request.receive())["type"] != "http.disconnect":
-        # asyncio.wait_for (which a receive wrapper may use) can swallow a cancellation that
-        # meets a message arriving: stop anyway once cancelled, or this waits for ever.
-        if task is not None and task.cancelling():
-            return

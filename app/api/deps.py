@@ -18,7 +18,6 @@ from app.imaging.pool import DecodePool
 from app.jobs.service import JobService
 from app.services.downloads import Downloads
 from app.services.fairness import FairLimiter
-from app.storage import ArchiveStore
 from app.upstream.client import AutoenhanceClient
 from app.upstream.options import DownloadOptions, DownloadQuery, variants_problem
 from app.web.ops import Operations
@@ -59,11 +58,6 @@ def get_downloads(request: Request) -> Downloads:
 def get_decoder(request: Request) -> DecodePool:
     decoder: DecodePool = request.state.decoder
     return decoder
-
-
-def get_store(request: Request) -> ArchiveStore:
-    store: ArchiveStore = request.state.store
-    return store
 
 
 def get_signer(request: Request) -> Signer:
@@ -117,7 +111,6 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 UpstreamDep = Annotated[AutoenhanceClient, Depends(get_upstream)]
 LimiterDep = Annotated[FairLimiter, Depends(get_limiter)]
 DownloadsDep = Annotated[Downloads, Depends(get_downloads)]
-StoreDep = Annotated[ArchiveStore, Depends(get_store)]
 DecoderDep = Annotated[DecodePool, Depends(get_decoder)]
 SignerDep = Annotated[Signer, Depends(get_signer)]  # signed links
 SessionSignerDep = Annotated[Signer, Depends(get_session_signer)]

@@ -1,6 +1,7 @@
 """Service settings, read once from the environment (and `.env`).
 
-Every field is typed, defaulted and documented in `.env.example` and the README. Unsafe
+Every field is typed, defaulted and described (with its unit) here, once: `docs/configuration.md`
+and `.env.example` are generated from these fields (`make docs`, `app.core.settings_doc`). Unsafe
 combinations are refused at start-up by `Settings.check_safety` with a message that names the
 setting to change.
 """
@@ -56,146 +57,540 @@ class Settings(BaseSettings):
     )
 
     # --- Upstream (Autoenhance API) -------------------------------------------------------
-    autoenhance_api_key: SecretStr | None = None
-    autoenhance_api_base: str = DEFAULT_API_BASE
-    autoenhance_api_version: str = DEFAULT_API_VERSION
-    download_concurrency: int = Field(default=8, ge=1, le=64)
-    upstream_max_connections: int = Field(default=64, ge=1, le=1024)
-    upstream_connect_timeout: float = Field(default=5.0, gt=0)  # seconds
-    upstream_read_timeout: float = Field(default=30.0, gt=0)  # seconds between bytes
-    upstream_retries: int = Field(default=3, ge=0, le=10)  # extra attempts after the first
-    upstream_retry_max_wait: float = Field(default=10.0, ge=0)  # seconds; caps Retry-After
-    upstream_max_redirects: int = Field(default=5, ge=0, le=20)
-    # The HTTP/1.1 implementation under image downloads: aiohttp (C parser) or httpx's own.
-    upstream_download_client: Literal["aiohttp", "httpx"] = "aiohttp"
-    # Bytes of pooled buffers per process that image bodies with a Content-Length are received
-    # into straight from the socket (no spool); 0 turns this off: every image is spooled.
-    image_pool_bytes: int = Field(default=0, ge=0, le=1024**3)
-    image_pool_request_bytes: int = Field(default=32 * 1024**2, ge=1024**2)  # one request's
-    image_pool_max_image_bytes: int = Field(default=16 * 1024**2, ge=1)  # larger: spooled
-    image_pool_wait: float = Field(default=0.5, ge=0)  # seconds for a buffer, then spooled
-    circuit_failure_threshold: int = Field(default=20, ge=1)  # consecutive failures that open it
-    circuit_cooldown: float = Field(default=15.0, gt=0)  # seconds before a trial call
-    circuit_max_credentials: int = Field(default=10_000, ge=1)  # keys with a failure remembered
-    # Largest JSON answer read from the API (an order with all its images), bytes; past it 502.
-    upstream_max_json_bytes: int = Field(default=32 * 1024 * 1024, ge=64 * 1024)
+    autoenhance_api_key: SecretStr | None = Field(
+        default=None,
+        description="The operator's Autoenhance API key. Unset: sandbox mode (the built-in "
+        "emulator answers; nothing is charged).",
+    )
+    autoenhance_api_base: str = Field(
+        default=DEFAULT_API_BASE,
+        description="Base URL of the Autoenhance API (point it at `python -m app.sandbox` for "
+        "local development).",
+    )
+    autoenhance_api_version: str = Field(
+        default=DEFAULT_API_VERSION,
+        description="Sent as `x-api-version`: accounts are pinned to a version, this asks for "
+        "another one.",
+    )
+    download_concurrency: int = Field(
+        default=8, ge=1, le=64, description="Images fetched at once for one request."
+    )
+    upstream_max_connections: int = Field(
+        default=64,
+        ge=1,
+        le=1024,
+        description="Image fetches at once across all requests, shared round-robin between "
+        "downloads.",
+    )
+    upstream_connect_timeout: float = Field(
+        default=5.0, gt=0, description="Seconds to connect to the API before a call fails."
+    )
+    upstream_read_timeout: float = Field(
+        default=30.0,
+        gt=0,
+        description="Seconds of silence from the API while reading before a call fails.",
+    )
+    upstream_retries: int = Field(
+        default=3,
+        ge=0,
+        le=10,
+        description="Extra attempts after the first on connect errors, timeouts, 5xx and 429.",
+    )
+    upstream_retry_max_wait: float = Field(
+        default=10.0,
+        ge=0,
+        description="Seconds one backoff or `Retry-After` wait may last at most.",
+    )
+    upstream_max_redirects: int = Field(
+        default=5,
+        ge=0,
+        le=20,
+        description="Redirects followed (http/https only; the key never leaves the API's origin).",
+    )
+    upstream_download_client: Literal["aiohttp", "httpx"] = Field(
+        default="aiohttp",
+        description="The HTTP/1.1 implementation under image downloads: `aiohttp` (C parser) "
+        "or `httpx` (pure Python); API calls always use httpx.",
+    )
+    image_pool_bytes: int = Field(
+        default=0,
+        ge=0,
+        le=1024**3,
+        description="Bytes of pooled buffers per process that image bodies with a "
+        "Content-Length are received into straight from the socket instead of a spool "
+        "(replaces `UPSTREAM_DOWNLOAD_CLIENT` for downloads); 0 turns this off.",
+    )
+    image_pool_request_bytes: int = Field(
+        default=32 * 1024**2,
+        ge=1024**2,
+        description="Bytes of the pool one request may hold at once (a slow client cannot "
+        "take the rest).",
+    )
+    image_pool_max_image_bytes: int = Field(
+        default=16 * 1024**2,
+        ge=1,
+        description="Bytes of the largest image body pooled; larger ones are spooled.",
+    )
+    image_pool_wait: float = Field(
+        default=0.5,
+        ge=0,
+        description="Seconds an image waits for its turn and a buffer before it is spooled "
+        "instead.",
+    )
+    circuit_failure_threshold: int = Field(
+        default=20,
+        ge=1,
+        description="Consecutive failures that open a circuit: the shared one counts 5xx, "
+        "timeouts and connection errors; one key's own counts 429 and 401/403 for that key.",
+    )
+    circuit_cooldown: float = Field(
+        default=15.0, gt=0, description="Seconds a circuit stays open before a trial call."
+    )
+    circuit_max_credentials: int = Field(
+        default=10_000,
+        ge=1,
+        description="Keys whose recent failures are remembered (hashed; the oldest is "
+        "forgotten first).",
+    )
+    upstream_max_json_bytes: int = Field(
+        default=32 * 1024 * 1024,
+        ge=64 * 1024,
+        description="Bytes of the largest JSON answer read from the API (an order with all its "
+        "images); past it 502.",
+    )
 
     # --- Sandbox (embedded emulator, used when no upstream key is set) ---------------------
-    sandbox_processing_delay: float = Field(default=3.0, ge=0)  # seconds per uploaded image
+    sandbox_processing_delay: float = Field(
+        default=3.0,
+        ge=0,
+        description='Seconds the embedded emulator takes to "enhance" an uploaded image.',
+    )
 
     # --- Archives ---------------------------------------------------------------------------
-    data_dir: Path = Path("var")
-    # Bytes DATA_DIR must keep free: below it jobs fail with the reason and /ready says so
-    # (kept so that a failure can still be recorded; the disk is never written full).
-    data_dir_min_free_bytes: int = Field(default=128 * 1024 * 1024, ge=0)
-    spool_memory_bytes: int = Field(default=1024 * 1024, ge=0)  # per image, then to disk
-    max_images_per_order: int = Field(default=10_000, ge=1)
-    archive_cache_max_bytes: int = Field(default=2 * 1024**3, ge=0)  # 0 disables the cache
-    # Bytes one request may build before answering (stream=false, a resume that must fetch
-    # the rest of the archive to know its size); 0 means no bound.
-    archive_build_max_bytes: int = Field(default=2 * 1024**3, ge=0)
-    # Where archives, manifests and job archives live: a directory, or s3://bucket/prefix.
-    archive_store: str | None = None  # default DATA_DIR/archives
-    s3_endpoint_url: str | None = None  # S3-compatible services (MinIO, R2, B2); unset = AWS
-    # The standard AWS variables; unset = obstore's own lookup (environment, instance role).
-    aws_access_key_id: str | None = None
-    aws_secret_access_key: SecretStr | None = None
-    aws_session_token: SecretStr | None = None
-    aws_region: str | None = None
-    archive_store_min_idle: float = Field(default=300.0, ge=0)  # seconds safe from eviction
-    archive_redirect: bool = False  # answer complete archives on S3 with a presigned 302
-    # Seconds a presigned URL works: a client follows a redirect at once, and the URL opens
-    # the archive to anyone holding it, with no access check, until it expires.
-    archive_redirect_ttl: int = Field(default=60, ge=10, le=7 * 86400)  # seconds
-    # Seconds one store call on a request path may take (a stat, opening a read, each chunk of
-    # it, a manifest, a delete); past it the call fails as the store being unavailable.
-    archive_store_request_timeout: float = Field(default=2.0, gt=0, le=60)
+    data_dir: Path = Field(
+        default=Path("var"),
+        description="Directory of local state: spooled images, SQLite databases, the archive "
+        "store by default, the generated signing secret.",
+    )
+    data_dir_min_free_bytes: int = Field(
+        default=128 * 1024 * 1024,
+        ge=0,
+        description="Bytes `DATA_DIR` must keep free: below it jobs fail with the reason and "
+        "`/ready` answers 503 (so that a failure can still be recorded).",
+    )
+    spool_memory_bytes: int = Field(
+        default=1024 * 1024,
+        ge=0,
+        description="Bytes of one image kept in memory before it spools to a temporary file "
+        "(at most 64 MiB).",
+    )
+    max_images_per_order: int = Field(
+        default=10_000,
+        ge=1,
+        description="Images one synchronous archive may hold (bigger orders: use a job).",
+    )
+    archive_cache_max_bytes: int = Field(
+        default=2 * 1024**3,
+        ge=0,
+        description="Bytes for cached finished archives and their manifests (least recently "
+        "used out); 0 disables the cache.",
+    )
+    archive_build_max_bytes: int = Field(
+        default=2 * 1024**3,
+        ge=0,
+        description="Bytes one request may build before answering (`stream=false`, or the rest "
+        "of an archive a resume must fetch to know its size); 0 means no bound.",
+    )
+    archive_store: str | None = Field(
+        default=None,
+        description="Where archives, manifests and job archives live: a directory every node "
+        "reaches, or `s3://bucket/prefix` (S3 or S3-compatible). Unset: `DATA_DIR/archives`.",
+    )
+    s3_endpoint_url: str | None = Field(
+        default=None,
+        description="Endpoint of an S3-compatible service (MinIO, R2, B2), e.g. "
+        "`http://127.0.0.1:9000`. Unset: AWS.",
+    )
+    aws_access_key_id: str | None = Field(
+        default=None,
+        description="S3 access key (the standard AWS variable). Unset: obstore's own lookup "
+        "(environment, instance role).",
+    )
+    aws_secret_access_key: SecretStr | None = Field(
+        default=None, description="S3 secret key (the standard AWS variable)."
+    )
+    aws_session_token: SecretStr | None = Field(
+        default=None, description="S3 session token (the standard AWS variable)."
+    )
+    aws_region: str | None = Field(
+        default=None, description="S3 region (the standard AWS variable)."
+    )
+    archive_store_min_idle: float = Field(
+        default=300.0,
+        ge=0,
+        description="Seconds an object any node read or wrote is safe from eviction (protects "
+        "downloads in flight).",
+    )
+    archive_redirect: bool = Field(
+        default=False,
+        description="Answer complete archives on S3 with a 302 to a presigned URL (S3 serves "
+        "the bytes); needs `ARCHIVE_STORE=s3://...`.",
+    )
+    archive_redirect_ttl: int = Field(
+        default=60,
+        ge=10,
+        le=7 * 86400,
+        description="Seconds a presigned URL stays valid: anyone holding it may download, with "
+        "no access check, until then.",
+    )
+    archive_store_request_timeout: float = Field(
+        default=2.0,
+        gt=0,
+        le=60,
+        description="Seconds one store call on a request path may take (a stat, opening a read, "
+        "each chunk, a manifest, a delete); past it downloads stream afresh and job routes "
+        "answer 503.",
+    )
 
     # --- Images (thumbnails and renderings) -------------------------------------------------
-    decode_workers: int = Field(default=2, ge=1, le=64)  # threads decoding images, per process
-    decode_queue: int = Field(default=32, ge=0, le=10_000)  # decodes waiting; past it 503
-    decode_deadline: float = Field(default=10.0, gt=0, le=600)  # seconds one decode may take
-    # Progressive scans (SOS markers) a JPEG may have; a normal one has about ten.
-    decode_max_scans: int = Field(default=100, ge=1, le=1_000_000)
-    # Largest picture a rendering decodes, pixels (memory: ~3 bytes a pixel at most).
-    render_max_pixels: int = Field(default=64_000_000, ge=1_000_000, le=89_000_000)
-    presets_file: Path | None = None  # TOML file adding or overriding download presets
+    decode_workers: int = Field(
+        default=2, ge=1, le=64, description="Threads decoding images, per process."
+    )
+    decode_queue: int = Field(
+        default=32,
+        ge=0,
+        le=10_000,
+        description="Decodes that may wait for a thread; past it 503 `decoder_busy`.",
+    )
+    decode_deadline: float = Field(
+        default=10.0,
+        gt=0,
+        le=600,
+        description="Seconds one decode may take before it is stopped (502 for a thumbnail).",
+    )
+    decode_max_scans: int = Field(
+        default=100,
+        ge=1,
+        le=1_000_000,
+        description="Progressive scans (SOS markers) a JPEG may have; a normal one has about ten.",
+    )
+    render_max_pixels: int = Field(
+        default=64_000_000,
+        ge=1_000_000,
+        le=89_000_000,
+        description="Pixels of the largest picture a rendering decodes (memory: about 3 bytes "
+        "a pixel at most).",
+    )
+    presets_file: Path | None = Field(
+        default=None,
+        description="TOML file adding or overriding download presets (see `presets.example.toml`).",
+    )
 
     # --- Access control ---------------------------------------------------------------------
-    service_api_key: SecretStr | None = None
-    admin_token: SecretStr | None = None
-    signing_secret: SecretStr | None = None  # generated and kept in DATA_DIR when unset
-    download_link_ttl: int = Field(default=600, ge=10, le=7 * 86400)  # seconds
-    admin_session_ttl: int = Field(default=8 * 3600, ge=60)  # seconds
-    allowed_origins: CommaList = []
-    trusted_proxies: CommaList = []
+    service_api_key: SecretStr | None = Field(
+        default=None,
+        description="When set (16+ characters), callers must send it in the `X-API-Key` "
+        "header to spend the operator's key; never accepted in a query string. Unset: open.",
+    )
+    admin_token: SecretStr | None = Field(
+        default=None,
+        description="Administrator token (16+ characters): `Authorization: Bearer <token>`, or "
+        "exchanged for a session cookie at `POST /api/admin/session`. Unset: no administrators.",
+    )
+    signing_secret: SecretStr | None = Field(
+        default=None,
+        description="Root secret (16+ characters) the keys of signed links, sessions, callback "
+        "signatures and sealed job keys are derived from, one per purpose. Unset: generated "
+        "once into `DATA_DIR/signing.key`; set it when several machines serve the same links.",
+    )
+    download_link_ttl: int = Field(
+        default=600,
+        ge=10,
+        le=7 * 86400,
+        description="Seconds a signed download link stays valid.",
+    )
+    admin_session_ttl: int = Field(
+        default=8 * 3600,
+        ge=60,
+        description="Seconds a signed-in administrator session lasts (signing out ends it at "
+        "once).",
+    )
+    allowed_origins: CommaList = Field(
+        default=[],
+        description="Extra origins (comma-separated) trusted for cookie-authorised changes and "
+        "allowed by CORS; the service's own origin always is. `*` is refused.",
+    )
+    trusted_proxies: CommaList = Field(
+        default=[],
+        description="Proxies (IPs or CIDRs, comma-separated) whose `X-Forwarded-For` is "
+        "believed; the start commands also pass it to uvicorn's `--forwarded-allow-ips`.",
+    )
 
     # --- Order creation -----------------------------------------------------------------------
-    max_upload_files: int = Field(default=50, ge=1)
-    max_upload_bytes: int = Field(default=20 * 1024 * 1024, ge=1)  # per file
-    upload_concurrency: int = Field(default=4, ge=1, le=32)
+    max_upload_files: int = Field(
+        default=50, ge=1, description="Files one `POST /api/create-order` may carry."
+    )
+    max_upload_bytes: int = Field(
+        default=20 * 1024 * 1024, ge=1, description="Bytes of one uploaded file at most."
+    )
+    upload_concurrency: int = Field(
+        default=4,
+        ge=1,
+        le=32,
+        description="Images registered and uploaded at once while creating an order.",
+    )
 
     # --- Jobs ---------------------------------------------------------------------------------
-    redis_url: str | None = None
-    # Seconds one Redis call (jobs, sessions, rate limits) may take, connecting included;
-    # past it jobs and sign-in answer 503 and rate limits let the request through.
-    redis_timeout: float = Field(default=1.5, gt=0, le=30)
-    job_ttl: int = Field(default=3600, ge=60)  # seconds a finished archive stays downloadable
-    job_storage_max_bytes: int = Field(default=20 * 1024**3, ge=0)
-    job_wait_timeout: int = Field(default=3600, ge=1)  # seconds a wait=true job waits
-    callback_secret: SecretStr | None = None  # HMAC key for callbacks; signing_secret if unset
-    callback_allow_private: bool = False  # allow callbacks to loopback/private networks
-    callback_timeout: float = Field(default=5.0, gt=0)
-    webhook_auth_token: SecretStr | None = None  # what Autoenhance sends to /webhooks/autoenhance
-    job_concurrency: int = Field(default=2, ge=1, le=64)  # archives built at once per process
-    job_poll_interval: float = Field(default=0.5, gt=0, le=10)  # seconds between state checks
-    job_lease_seconds: float = Field(default=30.0, ge=1)  # heartbeat lease of a running job
-    job_max_attempts: int = Field(default=3, ge=1, le=10)  # runs before a dying job fails
-    job_sweep_interval: float = Field(default=10.0, gt=0)  # seconds between expiry sweeps
-    job_wait_poll_min: float = Field(default=2.0, gt=0)  # first re-check of a waited-for order
-    job_wait_poll_max: float = Field(default=60.0, gt=0)  # backoff cap of those re-checks
-    # Seconds without a heartbeat after which an arq worker counts as gone (Redis backend).
-    job_worker_stale_seconds: float = Field(default=30.0, ge=3)
-    # Seconds a job archive with no job record is kept before the sweeper deletes it.
-    job_orphan_grace: float = Field(default=3600.0, ge=0)
+    redis_url: str | None = Field(
+        default=None,
+        description="Redis URL. Set: the scale-out job backend (run `make worker` processes), "
+        "and sessions and rate-limit counters shared by every process. Unset: embedded SQLite "
+        "jobs, limits in memory.",
+    )
+    redis_timeout: float = Field(
+        default=1.5,
+        gt=0,
+        le=30,
+        description="Seconds one Redis call (jobs, sessions, rate limits) may take, connecting "
+        "included; past it job routes and sign-in answer 503 and rate limits let the request "
+        "through.",
+    )
+    job_ttl: int = Field(
+        default=3600,
+        ge=60,
+        description="Seconds a finished (or failed, cancelled) job and its archive are kept.",
+    )
+    job_storage_max_bytes: int = Field(
+        default=20 * 1024**3,
+        ge=0,
+        description="Bytes job archives may take in the archive store; a job exceeding it "
+        "fails. 0 means no bound.",
+    )
+    job_wait_timeout: int = Field(
+        default=3600,
+        ge=1,
+        description="Seconds a `wait=true` job waits for its order to finish processing before "
+        "it fails.",
+    )
+    callback_secret: SecretStr | None = Field(
+        default=None,
+        description="Root of the callback keys (16+ characters, not `SIGNING_SECRET`): each "
+        "job's callbacks are signed with a key derived from it for that job. Unset: a root "
+        "derived from `SIGNING_SECRET` (`python -m app.core.keys callback-secret`).",
+    )
+    callback_allow_private: bool = Field(
+        default=False,
+        description="Allow callback URLs on loopback and private networks (tests, the "
+        "sandbox); keep false in production.",
+    )
+    callback_timeout: float = Field(
+        default=5.0,
+        gt=0,
+        description="Seconds one callback attempt may take in all: connect, redirects, answer "
+        "(three attempts).",
+    )
+    webhook_auth_token: SecretStr | None = Field(
+        default=None,
+        description="What Autoenhance sends to `POST /webhooks/autoenhance` (16+ characters). "
+        "Unset: the webhook is off.",
+    )
+    job_concurrency: int = Field(
+        default=2,
+        ge=1,
+        le=64,
+        description="Archives built at once by one process (a web process without Redis, or "
+        "an arq worker).",
+    )
+    job_poll_interval: float = Field(
+        default=0.5,
+        gt=0,
+        le=10,
+        description="Seconds between a running job's checks of its record (cancellation, "
+        "progress).",
+    )
+    job_lease_seconds: float = Field(
+        default=30.0,
+        ge=1,
+        description="Seconds of a running job's heartbeat lease; a job whose process died runs "
+        "again once it lapses.",
+    )
+    job_max_attempts: int = Field(
+        default=3,
+        ge=1,
+        le=10,
+        description="Runs of one job before a job whose process keeps dying fails.",
+    )
+    job_sweep_interval: float = Field(
+        default=10.0,
+        gt=0,
+        description="Seconds between sweeps (lapsed leases, expired and orphaned archives, "
+        "dead workers).",
+    )
+    job_wait_poll_min: float = Field(
+        default=2.0,
+        gt=0,
+        description="Seconds of the first pause between re-reads of an order a `wait=true` job "
+        "waits for.",
+    )
+    job_wait_poll_max: float = Field(
+        default=60.0, gt=0, description="Seconds of the longest such pause (the backoff's cap)."
+    )
+    job_worker_stale_seconds: float = Field(
+        default=30.0,
+        ge=3,
+        description="Seconds without a heartbeat after which an arq worker counts as gone "
+        "(`/ready`, `/metrics`) and leaves the worker registry.",
+    )
+    job_orphan_grace: float = Field(
+        default=3600.0,
+        ge=0,
+        description="Seconds a job archive whose job record is gone (Redis restarted empty) is "
+        "kept before the sweeper deletes it.",
+    )
 
     # --- Deliveries -----------------------------------------------------------------------------
-    delivery_default_ttl: int = Field(default=30 * 86400, ge=60)  # seconds a new link lives
-    delivery_max_ttl: int = Field(default=365 * 86400, ge=60)  # seconds a link may live at most
-    delivery_pin_attempts: int = Field(default=5, ge=1, le=100)  # wrong PINs before a lock-out
-    delivery_pin_lockout: int = Field(default=900, ge=1)  # seconds a link refuses PINs after
+    delivery_default_ttl: int = Field(
+        default=30 * 86400,
+        ge=60,
+        description="Seconds a delivery link lives when its creator gives no `expires_at` "
+        "(30 days).",
+    )
+    delivery_max_ttl: int = Field(
+        default=365 * 86400,
+        ge=60,
+        description="Seconds a delivery link may live at most; a later `expires_at` is refused "
+        "(365 days).",
+    )
+    delivery_pin_attempts: int = Field(
+        default=5,
+        ge=1,
+        le=100,
+        description="Wrong PINs in a row before a delivery link refuses every PIN for "
+        "`DELIVERY_PIN_LOCKOUT`.",
+    )
+    delivery_pin_lockout: int = Field(
+        default=900,
+        ge=1,
+        description="Seconds a delivery link refuses PINs after `DELIVERY_PIN_ATTEMPTS` wrong "
+        "ones.",
+    )
 
     # --- Operations -------------------------------------------------------------------------
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    log_format: Literal["text", "json"] = "text"
-    metrics_token: SecretStr | None = None
-    rate_limit_downloads: str = "60/minute"  # GET /orders/{id}/images
-    rate_limit_lookups: str = "120/minute"  # GET /orders, /orders/{id}; HEAD /orders/{id}/images
-    rate_limit_create_orders: str = "10/minute"
-    rate_limit_jobs: str = "30/minute"  # POST/GET /orders/{id}/jobs
-    rate_limit_job_status: str = "120/minute"  # GET/DELETE /jobs/{id}
-    rate_limit_job_downloads: str = "60/minute"  # GET/HEAD /jobs/{id}/download
-    rate_limit_links: str = "60/minute"  # POST /orders/{id}/download-link, /jobs/{id}/...
-    # GET /orders/{id}/images/{image_id}/thumbnail: one grid of an order loads dozens at once
-    rate_limit_thumbnails: str = "600/minute"
-    max_request_body_bytes: int = Field(default=1024 * 1024, ge=1024)  # non-upload routes
-    request_header_timeout: float = Field(default=10.0, gt=0)  # seconds to send the headers
-    request_body_idle_timeout: float = Field(default=30.0, gt=0)  # seconds between body parts
-    request_body_timeout: float = Field(default=900.0, gt=0)  # seconds for a whole body
-    shutdown_grace_seconds: float = Field(default=30.0, ge=0)
-    sentry_dsn: SecretStr | None = None
-    sentry_environment: str = "production"
-    sentry_release: str | None = None
-    sentry_traces_sample_rate: float = Field(default=0.2, ge=0, le=1)
-    sentry_auth_token: SecretStr | None = None
-    sentry_org: str | None = None
-    sentry_project: str | None = None
-    sentry_api_base: str = "https://sentry.io"  # Sentry's web API (self-hosted: your URL)
-    readiness_cache_seconds: float = Field(default=10.0, ge=0)  # upstream probe reused this long
-    chat_api_url: str | None = None
-    chat_api_key: SecretStr | None = None
-    chat_timeout: float = Field(default=15.0, gt=0, le=120)  # seconds for one assistant answer
-    ask_rate_limit: str = "20/minute"  # questions per client address (docs or assistant)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="Log level: `DEBUG`, `INFO`, `WARNING` or `ERROR`."
+    )
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description="Log format: `text`, or `json` (one object per line, with every field).",
+    )
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        description="When set (16+ characters), `/metrics` needs it as "
+        "`Authorization: Bearer <METRICS_TOKEN>`.",
+    )
+    rate_limit_downloads: str = Field(
+        default="60/minute",
+        description="Requests per client address (and per own key, hashed, when one is sent) "
+        "to `GET /orders/{id}/images`, in the `limits` notation (e.g. `60/minute;1000/day`); "
+        "`off` means no limit.",
+    )
+    rate_limit_lookups: str = Field(
+        default="120/minute",
+        description="Requests per client to `GET /orders`, `GET /orders/{id}` and "
+        "`HEAD /orders/{id}/images`.",
+    )
+    rate_limit_create_orders: str = Field(
+        default="10/minute",
+        description="Order creations per client address (and per own key).",
+    )
+    rate_limit_jobs: str = Field(
+        default="30/minute", description="Requests per client to `POST/GET /orders/{id}/jobs`."
+    )
+    rate_limit_job_status: str = Field(
+        default="120/minute", description="Requests per client to `GET/DELETE /jobs/{id}`."
+    )
+    rate_limit_job_downloads: str = Field(
+        default="60/minute",
+        description="Requests per client to `GET/HEAD /jobs/{id}/download`.",
+    )
+    rate_limit_links: str = Field(
+        default="60/minute",
+        description="Requests per client to `POST /orders/{id}/download-link` and "
+        "`POST /jobs/{id}/download-link`.",
+    )
+    rate_limit_thumbnails: str = Field(
+        default="600/minute",
+        description="Requests per client to `GET /orders/{id}/images/{image_id}/thumbnail` "
+        "(one grid of an order loads dozens at once).",
+    )
+    max_request_body_bytes: int = Field(
+        default=1024 * 1024,
+        ge=1024,
+        description="Bytes of the largest request body (uploads to `/api/create-order` have "
+        "their own, larger limit).",
+    )
+    request_header_timeout: float = Field(
+        default=10.0,
+        gt=0,
+        description="Seconds a connection may take to send a request's headers before it is "
+        "closed.",
+    )
+    request_body_idle_timeout: float = Field(
+        default=30.0,
+        gt=0,
+        description="Seconds a request body may pause between parts before a 408.",
+    )
+    request_body_timeout: float = Field(
+        default=900.0,
+        gt=0,
+        description="Seconds a whole request body may take (a 1 GB upload at about 1.2 MB/s) "
+        "before a 408.",
+    )
+    shutdown_grace_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        description="Seconds downloads in flight may take to finish after SIGTERM (passed to "
+        "uvicorn by `make run`).",
+    )
+    sentry_dsn: SecretStr | None = Field(
+        default=None, description="Sentry error reporting: on only when this is set."
+    )
+    sentry_environment: str = Field(default="production", description="Sentry's environment tag.")
+    sentry_release: str | None = Field(default=None, description="Sentry's release tag.")
+    sentry_traces_sample_rate: float = Field(
+        default=0.2, ge=0, le=1, description="Share of requests traced (0 to 1)."
+    )
+    sentry_auth_token: SecretStr | None = Field(
+        default=None,
+        description="Token (with `project:read`) of Sentry's web API, for "
+        "`GET /api/sentry/issues`.",
+    )
+    sentry_org: str | None = Field(default=None, description="Sentry organisation slug.")
+    sentry_project: str | None = Field(default=None, description="Sentry project slug.")
+    sentry_api_base: str = Field(
+        default="https://sentry.io",
+        description="Base URL of Sentry's web API (self-hosted: your URL).",
+    )
+    readiness_cache_seconds: float = Field(
+        default=10.0,
+        ge=0,
+        description="Seconds one probe of the Autoenhance API by `/ready` is reused.",
+    )
+    chat_api_url: str | None = Field(
+        default=None,
+        description="Assistant endpoint the Ask tab forwards questions to (from the server). "
+        "Unset: answers from the docs.",
+    )
+    chat_api_key: SecretStr | None = Field(
+        default=None, description="Sent as `Authorization: Bearer` to `CHAT_API_URL`."
+    )
+    chat_timeout: float = Field(
+        default=15.0, gt=0, le=120, description="Seconds allowed for one assistant answer."
+    )
+    ask_rate_limit: str = Field(
+        default="20/minute",
+        description="Questions per client address (docs or assistant), in the `limits` notation.",
+    )
 
     _split = field_validator("allowed_origins", "trusted_proxies", mode="before")(_split_commas)
 
@@ -296,6 +691,11 @@ class Settings(BaseSettings):
     def sandbox_mode(self) -> bool:
         """True when no upstream key is configured: the embedded emulator answers instead."""
         return self.autoenhance_api_key is None
+
+    @property
+    def spool_dir(self) -> Path:
+        """Where images wait to be written and archives are built: `DATA_DIR/spool`."""
+        return self.data_dir / "spool"
 
     @property
     def mode(self) -> Literal["sandbox", "live"]:

@@ -27,6 +27,7 @@ from sentry_sdk.scrubber import DEFAULT_DENYLIST, EventScrubber
 from sentry_sdk.transport import Transport
 
 from app.core.config import Settings
+from app.core.identity import USER_AGENT
 
 FILTERED = "[Filtered]"
 SENSITIVE_HEADERS = frozenset(
@@ -141,7 +142,7 @@ class SentryIssues:
         self._token = token
         self._http = http or httpx.AsyncClient(
             timeout=SENTRY_API_TIMEOUT,
-            headers={"User-Agent": "autoenhance-batch-downloader"},
+            headers={"User-Agent": USER_AGENT},
             follow_redirects=False,
         )
 

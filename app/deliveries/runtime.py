@@ -1,5 +1,5 @@
 """Wiring of deliveries into a web process: the store of the job backend's choice (SQLite in
-`DATA_DIR`, or Redis when `REDIS_URL` is set) and a callback sender of its own."""
+`DATA_DIR`, or Redis when `REDIS_URL` is set) and the process's callback sender."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from app.core.keys import ServiceKeys
 from app.core.security import Signer
 from app.deliveries.service import DeliveryService
 from app.deliveries.store import DeliveryStore
-from app.jobs.context import callback_client, callback_sender
+from app.jobs.callbacks import CallbackSender
 from app.jobs.keybox import KeyBox
 
 
@@ -27,22 +27,25 @@ def open_store(settings: Settings) -> DeliveryStore:
 
 @contextlib.asynccontextmanager
 async def open_deliveries(
-    settings: Settings, *, keys: ServiceKeys
+    settings: Settings, *, keys: ServiceKeys, callbacks: CallbackSender
 ) -> AsyncIterator[DeliveryService]:
-    """The delivery service of a web process; closes its store and callbacks on exit."""
+    """The delivery service of a web process; closes its store on exit.
+
+    Pending callbacks are drained first (they record their outcome in the store), which stops
+    `callbacks` for the whole process: open deliveries before anything else that sends, so
+    that they close after it.
+    """
     store = open_store(settings)
     try:
-        async with callback_client() as client:
-            callbacks = callback_sender(settings, client, keys=keys)
-            try:
-                yield DeliveryService(
-                    settings=settings,
-                    store=store,
-                    keybox=KeyBox(keys.sealing),
-                    signer=Signer(keys.links),
-                    callbacks=callbacks,
-                )
-            finally:
-                await callbacks.aclose(grace=settings.callback_timeout)
+        yield DeliveryService(
+            settings=settings,
+            store=store,
+            keybox=KeyBox(keys.sealing),
+            signer=Signer(keys.links),
+            callbacks=callbacks,
+        )
     finally:
-        await store.aclose()
+        try:
+            await callbacks.aclose(grace=settings.callback_timeout)
+        finally:
+            await store.aclose()

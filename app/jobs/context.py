@@ -12,11 +12,11 @@ import secrets
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 
 from app.core.config import Settings
+from app.core.identity import USER_AGENT
 from app.core.keys import ServiceKeys
 from app.core.security import Signer, operator_credential
 from app.imaging.presets import Preset
@@ -42,7 +42,7 @@ def callback_client() -> httpx.AsyncClient:
         follow_redirects=False,
         trust_env=False,
         limits=httpx.Limits(max_connections=CALLBACK_CONNECTIONS),
-        headers={"User-Agent": "autoenhance-batch-downloader/1.0 (job callback)"},
+        headers={"User-Agent": USER_AGENT},
     )
 
 
@@ -69,7 +69,6 @@ class JobContext:
     keybox: KeyBox
     signer: Signer
     callbacks: CallbackSender
-    spool_dir: Path
     operator_key: str | None
     worker_id: str
     slots: asyncio.Semaphore  # archives built at once in this process (JOB_CONCURRENCY)
@@ -84,7 +83,7 @@ class JobContext:
             settings=self.settings,
             upstream=self.upstream,
             limiter=self.limiter,
-            spool_dir=self.spool_dir,
+            spool_dir=self.settings.spool_dir,
             store=None,
             renderer=self.renderer,
         )
@@ -110,7 +109,6 @@ def job_context(
     limiter: FairLimiter,
     keys: ServiceKeys,
     callbacks: CallbackSender,
-    spool_dir: Path,
     renderer: Renderer,
     presets: Mapping[str, Preset],
 ) -> JobContext:
@@ -125,7 +123,6 @@ def job_context(
         keybox=KeyBox(keys.sealing),
         signer=Signer(keys.links),
         callbacks=callbacks,
-        spool_dir=spool_dir,
         operator_key=operator_credential(settings).api_key,
         worker_id=worker_id(),
         slots=asyncio.Semaphore(settings.job_concurrency),

@@ -202,6 +202,11 @@ async def beat(redis: ArqRedis, worker_id: str, *, pid: int, host: str) -> None:
     await redis.hset(WORKERS_KEY, worker_id, entry)  # type: ignore[misc]
 
 
+async def leave(redis: ArqRedis, worker_id: str) -> None:
+    """Remove `worker_id` from the registry (a worker calls this as it stops)."""
+    await redis.hdel(WORKERS_KEY, worker_id)  # type: ignore[misc]
+
+
 async def live_workers(redis: ArqRedis, *, stale_after: float) -> list[WorkerBeat]:
     """Registered workers whose last heartbeat is under `stale_after` seconds old; the others
     are removed from the registry (a worker that comes back registers again)."""

@@ -30,34 +30,29 @@ import os
 import signal
 import socket
 import time
+from collections.abc import Coroutine
 from typing import Any
 
 from arq.connections import ArqRedis
 from arq.worker import Worker
 
 from app.core.config import Settings
-from app.core.keys import service_keys
 from app.core.logging import configure_logging
-from app.imaging.decoding import DecodingPolicy
-from app.imaging.pool import DecodePool
 from app.imaging.presets import load_presets
 from app.jobs.backend import QueueUnavailable
-from app.jobs.context import JobContext, callback_client, callback_sender, job_context
+from app.jobs.context import JobContext
 from app.jobs.redis import (
     RUN_FUNCTION,
     UNREACHABLE,
-    WORKERS_KEY,
     RedisBackend,
     beat,
+    leave,
     redis_pool,
 )
 from app.jobs.runner import run_job
-from app.jobs.store import JobArchives
+from app.jobs.runtime import open_runtime
 from app.jobs.sweeper import sweep
-from app.services.fairness import FairLimiter
-from app.services.rendering import Renderer
-from app.storage import StoreError, open_store
-from app.upstream.factory import build_upstream
+from app.storage import StoreError
 
 logger = logging.getLogger("app.jobs.worker")
 
@@ -74,73 +69,57 @@ async def run(ctx: dict[str, Any], job_id: str, dispatch: int) -> None:
 
 
 async def startup(ctx: dict[str, Any]) -> None:
-    settings: Settings = ctx.get("settings") or Settings()
+    """Open this worker's runtime (as a web process opens its own: `open_runtime`) on the
+    stack `ctx["resources"]`, then its sweeper and heartbeat; `shutdown` closes that stack."""
+    settings: Settings = ctx["settings"]
     if settings.sandbox_mode:
         raise RuntimeError(
             "arq workers need AUTOENHANCE_API_KEY: the embedded sandbox lives inside one web "
             "process; point AUTOENHANCE_API_BASE at `python -m app.sandbox` to test instead"
         )
-    upstream_clients = build_upstream(settings, base_url=settings.autoenhance_api_base)
-    keys = service_keys(settings)
-    callbacks_http = callback_client()
-    spool_dir = settings.data_dir / "spool"
-    archive_store = open_store(settings)
-    ctx["archive_store"] = archive_store
-    decoder = DecodePool(
-        workers=settings.decode_workers,
-        queue=settings.decode_queue,
-        policy=DecodingPolicy(
-            max_scans=settings.decode_max_scans, deadline=settings.decode_deadline
-        ),
-    )
-    ctx["decoder"] = decoder
-    jobs = job_context(
+    resources: contextlib.AsyncExitStack = ctx["resources"]
+    redis: ArqRedis = ctx["redis"]
+    runtime = await open_runtime(
         settings,
-        backend=RedisBackend(ctx["redis"], timeout=settings.redis_timeout),
-        store=JobArchives(
-            archive_store, spool_dir=spool_dir, min_free=settings.data_dir_min_free_bytes
-        ),
-        upstream=upstream_clients.client,
-        limiter=FairLimiter(settings.upstream_max_connections),
-        keys=keys,
-        callbacks=callback_sender(settings, callbacks_http, keys=keys),
-        spool_dir=spool_dir,
-        renderer=Renderer(
-            decoder, concurrency=settings.decode_workers, max_pixels=settings.render_max_pixels
-        ),
+        resources,
+        backend=RedisBackend(redis, timeout=settings.redis_timeout),
         presets=load_presets(settings.presets_file),
     )
-    ctx.update(jobs=jobs, clients=[*upstream_clients.http_clients, callbacks_http])
-    ctx["sweeper"] = asyncio.create_task(_sweep_forever(jobs), name="jobs-sweeper")
+    jobs = ctx["jobs"] = runtime.jobs
     # Registered for operators (and web processes) to see which workers are up; renewed on a
     # timer, removed on shutdown, forgotten by readers once stale (a killed worker).
-    await _beat(ctx["redis"], jobs)
-    ctx["heartbeat"] = asyncio.create_task(_beat_forever(ctx["redis"], jobs), name="jobs-beat")
+    resources.push_async_callback(_leave, redis, jobs)
+    _in_background(resources, _sweep_forever(jobs), name="jobs-sweeper")
+    await _beat(redis, jobs)
+    _in_background(resources, _beat_forever(redis, jobs), name="jobs-beat")
     logger.info("job worker %s ready", jobs.worker_id)
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
-    for name in ("heartbeat", "sweeper"):
-        task = ctx.get(name)
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-    if "jobs" in ctx:
-        with contextlib.suppress(*UNREACHABLE):
-            async with asyncio.timeout(ctx["jobs"].settings.redis_timeout):
-                await ctx["redis"].hdel(WORKERS_KEY, ctx["jobs"].worker_id)
-    if "jobs" in ctx:
-        jobs: JobContext = ctx["jobs"]
-        await jobs.callbacks.aclose(grace=jobs.settings.callback_timeout)
-    for client in ctx.get("clients", []):
-        await client.aclose()
-    if "jobs" in ctx:
-        await ctx["jobs"].store.aclose()
-    if "decoder" in ctx:
-        ctx["decoder"].close()
-    if "archive_store" in ctx:
-        await ctx["archive_store"].aclose()
+    """Stop the heartbeat and the sweeper, leave the registry, drain pending callbacks, and
+    close the clients and stores: everything `startup` opened, in reverse order."""
+    resources: contextlib.AsyncExitStack = ctx["resources"]
+    await resources.aclose()
+
+
+def _in_background(
+    resources: contextlib.AsyncExitStack, work: Coroutine[Any, Any, None], *, name: str
+) -> None:
+    """Run `work` as a task, cancelled (and waited for) when `resources` closes."""
+    task = asyncio.create_task(work, name=name)
+
+    async def stop() -> None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    resources.push_async_callback(stop)
+
+
+async def _leave(redis: ArqRedis, jobs: JobContext) -> None:
+    with contextlib.suppress(*UNREACHABLE):
+        async with asyncio.timeout(jobs.settings.redis_timeout):
+            await leave(redis, jobs.worker_id)
 
 
 async def _beat(redis: ArqRedis, jobs: JobContext) -> None:
@@ -162,6 +141,7 @@ async def _sweep_forever(jobs: JobContext) -> None:
     settings = jobs.settings
     backend = jobs.backend
     assert isinstance(backend, RedisBackend)
+    this = asyncio.current_task()
     while True:
         try:
             await sweep(
@@ -179,6 +159,10 @@ async def _sweep_forever(jobs: JobContext) -> None:
             logger.warning("job sweep incomplete: the archive store failed: %s", exc)
         except Exception:
             logger.exception("job sweep failed; retrying")
+        # A cancellation that meets an answer arriving can be lost on the way down (as with
+        # `asyncio.wait_for` on Python 3.11): stop all the same, or shutdown waits for ever.
+        if this is not None and this.cancelling():
+            return
         await asyncio.sleep(settings.job_sweep_interval)
 
 
@@ -259,7 +243,7 @@ def worker_options(settings: Settings) -> dict[str, Any]:
         "redis_pool": redis_pool(settings.redis_url, timeout=settings.redis_timeout),
         "on_startup": startup,
         "on_shutdown": shutdown,
-        "ctx": {"settings": settings},
+        "ctx": {"settings": settings, "resources": contextlib.AsyncExitStack()},
         "max_jobs": settings.job_concurrency,
         "job_timeout": MAX_RUN_SECONDS,
         "keep_result": 60,

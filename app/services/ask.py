@@ -23,11 +23,15 @@ import math
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 import httpx
+
+from app.core.config import Settings
+from app.core.identity import USER_AGENT
 
 logger = logging.getLogger("app.ask")
 
@@ -300,3 +304,29 @@ class AskService:
             fallback_notice = "The assistant is unavailable; this answer is from the docs."
             return Answer(fallback.text, "docs", fallback.sources, notice=fallback_notice)
         return Answer(text=text, mode="assistant", sources=hits)
+
+
+# The assistant's answer must start within this many seconds to connect.
+ASSISTANT_CONNECT_TIMEOUT = 5.0
+
+
+def ask_service(settings: Settings, resources: AsyncExitStack, *, root: Path) -> AskService:
+    """The Ask service over the docs under `root`; with `CHAT_API_URL`, its one HTTP client to
+    the assistant, closed by `resources`."""
+    index = DocIndex.for_project(root)
+    if not settings.chat_api_url:
+        return AskService(index)
+    http = httpx.AsyncClient(
+        timeout=httpx.Timeout(settings.chat_timeout, connect=ASSISTANT_CONNECT_TIMEOUT),
+        limits=httpx.Limits(max_connections=8),
+        follow_redirects=False,
+        headers={"User-Agent": USER_AGENT},
+    )
+    resources.push_async_callback(http.aclose)
+    key = settings.chat_api_key
+    assistant = AssistantClient(
+        http,
+        url=settings.chat_api_url,
+        api_key=key.get_secret_value() if key is not None else None,
+    )
+    return AskService(index, assistant=assistant)

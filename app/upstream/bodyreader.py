@@ -7,8 +7,8 @@ the spool writes it to disk and reads it back. This transport reads on an asynci
 `BufferedProtocol`: the answer's head is parsed by h11 (which also frames every body it
 streams), and a body of known length can instead be received with `read_into` directly into a
 buffer the caller owns (a `app.upstream.bytepool` buffer), with its CRC-32 taken per received
-slice while the bytes are hot: the kernel's copy is the only one (`make bench`, (d): see the
-README's performance section for the figures).
+slice while the bytes are hot: the kernel's copy is the only one (`make bench`, (d): see
+docs/performance.md for the figures).
 
 Why not a library: httpx's own transport (httpcore) and aiohttp hand bodies out as new `bytes`
 objects and offer no way to name the memory a body lands in; `asyncio.BufferedProtocol` is the

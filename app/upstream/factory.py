@@ -8,13 +8,12 @@ from typing import TypedDict
 import httpx
 
 from app.core.config import Settings
+from app.core.identity import USER_AGENT
 from app.upstream.aiohttp_transport import AiohttpTransport
 from app.upstream.bodyreader import PooledBodyTransport
 from app.upstream.breaker import CircuitBreaker, CredentialBreakers
 from app.upstream.bytepool import BytePool
 from app.upstream.client import AutoenhanceClient
-
-USER_AGENT = "autoenhance-batch-downloader/1.0 (+https://github.com/autoenhance)"
 
 
 class _ClientLimits(TypedDict):

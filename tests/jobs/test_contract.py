@@ -30,7 +30,7 @@ CALLBACK_ROOT = ServiceKeys.derive(SIGNING_SECRET.encode()).callbacks
 
 
 def job_key(job_id: str) -> bytes:
-    """A job's callback key as the README tells an operator to derive it, independently of
+    """A job's callback key as docs/api.md tells an operator to derive it, independently of
     the service's code: HKDF-SHA256, no salt, the documented label, 32 bytes, as hex text."""
     label = b"autoenhance-batch-downloader:job-callback:v1:" + job_id.encode()
     derived = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=label)
@@ -285,7 +285,7 @@ def test_job_end_is_posted_signed_to_the_callback_with_the_jobs_own_key(
     by_job = {json.loads(body)["job_id"]: (headers, body) for headers, body in receiver.received}
     headers, body = by_job[job["job_id"]]
     key = job["callback_secret"].encode()
-    assert key == job_key(job["job_id"])  # what the README tells an operator to derive
+    assert key == job_key(job["job_id"])  # what docs/api.md tells an operator to derive
     assert signed_with(key, headers, body)
     # One receiver's key checks its own job's callbacks and no other's.
     assert not signed_with(key, *by_job[other["job_id"]])

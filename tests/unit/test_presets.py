@@ -50,8 +50,8 @@ def test_the_example_file_adds_two_mls_boards() -> None:
     )
 
 
-def test_the_readme_shows_the_example_file() -> None:
-    assert EXAMPLE.read_text() in (ROOT / "README.md").read_text()
+def test_the_api_docs_show_the_example_file() -> None:
+    assert EXAMPLE.read_text() in (ROOT / "docs" / "api.md").read_text()
 
 
 def write(tmp_path: Path, text: str) -> Path:

@@ -7,13 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
-from app.api.archives import (
-    CLIENT_CLOSED_REQUEST,
-    download_response,
-    pinned_url,
-    until_disconnected,
-    version_gone,
-)
+from app.api.archives import download_response, pinned_url, version_gone
 from app.api.deps import (
     CredentialDep,
     DownloadsDep,
@@ -37,6 +31,7 @@ from app.services.overview import archive_name
 from app.services.plan import BatchPlan, NothingToDeliver
 from app.services.ranges import Conditions
 from app.storage import StoreError
+from app.web.disconnect import CLIENT_CLOSED_REQUEST, until_disconnected
 from app.web.ratelimit import rate_limit
 
 router = APIRouter(tags=["download"])

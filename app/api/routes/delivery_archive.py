@@ -17,13 +17,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response, StreamingResponse
 
-from app.api.archives import (
-    CLIENT_CLOSED_REQUEST,
-    download_response,
-    pinned_url,
-    until_disconnected,
-    version_gone,
-)
+from app.api.archives import download_response, pinned_url, version_gone
 from app.api.delivery_access import PinCookieDep, live_delivery
 from app.api.deps import DownloadsDep, SettingsDep, UpstreamDep
 from app.api.responses import ZIP_RESPONSE_DOC, ZipStreamingResponse, close_body
@@ -42,6 +36,7 @@ from app.services.naming import archive_filename, content_disposition
 from app.services.plan import NothingToDeliver
 from app.services.ranges import Conditions
 from app.storage import StoreError
+from app.web.disconnect import CLIENT_CLOSED_REQUEST, until_disconnected
 from app.web.ratelimit import rate_limit
 
 router = APIRouter(tags=["delivery link"])

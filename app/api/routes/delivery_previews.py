@@ -11,7 +11,6 @@ from starlette.responses import Response
 
 from app.api.delivery_access import PinCookieDep, live_delivery
 from app.api.deps import DecoderDep, LimiterDep, UpstreamDep
-from app.api.disconnect import unless_client_leaves
 from app.api.schemas.deliveries import DeliveriesDep
 from app.api.upstream_errors import fetch_order, to_app_error
 from app.core.errors import BadGateway, BadRequest, Conflict, NotFound, error_responses
@@ -19,6 +18,7 @@ from app.deliveries.previews import PreviewSize, fitted_preview, preview_options
 from app.services.thumbnails import MAX_THUMBNAIL_SOURCE_BYTES, BoundedSink, NotAThumbnail
 from app.upstream.errors import UpstreamError, UpstreamProtocolError
 from app.upstream.options import IMAGE_ID_PATTERN
+from app.web.disconnect import unless_client_leaves
 from app.web.ratelimit import rate_limit
 
 router = APIRouter(tags=["delivery link"])

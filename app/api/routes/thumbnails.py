@@ -13,7 +13,6 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, Request, Response
 
 from app.api.deps import CredentialDep, DecoderDep, LimiterDep, UpstreamDep
-from app.api.disconnect import unless_client_leaves
 from app.api.upstream_errors import checked_order_id, fetch_order, to_app_error
 from app.core.errors import BadGateway, BadRequest, Conflict, NotFound, error_responses
 from app.services.overview import image_state
@@ -29,6 +28,7 @@ from app.services.thumbnails import (
 )
 from app.upstream.errors import UpstreamError, UpstreamProtocolError
 from app.upstream.options import IMAGE_ID_PATTERN
+from app.web.disconnect import unless_client_leaves
 from app.web.ratelimit import rate_limit
 
 router = APIRouter(tags=["orders"])

@@ -1,18 +1,14 @@
 """The web pages (`/`, `/developers`), `/static`, signed download links, questions to the docs.
 
-The router brings its own lifespan (FastAPI merges it into the application's when the router is
-included): it builds the docs index and, when `CHAT_API_URL` is set, the one HTTP client used to
-reach the assistant, and closes that client on shutdown.
+The Ask service (the docs index and, when `CHAT_API_URL` is set, the one HTTP client to the
+assistant) is opened by the application's lifespan with everything else (`app.main`).
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypedDict
+from typing import Annotated, Any, Literal
 
-import httpx
 from fastapi import APIRouter, Body, Depends, FastAPI, Request
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
@@ -22,48 +18,16 @@ from app.api.deps import CredentialDep, OptionsDep, SettingsDep, SignerDep, Upst
 from app.api.schemas.links import DownloadLink
 from app.api.selection import PresetsDep, checked_variants, planned
 from app.api.upstream_errors import checked_order_id, fetch_order
-from app.core.config import Settings
 from app.core.errors import Forbidden, error_responses
-from app.services.ask import MAX_QUESTION_CHARS, AskService, AssistantClient, DocIndex
+from app.services.ask import MAX_QUESTION_CHARS, AskService
 from app.services.conditions import archive_version
 from app.upstream.options import DownloadOptions
 from app.web.ratelimit import rate_limit
 
 STATIC_DIR = Path(__file__).resolve().parents[2] / "static"
-PROJECT_ROOT = Path(__file__).resolve().parents[3]
-# The assistant's answer must start within this many seconds to connect.
-ASSISTANT_CONNECT_TIMEOUT = 5.0
 
 
-class UiState(TypedDict):
-    ask: AskService
-
-
-@contextlib.asynccontextmanager
-async def lifespan(app: FastAPI) -> AsyncIterator[UiState]:
-    settings: Settings = app.state.settings
-    index = DocIndex.for_project(PROJECT_ROOT)
-    async with contextlib.AsyncExitStack() as stack:
-        assistant = None
-        if settings.chat_api_url:
-            http = await stack.enter_async_context(
-                httpx.AsyncClient(
-                    timeout=httpx.Timeout(settings.chat_timeout, connect=ASSISTANT_CONNECT_TIMEOUT),
-                    limits=httpx.Limits(max_connections=8),
-                    follow_redirects=False,
-                    headers={"User-Agent": "autoenhance-batch-downloader/ask"},
-                )
-            )
-            key = settings.chat_api_key
-            assistant = AssistantClient(
-                http,
-                url=settings.chat_api_url,
-                api_key=key.get_secret_value() if key is not None else None,
-            )
-        yield UiState(ask=AskService(index, assistant=assistant))
-
-
-router = APIRouter(lifespan=lifespan)
+router = APIRouter()
 router.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
 
