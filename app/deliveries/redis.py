@@ -7,6 +7,7 @@ delivery of a link, and a sorted set per owner and order lists an order's delive
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
@@ -30,14 +31,22 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
+# Redis being down (refused, reset), or silent past the deadline.
+UNREACHABLE = (RedisConnectionError, RedisTimeoutError, TimeoutError, OSError)
+
+
 def _reachable(method: Callable[P, Awaitable[R]]) -> Callable[P, Coroutine[Any, Any, R]]:
-    """`method`, raising Redis being down as `DeliveriesUnavailable` (a 503)."""
+    """`method` under the store's deadline (`REDIS_TIMEOUT`), raising Redis being down,
+    refusing or silent as `DeliveriesUnavailable` (a 503 with Retry-After)."""
 
     @functools.wraps(method)
     async def call(*args: P.args, **kwargs: P.kwargs) -> R:
+        store = args[0]
+        assert isinstance(store, RedisDeliveryStore)
         try:
-            return await method(*args, **kwargs)
-        except (RedisConnectionError, RedisTimeoutError) as exc:
+            async with asyncio.timeout(store.timeout):
+                return await method(*args, **kwargs)
+        except UNREACHABLE as exc:
             logger.warning("delivery store unavailable: %s", type(exc).__name__)
             raise DeliveriesUnavailable() from exc
 
@@ -59,14 +68,19 @@ def _order_key(owner: str, order_id: str) -> str:
 class RedisDeliveryStore:
     name = "redis"
 
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, *, timeout: float) -> None:
         self._redis = redis
+        self.timeout = timeout  # seconds one call may take, retries of a watched update included
 
     @classmethod
-    def from_url(cls, url: str) -> RedisDeliveryStore:
+    def from_url(cls, url: str, *, timeout: float) -> RedisDeliveryStore:
         """A store over a pool that connects on first use (a web process starts while Redis
-        is down; delivery requests get 503 until it answers)."""
-        return cls(Redis.from_url(url))
+        is down; delivery requests get 503 until it answers), whose sockets give up after
+        `timeout` seconds."""
+        return cls(
+            Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout),
+            timeout=timeout,
+        )
 
     @_reachable
     async def insert(self, record: DeliveryRecord) -> None:

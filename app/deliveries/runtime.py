@@ -19,7 +19,7 @@ def open_store(settings: Settings) -> DeliveryStore:
     if settings.redis_url:
         from app.deliveries.redis import RedisDeliveryStore
 
-        return RedisDeliveryStore.from_url(settings.redis_url)
+        return RedisDeliveryStore.from_url(settings.redis_url, timeout=settings.redis_timeout)
     from app.deliveries.sqlite import SQLiteDeliveryStore
 
     return SQLiteDeliveryStore(settings.data_dir / "deliveries.sqlite3")

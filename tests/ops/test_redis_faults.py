@@ -66,6 +66,13 @@ def test_a_hung_redis_costs_each_request_its_deadline_never_more(
         job = created.json()["job_id"]
         assert client.get(f"/jobs/{job}").status_code == 200
         assert client.get(f"/orders/{order_id}/jobs").json()["jobs"][0]["job_id"] == job
+        admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        delivery = client.post(
+            f"/orders/{order_id}/deliveries", json={"recipient": "Agent"}, headers=admin
+        )
+        assert delivery.status_code == 201, delivery.text
+        delivery_id = delivery.json()["delivery_id"]
+        link = delivery.json()["url"]
 
         redis.pause()
         try:
@@ -87,6 +94,16 @@ def test_a_hung_redis_costs_each_request_its_deadline_never_more(
             _unavailable(webhook, "queue_unavailable")
             sign_in = client.post("/api/admin/session", json={"token": ADMIN_TOKEN})
             _unavailable(sign_in, "session_store_unavailable")
+            _unavailable(
+                client.get(f"/deliveries/{delivery_id}", headers=admin), "deliveries_unavailable"
+            )
+            _unavailable(
+                client.post(
+                    f"/orders/{order_id}/deliveries", json={"recipient": "Agent"}, headers=admin
+                ),
+                "deliveries_unavailable",
+            )
+            _unavailable(client.get(link + "/archive"), "deliveries_unavailable")
             # The rate limiter fails open: the order is read as if there were no limit.
             assert client.get(f"/orders/{order_id}").status_code == 200
             ready = client.get("/ready")
@@ -96,5 +113,6 @@ def test_a_hung_redis_costs_each_request_its_deadline_never_more(
             redis.resume()
 
         wait_for(lambda: client.get(f"/jobs/{job}").status_code == 200)
+        assert client.get(f"/deliveries/{delivery_id}", headers=admin).status_code == 200
         assert client.post("/api/admin/session", json={"token": ADMIN_TOKEN}).status_code == 200
         assert client.delete(f"/jobs/{job}").json()["state"] == "cancelled"
