@@ -59,16 +59,23 @@ def free_port() -> int:
         return port_of(sock)
 
 
-def wait_for(predicate: Callable[[], Any], *, timeout: float = 20.0, interval: float = 0.02) -> Any:
+def wait_for(
+    predicate: Callable[[], Any],
+    *,
+    timeout: float = 20.0,
+    interval: float = 0.02,
+    what: str = "condition",
+) -> Any:
     """Poll `predicate` every `interval` seconds until it returns something truthy (and return
-    that); fail after `timeout` seconds. The way to wait for a condition: never a fixed sleep."""
+    that); fail after `timeout` seconds naming `what`. The way to wait for a condition: never a
+    fixed sleep."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
         if value:
             return value
         time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout}s")
+    raise AssertionError(f"{what} not met within {timeout}s")
 
 
 def wait_until_listening(

@@ -3,23 +3,16 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
 from typing import Any
 
+from testkit.processes import wait_for
 from tests.jobs.receivers import Receiver
 
 
 def wait_until(check: Callable[[], Any], *, timeout: float = 30.0, what: str = "") -> Any:
-    """Poll `check` until it returns something truthy; that value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not reached within {timeout} s: {what}")
-        time.sleep(0.05)
+    """`testkit.processes.wait_for` with the suite's longer default (archives stream first)."""
+    return wait_for(check, timeout=timeout, what=what or "condition")
 
 
 def events_of(receiver: Receiver) -> list[str]:
