@@ -16,10 +16,10 @@ from typing import Any, ParamSpec, TypeVar
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from redis.exceptions import WatchError
 
 from app.deliveries.models import DeliveryRecord
 from app.deliveries.store import DeliveriesUnavailable, Mutation
+from app.jobs.redis import watched_update
 
 PREFIX = "deliveries:"
 # Writers racing on one delivery: a few parallel ranges of one download, a PATCH, a PIN.
@@ -106,24 +106,9 @@ class RedisDeliveryStore:
 
     @_reachable
     async def update(self, delivery_id: str, mutate: Mutation) -> DeliveryRecord | None:
-        key = _record_key(delivery_id)
-        for _ in range(MAX_CAS_TRIES):
-            async with self._redis.pipeline(transaction=True) as pipe:
-                try:
-                    await pipe.watch(key)
-                    raw = await pipe.get(key)
-                    if not raw:
-                        return None
-                    record = DeliveryRecord.model_validate_json(raw)
-                    if not mutate(record):
-                        return record
-                    pipe.multi()  # type: ignore[no-untyped-call]
-                    pipe.set(key, record.model_dump_json())
-                    await pipe.execute()
-                    return record
-                except WatchError:
-                    continue
-        raise RuntimeError(f"delivery {delivery_id}: too many concurrent updates")
+        return await watched_update(
+            self._redis, _record_key(delivery_id), DeliveryRecord, mutate, tries=MAX_CAS_TRIES
+        )
 
     @_reachable
     async def of_order(self, owner: str, order_id: str) -> list[DeliveryRecord]:

@@ -33,6 +33,8 @@ from datetime import UTC, datetime
 from typing import Any, ParamSpec, Protocol, TypeVar
 
 from arq.connections import ArqRedis
+from pydantic import BaseModel
+from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.exceptions import WatchError
@@ -55,6 +57,38 @@ P = ParamSpec("P")
 R = TypeVar("R")
 # Redis being down (refused, reset), or silent past the deadline.
 UNREACHABLE = (RedisConnectionError, RedisTimeoutError, TimeoutError, OSError)
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+async def watched_update(
+    redis: Redis, key: str, model: type[M], mutate: Callable[[M], bool], *, tries: int
+) -> M | None:
+    """Read the record at `key`, let `mutate` change it in place, and write it back only if
+    nobody wrote `key` meanwhile (WATCH/MULTI), retrying up to `tries` times. `mutate`
+    answers False to leave the record as it is. None when there is no record.
+
+    Raises:
+        RuntimeError: every try met a concurrent write.
+    """
+    for _ in range(tries):
+        async with redis.pipeline(transaction=True) as pipe:
+            try:
+                await pipe.watch(key)
+                raw = await pipe.get(key)
+                if not raw:
+                    return None
+                record = model.model_validate_json(raw)
+                if not mutate(record):
+                    return record
+                pipe.multi()  # type: ignore[no-untyped-call]
+                pipe.set(key, record.model_dump_json())
+                await pipe.execute()
+                return record
+            except WatchError:
+                continue
+    raise RuntimeError(f"{key}: too many concurrent updates")
 
 
 def redis_pool(url: str, *, timeout: float) -> ArqRedis:
@@ -118,24 +152,9 @@ class RedisBackend:
 
     @_reachable
     async def update(self, job_id: str, mutate: Mutation) -> JobRecord | None:
-        key = _record_key(job_id)
-        for _ in range(MAX_CAS_TRIES):
-            async with self._redis.pipeline(transaction=True) as pipe:
-                try:
-                    await pipe.watch(key)
-                    raw = await pipe.get(key)
-                    if not raw:
-                        return None
-                    record = JobRecord.model_validate_json(raw)
-                    if not mutate(record):
-                        return record
-                    pipe.multi()  # type: ignore[no-untyped-call]
-                    pipe.set(key, record.model_dump_json())
-                    await pipe.execute()
-                    return record
-                except WatchError:
-                    continue
-        raise RuntimeError(f"job {job_id}: too many concurrent updates")
+        return await watched_update(
+            self._redis, _record_key(job_id), JobRecord, mutate, tries=MAX_CAS_TRIES
+        )
 
     @_reachable
     async def delete(self, job_id: str) -> None:
