@@ -14,7 +14,12 @@ import logging
 import os
 import sqlite3
 import stat
+import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+import anyio
 
 logger = logging.getLogger("app.files")
 
@@ -72,3 +77,24 @@ def connect_private_sqlite(path: Path, *, busy_timeout: float) -> sqlite3.Connec
     )
     connection.execute("PRAGMA journal_mode=WAL")
     return connection
+
+
+class PrivateSQLite:
+    """One private SQLite database (see `connect_private_sqlite`) used from worker threads:
+    one connection, one lock, `PRAGMA synchronous=NORMAL` (WAL keeps it safe from corruption),
+    and `schema` run at open. Subclasses (the job and delivery stores) run their statements
+    through `_call`, which holds the lock in a worker thread so the event loop never waits on
+    the disk."""
+
+    def __init__(self, path: Path, *, schema: str, busy_timeout: float) -> None:
+        self._conn = connect_private_sqlite(path, busy_timeout=busy_timeout)
+        self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._conn.executescript(schema)
+        self._lock = threading.Lock()
+
+    async def _call(self, function: Callable[..., Any], *args: Any) -> Any:
+        return await anyio.to_thread.run_sync(self._locked, function, *args)
+
+    def _locked(self, function: Callable[..., Any], *args: Any) -> Any:
+        with self._lock:
+            return function(*args)

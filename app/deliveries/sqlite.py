@@ -4,14 +4,9 @@ processes never interleave their changes to one delivery."""
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-import anyio.to_thread
-
-from app.core.files import connect_private_sqlite
+from app.core.files import PrivateSQLite
 from app.deliveries.models import DeliveryRecord
 from app.deliveries.store import Mutation
 
@@ -30,22 +25,12 @@ CREATE INDEX IF NOT EXISTS deliveries_order ON deliveries (owner, order_id);
 BUSY_TIMEOUT = 30.0
 
 
-class SQLiteDeliveryStore:
+class SQLiteDeliveryStore(PrivateSQLite):
     name = "sqlite"
 
     def __init__(self, path: Path) -> None:
         # 0600 in a 0700 directory: records carry sealed keys and token hashes.
-        self._conn = connect_private_sqlite(path, busy_timeout=BUSY_TIMEOUT)
-        self._conn.execute("PRAGMA synchronous=NORMAL")
-        self._conn.executescript(SCHEMA)
-        self._lock = threading.Lock()
-
-    async def _call(self, function: Callable[..., Any], *args: Any) -> Any:
-        return await anyio.to_thread.run_sync(self._locked, function, *args)
-
-    def _locked(self, function: Callable[..., Any], *args: Any) -> Any:
-        with self._lock:
-            return function(*args)
+        super().__init__(path, schema=SCHEMA, busy_timeout=BUSY_TIMEOUT)
 
     def _write(self, record: DeliveryRecord) -> None:
         self._conn.execute(

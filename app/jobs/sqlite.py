@@ -16,15 +16,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
-from typing import Any
 
-import anyio.to_thread
-
-from app.core.files import connect_private_sqlite
+from app.core.files import PrivateSQLite
 from app.jobs.backend import Mutation, WorkerBeat
 from app.jobs.context import JobContext
 from app.jobs.models import JobRecord, JobState
@@ -51,25 +47,15 @@ CREATE INDEX IF NOT EXISTS jobs_order ON jobs (order_id);
 BUSY_TIMEOUT = 30.0
 
 
-class SQLiteBackend:
+class SQLiteBackend(PrivateSQLite):
     """Job records in one SQLite file shared by the processes of one machine."""
 
     name = "sqlite"
 
     def __init__(self, path: Path) -> None:
         # 0600 in a 0700 directory: records carry sealed keys and customers' order ids.
-        self._conn = connect_private_sqlite(path, busy_timeout=BUSY_TIMEOUT)
-        self._conn.execute("PRAGMA synchronous=NORMAL")
-        self._conn.executescript(SCHEMA)
-        self._lock = threading.Lock()
+        super().__init__(path, schema=SCHEMA, busy_timeout=BUSY_TIMEOUT)
         self.wakeup = asyncio.Event()
-
-    async def _call(self, function: Callable[..., Any], *args: Any) -> Any:
-        return await anyio.to_thread.run_sync(self._locked, function, *args)
-
-    def _locked(self, function: Callable[..., Any], *args: Any) -> Any:
-        with self._lock:
-            return function(*args)
 
     def _write(self, record: JobRecord) -> None:
         self._conn.execute(
