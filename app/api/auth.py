@@ -44,9 +44,9 @@ from app.api.deps import (
     service_key_accepted,
 )
 from app.core.config import Settings
-from app.core.errors import Forbidden, Unauthorized
+from app.core.errors import Forbidden, ServiceUnavailable, Unauthorized
 from app.core.security import Credential, Signer, operator_credential, same_secret
-from app.core.sessions import SessionStore, SessionStoreError, session_id
+from app.core.sessions import RETRY_AFTER, SessionStore, SessionStoreError, session_id
 
 logger = logging.getLogger("app.auth")
 
@@ -134,6 +134,16 @@ def origin_allowed(request: Request, settings: Settings) -> bool:
     return origin in allowed
 
 
+class SessionsUnavailable(ServiceUnavailable):
+    """The session store cannot be reached, so a signed-in cookie can be neither confirmed nor
+    refused: a 503 the page and scripts retry, rather than a 401 that would read as signed out."""
+
+    code = "session_store_unavailable"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, headers={"Retry-After": str(RETRY_AFTER)})
+
+
 def _signer(request: Request) -> Signer | None:
     signer: Signer | None = getattr(request.state, "session_signer", None)
     return signer
@@ -149,7 +159,12 @@ def cookie_session(request: Request, settings: Settings) -> AdminSession | None:
 
 
 async def session_of(request: Request, settings: Settings) -> AdminSession | None:
-    """The request's live admin session: validly signed, unexpired, not signed out."""
+    """The request's live admin session: validly signed, unexpired, not signed out.
+
+    Raises:
+        SessionsUnavailable: the cookie is validly signed but the session store cannot say
+            whether it was signed out (its owner is not told they were signed out).
+    """
     session = cookie_session(request, settings)
     if session is None:
         return None
@@ -157,8 +172,11 @@ async def session_of(request: Request, settings: Settings) -> AdminSession | Non
     try:
         live = await store.active(session.session_id)
     except SessionStoreError as exc:
-        logger.warning("admin session not checked, counted as ended: %s", exc)
-        return None
+        logger.warning("admin session not checked: %s", exc)
+        raise SessionsUnavailable(
+            "Your sign-in cannot be checked right now: the session store cannot be reached; "
+            "try again shortly."
+        ) from exc
     return session if live else None
 
 
@@ -185,8 +203,13 @@ async def admin_via(request: Request, settings: Settings) -> AdminVia:
 
 
 async def is_admin(request: Request, settings: Settings) -> bool:
-    """True when the request carries valid administrator credentials."""
-    return await admin_via(request, settings) in (AdminVia.BEARER, AdminVia.COOKIE)
+    """True when the request carries valid administrator credentials (for extras an answer
+    adds for administrators: a cookie that cannot be checked gets the answer without them)."""
+    try:
+        via = await admin_via(request, settings)
+    except SessionsUnavailable:
+        return False
+    return via in (AdminVia.BEARER, AdminVia.COOKIE)
 
 
 def _refuse(via: AdminVia) -> Unauthorized | Forbidden:
@@ -210,6 +233,7 @@ async def require_admin(
         Unauthorized: no administrator credentials were presented.
         Forbidden: no ADMIN_TOKEN is configured, or a session cookie came without the
             same-origin proof an unsafe method needs.
+        SessionsUnavailable: a signed-in cookie that the session store cannot confirm now.
     """
     if settings.admin_token is None:
         raise Forbidden("Administration is disabled: ADMIN_TOKEN is not set.")
@@ -245,11 +269,17 @@ def operator_or_own_key(action: str) -> Callable[..., Awaitable[Credential]]:
         own = own_key_credential(own_key)
         if own is not None:
             return own
-        via = await admin_via(request, settings)
+        unchecked: SessionsUnavailable | None = None
+        try:
+            via = await admin_via(request, settings)
+        except SessionsUnavailable as exc:
+            via, unchecked = AdminVia.NONE, exc
         if via in (AdminVia.BEARER, AdminVia.COOKIE):
             return operator_credential(settings)
         if settings.sandbox_mode and service_key_accepted(settings, service_key):
             return operator_credential(settings)
+        if unchecked is not None:
+            raise unchecked
         if via is AdminVia.COOKIE_CROSS_SITE:
             raise _refuse(via)
         if settings.sandbox_mode:

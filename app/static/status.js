@@ -105,7 +105,9 @@ export class StatusTab {
     try {
       const session = await request("/api/admin/session");
       admin = session?.admin !== false;
-    } catch {
+    } catch (error) {
+      // 503: the session store cannot say; the next check will. Not a sign-out.
+      if (error.status === 503) return;
       admin = false;
     }
     if (generation === this.sessionGeneration) this.setAdmin(admin);

@@ -116,3 +116,33 @@ def test_a_hung_redis_costs_each_request_its_deadline_never_more(
         assert client.get(f"/deliveries/{delivery_id}", headers=admin).status_code == 200
         assert client.post("/api/admin/session", json={"token": ADMIN_TOKEN}).status_code == 200
         assert client.delete(f"/jobs/{job}").json()["state"] == "cancelled"
+
+
+def test_a_signed_in_cookie_is_not_signed_out_by_a_hung_redis(
+    make_settings: SettingsFactory, redis: RedisProcess
+) -> None:
+    """The session store cannot confirm the cookie: the owner gets a 503 to retry, never a 401
+    that reads as signed out; the Bearer token does not need the store."""
+    with (
+        _service(make_settings, redis) as server,
+        httpx.Client(base_url=server.url, timeout=CLIENT_TIMEOUT) as page,
+        httpx.Client(base_url=server.url, timeout=CLIENT_TIMEOUT) as script,
+    ):
+        assert page.post("/api/admin/session", json={"token": ADMIN_TOKEN}).status_code == 200
+        assert page.get("/api/admin/session").json()["via"] == "cookie"
+        bearer = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+        redis.pause()
+        try:
+            _unavailable(page.get("/api/admin/session"), "session_store_unavailable")
+            _unavailable(page.get("/api/sentry/issues"), "session_store_unavailable")
+            stats = page.get("/api/stats")
+            assert stats.status_code == 200, stats.text
+            assert "recent_errors" not in stats.json()
+            assert script.get("/api/sentry/issues", headers=bearer).status_code == 200
+            assert script.get("/api/admin/session").json()["admin"] is False
+        finally:
+            redis.resume()
+
+        wait_for(lambda: page.get("/api/admin/session").status_code == 200)
+        assert page.get("/api/admin/session").json()["via"] == "cookie"

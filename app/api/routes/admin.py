@@ -15,6 +15,7 @@ from app.api.auth import (
     CSRF_HEADER,
     SESSION_COOKIE,
     AdminVia,
+    SessionsUnavailable,
     admin_via,
     cookie_session,
     csrf_token,
@@ -24,17 +25,11 @@ from app.api.auth import (
 )
 from app.api.deps import SessionsDep, SessionSignerDep, SettingsDep
 from app.core.config import Settings
-from app.core.errors import Forbidden, ServiceUnavailable, Unauthorized, error_responses
+from app.core.errors import Forbidden, Unauthorized, error_responses
 from app.core.security import Signer, same_secret
-from app.core.sessions import RETRY_AFTER, SessionStoreError
+from app.core.sessions import SessionStoreError
 
 router = APIRouter(tags=["admin"])
-
-
-def _store_unavailable(message: str) -> ServiceUnavailable:
-    return ServiceUnavailable(
-        message, code="session_store_unavailable", headers={"Retry-After": str(RETRY_AFTER)}
-    )
 
 
 class SignIn(BaseModel):
@@ -68,7 +63,7 @@ async def _whoami(request: Request, settings: Settings, signer: Signer) -> Admin
 @router.post(
     "/api/admin/session",
     response_model=AdminSessionOut,
-    responses=error_responses(401, 403, 422),
+    responses=error_responses(401, 403, 422, 503),
     summary="Sign in: exchange ADMIN_TOKEN for a session cookie",
 )
 async def sign_in(
@@ -90,7 +85,7 @@ async def sign_in(
     try:
         await sessions.add(session.session_id, expires=session.expires)
     except SessionStoreError as exc:
-        raise _store_unavailable(
+        raise SessionsUnavailable(
             "Signing in is unavailable: the session store cannot be reached; try again shortly."
         ) from exc
     response.set_cookie(
@@ -114,6 +109,7 @@ async def sign_in(
 @router.get(
     "/api/admin/session",
     response_model=AdminSessionOut,
+    responses=error_responses(503),
     summary="Who am I: administrator or not, and the CSRF token of the session",
 )
 async def whoami(
@@ -149,7 +145,7 @@ async def sign_out(
         try:
             await sessions.revoke(session.session_id)
         except SessionStoreError as exc:
-            raise _store_unavailable(
+            raise SessionsUnavailable(
                 "Signing out failed: the session store cannot be reached; try again."
             ) from exc
     response = Response(status_code=204)

@@ -175,7 +175,7 @@ async def stats(request: Request, settings: SettingsDep, ops: OpsDep) -> Stats:
 @router.get(
     "/api/sentry/issues",
     response_model=SentryIssuesOut,
-    responses=error_responses(401, 403, 502),
+    responses=error_responses(401, 403, 502, 503),
 )
 async def sentry_issues(_: AdminDep, ops: OpsDep) -> SentryIssuesOut:
     """Recent unresolved Sentry issues of the project (administrators)."""
