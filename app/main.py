@@ -40,6 +40,8 @@ from app.api.routes import (
     ui,
     webhooks,
 )
+from app.archive.downloads import Downloads
+from app.archive.fairness import FairLimiter
 from app.core.config import Settings
 from app.core.identity import VERSION
 from app.core.logging import configure_logging
@@ -54,8 +56,6 @@ from app.jobs.runtime import open_job_service, open_runtime
 from app.jobs.service import JobService
 from app.sandbox import DEMO_ORDER_ID
 from app.services.ask import AskService, ask_service
-from app.services.downloads import Downloads
-from app.services.fairness import FairLimiter
 from app.upstream.client import AutoenhanceClient
 from app.web.handlers import install_error_handlers
 from app.web.middleware import install_middleware

@@ -22,10 +22,10 @@ from app.api.responses import (
     ZipStreamingResponse,
     stored_object_response,
 )
+from app.archive.downloads import Downloads
+from app.archive.outcomes import Download
 from app.core.errors import Gone
 from app.core.security import Signer
-from app.services.answers import Download
-from app.services.downloads import Downloads
 
 # The query parameter that pins an archive URL to one version of the order.
 VERSION_PARAM = "version"

@@ -4,7 +4,7 @@
 `TemporaryFileResponse` a `stream=false` archive built into a file: `Accept-Ranges`, a strong
 `ETag`, `Last-Modified`, `Content-Length`, a single or suffix range, `If-Range` and
 `If-None-Match` (304), 416 with the JSON error shape; a stored object optionally through a
-redirect to a presigned URL of the object store. The HTTP rules are `app.services.ranges`'s.
+redirect to a presigned URL of the object store. The HTTP rules are `app.archive.http_rules`'s.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from app.services.ranges import (
+from app.archive.http_rules import (
     Conditions,
     Unsatisfiable,
     http_date,

@@ -15,6 +15,9 @@ from dataclasses import dataclass
 
 import httpx
 
+from app.archive.downloads import Downloads
+from app.archive.fairness import FairLimiter
+from app.archive.rendering import Renderer
 from app.core.config import Settings
 from app.core.identity import USER_AGENT
 from app.core.keys import ServiceKeys
@@ -25,9 +28,6 @@ from app.jobs.callbacks import CALLBACK_CONNECTIONS, CallbackSender
 from app.jobs.keybox import KeyBox
 from app.jobs.models import JobRecord
 from app.jobs.store import JobArchives
-from app.services.downloads import Downloads
-from app.services.fairness import FairLimiter
-from app.services.rendering import Renderer
 from app.upstream.client import AutoenhanceClient
 
 

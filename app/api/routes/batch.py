@@ -23,13 +23,13 @@ from app.api.responses import (
 )
 from app.api.selection import PresetsDep, planned
 from app.api.upstream_errors import checked_order_id, fetch_order
+from app.archive.http_rules import Conditions
+from app.archive.naming import content_disposition
+from app.archive.outcomes import Download
+from app.archive.plan import BatchPlan, NothingToDeliver
+from app.archive.validators import VERSION_PATTERN, archive_version
 from app.core.errors import NotFound, Unprocessable, error_responses
-from app.services.answers import Download
-from app.services.conditions import VERSION_PATTERN, archive_version
-from app.services.naming import content_disposition
 from app.services.overview import archive_name
-from app.services.plan import BatchPlan, NothingToDeliver
-from app.services.ranges import Conditions
 from app.storage import StoreError
 from app.web.disconnect import CLIENT_CLOSED_REQUEST, until_disconnected
 from app.web.ratelimit import rate_limit

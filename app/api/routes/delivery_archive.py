@@ -24,17 +24,17 @@ from app.api.responses import ZIP_RESPONSE_DOC, ZipStreamingResponse, close_body
 from app.api.schemas.deliveries import DeliveriesDep
 from app.api.selection import PresetsDep, SelectionDep, planned
 from app.api.upstream_errors import fetch_order
+from app.archive.http_rules import Conditions
+from app.archive.naming import archive_filename, content_disposition
+from app.archive.outcomes import Download
+from app.archive.plan import NothingToDeliver
+from app.archive.validators import VERSION_PATTERN, archive_version
 from app.core.errors import AppError, Conflict, Forbidden, Unprocessable, error_responses
 from app.deliveries.counting import admission, verdict
 from app.deliveries.models import DeliveryRecord
 from app.deliveries.proof import ServedBody
 from app.deliveries.service import DeliveryService
 from app.deliveries.variants import UnknownVariant, variant_options
-from app.services.answers import Download
-from app.services.conditions import VERSION_PATTERN, archive_version
-from app.services.naming import archive_filename, content_disposition
-from app.services.plan import NothingToDeliver
-from app.services.ranges import Conditions
 from app.storage import StoreError
 from app.web.disconnect import CLIENT_CLOSED_REQUEST, until_disconnected
 from app.web.ratelimit import rate_limit
@@ -120,7 +120,7 @@ async def delivery_archive(
     location = pinned_url(request, current)
     if version is not None and version != current:
         raise version_gone(location)
-    # One range at most is honoured (app.services.ranges), so what was served stays countable.
+    # One range at most is honoured (app.archive.http_rules), so what was served stays countable.
     conditions = Conditions.from_headers(request.method, request.headers)
     filename = archive_filename(order.name, order.order_id)
     headers = {

@@ -32,6 +32,7 @@ from app.api.responses import ZIP_MEDIA_TYPE, StoredObjectResponse, stored_objec
 from app.api.schemas.jobs import JobCreated, JobDownloadLink, JobProgress, JobStatus
 from app.api.selection import PresetsDep, planned
 from app.api.upstream_errors import checked_order_id, fetch_order
+from app.archive.naming import content_disposition
 from app.core.errors import (
     Conflict,
     Forbidden,
@@ -52,7 +53,6 @@ from app.jobs.callbacks import (
 )
 from app.jobs.models import JobRecord
 from app.jobs.service import ArchiveGone, JobService
-from app.services.naming import content_disposition
 from app.storage import ObjectMissing, StoreError
 from app.web.ratelimit import rate_limit
 

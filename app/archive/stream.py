@@ -2,11 +2,11 @@
 
 How it works:
 
-* `plan_batch` (`app.services.plan`) reads the order, decides which images can be delivered
+* `plan_batch` (`app.archive.plan`) reads the order, decides which images can be delivered
   (status `processed`), and gives every image its safe, unique entry name — before any byte
   is sent.
 * `BatchArchive` has the deliverable images fetched ahead by a `Prefetcher`
-  (`app.services.prefetch`: `DOWNLOAD_CONCURRENCY` in flight for this request, a window of
+  (`app.archive.prefetch`: `DOWNLOAD_CONCURRENCY` in flight for this request, a window of
   twice that ahead of the writer, a slot of the process-wide `FairLimiter` for every fetch)
   into spooled temporary files, and writes them into the archive strictly in the order's
   image order.
@@ -33,12 +33,10 @@ from pathlib import Path
 
 import anyio
 
-from app.core import metrics
-from app.services.archive import ZipWriter, archive_size
-from app.services.fairness import FairLimiter
-from app.services.listing import MANIFEST_NAME
-from app.services.manifest import ManifestWriter, Record
-from app.services.plan import (
+from app.archive.fairness import FairLimiter
+from app.archive.listing import MANIFEST_NAME
+from app.archive.manifest import ManifestWriter, Record
+from app.archive.plan import (
     REPORT_NAME,
     BatchPlan,
     NothingToDeliver,
@@ -48,9 +46,11 @@ from app.services.plan import (
     manifest_json,
     render_report,
 )
-from app.services.prefetch import Fetched, Prefetcher, Spool
-from app.services.rendering import EntrySkipped, Renderer
-from app.services.resume import ResumeMismatch, ResumePoint, position
+from app.archive.prefetch import Fetched, Prefetcher, Spool
+from app.archive.rendering import EntrySkipped, Renderer
+from app.archive.resume import ResumeMismatch, ResumePoint, position
+from app.archive.zipformat import ZipWriter, archive_size
+from app.core import metrics
 from app.upstream.client import AutoenhanceClient
 from app.upstream.errors import UpstreamError
 

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import anyio
 
+from app.archive.stream import BatchArchive
 from app.core import metrics
 from app.core.errors import AppError, Unprocessable
 from app.core.files import PRIVATE_DIR
-from app.services.batch import BatchArchive
 from app.storage import ObjectInfo
 
 

@@ -44,22 +44,8 @@ from pathlib import Path
 
 import anyio
 
-from app.core import metrics
-from app.core.config import Settings
-from app.core.logging import log_event
-from app.services.answers import DISK_FULL, Download, StorageFull, built_download
-from app.services.archive import archive_size
-from app.services.batch import BatchArchive
-from app.services.conditions import ArchiveIdentity, cache_key, identify
-from app.services.fairness import FairLimiter
-from app.services.manifest import (
-    Manifest,
-    ManifestWriter,
-    read_manifest,
-    segment_key,
-)
-from app.services.plan import BatchPlan, NothingToDeliver, archive_entries
-from app.services.ranges import (
+from app.archive.fairness import FairLimiter
+from app.archive.http_rules import (
     ByteRange,
     Conditions,
     Unsatisfiable,
@@ -67,8 +53,22 @@ from app.services.ranges import (
     span_headers,
     unsatisfiable,
 )
-from app.services.rendering import Renderer
-from app.services.resume import ResumeMismatch, ResumePoint
+from app.archive.manifest import (
+    Manifest,
+    ManifestWriter,
+    read_manifest,
+    segment_key,
+)
+from app.archive.outcomes import DISK_FULL, Download, StorageFull, built_download
+from app.archive.plan import BatchPlan, NothingToDeliver, archive_entries
+from app.archive.rendering import Renderer
+from app.archive.resume import ResumeMismatch, ResumePoint
+from app.archive.stream import BatchArchive
+from app.archive.validators import ArchiveIdentity, cache_key, identify
+from app.archive.zipformat import archive_size
+from app.core import metrics
+from app.core.config import Settings
+from app.core.logging import log_event
 from app.storage import ArchiveStore, ObjectInfo, ObjectWriter, StoreError
 from app.upstream.client import AutoenhanceClient
 
