@@ -42,6 +42,7 @@ from app.api.routes import (
 )
 from app.archive.downloads import Downloads
 from app.archive.fairness import FairLimiter
+from app.archive.stream import ArchiveBuilder
 from app.core.config import Settings
 from app.core.identity import VERSION
 from app.core.logging import configure_logging
@@ -151,11 +152,14 @@ async def _open_state(
     )
     downloads = Downloads(
         settings=settings,
-        upstream=upstream,
-        limiter=runtime.limiter,
-        spool_dir=settings.spool_dir,
+        builder=ArchiveBuilder(
+            settings=settings,
+            upstream=upstream,
+            limiter=runtime.limiter,
+            spool_dir=settings.spool_dir,
+            renderer=runtime.renderer,
+        ),
         store=runtime.store,
-        renderer=runtime.renderer,
     )
     return State(
         settings=settings,

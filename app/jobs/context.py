@@ -15,9 +15,9 @@ from dataclasses import dataclass
 
 import httpx
 
-from app.archive.downloads import Downloads
 from app.archive.fairness import FairLimiter
 from app.archive.rendering import Renderer
+from app.archive.stream import ArchiveBuilder
 from app.core.config import Settings
 from app.core.identity import USER_AGENT
 from app.core.keys import ServiceKeys
@@ -76,15 +76,14 @@ class JobContext:
     presets: Mapping[str, Preset]  # what `variants=` names
 
     @property
-    def downloads(self) -> Downloads:
-        """Builds the runners' archives: the downloads service without cache or manifests
-        (a job's archive is kept whole in the job store)."""
-        return Downloads(
+    def archives(self) -> ArchiveBuilder:
+        """Builds the runners' archives: no cache or manifests (a job's archive is kept whole
+        in the job store)."""
+        return ArchiveBuilder(
             settings=self.settings,
             upstream=self.upstream,
             limiter=self.limiter,
             spool_dir=self.settings.spool_dir,
-            store=None,
             renderer=self.renderer,
         )
 

@@ -17,7 +17,7 @@ import pytest
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
-from app.api.responses import stored_object_response
+from app.api.archives import stored_object_response
 from app.archive.http_rules import http_date
 from app.core.errors import NotFound
 from app.storage import ArchiveStore, LocalArchiveStore
