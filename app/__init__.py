@@ -1,7 +1,7 @@
 """Autoenhance batch downloader: one order id in, one streamed ZIP of its enhanced images out.
 
 `uvicorn app:app` serves the application. The module-level `app` is built lazily, on first
-access, so that importing a sub-package (`app.sandbox`, `app.services.archive`) has no side
+access, so that importing a sub-package (`app.sandbox`, `app.archive.zipformat`) has no side
 effects and tests build their own instances with `create_app(settings)`.
 """
 

@@ -40,6 +40,9 @@ from app.api.routes import (
     ui,
     webhooks,
 )
+from app.archive.downloads import Downloads
+from app.archive.fairness import FairLimiter
+from app.archive.stream import ArchiveBuilder
 from app.core.config import Settings
 from app.core.identity import VERSION
 from app.core.logging import configure_logging
@@ -54,8 +57,6 @@ from app.jobs.runtime import open_job_service, open_runtime
 from app.jobs.service import JobService
 from app.sandbox import DEMO_ORDER_ID
 from app.services.ask import AskService, ask_service
-from app.services.downloads import Downloads
-from app.services.fairness import FairLimiter
 from app.upstream.client import AutoenhanceClient
 from app.web.handlers import install_error_handlers
 from app.web.middleware import install_middleware
@@ -151,11 +152,14 @@ async def _open_state(
     )
     downloads = Downloads(
         settings=settings,
-        upstream=upstream,
-        limiter=runtime.limiter,
-        spool_dir=settings.spool_dir,
+        builder=ArchiveBuilder(
+            settings=settings,
+            upstream=upstream,
+            limiter=runtime.limiter,
+            spool_dir=settings.spool_dir,
+            renderer=runtime.renderer,
+        ),
         store=runtime.store,
-        renderer=runtime.renderer,
     )
     return State(
         settings=settings,

@@ -40,7 +40,7 @@ WATCHED = (
     "middleware",
     "anyio",
     "starlette/responses.py",
-    "app/services/batch.py",
+    "app/archive/stream.py",
     "app/upstream/client.py",
 )
 

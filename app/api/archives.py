@@ -3,29 +3,36 @@ that serves one (an order's archive, a delivery's archive).
 
 `pinned_url` names the one version of an archive that a response carries (its
 `Content-Location`); `version_gone` is the answer for a pinned URL of an earlier version;
-`download_response` wraps a `Download` into the response that sends it. The work of deciding
+`download_response` matches a `Download` (`app.archive.outcomes`) once and wraps it into the
+response that sends it, with the route's presentation headers; `stored_object_response` does
+so for a stored object outside the downloads service (a job's archive). The work of deciding
 an answer stops when the client leaves first: `app.web.disconnect.until_disconnected` (a quiet
 499, `CLIENT_CLOSED_REQUEST`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from urllib.parse import urlencode
 
 from fastapi import Request, Response
+from starlette.responses import RedirectResponse
 
 from app.api.deps import LinkCheck
-from app.api.responses import (
-    STREAMING_HEADERS,
-    ZIP_MEDIA_TYPE,
-    TemporaryFileResponse,
-    ZipStreamingResponse,
-    stored_object_response,
+from app.api.responses import StoredObjectResponse, TemporaryFileResponse, ZipStreamingResponse
+from app.archive.http_rules import Conditions, not_modified_headers
+from app.archive.outcomes import (
+    BuiltFile,
+    Download,
+    NoBody,
+    Redirect,
+    StoredObject,
+    Streamed,
+    stored_answer,
 )
 from app.core.errors import Gone
 from app.core.security import Signer
-from app.services.answers import Download
-from app.services.downloads import Downloads
+from app.storage import ArchiveStore, ObjectInfo
 
 # The query parameter that pins an archive URL to one version of the order.
 VERSION_PARAM = "version"
@@ -63,48 +70,54 @@ def version_gone(current_url: str) -> Gone:
     )
 
 
-async def download_response(
-    request: Request, downloads: Downloads, download: Download, *, redirect: bool = True
-) -> Response:
-    """Wrap what the downloads service decided into the response that sends it.
+def download_response(download: Download, *, headers: Mapping[str, str] | None = None) -> Response:
+    """The response that sends what the downloads service decided, with the route's own
+    presentation `headers` (file name, image counts, `Content-Location`) added; a 304 keeps
+    those a 304 repeats, a redirect none (it presents nothing)."""
+    shown = dict(headers or {})
+    match download:
+        case StoredObject(status=status, headers=own, chunks=chunks):
+            return StoredObjectResponse(chunks, status_code=status, headers={**shown, **own})
+        case Redirect(url=url):
+            return RedirectResponse(url, status_code=302, headers={"Cache-Control": "no-store"})
+        case Streamed(status=status, headers=own, body=body):
+            return ZipStreamingResponse(
+                body, status_code=status, headers={**shown, **own}, on_close=download.aclose
+            )
+        case BuiltFile(status=status, headers=own, path=path, span=span):
+            return TemporaryFileResponse(
+                path, status_code=status, headers={**shown, **own}, span=span
+            )
+        case NoBody(status=304, headers=own):
+            return Response(status_code=304, headers=not_modified_headers({**shown, **own}))
+        case NoBody(status=status, headers=own):
+            response = Response(status_code=status, headers={**shown, **own})
+            if "Content-Length" not in own:
+                # A HEAD of an archive whose size is not known yet: Starlette's "0" of an
+                # empty body would tell a client the archive is empty.
+                del response.headers["content-length"]
+            return response
 
-    `redirect=False` keeps a stored archive's bytes passing through this service (a delivery
-    counts them) instead of a presigned redirect.
+
+async def stored_object_response(
+    request: Request,
+    store: ArchiveStore,
+    info: ObjectInfo,
+    *,
+    headers: Mapping[str, str] | None = None,
+    etag: str | None = None,
+    redirect_ttl: float | None = None,
+) -> Response:
+    """Answer `request` (GET or HEAD) with the complete stored object `info` (a job's archive):
+    see `app.archive.outcomes.stored_answer` for the rules.
+
+    Raises:
+        AppError: 416 when the requested range lies outside the object.
+        ObjectMissing: the object is gone (evicted or deleted since `info` was read).
+        StoreError: the store failed.
     """
-    if download.stored is not None:
-        assert downloads.store is not None  # where it was found
-        return await stored_object_response(
-            request,
-            downloads.store,
-            download.stored,
-            headers=download.headers,
-            etag=download.headers["ETag"],
-            last_modified=download.last_modified,
-            redirect_ttl=downloads.redirect_ttl if redirect else None,
-        )
-    if download.path is not None:
-        return TemporaryFileResponse(
-            download.path,
-            status_code=download.status,
-            headers=download.headers,
-            span=download.span,
-        )
-    if download.body is not None:
-        return ZipStreamingResponse(
-            download.body,
-            status_code=download.status,
-            headers={**STREAMING_HEADERS, **download.headers},
-            on_close=download.aclose,
-        )
-    if download.status == 304:
-        return Response(status_code=304, headers=download.headers)
-    response = Response(
-        status_code=download.status,
-        media_type=ZIP_MEDIA_TYPE,
-        headers={**STREAMING_HEADERS, **download.headers},
+    conditions = Conditions.from_headers(request.method, request.headers)
+    answer = await stored_answer(
+        store, info, conditions, headers=headers, etag=etag, redirect_ttl=redirect_ttl
     )
-    if "Content-Length" not in download.headers:
-        # A HEAD of an archive whose size is not known yet: Starlette's "0" of an empty body
-        # would tell a client the archive is empty.
-        del response.headers["content-length"]
-    return response
+    return download_response(answer)

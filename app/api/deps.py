@@ -10,14 +10,14 @@ from fastapi import Depends, Query, Request
 from fastapi.security import APIKeyHeader
 
 from app.api.selection import SelectionDep, VariantsDep
+from app.archive.downloads import Downloads
+from app.archive.fairness import FairLimiter
 from app.core.config import Settings
 from app.core.errors import Unauthorized, Unprocessable
 from app.core.security import Credential, Signer, operator_credential, same_secret
 from app.core.sessions import SessionStore
 from app.imaging.pool import DecodePool
 from app.jobs.service import JobService
-from app.services.downloads import Downloads
-from app.services.fairness import FairLimiter
 from app.upstream.client import AutoenhanceClient
 from app.upstream.options import DownloadOptions, DownloadQuery, variants_problem
 from app.web.ops import Operations

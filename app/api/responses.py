@@ -1,43 +1,21 @@
-"""Response classes and helpers for archives.
-
-`stored_object_response` answers a complete object of the archive store, and
-`TemporaryFileResponse` a `stream=false` archive built into a file: `Accept-Ranges`, a strong
-`ETag`, `Last-Modified`, `Content-Length`, a single or suffix range, `If-Range` and
-`If-None-Match` (304), 416 with the JSON error shape; a stored object optionally through a
-redirect to a presigned URL of the object store. The HTTP rules are `app.services.ranges`'s.
+"""Response classes for archives: a streamed archive (`ZipStreamingResponse`), bytes read from
+the archive store (`StoredObjectResponse`), a `stream=false` archive built into a file
+(`TemporaryFileResponse`), and the OpenAPI description of an archive answer. Which answer gets
+which class is decided once, in `app.api.archives.download_response`.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from datetime import datetime
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import anyio
-from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response, StreamingResponse
+from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from app.services.ranges import (
-    Conditions,
-    Unsatisfiable,
-    http_date,
-    not_modified_headers,
-    span_headers,
-    unsatisfiable,
-)
-from app.storage import ArchiveStore, ObjectInfo
-
-ZIP_MEDIA_TYPE = "application/zip"
-
-# Headers that keep proxies and middleware from buffering or compressing a streamed archive.
-STREAMING_HEADERS = {
-    "X-Accel-Buffering": "no",
-    "Cache-Control": "no-store",
-    "Content-Encoding": "identity",
-}
+from app.archive.outcomes import ZIP_MEDIA_TYPE
 
 
 async def close_body(body: object) -> None:
@@ -126,64 +104,6 @@ async def _file_chunks(path: Path, span: tuple[int, int] | None) -> AsyncIterato
                 return
             position += len(chunk)
             yield chunk
-
-
-async def stored_object_response(
-    request: Request,
-    store: ArchiveStore,
-    info: ObjectInfo,
-    *,
-    headers: Mapping[str, str] | None = None,
-    etag: str | None = None,
-    last_modified: datetime | None = None,
-    media_type: str = ZIP_MEDIA_TYPE,
-    redirect_ttl: float | None = None,
-) -> Response:
-    """Answer `request` (GET or HEAD) with the complete stored object `info`.
-
-    `etag` is the strong entity tag to send (quoted); default: the object's own version.
-    `last_modified` is the time to send; default: the object's own.
-    `redirect_ttl` set: when the store can presign URLs (S3), answer `302` to a URL valid that
-    many seconds instead of sending the bytes — but only once `If-None-Match` and `If-Range`
-    were judged here against `etag`: a 304 wins, and a `Range` this service would not honour
-    (If-Range not holding, or a range it ignores) is answered here with the whole object,
-    since the object store knows neither this `etag` nor these rules. The object is opened
-    before this returns, so a vanished object surfaces here, never after the status was sent.
-
-    Raises:
-        AppError: 416 (JSON error shape, `Content-Range: bytes */size`) when the requested
-            range lies outside the object.
-        ObjectMissing: the object is gone (evicted or deleted since `info` was read).
-        StoreError: the store failed.
-    """
-    etag = etag or f'"{info.etag}"'
-    modified = last_modified or info.last_modified
-    size = info.size
-    common = {
-        **(headers or {}),
-        "ETag": etag,
-        "Last-Modified": http_date(modified),
-        "Accept-Ranges": "bytes",
-        "Cache-Control": "private, max-age=0, must-revalidate",
-    }
-    conditions = Conditions.from_headers(request.method, request.headers)
-    if conditions.not_modified(etag):
-        return Response(status_code=304, headers=not_modified_headers(common))
-    try:
-        span = conditions.span(etag, size)
-    except Unsatisfiable:
-        raise unsatisfiable(size, common) from None
-    if redirect_ttl is not None and (conditions.range is None or span is not None):
-        url = await store.presigned_url(info.key, expires_in=redirect_ttl)
-        if url is not None:
-            return RedirectResponse(url, status_code=302, headers={"Cache-Control": "no-store"})
-    status = 200 if span is None else 206
-    all_headers = {**common, **span_headers(span, size), "Content-Type": media_type}
-    if request.method == "HEAD":
-        return Response(status_code=status, headers=all_headers)
-    start, end = span if span is not None else (0, size)
-    chunks = await store.read(info.key, start, end)
-    return StoredObjectResponse(chunks, status_code=status, headers=all_headers)
 
 
 ZIP_RESPONSE_DOC: dict[int | str, dict[str, Any]] = {

@@ -13,9 +13,9 @@ from typing import Annotated
 
 from fastapi import Depends, Query, Request
 
+from app.archive.plan import BatchPlan, UnknownImages, plan_batch
 from app.core.errors import Unprocessable
 from app.imaging.presets import MAX_VARIANTS, Preset, parse_variants
-from app.services.plan import BatchPlan, UnknownImages, plan_batch
 from app.upstream.models import Order
 from app.upstream.options import (
     MAX_SELECTED_IMAGES,

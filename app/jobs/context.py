@@ -15,6 +15,9 @@ from dataclasses import dataclass
 
 import httpx
 
+from app.archive.fairness import FairLimiter
+from app.archive.rendering import Renderer
+from app.archive.stream import ArchiveBuilder
 from app.core.config import Settings
 from app.core.identity import USER_AGENT
 from app.core.keys import ServiceKeys
@@ -25,9 +28,6 @@ from app.jobs.callbacks import CALLBACK_CONNECTIONS, CallbackSender
 from app.jobs.keybox import KeyBox
 from app.jobs.models import JobRecord
 from app.jobs.store import JobArchives
-from app.services.downloads import Downloads
-from app.services.fairness import FairLimiter
-from app.services.rendering import Renderer
 from app.upstream.client import AutoenhanceClient
 
 
@@ -76,15 +76,14 @@ class JobContext:
     presets: Mapping[str, Preset]  # what `variants=` names
 
     @property
-    def downloads(self) -> Downloads:
-        """Builds the runners' archives: the downloads service without cache or manifests
-        (a job's archive is kept whole in the job store)."""
-        return Downloads(
+    def archives(self) -> ArchiveBuilder:
+        """Builds the runners' archives: no cache or manifests (a job's archive is kept whole
+        in the job store)."""
+        return ArchiveBuilder(
             settings=self.settings,
             upstream=self.upstream,
             limiter=self.limiter,
             spool_dir=self.settings.spool_dir,
-            store=None,
             renderer=self.renderer,
         )
 

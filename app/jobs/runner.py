@@ -1,8 +1,8 @@
 """Runs one job: claim it, wait for the order if asked, write its archive, report the end.
 
 The archive is the one the streaming endpoint sends, byte for byte: the same `plan_batch`, built
-by the same downloads service (`app.services.downloads`, which owns opening and closing it),
-iterated into a partial file of the archive store, fsynced and renamed.
+by the same `ArchiveBuilder` as the downloads service (`app.archive.stream`, which owns opening
+and closing it), iterated into a partial file of the archive store, fsynced and renamed.
 
 While a job runs, a monitor task re-reads its record every `JOB_POLL_INTERVAL`: it renews the
 lease (so the sweeper knows the process is alive), publishes progress, and cancels the run when
@@ -27,15 +27,15 @@ import secrets
 import time
 from collections.abc import Callable
 
+from app.archive.plan import NothingToDeliver, Skipped, UnknownImages, plan_batch
+from app.archive.stream import BatchArchive
 from app.core import metrics
 from app.core.errors import Unprocessable
 from app.jobs.context import JobContext
 from app.jobs.keybox import KeyUnavailable
 from app.jobs.models import KEY_GONE_REASON, PENDING_STATES, Failure, JobRecord, JobState
 from app.jobs.store import JobArchiveWriter, StorageFull
-from app.services.batch import BatchArchive
 from app.services.overview import archive_name
-from app.services.plan import NothingToDeliver, Skipped, UnknownImages, plan_batch
 from app.storage import StoreError
 from app.upstream.errors import UpstreamError
 from app.upstream.models import Order
@@ -210,15 +210,15 @@ class _Run:
         metrics.JOBS.labels("running").inc()
         if not plan.deliverable:
             raise _Stop("failed", "no image of the order could be delivered", plan.not_ready)
-        downloads = ctx.downloads
-        archive = downloads.archive(plan, api_key=api_key)
+        archives = ctx.archives
+        archive = archives.archive(plan, api_key=api_key)
         self.archive = archive
         try:
             writer = ctx.store.writer(self.job_id)
         except StorageFull as exc:
             raise _Stop("failed", str(exc)) from None
         try:
-            async with downloads.opened(archive):
+            async with archives.opened(archive):
                 async for chunk in archive:
                     writer.write(chunk)
             await self._commit(writer)

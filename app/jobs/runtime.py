@@ -23,6 +23,8 @@ from dataclasses import dataclass
 
 import httpx
 
+from app.archive.fairness import FairLimiter
+from app.archive.rendering import Renderer
 from app.core.config import Settings
 from app.core.files import private_dir
 from app.core.keys import ServiceKeys, service_keys
@@ -33,8 +35,6 @@ from app.jobs.backend import JobBackend
 from app.jobs.context import JobContext, callback_client, callback_sender, job_context
 from app.jobs.service import JobService
 from app.jobs.store import JobArchives
-from app.services.fairness import FairLimiter
-from app.services.rendering import Renderer
 from app.storage import ArchiveStore, open_store
 from app.upstream.factory import UpstreamClients, build_upstream
 

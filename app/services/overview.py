@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from app.services.naming import archive_filename, photo_title
+from app.archive.naming import archive_filename, photo_title
 from app.upstream.models import Image, Order
 from app.upstream.options import DownloadOptions
 

@@ -164,7 +164,7 @@ class _FullDisk(SpooledTemporaryFile[bytes]):
 def full_disk(monkeypatch: pytest.MonkeyPatch) -> type[_FullDisk]:
     """Every image spool of the service fails to reach its disk (set `.failing` to change)."""
     _FullDisk.failing = True
-    monkeypatch.setattr("app.services.prefetch.SpooledTemporaryFile", _FullDisk)
+    monkeypatch.setattr("app.archive.prefetch.SpooledTemporaryFile", _FullDisk)
     return _FullDisk
 
 

@@ -2,7 +2,7 @@
 
 Every form of `Range`, `If-Range` and `If-None-Match` is sent to every kind of answer — a fresh
 stream, a resume from a manifest, a cached copy, a `stream=false` build and a job's archive —
-and each must answer as `app.services.ranges` says: the same header, the same outcome, except
+and each must answer as `app.archive.http_rules` says: the same header, the same outcome, except
 that a fresh stream, whose size is not known yet, ignores a `Range`. A property test then sends
 arbitrary header bytes: never a 500, never an error that is not the JSON shape.
 """

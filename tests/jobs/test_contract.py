@@ -99,7 +99,7 @@ def test_job_writes_the_streamed_archive_and_serves_it_resumably(
         )
         assert changed.status_code == 200
         assert changed.content == archive.content
-        # Not evaluated: a date is no strong validator of an archive (see app.services.ranges).
+        # Not evaluated: a date is no strong validator of an archive (see app.archive.http_rules).
         since = client.get(created["download_url"], headers={"If-Modified-Since": modified})
         assert since.status_code == 200
         assert since.headers["content-location"] == urlsplit(created["download_url"]).path

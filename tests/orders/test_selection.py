@@ -8,7 +8,7 @@ import zipfile
 import httpx
 import pytest
 
-from app.services.plan import REPORT_NAME
+from app.archive.plan import REPORT_NAME
 from app.upstream.options import MAX_SELECTED_IMAGES
 from tests.jobs.support import wait_state
 from tests.orders.conftest import ServiceFactory, synthetic_order, unique_key

@@ -17,9 +17,9 @@ import pytest
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
-from app.api.responses import stored_object_response
+from app.api.archives import stored_object_response
+from app.archive.http_rules import http_date
 from app.core.errors import NotFound
-from app.services.ranges import http_date
 from app.storage import ArchiveStore, LocalArchiveStore
 from app.storage._s3 import S3ArchiveStore
 from app.web.handlers import install_error_handlers

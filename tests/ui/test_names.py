@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from app.services.naming import MAX_DOWNLOAD_NAME_BYTES, archive_filename, photo_title
+from app.archive.naming import MAX_DOWNLOAD_NAME_BYTES, archive_filename, photo_title
 from app.services.overview import archive_name, order_title
 from app.upstream.models import Image, Order
 from app.upstream.options import DownloadOptions

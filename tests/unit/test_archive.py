@@ -14,8 +14,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from app.services.archive import ZipWriter, archive_size
-from app.services.naming import safe_entry_names
+from app.archive.naming import safe_entry_names
+from app.archive.zipformat import ZipWriter, archive_size
 
 MODIFIED = datetime(2024, 5, 6, 7, 8, 9, tzinfo=UTC)
 MAX_32 = 0xFFFFFFFF

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from app.services.archive import ZipWriter, archive_size
-from app.services.naming import safe_entry_names
+from app.archive.naming import safe_entry_names
+from app.archive.zipformat import ZipWriter, archive_size
 from tests.support import require_tool
 
 MODIFIED = datetime(2024, 5, 6, 7, 8, 9, tzinfo=UTC)

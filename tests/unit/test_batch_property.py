@@ -16,9 +16,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from app.services.batch import BatchArchive
-from app.services.fairness import FairLimiter
-from app.services.plan import REPORT_NAME, NothingToDeliver, plan_batch
+from app.archive.fairness import FairLimiter
+from app.archive.plan import REPORT_NAME, NothingToDeliver, plan_batch
+from app.archive.stream import BatchArchive
 from app.upstream.client import Downloaded
 from app.upstream.errors import UpstreamServerError
 from app.upstream.models import Order

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from app.services.fairness import FairLimiter
+from app.archive.fairness import FairLimiter
 
 
 async def test_waiters_of_a_late_small_lane_are_not_starved() -> None:

@@ -1,4 +1,5 @@
-"""Dependencies point one way: routes -> services / jobs -> upstream / storage / imaging -> core.
+"""Dependencies point one way: routes -> services / jobs -> archive -> upstream / storage / imaging
+-> core.
 
 Every module under `app/` is parsed (never imported, so no import side effects) and each of
 its `import` / `from ... import` statements, including those under `if TYPE_CHECKING:` and
@@ -86,10 +87,24 @@ RULES = [
     Rule(
         "imaging imports only core and imaging", "app.imaging", allowed=("app.core", "app.imaging")
     ),
+    # The archive pipeline (plan, fetch, render, write, record, resume, the HTTP rules of an
+    # archive answer and the `Downloads` owner): no FastAPI, no jobs, no other service.
     Rule(
-        "services import only core, upstream, storage, imaging and services",
+        "the archive pipeline imports only core, upstream, storage, imaging and itself",
+        "app.archive",
+        allowed=("app.core", "app.upstream", "app.storage", "app.imaging", "app.archive"),
+    ),
+    Rule(
+        "services import only core, upstream, storage, imaging, the archive pipeline and services",
         "app.services",
-        allowed=("app.core", "app.upstream", "app.storage", "app.imaging", "app.services"),
+        allowed=(
+            "app.core",
+            "app.upstream",
+            "app.storage",
+            "app.imaging",
+            "app.archive",
+            "app.services",
+        ),
     ),
     Rule(
         "jobs import no api, web or sandbox",
@@ -172,6 +187,21 @@ def test_nothing_of_the_service_imports_the_command_line_client() -> None:
     assert importers == []
 
 
+# Who may use the archive pipeline: the layers above it, and the wiring.
+ARCHIVE_USERS = ("app.archive", "app.services", "app.jobs", "app.deliveries", "app.api")
+
+
+def test_only_the_layers_above_import_the_archive_pipeline() -> None:
+    importers = sorted(
+        module
+        for module in MODULES
+        if module not in ("app", "app.main")
+        and not any(_within(module, user) for user in ARCHIVE_USERS)
+        and any(_within(imported, "app.archive") for imported in imports_of(module))
+    )
+    assert importers == []
+
+
 def test_every_module_is_in_a_ruled_layer() -> None:
     """A new package must be given a rule: only the wiring (`app`, `app.main`) is unruled."""
     ruled = [rule.layer for rule in RULES]
@@ -200,17 +230,17 @@ def test_a_breach_is_reported(tmp_path: Path) -> None:
     source.write_text(
         "from typing import TYPE_CHECKING\n"
         "from . import config\n"
-        "from ..services import batch\n"
+        "from ..archive import stream\n"
         "if TYPE_CHECKING:\n"
         "    import app.jobs.service\n"
     )
     found = imports_of("app.core.example", source)
-    assert found == {"app.core.config", "app.services.batch", "app.jobs.service"}
+    assert found == {"app.core.config", "app.archive.stream", "app.jobs.service"}
     core = RULES[0]
     assert [i for i in sorted(found) if core.broken_by(i)] == [
+        "app.archive.stream",
         "app.jobs.service",
-        "app.services.batch",
     ]
     jobs = next(rule for rule in RULES if rule.layer == "app.jobs")
     assert jobs.broken_by("app.web.handlers")
-    assert not jobs.broken_by("app.services.batch")
+    assert not jobs.broken_by("app.archive.stream")

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.services.naming import (
+from app.archive.naming import (
     MAX_DOWNLOAD_NAME_BYTES,
     archive_filename,
     content_disposition,

@@ -1,4 +1,4 @@
-"""The HTTP rules of `app.services.ranges` (pure functions): one parser for every answer."""
+"""The HTTP rules of `app.archive.http_rules` (pure functions): one parser for every answer."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from app.services.ranges import (
+from app.archive.http_rules import (
     ByteRange,
     Conditions,
     Unsatisfiable,

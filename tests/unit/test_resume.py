@@ -19,17 +19,17 @@ from typing import IO
 
 import pytest
 
-from app.services.batch import BatchArchive
-from app.services.fairness import FairLimiter
-from app.services.manifest import (
+from app.archive.fairness import FairLimiter
+from app.archive.manifest import (
     SEGMENT_ENTRIES,
     ManifestWriter,
     Record,
     read_manifest,
     segment_key,
 )
-from app.services.plan import REPORT_NAME, BatchPlan, plan_batch
-from app.services.resume import ResumeMismatch, ResumePoint
+from app.archive.plan import REPORT_NAME, BatchPlan, plan_batch
+from app.archive.resume import ResumeMismatch, ResumePoint
+from app.archive.stream import BatchArchive
 from app.storage import LocalArchiveStore, Quota
 from app.upstream.client import Downloaded
 from app.upstream.errors import UpstreamServerError

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from app.services.archive import ZipWriter, archive_size
+from app.archive.zipformat import ZipWriter, archive_size
 from tests.support import require_tool
 
 pytestmark = pytest.mark.slow

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -23,14 +22,12 @@ from app.api.responses import (
 )
 from app.api.selection import PresetsDep, planned
 from app.api.upstream_errors import checked_order_id, fetch_order
+from app.archive.http_rules import Conditions
+from app.archive.naming import content_disposition
+from app.archive.plan import BatchPlan, NothingToDeliver
+from app.archive.validators import VERSION_PATTERN, archive_version
 from app.core.errors import NotFound, Unprocessable, error_responses
-from app.services.answers import Download
-from app.services.conditions import VERSION_PATTERN, archive_version
-from app.services.naming import content_disposition
 from app.services.overview import archive_name
-from app.services.plan import BatchPlan, NothingToDeliver
-from app.services.ranges import Conditions
-from app.storage import StoreError
 from app.web.disconnect import CLIENT_CLOSED_REQUEST, until_disconnected
 from app.web.ratelimit import rate_limit
 
@@ -104,34 +101,25 @@ async def download_order_images(
             f"This archive would hold {len(plan.images)} images; the limit per archive is "
             f"{settings.max_images_per_order}. Use an async job or select fewer images."
         )
-    conditions = Conditions.from_headers(request.method, request.headers)
-    headers = {**archive_headers(plan), "Content-Location": location}
-
-    def answer(use_cache: bool) -> Awaitable[Download]:
-        return downloads.answer(
-            plan,
-            owner=credential.owner,
-            api_key=credential.api_key,
-            conditions=conditions,
-            headers=headers,
-            stream=stream,
-            use_cache=use_cache,
-        )
-
+    answer = downloads.answer(
+        plan,
+        owner=credential.owner,
+        api_key=credential.api_key,
+        conditions=Conditions.from_headers(request.method, request.headers),
+        stream=stream,
+    )
     try:
         # Nothing is sent until the answer is decided (the first image, a resume's rest, a
-        # whole stream=false build): a client that leaves meanwhile stops that work.
-        download = await until_disconnected(request, answer(True))
-        if download is None:
-            return Response(status_code=CLIENT_CLOSED_REQUEST)
-        try:
-            return await download_response(request, downloads, download)
-        except StoreError:  # the cached copy was evicted since it was looked up, or the
-            # store failed or passed ARCHIVE_STORE_REQUEST_TIMEOUT opening it: stream afresh
-            download = await answer(False)
-            return await download_response(request, downloads, download)
+        # whole stream=false build, a cached copy opened): a client that leaves meanwhile
+        # stops that work.
+        download = await until_disconnected(request, answer)
     except NothingToDeliver as exc:
         raise _nothing_to_deliver(exc) from None
+    if download is None:
+        return Response(status_code=CLIENT_CLOSED_REQUEST)
+    return download_response(
+        download, headers={**archive_headers(plan), "Content-Location": location}
+    )
 
 
 router.add_api_route(

@@ -24,18 +24,17 @@ from app.api.responses import ZIP_RESPONSE_DOC, ZipStreamingResponse, close_body
 from app.api.schemas.deliveries import DeliveriesDep
 from app.api.selection import PresetsDep, SelectionDep, planned
 from app.api.upstream_errors import fetch_order
+from app.archive.http_rules import Conditions
+from app.archive.naming import archive_filename, content_disposition
+from app.archive.outcomes import Download
+from app.archive.plan import NothingToDeliver
+from app.archive.validators import VERSION_PATTERN, archive_version
 from app.core.errors import AppError, Conflict, Forbidden, Unprocessable, error_responses
 from app.deliveries.counting import admission, verdict
 from app.deliveries.models import DeliveryRecord
 from app.deliveries.proof import ServedBody
 from app.deliveries.service import DeliveryService
 from app.deliveries.variants import UnknownVariant, variant_options
-from app.services.answers import Download
-from app.services.conditions import VERSION_PATTERN, archive_version
-from app.services.naming import archive_filename, content_disposition
-from app.services.plan import NothingToDeliver
-from app.services.ranges import Conditions
-from app.storage import StoreError
 from app.web.disconnect import CLIENT_CLOSED_REQUEST, until_disconnected
 from app.web.ratelimit import rate_limit
 
@@ -120,40 +119,32 @@ async def delivery_archive(
     location = pinned_url(request, current)
     if version is not None and version != current:
         raise version_gone(location)
-    # One range at most is honoured (app.services.ranges), so what was served stays countable.
-    conditions = Conditions.from_headers(request.method, request.headers)
-    filename = archive_filename(order.name, order.order_id)
-    headers = {
-        "Content-Disposition": content_disposition(filename),
-        "X-Total-Images": str(len(plan.images)),
-        "X-Ready-Images": str(len(plan.deliverable)),
-        "Content-Location": location,
-    }
-
-    async def answer(use_cache: bool) -> Download:
-        try:
-            return await downloads.answer(
-                plan,
-                owner=credential.owner,
-                api_key=credential.api_key,
-                conditions=conditions,
-                headers=headers,
-                use_cache=use_cache,
-            )
-        except NothingToDeliver:
-            raise Conflict(
-                "None of these photos can be downloaded yet.", code="nothing_ready"
-            ) from None
-
-    download = await until_disconnected(request, answer(True))
+    # One range at most is honoured (app.archive.http_rules), so what was served stays countable.
+    answer = downloads.answer(
+        plan,
+        owner=credential.owner,
+        api_key=credential.api_key,
+        conditions=Conditions.from_headers(request.method, request.headers),
+        redirect=False,  # the bytes must pass here to be counted
+    )
+    try:
+        download = await until_disconnected(request, answer)
+    except NothingToDeliver:
+        raise Conflict(
+            "None of these photos can be downloaded yet.", code="nothing_ready"
+        ) from None
     if download is None:
         return Response(status_code=CLIENT_CLOSED_REQUEST)
-    try:
-        # The bytes must pass here to be counted: never a presigned redirect.
-        response = await download_response(request, downloads, download, redirect=False)
-    except StoreError:  # the cached copy was evicted, or the store failed opening it
-        download = await answer(False)
-        response = await download_response(request, downloads, download, redirect=False)
+    filename = archive_filename(order.name, order.order_id)
+    response = download_response(
+        download,
+        headers={
+            "Content-Disposition": content_disposition(filename),
+            "X-Total-Images": str(len(plan.images)),
+            "X-Ready-Images": str(len(plan.deliverable)),
+            "Content-Location": location,
+        },
+    )
     if head and response.status_code != 304:
         # The refusal a GET would get, but nothing is counted or recorded.
         start, _ = _served_from(response)

@@ -40,6 +40,9 @@ from app.api.schemas.deliveries import (
 )
 from app.api.selection import PresetsDep
 from app.api.upstream_errors import fetch_order
+from app.archive.downloads import Downloads
+from app.archive.plan import UnknownImages, plan_batch
+from app.archive.validators import identify
 from app.core.errors import Unprocessable, error_responses
 from app.deliveries.errors import DeliveryGone, UnknownLink
 from app.deliveries.models import DeliveryRecord
@@ -47,9 +50,6 @@ from app.deliveries.previews import PreviewSize
 from app.deliveries.variants import UnknownVariant, variant_label, variant_options
 from app.imaging.presets import Preset
 from app.jobs.callbacks import iso
-from app.services.conditions import identify
-from app.services.downloads import Downloads
-from app.services.plan import UnknownImages, plan_batch
 from app.upstream.models import Order
 from app.web.ratelimit import rate_limit
 

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
+from app.api.archives import stored_object_response
 from app.api.deps import (
     CredentialDep,
     JobsDep,
@@ -28,10 +29,12 @@ from app.api.deps import (
     UpstreamDep,
     get_credential,
 )
-from app.api.responses import ZIP_MEDIA_TYPE, StoredObjectResponse, stored_object_response
+from app.api.responses import StoredObjectResponse
 from app.api.schemas.jobs import JobCreated, JobDownloadLink, JobProgress, JobStatus
 from app.api.selection import PresetsDep, planned
 from app.api.upstream_errors import checked_order_id, fetch_order
+from app.archive.naming import content_disposition
+from app.archive.outcomes import ZIP_MEDIA_TYPE
 from app.core.errors import (
     Conflict,
     Forbidden,
@@ -52,7 +55,6 @@ from app.jobs.callbacks import (
 )
 from app.jobs.models import JobRecord
 from app.jobs.service import ArchiveGone, JobService
-from app.services.naming import content_disposition
 from app.storage import ObjectMissing, StoreError
 from app.web.ratelimit import rate_limit
 

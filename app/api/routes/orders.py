@@ -26,9 +26,10 @@ from app.api.deps import (
 )
 from app.api.selection import PresetsDep, planned
 from app.api.upstream_errors import checked_order_id, fetch_order, to_app_error
+from app.archive.naming import photo_title
+from app.archive.plan import REPORT_NAME
 from app.core.errors import BadGateway, Unprocessable, error_responses
 from app.core.security import Credential
-from app.services.naming import photo_title
 from app.services.overview import (
     ImageState,
     OrderState,
@@ -39,7 +40,6 @@ from app.services.overview import (
     order_title,
     thumbnail_path,
 )
-from app.services.plan import REPORT_NAME
 from app.upstream.client import AutoenhanceClient
 from app.upstream.errors import UpstreamError, UpstreamRejected
 from app.upstream.models import Order, OrderPage

@@ -31,10 +31,10 @@ from app.api.deps import (
 from app.api.schemas.links import DownloadLink
 from app.api.selection import planned
 from app.api.upstream_errors import checked_order_id, fetch_order, to_app_error
+from app.archive.naming import PREVIEW_MARK, content_disposition
+from app.archive.plan import PlannedImage
 from app.core.errors import BadRequest, Conflict, Forbidden, NotFound, error_responses
-from app.services.naming import PREVIEW_MARK, content_disposition
 from app.services.overview import image_state
-from app.services.plan import PlannedImage
 from app.upstream.errors import UpstreamError
 from app.upstream.options import IMAGE_ID_PATTERN, DownloadOptions
 from app.web.ratelimit import rate_limit

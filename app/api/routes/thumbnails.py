@@ -14,9 +14,9 @@ from fastapi import APIRouter, Depends, Header, Request, Response
 
 from app.api.deps import CredentialDep, DecoderDep, LimiterDep, UpstreamDep
 from app.api.upstream_errors import checked_order_id, fetch_order, to_app_error
+from app.archive.http_rules import none_match
 from app.core.errors import BadGateway, BadRequest, Conflict, NotFound, error_responses
 from app.services.overview import image_state
-from app.services.ranges import none_match
 from app.services.thumbnails import (
     MAX_THUMBNAIL_SOURCE_BYTES,
     THUMBNAIL_MAX_WIDTH,

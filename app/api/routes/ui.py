@@ -18,9 +18,9 @@ from app.api.deps import CredentialDep, OptionsDep, SettingsDep, SignerDep, Upst
 from app.api.schemas.links import DownloadLink
 from app.api.selection import PresetsDep, checked_variants, planned
 from app.api.upstream_errors import checked_order_id, fetch_order
+from app.archive.validators import archive_version
 from app.core.errors import Forbidden, error_responses
 from app.services.ask import MAX_QUESTION_CHARS, AskService
-from app.services.conditions import archive_version
 from app.upstream.options import DownloadOptions
 from app.web.ratelimit import rate_limit
 

@@ -9,7 +9,7 @@ ends as a future: its spool with size and CRC-32, or the `UpstreamError` (or
 `EntrySkipped`) that stopped it.
 
 With a `Renderer`, an entry of a variant is rendered from the fetched image after its
-download slot is given back (in the decode pool, see `app.services.rendering`), into a spool
+download slot is given back (in the decode pool, see `app.archive.rendering`), into a spool
 of its own; an original variant shares the fetched spool; and every entry gets the pixels and
 SHA-256 that `manifest.json` lists. So a rendered entry, like a fetched one, is whole, with
 its size and CRC-32, before the writer sends its local header.
@@ -29,10 +29,10 @@ from pathlib import Path
 from tempfile import SpooledTemporaryFile
 from typing import IO, Protocol
 
+from app.archive.fairness import FairLimiter
+from app.archive.plan import BatchPlan
+from app.archive.rendering import EntrySkipped, Renderer
 from app.core.files import PRIVATE_DIR
-from app.services.fairness import FairLimiter
-from app.services.plan import BatchPlan
-from app.services.rendering import EntrySkipped, Renderer
 from app.upstream.client import AutoenhanceClient
 from app.upstream.errors import UpstreamError
 

@@ -17,15 +17,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from app.imaging.presets import Preset, parse_variants
-from app.services.listing import MANIFEST_NAME, ListedFile, render_listing
-from app.services.manifest import Record
-from app.services.naming import (
+from app.archive.listing import MANIFEST_NAME, ListedFile, render_listing
+from app.archive.manifest import Record
+from app.archive.naming import (
     address_stem,
     extension_for_format,
     numbered_names,
     safe_entry_names,
 )
+from app.imaging.presets import Preset, parse_variants
 from app.upstream.models import Image, Order
 from app.upstream.options import DownloadOptions
 

@@ -2,11 +2,11 @@
 
 How it works:
 
-* `plan_batch` (`app.services.plan`) reads the order, decides which images can be delivered
+* `plan_batch` (`app.archive.plan`) reads the order, decides which images can be delivered
   (status `processed`), and gives every image its safe, unique entry name — before any byte
   is sent.
 * `BatchArchive` has the deliverable images fetched ahead by a `Prefetcher`
-  (`app.services.prefetch`: `DOWNLOAD_CONCURRENCY` in flight for this request, a window of
+  (`app.archive.prefetch`: `DOWNLOAD_CONCURRENCY` in flight for this request, a window of
   twice that ahead of the writer, a slot of the process-wide `FairLimiter` for every fetch)
   into spooled temporary files, and writes them into the archive strictly in the order's
   image order.
@@ -33,12 +33,10 @@ from pathlib import Path
 
 import anyio
 
-from app.core import metrics
-from app.services.archive import ZipWriter, archive_size
-from app.services.fairness import FairLimiter
-from app.services.listing import MANIFEST_NAME
-from app.services.manifest import ManifestWriter, Record
-from app.services.plan import (
+from app.archive.fairness import FairLimiter
+from app.archive.listing import MANIFEST_NAME
+from app.archive.manifest import ManifestWriter, Record
+from app.archive.plan import (
     REPORT_NAME,
     BatchPlan,
     NothingToDeliver,
@@ -48,9 +46,13 @@ from app.services.plan import (
     manifest_json,
     render_report,
 )
-from app.services.prefetch import Fetched, Prefetcher, Spool
-from app.services.rendering import EntrySkipped, Renderer
-from app.services.resume import ResumeMismatch, ResumePoint, position
+from app.archive.prefetch import Fetched, Prefetcher, Spool
+from app.archive.rendering import EntrySkipped, Renderer
+from app.archive.resume import ResumeMismatch, ResumePoint, position
+from app.archive.window import window
+from app.archive.zipformat import ZipWriter, archive_size
+from app.core import metrics
+from app.core.config import Settings
 from app.upstream.client import AutoenhanceClient
 from app.upstream.errors import UpstreamError
 
@@ -133,8 +135,9 @@ class BatchArchive:
         self._saved_event = asyncio.Event()
         self._writer = ZipWriter()
         self._first = 0  # index into _deliverable where the produced entries begin
-        self._drop = 0  # bytes still to withhold: those before the resume offset
-        self._left: int | None = None  # bytes still to send when the range has an end
+        # The bytes to send of those produced (from the first entry's header): `window`'s.
+        self._start = 0
+        self._end: int | None = None
         self.progress = BatchProgress(total=plan.files)
         self.progress.skipped.extend(plan.not_ready)
         self._closed = False
@@ -152,9 +155,9 @@ class BatchArchive:
         self.progress.skipped.extend(at.skipped)
         self.progress.delivered += at.delivered
         self._first = at.first
-        self._drop = resume.offset - self._writer.offset
+        self._start = resume.offset - self._writer.offset
         if resume.end is not None:
-            self._left = resume.end - resume.offset
+            self._end = resume.end - self._writer.offset
 
     def _recorded(self, index: int) -> Record | None:
         """The record a resume brought for `index` (to reproduce and check against)."""
@@ -324,29 +327,15 @@ class BatchArchive:
             Skipped(planned.image.image_id, planned.image.image_name, reason)
         )
 
-    def _cut(self, data: bytes) -> bytes:
-        """`data` without the bytes before the resume offset or past the range's end."""
-        if self._drop:
-            taken = min(self._drop, len(data))
-            self._drop -= taken
-            data = data[taken:]
-        if self._left is not None:
-            data = data[: self._left]
-            self._left -= len(data)
-        return data
-
-    @property
-    def _done(self) -> bool:
-        return self._left is not None and self._left <= 0
-
     def __aiter__(self) -> AsyncIterator[bytes]:
-        return self._chunks()
+        """The archive's bytes from the resume offset to the range's end (all of it, without
+        a resume point); reading stops once the end is out."""
+        return window(self._chunks(), self._start, self._end)
 
-    async def _chunks(self) -> AsyncIterator[bytes]:
+    async def _chunks(self) -> AsyncGenerator[bytes]:
+        """Every byte from the first entry produced on (a resume's spanning entry)."""
         try:
             for index in range(self._first, len(self._deliverable)):
-                if self._done:
-                    return
                 recorded = self._recorded(index)
                 if recorded is not None and recorded.skipped is not None:
                     self._note_skip(index, recorded.skipped)
@@ -371,54 +360,48 @@ class BatchArchive:
                 if self._recorder is not None:
                     await self._recorder
                 await self._manifest.save(self.records, complete=True)
-            if self.progress.skipped and not self._done:
+            if self.progress.skipped:
                 for chunk in self._report():
                     yield chunk
-            if self.plan.options.manifest and not self._done:
+            if self.plan.options.manifest:
                 listing = manifest_json(self.plan, self._all_records())
                 for chunk in self._file(MANIFEST_NAME, listing):
                     yield chunk
-            if not self._done and (trailer := self._cut(self._writer.finish())):
-                yield trailer
+            yield self._writer.finish()
         finally:
             await self.aclose()
 
     async def _entry(self, planned: PlannedEntry, fetched: Fetched) -> AsyncGenerator[bytes]:
-        """One image's local header and data (cut to the range); closes its spool."""
+        """One image's local header and data; closes its spool."""
         self._writing = fetched.spool
         try:
-            header = self._writer.local_header(
+            yield self._writer.local_header(
                 planned.entry_name,
                 size=fetched.size,
                 crc32=fetched.crc32,
                 modified=self.plan.entry_time(planned.image),
             )
-            if header := self._cut(header):
-                yield header
             fetched.spool.seek(0)
-            while not self._done and (chunk := fetched.spool.read(WRITE_CHUNK)):
+            while chunk := fetched.spool.read(WRITE_CHUNK):
                 self._writer.data_written(len(chunk))
-                if chunk := self._cut(chunk):
-                    self.progress.bytes_written += len(chunk)
-                    yield chunk
+                self.progress.bytes_written += len(chunk)
+                yield chunk
         finally:
             fetched.spool.close()
             self._writing = None
             self._fetcher.release()
 
     def _report(self) -> list[bytes]:
-        """The download report's header and text (cut to the range)."""
+        """The download report's header and text."""
         return self._file(REPORT_NAME, render_report(self.plan, self.progress.skipped))
 
     def _file(self, name: str, content: bytes) -> list[bytes]:
-        """A file of the service's own at the end of the archive (cut to the range)."""
+        """A file of the service's own at the end of the archive: its header and content."""
         header = self._writer.local_header(
             name, size=len(content), crc32=zlib.crc32(content), modified=self.plan.modified
         )
-        chunks = [self._cut(header)]
         self._writer.data_written(len(content))
-        chunks.append(self._cut(content))
-        return [chunk for chunk in chunks if chunk]
+        return [header, content]
 
     async def aclose(self) -> None:
         """Cancel outstanding downloads and release every spooled image. Idempotent.
@@ -441,3 +424,59 @@ class BatchArchive:
                 await asyncio.gather(*pending, return_exceptions=True)
             if self._manifest is not None:
                 await self._manifest.aclose()
+
+
+class ArchiveBuilder:
+    """Makes the `BatchArchive`s of one process under its settings (concurrency, spooling),
+    its upstream client, fair limiter and renderer: for the downloads service, and alone for
+    the job runner (whose archives are kept whole in the job store: no cache, no manifest)."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        upstream: AutoenhanceClient,
+        limiter: FairLimiter,
+        spool_dir: Path,
+        renderer: Renderer | None = None,
+    ) -> None:
+        self._settings = settings
+        self._upstream = upstream
+        self._limiter = limiter
+        self._renderer = renderer
+        self.spool_dir = spool_dir
+
+    def archive(
+        self,
+        plan: BatchPlan,
+        *,
+        api_key: str | None,
+        manifest: ManifestWriter | None = None,
+        resume: ResumePoint | None = None,
+    ) -> BatchArchive:
+        """The archive of `plan`, not started."""
+        return BatchArchive(
+            plan,
+            client=self._upstream,
+            api_key=api_key,
+            limiter=self._limiter,
+            concurrency=self._settings.download_concurrency,
+            spool_dir=self.spool_dir,
+            spool_memory_bytes=self._settings.spool_memory_bytes,
+            manifest=manifest,
+            resume=resume,
+            renderer=self._renderer,
+        )
+
+    @contextlib.asynccontextmanager
+    async def opened(self, archive: BatchArchive) -> AsyncIterator[BatchArchive]:
+        """`archive` started, and closed on exit whatever happens (the job runner's way).
+
+        Raises:
+            NothingToDeliver: no image can be delivered.
+        """
+        try:
+            await archive.start()
+            yield archive
+        finally:
+            await archive.aclose()

@@ -3,8 +3,10 @@
 `identify()` gives an archive its store key, strong ETag, Last-Modified and version before any
 byte is produced. The version is what a version-pinned URL carries (`?version=`): the order's
 version, so a pinned URL names the bytes of one archive for as long as the order stays as it
-was, and the service can refuse it (410) once the order changed. The HTTP rules that read a
-request's Range and validators against this identity are in `app.services.ranges`.
+was, and the service can refuse it (410) once the order changed. The writer's own version,
+`ARCHIVE_FORMAT`, lives beside the bytes it versions (`app.archive.zipformat`). The HTTP rules
+that read a request's Range and validators against this identity are in
+`app.archive.http_rules`.
 """
 
 from __future__ import annotations
@@ -14,14 +16,12 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 
+from app.archive.http_rules import http_date
+from app.archive.listing import LISTING_FORMAT
+from app.archive.plan import BatchPlan
+from app.archive.zipformat import ARCHIVE_FORMAT
 from app.imaging.render import RENDERER_VERSION
-from app.services.listing import LISTING_FORMAT
-from app.services.plan import BatchPlan
-from app.services.ranges import http_date
 
-# Bump whenever the bytes the writer produces for the same inputs change: it is part of the
-# ETag and of every stored key, so old manifests and cached archives are never reused.
-ARCHIVE_FORMAT = "zip-stored/1"
 # An archive with variants is also named by the renderer that made its bytes (the imaging
 # library and its codecs: an upgrade may change every rendered byte) and by each variant's
 # resolved preset (an operator's change of PRESETS_FILE changes the bytes); one with a
@@ -36,7 +36,7 @@ VERSION_PATTERN = f"[0-9a-f]{{{VERSION_CHARS}}}"
 @dataclass(frozen=True, slots=True)
 class ArchiveIdentity:
     """What names an archive's bytes: its store key, strong ETag, Last-Modified (not a strong
-    validator: see `app.services.ranges`) and the order version a pinned URL carries."""
+    validator: see `app.archive.http_rules`) and the order version a pinned URL carries."""
 
     key: str
     etag: str

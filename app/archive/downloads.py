@@ -1,10 +1,13 @@
 """The downloads service: one owner for an archive's life, from plan to last byte.
 
 `Downloads.answer()` decides, before any byte is sent, what a request for an order's archive
-gets, and hands back a `Download` the route only has to wrap:
+gets, and hands back a `Download` (`app.archive.outcomes`: a closed set of answers) the route
+only has to wrap:
 
 * `304` when `If-None-Match` names the archive's current ETag;
-* a complete archive from the cache (Content-Length, single, suffix and multiple ranges);
+* a complete archive from the cache (Content-Length, a single or suffix range, or a presigned
+  redirect), opened before the answer is returned: a copy evicted since it was looked up, or a
+  store that fails opening it, is answered as if there were no copy;
 * a **resumed** archive for a `Range` (honoured only if `If-Range`, when sent, matches): the
   archive's manifest says what every entry of the interrupted transfer was, so entries that
   end before the offset are not fetched again, the entry spanning the offset is fetched and
@@ -28,8 +31,8 @@ archive format version. A transient upstream failure can still make one stream s
 another stream of the same ETag delivers; its manifest records the skip, so a resume of that
 stream reproduces it exactly, and such an archive is never cached.
 
-The job runner builds through `archive()` and `opened()` as well, so there is one place that
-creates a `BatchArchive` and one that closes it.
+The job runner builds through the same `ArchiveBuilder` (`app.archive.stream`), so there is one
+place that creates a `BatchArchive` and one that closes it.
 """
 
 from __future__ import annotations
@@ -40,26 +43,10 @@ import logging
 import secrets
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import anyio
 
-from app.core import metrics
-from app.core.config import Settings
-from app.core.logging import log_event
-from app.services.answers import DISK_FULL, Download, StorageFull, built_download
-from app.services.archive import archive_size
-from app.services.batch import BatchArchive
-from app.services.conditions import ArchiveIdentity, cache_key, identify
-from app.services.fairness import FairLimiter
-from app.services.manifest import (
-    Manifest,
-    ManifestWriter,
-    read_manifest,
-    segment_key,
-)
-from app.services.plan import BatchPlan, NothingToDeliver, archive_entries
-from app.services.ranges import (
+from app.archive.http_rules import (
     ByteRange,
     Conditions,
     Unsatisfiable,
@@ -67,10 +54,33 @@ from app.services.ranges import (
     span_headers,
     unsatisfiable,
 )
-from app.services.rendering import Renderer
-from app.services.resume import ResumeMismatch, ResumePoint
+from app.archive.manifest import (
+    Manifest,
+    ManifestWriter,
+    read_manifest,
+    segment_key,
+)
+from app.archive.outcomes import (
+    DISK_FULL,
+    STREAMING_HEADERS,
+    ZIP_MEDIA_TYPE,
+    BuiltFile,
+    Download,
+    NoBody,
+    StorageFull,
+    Streamed,
+    built_download,
+    stored_answer,
+)
+from app.archive.plan import BatchPlan, NothingToDeliver, archive_entries
+from app.archive.resume import ResumeMismatch, ResumePoint
+from app.archive.stream import ArchiveBuilder, BatchArchive
+from app.archive.validators import ArchiveIdentity, cache_key, identify
+from app.archive.zipformat import archive_size
+from app.core import metrics
+from app.core.config import Settings
+from app.core.logging import log_event
 from app.storage import ArchiveStore, ObjectInfo, ObjectWriter, StoreError
-from app.upstream.client import AutoenhanceClient
 
 logger = logging.getLogger("app.batch")
 
@@ -82,58 +92,19 @@ class Downloads:
         self,
         *,
         settings: Settings,
-        upstream: AutoenhanceClient,
-        limiter: FairLimiter,
-        spool_dir: Path,
-        store: ArchiveStore | None,
-        renderer: Renderer | None = None,
+        builder: ArchiveBuilder,
+        store: ArchiveStore,
     ) -> None:
         self._settings = settings
-        self._upstream = upstream
-        self._renderer = renderer
-        self._limiter = limiter
-        self._spool_dir = spool_dir
+        self._builder = builder
+        self._spool_dir = builder.spool_dir
         self.store = store
 
     @property
-    def redirect_ttl(self) -> float | None:
+    def _redirect_ttl(self) -> float | None:
         """Seconds a presigned URL of a complete archive lives, if redirects are on."""
         settings = self._settings
         return float(settings.archive_redirect_ttl) if settings.archive_redirect else None
-
-    def archive(
-        self,
-        plan: BatchPlan,
-        *,
-        api_key: str | None,
-        manifest: ManifestWriter | None = None,
-        resume: ResumePoint | None = None,
-    ) -> BatchArchive:
-        return BatchArchive(
-            plan,
-            client=self._upstream,
-            api_key=api_key,
-            limiter=self._limiter,
-            concurrency=self._settings.download_concurrency,
-            spool_dir=self._spool_dir,
-            spool_memory_bytes=self._settings.spool_memory_bytes,
-            manifest=manifest,
-            resume=resume,
-            renderer=self._renderer,
-        )
-
-    @contextlib.asynccontextmanager
-    async def opened(self, archive: BatchArchive) -> AsyncIterator[BatchArchive]:
-        """`archive` started, and closed on exit whatever happens (the job runner's way).
-
-        Raises:
-            NothingToDeliver: no image can be delivered.
-        """
-        try:
-            await archive.start()
-            yield archive
-        finally:
-            await archive.aclose()
 
     async def answer(
         self,
@@ -142,14 +113,15 @@ class Downloads:
         owner: str,
         api_key: str | None,
         conditions: Conditions,
-        headers: dict[str, str],
         stream: bool = True,
-        use_cache: bool = True,
+        redirect: bool = True,
     ) -> Download:
         """Decide what this request gets; images are fetched only for a GET that needs them.
 
-        `headers` (file name, image counts) go on every answer, with the identity headers.
-        `use_cache=False` skips the cached copy (it vanished between lookup and read).
+        Every answer carries the archive's identity headers (ETag, Last-Modified,
+        Accept-Ranges); what presents it (file name, image counts) is the route's to add.
+        `redirect=False` keeps a cached archive's bytes passing through this service (a
+        delivery counts them) instead of a presigned redirect.
 
         Raises:
             NothingToDeliver: no image of the plan can be delivered (before any byte).
@@ -164,9 +136,8 @@ class Downloads:
                 owner=owner,
                 api_key=api_key,
                 conditions=conditions,
-                headers=headers,
                 stream=stream,
-                use_cache=use_cache,
+                redirect=redirect,
             )
         except OSError as exc:
             if exc.errno not in DISK_FULL:
@@ -184,33 +155,41 @@ class Downloads:
         owner: str,
         api_key: str | None,
         conditions: Conditions,
-        headers: dict[str, str],
         stream: bool,
-        use_cache: bool,
+        redirect: bool,
     ) -> Download:
         started = time.monotonic()
         identity = identify(plan, owner=owner)
-        headers = {**headers, **identity.headers}
+        headers = identity.headers
         if not plan.deliverable:
             raise NothingToDeliver(plan.not_ready)
         if conditions.not_modified(identity.etag):
-            return Download(status=304, headers=not_modified_headers(headers))
-        stored = await self._cached(identity) if use_cache else None
+            return NoBody(status=304, headers=not_modified_headers(headers))
+        stored = await self._cached(identity)
         if stored is not None:
             if conditions.method == "GET":  # a HEAD looks at the archive, it is not served
                 metrics.ARCHIVES_SERVED.labels("cache").inc()
-            # Only archives without a skipped deliverable image are cached.
-            headers["X-Downloaded"] = str(len(plan.entries))
-            headers["X-Failed"] = str(len(plan.not_ready))
-            return Download(
-                status=200,
-                headers=headers,
-                stored=stored,
-                last_modified=identity.last_modified,
-            )
+            try:
+                return await stored_answer(
+                    self.store,
+                    stored,
+                    conditions,
+                    # Only archives without a skipped deliverable image are cached.
+                    headers={
+                        **headers,
+                        "X-Downloaded": str(len(plan.entries)),
+                        "X-Failed": str(len(plan.not_ready)),
+                    },
+                    etag=identity.etag,
+                    last_modified=identity.last_modified,
+                    redirect_ttl=self._redirect_ttl if redirect else None,
+                )
+            except StoreError as exc:  # evicted since it was looked up, or the store failed
+                # or passed ARCHIVE_STORE_REQUEST_TIMEOUT opening it: answer without the copy
+                logger.info("cached archive %s not served: %s", identity.key[:16], exc)
         wanted = conditions.wanted(identity.etag)
         manifest = None
-        if stream and self.store is not None:
+        if stream:
             manifest = await read_manifest(self.store, identity.key)
         if manifest is not None and (wanted is not None or _replayable(manifest)):
             resumed = await self._resumed(
@@ -219,9 +198,9 @@ class Downloads:
             if resumed is not None:
                 return resumed
         if conditions.method == "HEAD":
-            return Download(status=200, headers=headers)
+            return _head(200, headers)
         download = await self._fresh(plan, identity, headers, api_key, stream, started)
-        if download.path is not None:
+        if isinstance(download, BuiltFile):
             return _ranged(download, conditions, identity)
         return download
 
@@ -234,7 +213,7 @@ class Downloads:
         conditions: Conditions,
         headers: dict[str, str],
         api_key: str | None,
-    ) -> Download | None:
+    ) -> Streamed | NoBody | None:
         """The archive continued from the manifest (`wanted` None: replayed whole), or None
         when that cannot be done.
 
@@ -250,10 +229,7 @@ class Downloads:
             if total is None:
                 return None  # the size is only known once the rest is fetched: a GET does that
             span = None if wanted is None else (start, end if end is not None else total)
-            return Download(
-                status=200 if span is None else 206,
-                headers={**headers, **span_headers(span, total)},
-            )
+            return _head(200 if span is None else 206, {**headers, **span_headers(span, total)})
         point = ResumePoint(
             offset=start,
             records=manifest.records,
@@ -262,7 +238,6 @@ class Downloads:
             prefetch=total is None,
             prefetch_max_bytes=self._settings.archive_build_max_bytes,
         )
-        assert self.store is not None  # a manifest was read from it
         writer = ManifestWriter(
             self.store,
             identity.key,
@@ -270,7 +245,7 @@ class Downloads:
             persisted=len(manifest.records),
         )
         try:
-            archive = self.archive(plan, api_key=api_key, manifest=writer, resume=point)
+            archive = self._builder.archive(plan, api_key=api_key, manifest=writer, resume=point)
             await archive.start()
         except ResumeMismatch as exc:
             logger.info("archive %s not resumable: %s", identity.key[:16], exc)
@@ -285,9 +260,9 @@ class Downloads:
         # A pass over the whole archive leaves it in the cache, like a fresh stream does.
         whole = start == 0 and end is None
         metrics.ARCHIVE_TTFB.observe(time.monotonic() - started)
-        return Download(
+        return Streamed(
             status=status,
-            headers={**headers, **sized, "Cache-Control": "no-store"},
+            headers={**STREAMING_HEADERS, **headers, **sized, "Cache-Control": "no-store"},
             body=self._sent(
                 archive,
                 self._cache_writer(identity) if whole else None,
@@ -306,11 +281,9 @@ class Downloads:
         api_key: str | None,
         stream: bool,
         started: float,
-    ) -> Download:
-        manifest = None
-        if self.store is not None:
-            manifest = ManifestWriter(self.store, identity.key, stream=secrets.token_hex(8))
-        archive = self.archive(plan, api_key=api_key, manifest=manifest)
+    ) -> Streamed | BuiltFile:
+        manifest = ManifestWriter(self.store, identity.key, stream=secrets.token_hex(8))
+        archive = self._builder.archive(plan, api_key=api_key, manifest=manifest)
         try:
             await archive.start()
         except NothingToDeliver:
@@ -319,9 +292,9 @@ class Downloads:
         body = self._sent(archive, self._cache_writer(identity), started, "stream", identity.key)
         if stream:
             metrics.ARCHIVE_TTFB.observe(time.monotonic() - started)
-            return Download(
+            return Streamed(
                 status=200,
-                headers={**headers, "Cache-Control": "no-store"},
+                headers={**STREAMING_HEADERS, **headers, "Cache-Control": "no-store"},
                 body=body,
                 archive=archive,
             )
@@ -384,12 +357,12 @@ class Downloads:
             _log(archive, started, outcome)
 
     def _cache_writer(self, identity: ArchiveIdentity) -> ObjectWriter | None:
-        if self.store is None or not self._settings.archive_cache_max_bytes:
+        if not self._settings.archive_cache_max_bytes:
             return None
         return self.store.writer(cache_key(identity.key))
 
     async def _cached(self, identity: ArchiveIdentity) -> ObjectInfo | None:
-        if self.store is None or not self._settings.archive_cache_max_bytes:
+        if not self._settings.archive_cache_max_bytes:
             return None
         try:
             info = await self.store.stat(cache_key(identity.key))
@@ -403,7 +376,7 @@ class Downloads:
         """The size of `plan`'s archive when a complete copy of it is in the cache: one store
         lookup, no image fetched, not counted as a cache lookup (nothing is served). None when
         it is not cached, there is no cache, or the store fails."""
-        if self.store is None or not self._settings.archive_cache_max_bytes:
+        if not self._settings.archive_cache_max_bytes:
             return None
         try:
             info = await self.store.stat(cache_key(identify(plan, owner=owner).key))
@@ -412,9 +385,8 @@ class Downloads:
         return None if info is None else info.size
 
     async def _forget(self, key: str) -> None:
-        if self.store is not None:
-            with contextlib.suppress(Exception):
-                await self.store.delete(segment_key(key, 0))
+        with contextlib.suppress(Exception):
+            await self.store.delete(segment_key(key, 0))
 
 
 def _replayable(manifest: Manifest) -> bool:
@@ -447,13 +419,20 @@ def _resolved_range(
     return start, None if end == total else end
 
 
-def _ranged(download: Download, conditions: Conditions, identity: ArchiveIdentity) -> Download:
+def _head(status: int, headers: dict[str, str]) -> NoBody:
+    """The answer to a HEAD of an archive to be produced: the headers its GET would get."""
+    return NoBody(
+        status=status,
+        headers={**STREAMING_HEADERS, **headers, "Content-Type": ZIP_MEDIA_TYPE},
+    )
+
+
+def _ranged(download: BuiltFile, conditions: Conditions, identity: ArchiveIdentity) -> BuiltFile:
     """A built archive (`stream=false`) answered with the range the request asks for.
 
     Raises:
         AppError: 416 (the built file is removed first).
     """
-    assert download.path is not None
     size = int(download.headers["Content-Length"])
     try:
         span = conditions.span(identity.etag, size)

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from app.services.naming import photo_title
+from app.archive.naming import photo_title
 
 MANIFEST_NAME = "manifest.json"
 # Bump when the layout of manifest.json changes: it is part of the archive's identity.

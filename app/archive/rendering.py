@@ -21,11 +21,11 @@ import hashlib
 from collections.abc import Hashable
 from dataclasses import dataclass
 
+from app.archive.fairness import FairLimiter
 from app.imaging.decoding import Budget, DecodeRefused, open_image, refusing_unreadable
 from app.imaging.pool import DecodePool, DecoderBusy
 from app.imaging.presets import Preset
 from app.imaging.render import NO_PIXEL_BOUND, Skipped, render, upright_size
-from app.services.fairness import FairLimiter
 
 
 class EntrySkipped(Exception):

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from app.services.archive import ZipWriter
-from app.services.manifest import Record
-from app.services.plan import BatchPlan, Skipped
+from app.archive.manifest import Record
+from app.archive.plan import BatchPlan, Skipped
+from app.archive.zipformat import ZipWriter
 
 
 class ResumeMismatch(Exception):

@@ -38,7 +38,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-__all__ = ["ZipWriter", "archive_size"]
+__all__ = ["ARCHIVE_FORMAT", "ZipWriter", "archive_size"]
+
+# Bump whenever the bytes the writer produces for the same inputs change: it is part of the
+# ETag and of every stored key (`app.archive.validators`), so old manifests and cached archives
+# are never reused. tests/unit/test_golden_archive.py pins the bytes it names.
+ARCHIVE_FORMAT = "zip-stored/1"
 
 _LOCAL_HEADER = struct.Struct("<4sHHHHHIIIHH")
 _CENTRAL_HEADER = struct.Struct("<4sHHHHHHIIIHHHHHII")
