@@ -242,16 +242,22 @@ def _download_stem(raw: str) -> str:
     return unicodedata.normalize("NFC", kept).strip(_STRIPPED_AT_ENDS)
 
 
-def archive_filename(name: str | None, fallback: str, *, preview: bool = False) -> str:
+def archive_filename(
+    name: str | None, fallback: str, *, preview: bool = False, variants: Sequence[str] = ()
+) -> str:
     """The file name of an order's archive: ``<name>.zip``, made safe.
 
     `name` (the order's name) is cleaned like an entry name (see `_download_stem`) and cut
     on a character boundary to `MAX_DOWNLOAD_NAME_BYTES` with its ``.zip``; when nothing is
     left of it, `fallback` (the order id) is used the same way, then ``download.zip``. An
-    archive of previews (`preview`) is ``<name> (preview).zip``: the mark is kept whole when
-    a long name is cut.
+    archive of previews (`preview`) is ``<name> (preview).zip``; one of sizes (`variants`,
+    preset names) says which: ``<name> (mls, print).zip``, so two size sets of one order do
+    not land on the same file. The mark is kept whole when a long name is cut.
     """
-    tail = (PREVIEW_MARK if preview else "") + ".zip"
+    marks = [_clean_stem(v) for v in variants if _clean_stem(v)]
+    if preview:
+        marks.insert(0, PREVIEW_MARK.strip(" ()"))
+    tail = (f" ({', '.join(marks)})" if marks else "") + ".zip"
     for candidate in (name or "", fallback, FALLBACK_DOWNLOAD_STEM):
         fitted = _fit(_download_stem(candidate), tail, max_bytes=MAX_DOWNLOAD_NAME_BYTES)
         if fitted:

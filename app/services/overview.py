@@ -78,5 +78,11 @@ def order_title(order: Order) -> str:
 
 def archive_name(order: Order, options: DownloadOptions) -> str:
     """The file name of the order's archive with these options: its title, and
-    ``(preview)`` when the photos are free previews (see `archive_filename`)."""
-    return archive_filename(order_title(order), order.order_id, preview=options.preview)
+    ``(preview)`` when the photos are free previews or the sizes it holds (see
+    `archive_filename`)."""
+    return archive_filename(
+        order_title(order),
+        order.order_id,
+        preview=options.preview,
+        variants=options.variants or (),
+    )

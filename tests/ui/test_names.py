@@ -48,6 +48,17 @@ def test_a_preview_archive_says_so_and_full_quality_does_not() -> None:
     )
 
 
+def test_an_archive_of_sizes_names_them_so_two_size_sets_are_two_files() -> None:
+    order = _order("14 Maple Street", "a.jpg")
+    sizes = DownloadOptions(preview=False, variants="mls,print")
+    assert archive_name(order, sizes) == "14 Maple Street (mls, print).zip"
+    web = DownloadOptions(preview=False, variants="web")
+    assert archive_name(order, web) == "14 Maple Street (web).zip"
+    name = archive_filename("é" * 500, ORDER_ID, variants=("mls", "print"))
+    assert name.endswith("é (mls, print).zip")
+    assert len(name.encode()) <= MAX_DOWNLOAD_NAME_BYTES
+
+
 def test_the_preview_mark_survives_a_name_cut_to_length() -> None:
     name = archive_filename("é" * 500, ORDER_ID, preview=True)
     assert name.endswith("é (preview).zip")

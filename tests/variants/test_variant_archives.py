@@ -119,6 +119,8 @@ def test_a_variant_archive_is_deterministic_and_resumes_inside_a_rendered_entry(
         assert first.status_code == second.status_code == 200
         assert first.content == second.content
         assert first.headers["etag"] == second.headers["etag"]
+        # Saved beside the plain archive of the same order, it does not take its name.
+        assert "(mls, print).zip" in first.headers["content-disposition"]
         whole = first.content
         with zipfile.ZipFile(io.BytesIO(whole)) as zf:
             info = zf.getinfo("MLS/02 - Living room.jpg")
