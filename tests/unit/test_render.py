@@ -3,16 +3,23 @@ padding, the quality search, skips, bounds and determinism."""
 
 from __future__ import annotations
 
+import hashlib
 import io
+import re
 import struct
+import subprocess
+import sys
+import time
 
 import pytest
+import pyvips
 from PIL import Image
 
-from app.imaging.decoding import Budget, DecodeRefused, DecodingPolicy
+from app.imaging.decoding import Budget, DecodeAbandoned, DecodeRefused, DecodingPolicy
 from app.imaging.pool import DecodePool
 from app.imaging.presets import BUILT_IN, Preset
 from app.imaging.render import RENDERER_VERSION, SRGB_ICC, Rendered, Skipped, render, render_in
+from testkit.processes import ROOT
 
 MAX_PIXELS = 64_000_000
 RED, GREEN = (230, 20, 20), (20, 230, 20)
@@ -74,8 +81,8 @@ def test_a_built_in_preset_meets_every_limit(name: str) -> None:
     assert len(result.content) <= preset.max_bytes
     assert picture.mode == "RGB"
     assert picture.info["icc_profile"] == SRGB_ICC
-    # No metadata but JFIF and the profile: no EXIF/XMP (APP1), no comment (COM).
-    assert {m for m in markers(result.content) if 0xE0 <= m <= 0xEF or m == 0xFE} == {0xE0, 0xE2}
+    # No metadata but the profile (APP2): no EXIF/XMP (APP1), IPTC (APP13) or comment (COM).
+    assert {m for m in markers(result.content) if 0xE0 <= m <= 0xEF or m == 0xFE} == {0xE2}
     assert not picture.getexif()
 
 
@@ -214,10 +221,71 @@ def test_a_scan_bomb_is_refused() -> None:
     assert refused.value.reason == "scans"
 
 
-def test_the_renderer_names_its_library_and_codecs() -> None:
-    assert RENDERER_VERSION.startswith("pillow-")
-    assert "+libjpeg-turbo-" in RENDERER_VERSION
-    assert "+lcms-" in RENDERER_VERSION
+def test_the_renderer_names_its_library_and_jpeg_codec() -> None:
+    libvips = ".".join(str(pyvips.version(part)) for part in range(3))
+    library, codec = RENDERER_VERSION.split("+")
+    assert library == f"libvips-{libvips}"
+    assert re.fullmatch(r"(mozjpeg|libjpeg-turbo)-\d+(\.\d+)+", codec), codec
+
+
+class StoppedAt(Budget):
+    """A budget that is abandoned, or runs out of time, at its `at`-th check, and counts the
+    checks made after that."""
+
+    def __init__(self, at: int, *, how: str = "abandon") -> None:
+        super().__init__(DecodingPolicy())
+        self.at, self.how, self.checks = at, how, 0
+
+    def check(self) -> None:
+        self.checks += 1
+        if self.checks == self.at:
+            if self.how == "abandon":
+                self.abandon()
+            else:
+                self._deadline = time.monotonic() - 1
+        super().check()
+
+
+@pytest.mark.parametrize(
+    ("how", "raised"), [("abandon", DecodeAbandoned), ("deadline", DecodeRefused)]
+)
+def test_a_running_render_stops_when_its_budget_is_spent(how: str, raised: type[Exception]) -> None:
+    # The budget is checked at every tile libvips computes, and once before the encode: a
+    # render stopped 30 tiles before its end checks it once or twice more, not 30 times.
+    whole = StoppedAt(at=0)
+    render(SOURCE, BUILT_IN["mls"], budget=whole, max_pixels=MAX_PIXELS)
+    assert whole.checks > 60
+    stopped = StoppedAt(at=whole.checks - 30, how=how)
+    with pytest.raises(raised):
+        render(SOURCE, BUILT_IN["mls"], budget=stopped, max_pixels=MAX_PIXELS)
+    assert stopped.checks - stopped.at <= 2
+
+
+RENDER_ELSEWHERE = """
+import hashlib, sys
+import pyvips
+from app.imaging.decoding import Budget, DecodingPolicy
+from app.imaging.presets import BUILT_IN
+from app.imaging.render import _libvips, render
+_libvips()
+pyvips.concurrency_set(int(sys.argv[1]))
+data = sys.stdin.buffer.read()
+result = render(data, BUILT_IN[sys.argv[2]], budget=Budget(DecodingPolicy()), max_pixels=10**8)
+print(hashlib.sha256(result.content).hexdigest())
+"""
+
+
+@pytest.mark.parametrize("name", ["mls", "web"])
+def test_the_same_bytes_in_another_process_with_more_threads(name: str) -> None:
+    here = hashlib.sha256(rendered(SOURCE, BUILT_IN[name]).content).hexdigest()
+    there = subprocess.run(
+        [sys.executable, "-c", RENDER_ELSEWHERE, "4", name],
+        input=SOURCE,
+        capture_output=True,
+        check=True,
+        cwd=ROOT,
+    )
+    assert there.stdout.decode().strip() == here
 
 
 async def test_rendering_in_the_pool_runs_under_its_policy() -> None:
