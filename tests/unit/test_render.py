@@ -198,6 +198,24 @@ def test_an_unreadable_profile_is_taken_as_srgb() -> None:
     assert picture.info["icc_profile"] == SRGB_ICC
 
 
+@pytest.mark.parametrize(
+    ("mode", "colour", "expected"),
+    [("CMYK", (0, 255, 255, 0), RED), ("L", 128, (128, 128, 128)), ("RGB", GREEN, GREEN)],
+)
+def test_every_colour_model_becomes_srgb(
+    mode: str, colour: object, expected: tuple[int, int, int]
+) -> None:
+    out = io.BytesIO()
+    Image.new(mode, (400, 300), colour).save(out, "JPEG", quality=95)  # type: ignore[arg-type]
+    result = rendered(out.getvalue(), Preset(name="s", label="S", long_edge=200))
+    picture = decoded(result)
+    assert picture.mode == "RGB"
+    assert picture.info["icc_profile"] == SRGB_ICC
+    pixel = picture.getpixel((100, 75))
+    assert isinstance(pixel, tuple)
+    assert all(abs(got - want) < 40 for got, want in zip(pixel, expected, strict=True)), pixel
+
+
 @pytest.mark.parametrize("preset", [BUILT_IN["mls"], PARAGON, SMARTMLS], ids=lambda p: p.name)
 def test_rendering_is_deterministic(preset: Preset) -> None:
     assert rendered(SOURCE, preset).content == rendered(SOURCE, preset).content
