@@ -293,6 +293,30 @@ print(hashlib.sha256(result.content).hexdigest())
 """
 
 
+CMYK_IN_A_FRESH_PROCESS = """
+import io
+from PIL import Image
+from app.imaging.decoding import Budget, DecodingPolicy
+from app.imaging.presets import Preset
+from app.imaging.render import render
+out = io.BytesIO()
+Image.new("CMYK", (400, 300), (0, 255, 255, 0)).save(out, "JPEG")
+preset = Preset(name="s", label="S", long_edge=200)
+result = render(out.getvalue(), preset, budget=Budget(DecodingPolicy()), max_pixels=10**8)
+print(len(result.content))
+"""
+
+
+def test_the_encoded_pixels_outlive_the_watched_pipeline() -> None:
+    # A CMYK picture's pipeline, once freed, was called back into while its copy was encoded
+    # (a crash); in a fresh process the freed memory is reused at once, so it shows every time.
+    done = subprocess.run(
+        [sys.executable, "-c", CMYK_IN_A_FRESH_PROCESS], capture_output=True, cwd=ROOT
+    )
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    assert int(done.stdout) > 0
+
+
 @pytest.mark.parametrize("name", ["mls", "web"])
 def test_the_same_bytes_in_another_process_with_more_threads(name: str) -> None:
     here = hashlib.sha256(rendered(SOURCE, BUILT_IN[name]).content).hexdigest()
