@@ -110,6 +110,11 @@ def measure_vipsthumbnail(paths: list[Path], out: Path) -> tuple[float, int]:
     return cpu, sum(path.stat().st_size for path in out.glob("*.jpg"))
 
 
+def load_average() -> str:
+    """The machine's load average (1, 5, 15 minutes): how shared it was during the figures."""
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -124,7 +129,7 @@ def main() -> None:
         megabytes = sum(map(len, files)) / 1e6
         print(f"{len(files)} JPEGs of {WIDTH}x{HEIGHT} px ({megabytes:.1f} MB), mls: long edge")
         print(f"{MLS.long_edge} px, quality {MLS.quality}; best of {args.rounds} rounds, 1 core")
-        print(f"renderer: {RENDERER_VERSION}\n")
+        print(f"renderer: {RENDERER_VERSION}; load average {load_average()}\n")
         results: dict[str, float] = {}
         renderers: dict[str, Callable[[bytes], bytes] | None] = {
             "service (libvips)": service,
@@ -149,7 +154,7 @@ def main() -> None:
         best = min(rounds)
         ceiling = len(files) / best[0]
         print(f"{'vipsthumbnail':<18} {ceiling:6.2f} images/s per core  ({best[1] / 1e6:.2f} MB)")
-        print()
+        print(f"load average {load_average()}\n")
         for name, figure in results.items():
             ratio = figure / ceiling
             verdict = "meets" if ratio >= TARGET else "misses"

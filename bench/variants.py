@@ -7,8 +7,9 @@ sandbox at 200 ms upstream latency, through the service on loopback, with curl a
 12-megapixel camera-like JPEGs (bench/render.py makes them), uploaded once through the
 sandbox's API; a first full-quality download buys them and fills the sandbox's render cache,
 so the runs measure the service, not the sandbox's own enhancing. The two downloads take
-turns, best of `--runs` each. Targets: variants within 1.3 x the plain download; the
-service's RSS growth within the 64 MB of scenario (b).
+turns, best of `--runs` each; the service's CPU seconds (the least of the runs) say what a
+download costs whatever else the machine does. Targets: variants within 1.3 x the plain
+download; the service's RSS growth within the 64 MB of scenario (b).
 
 Beside them, the ceiling: the same `mls` renders done by `vipsthumbnail` (libvips' own
 command, the same size and quality) on the images the plain archive holds, one process per
@@ -34,7 +35,7 @@ from pathlib import Path
 import httpx
 
 from bench.common import API_KEY, Timed, sandbox, service, set_latency, through
-from bench.render import HEIGHT, MLS, WIDTH, photos
+from bench.render import HEIGHT, MLS, WIDTH, load_average, photos
 from bench.stream import SERVICE_ENV, interleaved, slowest
 from testkit.processes import RssSampler
 
@@ -112,10 +113,6 @@ def vipsthumbnail_ceiling(archive: Path, scratch: Path, *, runs: int) -> float |
     return best
 
 
-def load_average() -> str:
-    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -140,10 +137,17 @@ def main() -> None:
         set_latency(sb, args.latency)
         load_before = load_average()
         growths: dict[str, list[float]] = {name: [] for name in urls}
+        cpu: dict[str, list[float]] = {name: [] for name in urls}
+
+        def cpu_seconds() -> float:
+            times = svc.process.cpu_times()
+            return float(times.user + times.system)
 
         def measure(name: str) -> list[Timed]:
+            before = cpu_seconds()
             with RssSampler(svc.process) as rss:
                 results = through([urls[name]])
+            cpu[name].append(cpu_seconds() - before)
             growths[name].append(rss.growth_mb)
             return results
 
@@ -161,10 +165,13 @@ def main() -> None:
         f"{args.images} photos of {WIDTH}x{HEIGHT} px, {args.latency} ms upstream latency, "
         f"best of {args.runs} runs; load average {load_before} before, {load_after} after"
     )
-    print(f"plain (preview=false):         {plain:6.2f} s  {best['plain'][0].size / 1e6:7.1f} MB")
+    print(
+        f"plain (preview=false):         {plain:6.2f} s  {best['plain'][0].size / 1e6:7.1f} MB"
+        f"  service CPU {min(cpu['plain']):5.2f} s"
+    )
     print(
         f"variants=mls,print:            {variants:6.2f} s  "
-        f"{best['variants'][0].size / 1e6:7.1f} MB"
+        f"{best['variants'][0].size / 1e6:7.1f} MB  service CPU {min(cpu['variants']):5.2f} s"
     )
     print(
         f"ratio variants / plain: {ratio:.2f} ({'meets' if ratio <= TARGET else 'misses'} "
