@@ -71,6 +71,8 @@ VIPS_THREADS = 1
 
 _ORIENTATION_TAG = 0x0112
 _KEEP_ICC_ONLY = pyvips.enums.ForeignKeep.ICC
+# A truncated picture is refused, not completed in grey (libvips' default is to carry on).
+_LOADER_OPTIONS = "fail_on=truncated"
 _CODEC_BANNER = re.compile(rb"(mozjpeg|libjpeg-turbo) version (\d+(?:\.\d+)+)")
 
 
@@ -151,7 +153,8 @@ def render(data: bytes, preset: Preset, *, budget: Budget, max_pixels: int) -> R
 
     Raises:
         DecodeRefused: past the scan cap or `max_pixels` (not for an original preset), not
-            a readable image (an original preset: not a JPEG), or past the deadline.
+            a readable image (truncated included; an original preset: not a JPEG), or past
+            the deadline.
         DecodeAbandoned: the caller stopped waiting.
     """
     # An original is never decoded: the pixel bound, a bound on memory, does not apply.
@@ -193,7 +196,14 @@ def _pixels(data: bytes, preset: Preset, budget: Budget, *, profiled: bool) -> A
     width, height = preset.box or (preset.long_edge or 0, preset.long_edge or 0)
     try:
         colour = {"output_profile": "srgb", "intent": "perceptual"} if profiled else {}
-        image = vips.Image.thumbnail_buffer(data, width, height=height, size="down", **colour)
+        image = vips.Image.thumbnail_buffer(
+            data,
+            width,
+            height=height,
+            size="down",
+            option_string=_LOADER_OPTIONS,
+            **colour,
+        )
         if image.hasalpha():
             image = image.flatten(background=list(PAD_COLOUR))
         if image.interpretation != "srgb" or image.bands != 3:

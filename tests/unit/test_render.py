@@ -227,6 +227,12 @@ def test_a_picture_past_the_pixel_bound_is_refused() -> None:
     assert refused.value.reason == "pixels"
 
 
+def test_a_truncated_picture_is_refused() -> None:
+    with pytest.raises(DecodeRefused) as refused:
+        rendered(SOURCE[: len(SOURCE) // 2], BUILT_IN["mls"])
+    assert refused.value.reason == "unreadable"
+
+
 def test_a_scan_bomb_is_refused() -> None:
     progressive = photo(600, 400, progressive=True)
     with pytest.raises(DecodeRefused) as refused:
