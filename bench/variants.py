@@ -15,7 +15,8 @@ Beside them, the ceiling: the same `mls` renders done by `vipsthumbnail` (libvip
 command, the same size and quality) on the images the plain archive holds, one process per
 core (`VIPS_CONCURRENCY=1` each), all at once, best of `--runs`. The plain download plus that
 is what this machine needs at best for the variant archive when rendering cannot hide behind
-the upstream's latency; the larger of the two when it can.
+the upstream's latency; the larger of the two when it can. And the floor of this service's
+own renderer: the CPU seconds the variant download took, spread over every core.
 
     python -m bench.variants [--images 40] [--runs 3] [--latency 200]
 """
@@ -178,10 +179,15 @@ def main() -> None:
         f"the {TARGET} x target); service RSS growth {growth:.1f} MB "
         f"({'within' if growth <= RSS_BOUND_MB else 'OVER'} {RSS_BOUND_MB} MB)"
     )
+    cores = os.cpu_count() or 1
+    floor = min(cpu["variants"]) / cores
+    print(
+        f"floor: the service's CPU for variants spread over {cores} cores, {floor:.2f} s "
+        f"({floor / plain:.2f} x plain)"
+    )
     if ceiling is None:
         print("ceiling: vipsthumbnail not installed (Debian: libvips-tools)")
         return
-    cores = os.cpu_count() or 1
     print(
         f"ceiling: vipsthumbnail, the {args.images} mls renders on {cores} cores: "
         f"{ceiling:.2f} s; plain + renders {plain + ceiling:.2f} s "
