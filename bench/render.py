@@ -1,7 +1,7 @@
 """Rendering speed: images per second per core for the `mls` preset from 12-megapixel JPEGs.
 
 Three renderers resize the same files to a long edge of 2048 px and encode them at JPEG
-quality 90 with optimised Huffman tables, one core each:
+quality 90 with optimised Huffman tables and 4:2:0 chroma, one core each:
 
 - `service`: this service's renderer (`app.imaging.render`, libvips), exactly as it serves
   `mls`: header checks, streamed decode, Lanczos resize, orientation, sRGB, the output in
@@ -34,12 +34,14 @@ from PIL import Image, ImageFilter
 
 from app.imaging.decoding import Budget, DecodingPolicy
 from app.imaging.presets import BUILT_IN
-from app.imaging.render import RENDERER_VERSION, Rendered, render
+from app.imaging.render import CHROMA_SUBSAMPLING, RENDERER_VERSION, Rendered, render
 from testkit.processes import ROOT
 
 WIDTH, HEIGHT = 4000, 3000  # 12 megapixels, a common camera size
 MLS = BUILT_IN["mls"]
 TARGET = 0.7
+# vipsthumbnail's output as the service encodes `mls`: quality, Huffman tables, chroma.
+VIPSTHUMBNAIL_OUTPUT = f"Q={MLS.quality},optimize_coding,strip,subsample_mode={CHROMA_SUBSAMPLING}"
 
 
 def photos(count: int, directory: Path) -> list[Path]:
@@ -83,7 +85,9 @@ def pyvips_renderer() -> Callable[[bytes], bytes] | None:
 
     def thumbnail(data: bytes) -> bytes:
         image = pyvips.Image.thumbnail_buffer(data, MLS.long_edge, height=MLS.long_edge)
-        content: bytes = image.jpegsave_buffer(Q=MLS.quality, optimize_coding=True, strip=True)
+        content: bytes = image.jpegsave_buffer(
+            Q=MLS.quality, optimize_coding=True, subsample_mode=CHROMA_SUBSAMPLING, keep=0
+        )
         return content
 
     return thumbnail
@@ -100,7 +104,7 @@ def measure_vipsthumbnail(paths: list[Path], out: Path) -> tuple[float, int]:
             "--size",
             size,
             "-o",
-            f"{out}/%s.jpg[Q={MLS.quality},optimize_coding,strip]",
+            f"{out}/%s.jpg[{VIPSTHUMBNAIL_OUTPUT}]",
         ],
         check=True,
         env={**os.environ, "VIPS_CONCURRENCY": "1"},

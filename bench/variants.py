@@ -36,7 +36,7 @@ from pathlib import Path
 import httpx
 
 from bench.common import API_KEY, Timed, sandbox, service, set_latency, through
-from bench.render import HEIGHT, MLS, WIDTH, load_average, photos
+from bench.render import HEIGHT, MLS, VIPSTHUMBNAIL_OUTPUT, WIDTH, load_average, photos
 from bench.stream import SERVICE_ENV, interleaved, slowest
 from testkit.processes import RssSampler
 
@@ -102,7 +102,7 @@ def vipsthumbnail_ceiling(archive: Path, scratch: Path, *, runs: int) -> float |
                     "--size",
                     size,
                     "-o",
-                    f"{out}/%s.jpg[Q={MLS.quality},optimize_coding,strip]",
+                    f"{out}/%s.jpg[{VIPSTHUMBNAIL_OUTPUT}]",
                 ],
                 env={**os.environ, "VIPS_CONCURRENCY": "1"},
             )

@@ -18,7 +18,8 @@ scanlines at a time instead of decoding it whole. What it does, in this order:
 4. runs the pipeline into memory once (the output's pixels only), watched by `budget`: past
    the deadline, or when the caller leaves, libvips is told to stop (`set_kill`) at its
    next tile;
-5. encodes baseline JPEG with libvips' built-in sRGB profile (`SRGB_ICC`) embedded and no
+5. encodes baseline JPEG (4:2:0 chroma, optimised Huffman tables) with libvips' built-in
+   sRGB profile (`SRGB_ICC`) embedded and no
    other metadata (no EXIF, XMP, IPTC or comment), at the preset's quality, or, when that is
    over `max_bytes`, at the highest quality that fits, found by binary search: the result
    fits and one quality higher does not. If even quality 1 does not fit, the image is
@@ -68,6 +69,10 @@ NO_PIXEL_BOUND = 2**62
 PAD_COLOUR = (255, 255, 255)
 # Threads of one libvips pipeline: the decode pool runs renders side by side (see above).
 VIPS_THREADS = 1
+# 4:2:0 chroma at every quality, as cameras and Pillow do (libvips' default keeps full chroma
+# from quality 90): half the encoding time, a fifth fewer bytes, half the coefficient buffer
+# that optimised Huffman tables hold (19 MB for 2048 x 1536 px at full chroma).
+CHROMA_SUBSAMPLING = "on"
 
 _ORIENTATION_TAG = 0x0112
 _KEEP_ICC_ONLY = pyvips.enums.ForeignKeep.ICC
@@ -253,7 +258,11 @@ def _encoded(image: Any, preset: Preset, budget: Budget) -> Rendered | Skipped:
     def at(quality: int) -> bytes:
         budget.check()
         content: bytes = image.jpegsave_buffer(
-            Q=quality, optimize_coding=True, keep=_KEEP_ICC_ONLY, profile="srgb"
+            Q=quality,
+            optimize_coding=True,
+            subsample_mode=CHROMA_SUBSAMPLING,
+            keep=_KEEP_ICC_ONLY,
+            profile="srgb",
         )
         return content
 

@@ -13,7 +13,7 @@ import time
 
 import pytest
 import pyvips
-from PIL import Image
+from PIL import Image, JpegImagePlugin
 
 from app.imaging.decoding import Budget, DecodeAbandoned, DecodeRefused, DecodingPolicy
 from app.imaging.pool import DecodePool
@@ -80,6 +80,7 @@ def test_a_built_in_preset_meets_every_limit(name: str) -> None:
     assert picture.size == (preset.long_edge, preset.long_edge * 3 // 4)
     assert len(result.content) <= preset.max_bytes
     assert picture.mode == "RGB"
+    assert JpegImagePlugin.get_sampling(picture) == 2  # 4:2:0 chroma, as cameras write it
     assert picture.info["icc_profile"] == SRGB_ICC
     # No metadata but the profile (APP2): no EXIF/XMP (APP1), IPTC (APP13) or comment (COM).
     assert {m for m in markers(result.content) if 0xE0 <= m <= 0xEF or m == 0xFE} == {0xE2}
