@@ -109,7 +109,7 @@ system-deps:
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
 		unzip 7zip libarchive-tools redis-server chromium fonts-dejavu-core curl nginx wget aria2 \
-		libvips42 libvips-tools golang-go default-jdk-headless
+		libvips-tools golang-go default-jdk-headless
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .hypothesis

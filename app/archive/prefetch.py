@@ -207,39 +207,41 @@ class Prefetcher:
         shared = _Shared(fetched.spool, len(passed)) if passed else None
         handed = 0
         try:
-            fetched.spool.seek(0)
-            data = fetched.spool.read()
-            if shared is None:
-                fetched.spool.close()
-            for index in group:
-                future = self.results[index]
-                if future.done():
-                    continue
-                try:
-                    output = await renderer.output(data, entries[index].variant, lane=lane)
-                except EntrySkipped as exc:
-                    future.set_exception(exc)
-                    continue
-                if output.content is None:
-                    assert shared is not None
-                    spool: Spool = shared
-                    size, crc32 = fetched.size, fetched.crc32
-                    handed += 1
-                else:
-                    spool = self._spooled(output.content)
-                    size, crc32 = len(output.content), zlib.crc32(output.content)
-                made = Fetched(
-                    spool,
-                    size,
-                    crc32,
-                    sha256=output.sha256,
-                    width=output.width,
-                    height=output.height,
-                )
-                if future.done():
-                    made.spool.close()
-                else:
-                    future.set_result(made)
+            # The image is read into memory only with a slot: those waiting stay spooled.
+            async with renderer.slot(lane):
+                fetched.spool.seek(0)
+                data = fetched.spool.read()
+                if shared is None:
+                    fetched.spool.close()
+                for index in group:
+                    future = self.results[index]
+                    if future.done():
+                        continue
+                    try:
+                        output = await renderer.output(data, entries[index].variant)
+                    except EntrySkipped as exc:
+                        future.set_exception(exc)
+                        continue
+                    if output.content is None:
+                        assert shared is not None
+                        spool: Spool = shared
+                        size, crc32 = fetched.size, fetched.crc32
+                        handed += 1
+                    else:
+                        spool = self._spooled(output.content)
+                        size, crc32 = len(output.content), zlib.crc32(output.content)
+                    made = Fetched(
+                        spool,
+                        size,
+                        crc32,
+                        sha256=output.sha256,
+                        width=output.width,
+                        height=output.height,
+                    )
+                    if future.done():
+                        made.spool.close()
+                    else:
+                        future.set_result(made)
         except OSError as exc:  # the spool's disk
             for index in group:
                 if not self.results[index].done():

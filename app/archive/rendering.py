@@ -1,13 +1,15 @@
 """Rendering an archive's entries for their variants, off the event loop, fairly.
 
-`Renderer.output(data, variant)` turns one fetched full-quality image into the bytes of one
-entry: rendered for a preset (`app.imaging.render`: resize, sRGB, pad, byte cap), passed
-through for an original preset or a plain entry (`variant` None), each with the pixels and
-SHA-256 that `manifest.json` lists. The work runs in the process's one `DecodePool`, under
-its decoding policy (scan cap, deadline, abandoned when the archive's client leaves); a
-`FairLimiter` of as many slots as the pool has workers hands them round-robin to the
-archives asking (one lane each), so one large order cannot hold every worker while a small
-one waits, and the pool's queue stays free for thumbnails.
+`Renderer.output(data, variant)`, called inside `Renderer.slot(lane)`, turns one fetched
+full-quality image into the bytes of one entry: rendered for a preset (`app.imaging.render`:
+resize, sRGB, pad, byte cap), passed through for an original preset or a plain entry
+(`variant` None), each with the pixels and SHA-256 that `manifest.json` lists. The work runs
+in the process's one `DecodePool`, under its decoding policy (scan cap, deadline, abandoned
+when the archive's client leaves); a `FairLimiter` of as many slots as the pool has workers
+hands them round-robin to the archives asking (one lane each), so one large order cannot hold
+every worker while a small one waits, and the pool's queue stays free for thumbnails. A
+caller reads an image into memory only once it holds a slot, so the images waiting for one
+stay in their spools.
 
 A picture that cannot be rendered is an `EntrySkipped`, with the reason the download report
 gives: it does not fit under the byte cap even at the lowest quality, the decoding policy
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Hashable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 
 from app.archive.fairness import FairLimiter
@@ -54,25 +57,29 @@ class Renderer:
         self._slots = FairLimiter(concurrency)
         self._max_pixels = max_pixels
 
-    async def output(self, data: bytes, variant: Preset | None, *, lane: Hashable) -> Output:
-        """The entry `data` becomes for `variant` (None: as fetched, described only).
+    def slot(self, lane: Hashable) -> AbstractAsyncContextManager[None]:
+        """One of the renderer's slots, in `lane`'s turn: hold it around `output`."""
+        return self._slots.slot(lane)
+
+    async def output(self, data: bytes, variant: Preset | None) -> Output:
+        """The entry `data` becomes for `variant` (None: as fetched, described only); the
+        caller holds a `slot`.
 
         Raises:
             EntrySkipped: it cannot be rendered (see the module docstring).
             asyncio.CancelledError: the caller was cancelled (the render is abandoned).
         """
         label = f"{variant.label}: " if variant is not None else ""
-        async with self._slots.slot(lane):
-            try:
-                return await self._pool.run(lambda budget: self._work(data, variant, budget))
-            except DecoderBusy:
-                raise EntrySkipped(
-                    f"{label}the service was too busy rendering it; download again"
-                ) from None
-            except DecodeRefused as exc:
-                raise EntrySkipped(f"{label}it could not be rendered: {exc}") from None
-            except _NotFitting as exc:
-                raise EntrySkipped(f"{label}{exc}") from None
+        try:
+            return await self._pool.run(lambda budget: self._work(data, variant, budget))
+        except DecoderBusy:
+            raise EntrySkipped(
+                f"{label}the service was too busy rendering it; download again"
+            ) from None
+        except DecodeRefused as exc:
+            raise EntrySkipped(f"{label}it could not be rendered: {exc}") from None
+        except _NotFitting as exc:
+            raise EntrySkipped(f"{label}{exc}") from None
 
     def _work(self, data: bytes, variant: Preset | None, budget: Budget) -> Output:
         if variant is None:

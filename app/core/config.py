@@ -9,6 +9,7 @@ setting to change.
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 from pathlib import Path
 from typing import Annotated, Literal, Self
@@ -254,7 +255,11 @@ class Settings(BaseSettings):
 
     # --- Images (thumbnails and renderings) -------------------------------------------------
     decode_workers: int = Field(
-        default=2, ge=1, le=64, description="Threads decoding images, per process."
+        default=0,
+        ge=0,
+        le=64,
+        description="Threads decoding and rendering images, per process (each render uses one "
+        "core); 0: one per CPU core.",
     )
     decode_queue: int = Field(
         default=32,
@@ -685,6 +690,8 @@ class Settings(BaseSettings):
             raise ValueError("DELIVERY_DEFAULT_TTL must not exceed DELIVERY_MAX_TTL")
         if self.spool_memory_bytes > 64 * 1024 * 1024:
             raise ValueError("SPOOL_MEMORY_BYTES above 64 MiB defeats constant-memory streaming")
+        if self.decode_workers == 0:
+            self.decode_workers = min(64, os.cpu_count() or 1)
         return self
 
     @property

@@ -3,16 +3,23 @@ padding, the quality search, skips, bounds and determinism."""
 
 from __future__ import annotations
 
+import hashlib
 import io
+import re
 import struct
+import subprocess
+import sys
+import time
 
 import pytest
-from PIL import Image
+import pyvips
+from PIL import Image, JpegImagePlugin
 
-from app.imaging.decoding import Budget, DecodeRefused, DecodingPolicy
+from app.imaging.decoding import Budget, DecodeAbandoned, DecodeRefused, DecodingPolicy
 from app.imaging.pool import DecodePool
 from app.imaging.presets import BUILT_IN, Preset
 from app.imaging.render import RENDERER_VERSION, SRGB_ICC, Rendered, Skipped, render, render_in
+from testkit.processes import ROOT
 
 MAX_PIXELS = 64_000_000
 RED, GREEN = (230, 20, 20), (20, 230, 20)
@@ -73,9 +80,10 @@ def test_a_built_in_preset_meets_every_limit(name: str) -> None:
     assert picture.size == (preset.long_edge, preset.long_edge * 3 // 4)
     assert len(result.content) <= preset.max_bytes
     assert picture.mode == "RGB"
+    assert JpegImagePlugin.get_sampling(picture) == 2  # 4:2:0 chroma, as cameras write it
     assert picture.info["icc_profile"] == SRGB_ICC
-    # No metadata but JFIF and the profile: no EXIF/XMP (APP1), no comment (COM).
-    assert {m for m in markers(result.content) if 0xE0 <= m <= 0xEF or m == 0xFE} == {0xE0, 0xE2}
+    # No metadata but the profile (APP2): no EXIF/XMP (APP1), IPTC (APP13) or comment (COM).
+    assert {m for m in markers(result.content) if 0xE0 <= m <= 0xEF or m == 0xFE} == {0xE2}
     assert not picture.getexif()
 
 
@@ -191,6 +199,24 @@ def test_an_unreadable_profile_is_taken_as_srgb() -> None:
     assert picture.info["icc_profile"] == SRGB_ICC
 
 
+@pytest.mark.parametrize(
+    ("mode", "colour", "expected"),
+    [("CMYK", (0, 255, 255, 0), RED), ("L", 128, (128, 128, 128)), ("RGB", GREEN, GREEN)],
+)
+def test_every_colour_model_becomes_srgb(
+    mode: str, colour: object, expected: tuple[int, int, int]
+) -> None:
+    out = io.BytesIO()
+    Image.new(mode, (400, 300), colour).save(out, "JPEG", quality=95)  # type: ignore[arg-type]
+    result = rendered(out.getvalue(), Preset(name="s", label="S", long_edge=200))
+    picture = decoded(result)
+    assert picture.mode == "RGB"
+    assert picture.info["icc_profile"] == SRGB_ICC
+    pixel = picture.getpixel((100, 75))
+    assert isinstance(pixel, tuple)
+    assert all(abs(got - want) < 40 for got, want in zip(pixel, expected, strict=True)), pixel
+
+
 @pytest.mark.parametrize("preset", [BUILT_IN["mls"], PARAGON, SMARTMLS], ids=lambda p: p.name)
 def test_rendering_is_deterministic(preset: Preset) -> None:
     assert rendered(SOURCE, preset).content == rendered(SOURCE, preset).content
@@ -200,6 +226,12 @@ def test_a_picture_past_the_pixel_bound_is_refused() -> None:
     with pytest.raises(DecodeRefused) as refused:
         render(SOURCE, BUILT_IN["mls"], budget=Budget(DecodingPolicy()), max_pixels=5_000_000)
     assert refused.value.reason == "pixels"
+
+
+def test_a_truncated_picture_is_refused() -> None:
+    with pytest.raises(DecodeRefused) as refused:
+        rendered(SOURCE[: len(SOURCE) // 2], BUILT_IN["mls"])
+    assert refused.value.reason == "unreadable"
 
 
 def test_a_scan_bomb_is_refused() -> None:
@@ -214,10 +246,95 @@ def test_a_scan_bomb_is_refused() -> None:
     assert refused.value.reason == "scans"
 
 
-def test_the_renderer_names_its_library_and_codecs() -> None:
-    assert RENDERER_VERSION.startswith("pillow-")
-    assert "+libjpeg-turbo-" in RENDERER_VERSION
-    assert "+lcms-" in RENDERER_VERSION
+def test_the_renderer_names_its_library_and_jpeg_codec() -> None:
+    libvips = ".".join(str(pyvips.version(part)) for part in range(3))
+    library, codec = RENDERER_VERSION.split("+")
+    assert library == f"libvips-{libvips}"
+    assert re.fullmatch(r"(mozjpeg|libjpeg-turbo)-\d+(\.\d+)+", codec), codec
+
+
+class StoppedAt(Budget):
+    """A budget that is abandoned, or runs out of time, at its `at`-th check, and counts the
+    checks made after that."""
+
+    def __init__(self, at: int, *, how: str = "abandon") -> None:
+        super().__init__(DecodingPolicy())
+        self.at, self.how, self.checks = at, how, 0
+
+    def check(self) -> None:
+        self.checks += 1
+        if self.checks == self.at:
+            if self.how == "abandon":
+                self.abandon()
+            else:
+                self._deadline = time.monotonic() - 1
+        super().check()
+
+
+@pytest.mark.parametrize(
+    ("how", "raised"), [("abandon", DecodeAbandoned), ("deadline", DecodeRefused)]
+)
+def test_a_running_render_stops_when_its_budget_is_spent(how: str, raised: type[Exception]) -> None:
+    # The budget is checked at every tile libvips computes, and once before the encode: a
+    # render stopped 30 tiles before its end checks it once or twice more, not 30 times.
+    whole = StoppedAt(at=0)
+    render(SOURCE, BUILT_IN["mls"], budget=whole, max_pixels=MAX_PIXELS)
+    assert whole.checks > 60
+    stopped = StoppedAt(at=whole.checks - 30, how=how)
+    with pytest.raises(raised):
+        render(SOURCE, BUILT_IN["mls"], budget=stopped, max_pixels=MAX_PIXELS)
+    assert stopped.checks - stopped.at <= 2
+
+
+RENDER_ELSEWHERE = """
+import hashlib, sys
+import pyvips
+from app.imaging.decoding import Budget, DecodingPolicy
+from app.imaging.presets import BUILT_IN
+from app.imaging.render import _libvips, render
+_libvips()
+pyvips.concurrency_set(int(sys.argv[1]))
+data = sys.stdin.buffer.read()
+result = render(data, BUILT_IN[sys.argv[2]], budget=Budget(DecodingPolicy()), max_pixels=10**8)
+print(hashlib.sha256(result.content).hexdigest())
+"""
+
+
+CMYK_IN_A_FRESH_PROCESS = """
+import io
+from PIL import Image
+from app.imaging.decoding import Budget, DecodingPolicy
+from app.imaging.presets import Preset
+from app.imaging.render import render
+out = io.BytesIO()
+Image.new("CMYK", (400, 300), (0, 255, 255, 0)).save(out, "JPEG")
+preset = Preset(name="s", label="S", long_edge=200)
+result = render(out.getvalue(), preset, budget=Budget(DecodingPolicy()), max_pixels=10**8)
+print(len(result.content))
+"""
+
+
+def test_the_encoded_pixels_outlive_the_watched_pipeline() -> None:
+    # A CMYK picture's pipeline, once freed, was called back into while its copy was encoded
+    # (a crash); in a fresh process the freed memory is reused at once, so it shows every time.
+    done = subprocess.run(
+        [sys.executable, "-c", CMYK_IN_A_FRESH_PROCESS], capture_output=True, cwd=ROOT
+    )
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    assert int(done.stdout) > 0
+
+
+@pytest.mark.parametrize("name", ["mls", "web"])
+def test_the_same_bytes_in_another_process_with_more_threads(name: str) -> None:
+    here = hashlib.sha256(rendered(SOURCE, BUILT_IN[name]).content).hexdigest()
+    there = subprocess.run(
+        [sys.executable, "-c", RENDER_ELSEWHERE, "4", name],
+        input=SOURCE,
+        capture_output=True,
+        check=True,
+        cwd=ROOT,
+    )
+    assert there.stdout.decode().strip() == here
 
 
 async def test_rendering_in_the_pool_runs_under_its_policy() -> None:
