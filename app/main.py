@@ -42,6 +42,7 @@ from app.api.routes import (
 )
 from app.archive.downloads import Downloads
 from app.archive.fairness import FairLimiter
+from app.archive.rendering import Renderer
 from app.archive.stream import ArchiveBuilder
 from app.core.config import Settings
 from app.core.identity import VERSION
@@ -76,6 +77,7 @@ class State(TypedDict):
     limiter: FairLimiter
     downloads: Downloads
     decoder: DecodePool  # every image decode (thumbnails, renders)
+    renderer: Renderer  # variants: of archives (through downloads) and of one photo
     signer: Signer  # signed links
     session_signer: Signer  # administrator sessions
     sessions: SessionStore
@@ -167,6 +169,7 @@ async def _open_state(
         limiter=runtime.limiter,
         downloads=downloads,
         decoder=runtime.decoder,
+        renderer=runtime.renderer,
         signer=Signer(runtime.keys.links),
         session_signer=Signer(runtime.keys.sessions),
         sessions=sessions,

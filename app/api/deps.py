@@ -12,6 +12,7 @@ from fastapi.security import APIKeyHeader
 from app.api.selection import SelectionDep, VariantsDep
 from app.archive.downloads import Downloads
 from app.archive.fairness import FairLimiter
+from app.archive.rendering import Renderer
 from app.core.config import Settings
 from app.core.errors import Unauthorized, Unprocessable
 from app.core.security import Credential, Signer, operator_credential, same_secret
@@ -58,6 +59,11 @@ def get_downloads(request: Request) -> Downloads:
 def get_decoder(request: Request) -> DecodePool:
     decoder: DecodePool = request.state.decoder
     return decoder
+
+
+def get_renderer(request: Request) -> Renderer:
+    renderer: Renderer = request.state.renderer
+    return renderer
 
 
 def get_signer(request: Request) -> Signer:
@@ -112,6 +118,7 @@ UpstreamDep = Annotated[AutoenhanceClient, Depends(get_upstream)]
 LimiterDep = Annotated[FairLimiter, Depends(get_limiter)]
 DownloadsDep = Annotated[Downloads, Depends(get_downloads)]
 DecoderDep = Annotated[DecodePool, Depends(get_decoder)]
+RendererDep = Annotated[Renderer, Depends(get_renderer)]
 SignerDep = Annotated[Signer, Depends(get_signer)]  # signed links
 SessionSignerDep = Annotated[Signer, Depends(get_session_signer)]
 SessionsDep = Annotated[SessionStore, Depends(get_sessions)]

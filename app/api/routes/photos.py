@@ -8,6 +8,10 @@ ready images, before a byte is fetched), and the name the photo has in the ZIP, 
 `SPOOL_MEMORY_BYTES`, then in `DATA_DIR/spool`) and sent once it is whole, with its
 `Content-Length`: one photo is small next to an archive, and a broken upstream transfer then
 becomes an error answer rather than a truncated picture.
+
+With `variants=<one preset>` the photo is rendered for that preset as in an archive's folder
+(the same renderer, the same bytes, in the shared decode pool), named ``garden (MLS).jpg``;
+one photo is one file, so more than one preset is a 422 that points at the archive.
 """
 
 from __future__ import annotations
@@ -23,17 +27,27 @@ from app.api.deps import (
     CredentialDep,
     LimiterDep,
     OptionsDep,
+    RendererDep,
     SettingsDep,
     SignerDep,
     SpoolDirDep,
     UpstreamDep,
 )
 from app.api.schemas.links import DownloadLink
-from app.api.selection import planned
+from app.api.selection import PresetsDep, planned
 from app.api.upstream_errors import checked_order_id, fetch_order, to_app_error
 from app.archive.naming import PREVIEW_MARK, content_disposition
-from app.archive.plan import PlannedImage
-from app.core.errors import BadRequest, Conflict, Forbidden, NotFound, error_responses
+from app.archive.plan import BatchPlan, PlannedImage
+from app.archive.rendering import EntrySkipped, Renderer
+from app.core.errors import (
+    BadRequest,
+    Conflict,
+    Forbidden,
+    NotFound,
+    Unprocessable,
+    error_responses,
+)
+from app.imaging.presets import Preset
 from app.services.overview import image_state
 from app.upstream.errors import UpstreamError
 from app.upstream.options import IMAGE_ID_PATTERN, DownloadOptions
@@ -53,13 +67,17 @@ _MEDIA_TYPES = {
 }
 
 
-def photo_filename(planned_image: PlannedImage, options: DownloadOptions) -> str:
-    """The photo's name in the ZIP; ``garden (preview).jpg`` for a free preview."""
+def photo_filename(
+    planned_image: PlannedImage, options: DownloadOptions, variant: Preset | None = None
+) -> str:
+    """The photo's name in the ZIP; ``garden (preview).jpg`` for a free preview, ``garden
+    (MLS).jpg`` rendered for a preset."""
     name = planned_image.entry_name
-    if not options.preview:
+    mark = f" ({variant.label})" if variant is not None else PREVIEW_MARK
+    if variant is None and not options.preview:
         return name
     stem, dot, extension = name.rpartition(".")
-    return f"{stem}{PREVIEW_MARK}{dot}{extension}" if dot else name + PREVIEW_MARK
+    return f"{stem}{mark}{dot}{extension}" if dot else name + mark
 
 
 async def _ready_photo(
@@ -68,20 +86,30 @@ async def _ready_photo(
     order_id: str,
     image_id: str,
     options: DownloadOptions,
-) -> PlannedImage:
-    """The planned image `image_id` of the order, checked to be one of its ready images.
+    presets: PresetsDep,
+) -> tuple[PlannedImage, BatchPlan]:
+    """The planned image `image_id` of the order, checked to be one of its ready images, and
+    the plan it is part of (how it is asked of the upstream; its variant).
 
     Raises:
         BadRequest: a malformed order or image id (before any upstream call).
+        Unprocessable: more than one preset in `variants` (`one_variant_per_photo`), or one
+            this service does not offer.
         NotFound: unknown order, or no image of that id in it (`image_not_in_order`).
         Conflict: the image is not enhanced (yet) (`image_not_ready`).
     """
     order_id = checked_order_id(order_id)
     if not IMAGE_ID_PATTERN.fullmatch(image_id):
         raise BadRequest("That is not an image id.", code="invalid_image_id")
+    if options.variants and len(options.variants) > 1:
+        raise Unprocessable(
+            "One photo is one file: name one preset in variants=, or download the photo in "
+            f"several sizes as an archive: GET /orders/{order_id}/images?images={image_id}"
+            f"&variants={','.join(options.variants)}.",
+            code="one_variant_per_photo",
+        )
     order = await fetch_order(upstream, order_id, credential)
-    # One photo is never rendered for a variant: it is the photo as the options ask for it.
-    plan = planned(order, options.model_copy(update={"images": None, "variants": None}), {})
+    plan = planned(order, options.model_copy(update={"images": None}), presets)
     found = next((p for p in plan.images if p.image.image_id == image_id), None)
     if found is None:
         raise NotFound("This order has no image with that id.", code="image_not_in_order")
@@ -94,7 +122,25 @@ async def _ready_photo(
             },
             code="image_not_ready",
         )
-    return found
+    return found, plan
+
+
+async def _rendered(spool: IO[bytes], variant: Preset, renderer: Renderer) -> bytes:
+    """The fetched photo in `spool` rendered for `variant`.
+
+    Raises:
+        Unprocessable: it cannot be (over the byte cap at the lowest quality, refused by the
+            decoding policy: `variant_not_possible`, with the reason).
+        DecoderBusy: the decode pool is full (503, Retry-After).
+    """
+    async with renderer.slot(object()):
+        spool.seek(0)
+        data = spool.read()
+        try:
+            output = await renderer.output(data, variant)
+        except EntrySkipped as exc:
+            raise Unprocessable(exc.message, code="variant_not_possible") from None
+    return data if output.content is None else output.content
 
 
 def _chunks(spool: IO[bytes]) -> Iterator[bytes]:
@@ -141,11 +187,15 @@ async def order_photo(
     limiter: LimiterDep,
     settings: SettingsDep,
     spool_dir: SpoolDirDep,
+    presets: PresetsDep,
+    renderer: RendererDep,
 ) -> Response:
     """The photo with these options; `HEAD` checks it without fetching the picture."""
-    found = await _ready_photo(upstream, credential, order_id, image_id, options)
-    headers = {"Content-Disposition": content_disposition(photo_filename(found, options))}
-    media_type = _MEDIA_TYPES[options.format]
+    found, plan = await _ready_photo(upstream, credential, order_id, image_id, options, presets)
+    variant = plan.variants[0] if plan.variants else None
+    filename = photo_filename(found, options, variant)
+    headers = {"Content-Disposition": content_disposition(filename)}
+    media_type = _MEDIA_TYPES["jpeg" if variant is not None else options.format]
     if request.method == "HEAD":
         head = Response(media_type=media_type, headers=headers)
         del head.headers["content-length"]  # unknown until the photo is fetched, not 0
@@ -157,8 +207,13 @@ async def order_photo(
     try:
         async with limiter.slot(object()):
             downloaded = await upstream.download_enhanced(
-                image_id, spool, options=options, api_key=credential.api_key
+                image_id, spool, options=plan.fetch_options, api_key=credential.api_key
             )
+        if variant is not None:
+            content = await _rendered(spool, variant, renderer)
+            spool.close()
+            headers["Content-Length"] = str(len(content))
+            return Response(content, media_type=media_type, headers=headers)
     except UpstreamError as exc:
         spool.close()
         raise to_app_error(exc, what="image") from exc
@@ -184,6 +239,7 @@ async def create_photo_link(
     settings: SettingsDep,
     signer: SignerDep,
     upstream: UpstreamDep,
+    presets: PresetsDep,
     body: Annotated[DownloadOptions | None, Body()] = None,
 ) -> DownloadLink:
     """Sign `GET /orders/{order_id}/images/{image_id}` with these options (as for the ZIP)."""
@@ -194,7 +250,7 @@ async def create_photo_link(
             code="own_key_not_linkable",
         )
     chosen = (body or options).model_copy(update={"images": None})
-    await _ready_photo(upstream, credential, order_id, image_id, chosen)
+    await _ready_photo(upstream, credential, order_id, image_id, chosen, presets)
     path = f"/orders/{checked_order_id(order_id)}/images/{image_id}"
     link = signer.sign(path, chosen.query(), ttl=settings.download_link_ttl)
     return DownloadLink.of(link)
