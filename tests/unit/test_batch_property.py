@@ -8,9 +8,8 @@ import asyncio
 import io
 import tempfile
 import zipfile
-import zlib
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -19,36 +18,9 @@ from hypothesis import strategies as st
 from app.archive.fairness import FairLimiter
 from app.archive.plan import REPORT_NAME, NothingToDeliver, plan_batch
 from app.archive.stream import BatchArchive
-from app.upstream.client import Downloaded
-from app.upstream.errors import UpstreamServerError
 from app.upstream.models import Order
 from app.upstream.options import DownloadOptions
-
-
-class ScriptedClient:
-    """Stands in for AutoenhanceClient: each image either yields its bytes or fails."""
-
-    byte_pool = None  # images spool, as with IMAGE_POOL_BYTES=0
-
-    def __init__(self, payloads: dict[str, bytes | None]) -> None:
-        self.payloads = payloads
-
-    async def download_enhanced(
-        self,
-        image_id: str,
-        sink: IO[bytes],
-        *,
-        options: DownloadOptions,
-        api_key: str | None,
-        buffers: object = None,
-    ) -> Downloaded:
-        await asyncio.sleep(0)
-        payload = self.payloads[image_id]
-        if payload is None:
-            raise UpstreamServerError("upstream answered 500", status_code=500)
-        sink.write(payload)
-        return Downloaded(size=len(payload), crc32=zlib.crc32(payload), content_type=None)
-
+from tests.unit.fakes import ScriptedClient
 
 image_spec = st.tuples(
     st.one_of(st.none(), st.text(max_size=40)),  # the upstream's image name

@@ -10,9 +10,7 @@ from __future__ import annotations
 import asyncio
 import io
 import zipfile
-import zlib
 from pathlib import Path
-from typing import IO
 
 from app.archive.downloads import Downloads
 from app.archive.fairness import FairLimiter
@@ -22,29 +20,12 @@ from app.archive.plan import plan_batch
 from app.archive.stream import ArchiveBuilder
 from app.archive.validators import cache_key, identify
 from app.storage import LocalArchiveStore, ObjectInfo, Quota
-from app.upstream.client import Downloaded
 from app.upstream.models import Order
 from app.upstream.options import DownloadOptions
 from tests.support import settings_of
+from tests.unit.fakes import ScriptedClient
 
 IMAGES = {"img-0": b"first image", "img-1": b"second image"}
-
-
-class FixedClient:
-    byte_pool = None
-
-    async def download_enhanced(
-        self,
-        image_id: str,
-        sink: IO[bytes],
-        *,
-        options: DownloadOptions,
-        api_key: str | None,
-        buffers: object = None,
-    ) -> Downloaded:
-        sink.write(IMAGES[image_id])
-        data = IMAGES[image_id]
-        return Downloaded(size=len(data), crc32=zlib.crc32(data), content_type=None)
 
 
 class EvictingStore(LocalArchiveStore):
@@ -74,7 +55,7 @@ async def answer_after_eviction(root: Path) -> tuple[bool, bytes]:
     await store.put_bytes(cache_key(identify(plan, owner="me").key), b"a copy about to go")
     builder = ArchiveBuilder(
         settings=settings,
-        upstream=FixedClient(),  # type: ignore[arg-type]
+        upstream=ScriptedClient(IMAGES),  # type: ignore[arg-type]
         limiter=FairLimiter(2),
         spool_dir=root / "spool",
     )

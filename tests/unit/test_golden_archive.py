@@ -14,18 +14,15 @@ import asyncio
 import hashlib
 import io
 import zipfile
-import zlib
 from pathlib import Path
-from typing import IO
 
 from app.archive.fairness import FairLimiter
 from app.archive.plan import REPORT_NAME, plan_batch
 from app.archive.stream import BatchArchive
 from app.archive.zipformat import ARCHIVE_FORMAT
-from app.upstream.client import Downloaded
-from app.upstream.errors import UpstreamServerError
 from app.upstream.models import Order
 from app.upstream.options import DownloadOptions
+from tests.unit.fakes import ScriptedClient
 
 # The format these bytes are, and their digest. Change both together, never one alone.
 GOLDEN_FORMAT = "zip-stored/1"
@@ -39,27 +36,6 @@ IMAGES = [
     ("img-4", "Garden.jpg", "processing", b"never fetched"),
     ("img-5", "Attic.jpg", "processed", None),
 ]
-
-
-class FixedClient:
-    """Stands in for AutoenhanceClient: each image yields its fixed bytes, or a 500."""
-
-    byte_pool = None  # images spool, as with IMAGE_POOL_BYTES=0
-
-    async def download_enhanced(
-        self,
-        image_id: str,
-        sink: IO[bytes],
-        *,
-        options: DownloadOptions,
-        api_key: str | None,
-        buffers: object = None,
-    ) -> Downloaded:
-        payload = next(data for id_, _, _, data in IMAGES if id_ == image_id)
-        if payload is None:
-            raise UpstreamServerError("upstream answered 500", status_code=500)
-        sink.write(payload)
-        return Downloaded(size=len(payload), crc32=zlib.crc32(payload), content_type=None)
 
 
 def fixed_order() -> Order:
@@ -79,7 +55,7 @@ def fixed_order() -> Order:
 async def archive_bytes(spool_dir: Path) -> bytes:
     archive = BatchArchive(
         plan_batch(fixed_order(), DownloadOptions()),
-        client=FixedClient(),  # type: ignore[arg-type]
+        client=ScriptedClient({id_: data for id_, _, _, data in IMAGES}),  # type: ignore[arg-type]
         api_key=None,
         limiter=FairLimiter(3),
         concurrency=2,

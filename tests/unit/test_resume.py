@@ -9,13 +9,9 @@ the first byte.
 
 from __future__ import annotations
 
-import asyncio
 import io
 import zipfile
-import zlib
-from collections import Counter
 from pathlib import Path
-from typing import IO
 
 import pytest
 
@@ -31,41 +27,11 @@ from app.archive.plan import REPORT_NAME, BatchPlan, plan_batch
 from app.archive.resume import ResumeMismatch, ResumePoint
 from app.archive.stream import BatchArchive
 from app.storage import LocalArchiveStore, Quota
-from app.upstream.client import Downloaded
-from app.upstream.errors import UpstreamServerError
 from app.upstream.models import Order
 from app.upstream.options import DownloadOptions
+from tests.unit.fakes import ScriptedClient
 
 KEY = "k" * 64
-
-
-class ScriptedClient:
-    """Stands in for AutoenhanceClient: serves `payloads`, fails the ids in `failing` once."""
-
-    byte_pool = None  # images spool, as with IMAGE_POOL_BYTES=0
-
-    def __init__(self, payloads: dict[str, bytes], failing: set[str] | None = None) -> None:
-        self.payloads = payloads
-        self.failing = set(failing or ())
-        self.fetches: Counter[str] = Counter()
-
-    async def download_enhanced(
-        self,
-        image_id: str,
-        sink: IO[bytes],
-        *,
-        options: DownloadOptions,
-        api_key: str | None,
-        buffers: object = None,
-    ) -> Downloaded:
-        await asyncio.sleep(0)
-        self.fetches[image_id] += 1
-        if image_id in self.failing:
-            self.failing.discard(image_id)
-            raise UpstreamServerError("upstream answered 500", status_code=500)
-        payload = self.payloads[image_id]
-        sink.write(payload)
-        return Downloaded(size=len(payload), crc32=zlib.crc32(payload), content_type=None)
 
 
 def make_plan(count: int, *, not_ready: set[int] = frozenset()) -> BatchPlan:  # type: ignore[assignment]
