@@ -34,9 +34,14 @@ import h11
 import httpx
 from isal import isal_zlib
 
-# Bytes one socket read may bring while the answer's head is parsed (and for bodies streamed
-# through h11: error answers, redirects, bodies without a length).
+# Bytes one socket read may bring for bodies streamed through h11 (error answers, redirects,
+# bodies without a length).
 READ_SIZE = 256 * 1024
+# Bytes one socket read may bring while an answer's head is awaited, and what is read ahead
+# of it before reading pauses. The body's first bytes come with the head and are copied on
+# their way to a pooled buffer (scratch, h11, the buffer); at 256 kB that was a tenth of a
+# 10 MB image copied five times over, at this size it is nothing.
+HEAD_READ_SIZE = 16 * 1024
 # What a lying upstream's answer head may cost: h11 refuses a head larger than this.
 MAX_HEAD_BYTES = 64 * 1024
 
@@ -51,8 +56,10 @@ class _Protocol(asyncio.BufferedProtocol):
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
         self._scratch = bytearray(READ_SIZE)
+        self.read_size = HEAD_READ_SIZE  # bytes one read into scratch may bring
         self._pending = bytearray()  # received into scratch, not yet taken
         self._target: memoryview | None = None
+        self._observe: Callable[[memoryview], None] | None = None
         self._filled = 0
         self.crc = 0
         self.closed: BaseException | None = None
@@ -67,7 +74,7 @@ class _Protocol(asyncio.BufferedProtocol):
     def get_buffer(self, sizehint: int) -> memoryview:
         if self._target is not None:
             return self._target[self._filled :]
-        return memoryview(self._scratch)
+        return memoryview(self._scratch)[: self.read_size]
 
     def buffer_updated(self, nbytes: int) -> None:
         loop = asyncio.get_running_loop()
@@ -75,13 +82,16 @@ class _Protocol(asyncio.BufferedProtocol):
         if self._target is not None:
             start = self._filled
             self._filled += nbytes
-            self.crc = isal_zlib.crc32(self._target[start : self._filled], self.crc)
+            received = self._target[start : self._filled]
+            self.crc = isal_zlib.crc32(received, self.crc)
+            if self._observe is not None:
+                self._observe(received)
             if self._filled == len(self._target):
                 self._target = None
                 self._wake()
             return
         self._pending += memoryview(self._scratch)[:nbytes]
-        if len(self._pending) >= READ_SIZE and self.transport is not None:
+        if len(self._pending) >= self.read_size and self.transport is not None:
             self.transport.pause_reading()
         self._wake()
 
@@ -130,17 +140,27 @@ class _Protocol(asyncio.BufferedProtocol):
             await self._wait(read_timeout)
         return self.take()
 
-    async def fill(self, view: memoryview, already: bytes, read_timeout: float | None) -> int:
+    async def fill(
+        self,
+        view: memoryview,
+        already: bytes,
+        read_timeout: float | None,
+        observe: Callable[[memoryview], None] | None,
+    ) -> int:
         """Receive exactly `len(view)` bytes into `view`, of which `already` arrived before;
-        returns their CRC-32."""
+        returns their CRC-32. `observe` is called with each received slice of `view`, in
+        order."""
         already += self.take()
         if len(already) > len(view):
             raise httpx.ReadError("the answer ran past its Content-Length")
         view[: len(already)] = already
         self.crc = isal_zlib.crc32(already)
         self._filled = len(already)
+        if observe is not None and already:
+            observe(view[: len(already)])
         if self._filled < len(view):
             self._target = view
+            self._observe = observe
             try:
                 while self._target is not None:
                     if self.closed is not None or self.eof:
@@ -150,6 +170,7 @@ class _Protocol(asyncio.BufferedProtocol):
                     await self._wait(read_timeout)
             finally:
                 self._target = None
+                self._observe = None
         return self.crc
 
 
@@ -193,6 +214,7 @@ class PooledBody(httpx.AsyncByteStream):
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         protocol = self._connection.protocol
+        protocol.read_size = READ_SIZE
         while True:
             try:
                 event = self._parser.next_event()
@@ -210,9 +232,13 @@ class PooledBody(httpx.AsyncByteStream):
             else:
                 raise httpx.ReadError(f"unexpected {type(event).__name__} in a body")
 
-    async def read_into(self, view: memoryview) -> int:
+    async def read_into(
+        self, view: memoryview, *, observe: Callable[[memoryview], None] | None = None
+    ) -> int:
         """Receive the whole body, exactly `len(view)` bytes (its Content-Length), into `view`;
-        returns its CRC-32. The body is consumed: iterate no more.
+        returns its CRC-32. `observe`, when given, sees each received slice of `view` in order
+        while it is still in the CPU's cache (the image check: a second pass over a 10 MB
+        buffer reads it back from memory). The body is consumed: iterate no more.
 
         Raises:
             httpx.ReadError: the connection ended first. httpx.ReadTimeout: it fell silent.
@@ -220,7 +246,9 @@ class PooledBody(httpx.AsyncByteStream):
         if self.length != len(view):
             raise ValueError(f"a body of {self.length} bytes does not fit {len(view)}")
         already, _closed = self._parser.trailing_data
-        crc = await self._connection.protocol.fill(view, bytes(already), self._read_timeout)
+        crc = await self._connection.protocol.fill(
+            view, bytes(already), self._read_timeout, observe
+        )
         self._reusable = self._keep_alive
         return crc
 
@@ -276,9 +304,10 @@ class PooledBodyTransport(httpx.AsyncBaseTransport):
         wire = parser.send(h11.Request(method=request.method, target=target, headers=headers))
         wire = (wire or b"") + (parser.send(h11.Data(data=content)) or b"") if content else wire
         wire = (wire or b"") + (parser.send(h11.EndOfMessage()) or b"")
-        assert connection.protocol.transport is not None
-        connection.protocol.transport.write(wire)
         protocol = connection.protocol
+        assert protocol.transport is not None
+        protocol.read_size = HEAD_READ_SIZE
+        protocol.transport.write(wire)
         while True:
             try:
                 event = parser.next_event()
