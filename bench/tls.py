@@ -29,17 +29,15 @@ from cryptography.x509.oid import NameOID
 
 from bench.common import (
     GB,
-    MB,
     NGINX,
     cpu_seconds,
     create_order,
-    free_port,
-    running,
     sandbox,
     service,
     set_latency,
     through,
 )
+from testkit.processes import MB, free_port, running
 
 IMAGES, IMAGE_BYTES = 50, 10 * MB
 VARIANTS = {"spool": "0", "pool": str(40 * MB)}
