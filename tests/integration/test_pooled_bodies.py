@@ -70,8 +70,8 @@ def test_pooled_mixed_and_spooled_archives_are_byte_identical(
             "image_pool_request_bytes": 4 * MB,
             "image_pool_wait": 0.05,
         },
-        "aiohttp": {},
-        "httpx": {"upstream_download_client": "httpx"},
+        "aiohttp": {"image_pool_bytes": 0},
+        "httpx": {"image_pool_bytes": 0, "upstream_download_client": "httpx"},
     }
     archives: dict[str, bytes] = {}
     counts: dict[str, tuple[float, float]] = {}
@@ -80,7 +80,7 @@ def test_pooled_mixed_and_spooled_archives_are_byte_identical(
         settings = make_settings(archive_cache_max_bytes=0, **overrides)
         # The pooled variants are served as every start command serves them: by the
         # project's protocol, which writes chunks as views (`WritelinesCycle`).
-        protocol = {"http": with_header_timeout(30)} if "image_pool_bytes" in overrides else {}
+        protocol = {"http": with_header_timeout(30)} if settings.image_pool_bytes else {}
         with UvicornThread(create_app(settings), **protocol) as server:
             archives[name] = archive_of(server, order)
         counts[name] = (bodies("pool") - pooled, bodies("spool") - spooled)
