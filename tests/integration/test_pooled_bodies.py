@@ -23,6 +23,7 @@ from app.upstream.bytepool import BytePool
 from app.web.server import with_header_timeout
 from testkit.processes import wait_for
 from tests.conftest import SettingsFactory, create_order
+from tests.integration.resume_support import store_settings
 from tests.support import SandboxControl, UvicornThread
 
 MB = 1024 * 1024
@@ -166,3 +167,23 @@ def test_a_client_that_leaves_mid_image_gives_every_buffer_back(
     # The pool serves the next request in full.
     checked(archive_of(server, order), 10)
     assert pool.lent == 0
+
+
+def test_a_pooled_archive_is_cached_on_s3_as_streamed(
+    make_settings: SettingsFactory,
+    sandbox: SandboxControl,
+    request: pytest.FixtureRequest,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The archive's chunks are views of pooled buffers; the S3 store that caches it as it
+    streams takes them like bytes, and the cached copy is the streamed one."""
+    order = create_order(sandbox, images=4, image_bytes=2 * MB)["order_id"]
+    settings = store_settings("s3", make_settings, request, image_pool_bytes=16 * MB)
+    with UvicornThread(create_app(settings), http=with_header_timeout(30)) as server:
+        pooled_before = bodies("pool")
+        streamed = archive_of(server, order)
+        assert bodies("pool") - pooled_before == 4
+        again = archive_of(server, order)
+    checked(streamed, 4)
+    assert again == streamed
+    assert not [r for r in caplog.records if "storage failed" in r.getMessage()]
