@@ -46,9 +46,11 @@ def _unviewed(buffer: bytearray) -> bool:
 class PooledImage:
     """One image's bytes in a pooled buffer, read like a spool: `seek`, `read`, `close`.
 
-    `read` hands out views of the buffer typed as `bytes`: the archive's consumers take only
-    their length, slices of them and the buffer protocol, and no copy is made. `close`
-    returns the buffer to the pool (idempotent).
+    `read(n)` hands out views of the buffer typed as `bytes`: the archive writer's consumers
+    (the response, the archive stores) take only their length, slices of them and the buffer
+    protocol, and no copy is made. `read()` of the rest returns a `bytes` copy: its reader is
+    the image decoder of a variant, which uses `bytes`' own methods and costs far more than
+    the copy. `close` returns the buffer to the pool (idempotent).
     """
 
     def __init__(self, share: PoolShare, buffer: bytearray, size: int) -> None:
@@ -73,7 +75,7 @@ class PooledImage:
         end = self.size if size < 0 else min(self.size, self._position + size)
         chunk = self._view[self._position : end]
         self._position = end
-        return cast(bytes, chunk)
+        return bytes(chunk) if size < 0 else cast(bytes, chunk)
 
     def close(self) -> None:
         if self._buffer is not None:

@@ -187,3 +187,23 @@ def test_a_pooled_archive_is_cached_on_s3_as_streamed(
     checked(streamed, 4)
     assert again == streamed
     assert not [r for r in caplog.records if "storage failed" in r.getMessage()]
+
+
+def test_variants_are_rendered_from_pooled_images(
+    make_settings: SettingsFactory, sandbox: SandboxControl
+) -> None:
+    """The decoder of a variant reads a pooled image whole, as it reads a spooled one."""
+    order = create_order(sandbox, images=3, image_bytes=MB)["order_id"]
+    archives = {}
+    for pool in (16 * MB, 0):
+        settings = make_settings(image_pool_bytes=pool, archive_cache_max_bytes=0)
+        with UvicornThread(create_app(settings), http=with_header_timeout(30)) as server:
+            pooled_before = bodies("pool")
+            url = f"{server.url}/orders/{order}/images"
+            response = httpx.get(url, params={"variants": "mls", "dev_mode": "true"}, timeout=60)
+            assert response.status_code == 200, response.text
+            assert bodies("pool") - pooled_before == (3 if pool else 0)
+        archives[pool] = response.content
+    names = zipfile.ZipFile(io.BytesIO(archives[0])).namelist()
+    assert len([n for n in names if n.startswith("MLS/")]) == 3
+    assert archives[16 * MB] == archives[0]
