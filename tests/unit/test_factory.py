@@ -33,9 +33,10 @@ async def test_without_the_pool_image_downloads_go_through_aiohttp(tmp_path: Pat
             await client.aclose()
 
 
-async def test_with_the_pool_image_bodies_are_received_into_its_buffers(tmp_path: Path) -> None:
-    values = {"image_pool_bytes": 40 * 1024**2, "image_pool_request_bytes": 24 * 1024**2}
-    clients = build_upstream(settings(tmp_path, **values), base_url="http://x")
+async def test_image_bodies_are_received_into_the_pool_by_default(tmp_path: Path) -> None:
+    clients = build_upstream(
+        settings(tmp_path, image_pool_request_bytes=24 * 1024**2), base_url="http://x"
+    )
     try:
         (download,) = clients.download_pool
         assert isinstance(download._transport, PooledBodyTransport)
