@@ -196,6 +196,12 @@ class _Connection:
         if self.protocol.transport is not None:
             self.protocol.transport.close()
 
+    def abort(self) -> None:
+        """Close at once: a TLS transport's `close` sends its close_notify on later turns of
+        the loop, which a shutting-down loop never takes (its socket would be left open)."""
+        if self.protocol.transport is not None:
+            self.protocol.transport.abort()
+
 
 class PooledBody(httpx.AsyncByteStream):
     """An answer's body: streamed through h11, or received whole into a buffer (`read_into`)."""
@@ -391,7 +397,7 @@ class PooledBodyTransport(httpx.AsyncBaseTransport):
         self._closed = True
         for connections in self._idle.values():
             for connection in connections:
-                connection.close()
+                connection.abort()
         self._idle.clear()
 
 

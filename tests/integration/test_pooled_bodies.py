@@ -9,8 +9,10 @@ from __future__ import annotations
 import concurrent.futures
 import hashlib
 import io
+import ssl
 import zipfile
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,6 +20,8 @@ import pytest
 from prometheus_client import REGISTRY
 
 from app.main import create_app
+from app.sandbox.app import create_sandbox_app
+from app.sandbox.config import SandboxConfig
 from app.upstream import factory
 from app.upstream.bytepool import BytePool
 from app.web.server import with_header_timeout
@@ -25,6 +29,7 @@ from testkit.processes import wait_for
 from tests.conftest import SettingsFactory, create_order
 from tests.integration.resume_support import store_settings
 from tests.support import SandboxControl, UvicornThread
+from tests.unit.test_bodyreader import self_signed
 
 MB = 1024 * 1024
 
@@ -207,3 +212,41 @@ def test_variants_are_rendered_from_pooled_images(
     names = zipfile.ZipFile(io.BytesIO(archives[0])).namelist()
     assert len([n for n in names if n.startswith("MLS/")]) == 3
     assert archives[16 * MB] == archives[0]
+
+
+def test_an_archive_from_an_https_upstream_is_pooled_and_the_same_as_over_http(
+    make_settings: SettingsFactory,
+    sandbox: SandboxControl,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The pooled bodies arrive over asyncio's SSL transport (a sandbox served over TLS with a
+    certificate the service trusts through SSL_CERT_FILE), and the archive is the one the
+    same images make over plain HTTP."""
+    cert, key = self_signed(tmp_path)
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    upstream = create_sandbox_app(SandboxConfig(processing_delay=0, seed_demo=False))
+    with UvicornThread(upstream, ssl_certfile=str(cert), ssl_keyfile=str(key)) as tls:
+        https = f"https://127.0.0.1:{tls.port}"
+        created = httpx.post(
+            f"{https}/_sandbox/orders",
+            json={"images": 4, "image_bytes": 2 * MB},
+            verify=ssl.create_default_context(cafile=str(cert)),
+            timeout=60,
+        )
+        created.raise_for_status()
+        order = created.json()["order_id"]
+        settings = make_settings(autoenhance_api_base=f"{https}/v3", image_pool_bytes=16 * MB)
+        with UvicornThread(create_app(settings), http=with_header_timeout(30)) as server:
+            pooled_before = bodies("pool")
+            over_tls = archive_of(server, order)
+            assert bodies("pool") - pooled_before == 4
+    plain_order = create_order(sandbox, images=4, image_bytes=2 * MB)["order_id"]
+    with UvicornThread(create_app(make_settings(image_pool_bytes=0))) as server:
+        over_http = archive_of(server, plain_order)
+    checked(over_tls, 4)
+    assert entries_of(over_tls) == entries_of(over_http)
+
+
+def entries_of(data: bytes) -> list[tuple[str, int, int]]:
+    return [(i.filename, i.file_size, i.CRC) for i in zipfile.ZipFile(io.BytesIO(data)).infolist()]
