@@ -51,6 +51,7 @@ from app.services.plan import (
 from app.services.prefetch import Fetched, Prefetcher, Spool
 from app.services.rendering import EntrySkipped, Renderer
 from app.services.resume import ResumeMismatch, ResumePoint, position
+from app.upstream.bytepool import PooledImage
 from app.upstream.client import AutoenhanceClient
 from app.upstream.errors import UpstreamError
 
@@ -396,7 +397,10 @@ class BatchArchive:
             if header := self._cut(header):
                 yield header
             fetched.spool.seek(0)
-            while not self._done and (chunk := fetched.spool.read(WRITE_CHUNK)):
+            # A pooled image goes out as one view of its buffer: no copy either way, and one
+            # pass through the response's send path instead of one per MiB.
+            step = fetched.size if isinstance(fetched.spool, PooledImage) else WRITE_CHUNK
+            while not self._done and (chunk := fetched.spool.read(step)):
                 self._writer.data_written(len(chunk))
                 if chunk := self._cut(chunk):
                     self.progress.bytes_written += len(chunk)
