@@ -109,8 +109,9 @@ class Settings(BaseSettings):
     )
     upstream_download_client: Literal["aiohttp", "httpx"] = Field(
         default="aiohttp",
-        description="The HTTP/1.1 implementation under image downloads: `aiohttp` (C parser) "
-        "or `httpx` (pure Python); API calls always use httpx.",
+        description="The HTTP/1.1 implementation under image downloads that spool "
+        "(`IMAGE_POOL_BYTES=0`): `aiohttp` (C parser) or `httpx` (pure Python); API calls "
+        "always use httpx.",
     )
     image_pool_bytes: int = Field(
         default=40 * 1024**2,
