@@ -89,3 +89,16 @@ async def test_after_a_wait_in_vain_later_images_do_not_wait_again_until_a_buffe
     assert await asyncio.wait_for(share.grant(5, MB), BOUND) is None
     for image in held:
         image.close()  # type: ignore[union-attr]
+
+
+async def test_a_pool_full_of_another_requests_images_is_refused_at_once() -> None:
+    """Their buffers come back at their writer's pace; this request's writer may be waiting
+    for this very image."""
+    pool = pool_of(max_bytes=2 * MB, request_bytes=2 * MB)
+    other, mine = pool.share(), pool.share()
+    other.expect(0)
+    mine.expect(0)
+    held = await other.grant(0, 2 * MB)
+    assert held is not None
+    assert await asyncio.wait_for(mine.grant(0, MB), BOUND) is None
+    held.close()
