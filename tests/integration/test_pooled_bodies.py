@@ -250,3 +250,31 @@ def test_an_archive_from_an_https_upstream_is_pooled_and_the_same_as_over_http(
 
 def entries_of(data: bytes) -> list[tuple[str, int, int]]:
     return [(i.filename, i.file_size, i.CRC) for i in zipfile.ZipFile(io.BytesIO(data)).infolist()]
+
+
+def test_image_downloads_failing_on_the_pooled_path_open_the_shared_circuit(
+    make_settings: SettingsFactory, sandbox: SandboxControl
+) -> None:
+    """Every failure of a pooled download reaches the breaker as an upstream failure: after
+    `CIRCUIT_FAILURE_THRESHOLD` of them the next request fails fast and /ready says so."""
+    order = create_order(sandbox, images=3, image_bytes=MB)
+    settings = make_settings(
+        image_pool_bytes=16 * MB,
+        upstream_retries=0,
+        circuit_failure_threshold=3,
+        circuit_cooldown=60,
+        readiness_cache_seconds=0,
+        download_concurrency=1,
+    )
+    sandbox.post(
+        "/_sandbox/faults", json={"kind": "status", "status": 500, "scope": "enhanced"}
+    ).raise_for_status()
+    with UvicornThread(create_app(settings), http=with_header_timeout(30)) as server:
+        url = f"{server.url}/orders/{order['order_id']}/images"
+        first = httpx.get(url, timeout=60)
+        again = httpx.get(url, timeout=60)
+        ready = httpx.get(f"{server.url}/ready", timeout=30)
+    assert first.status_code == 422, first.text  # every image answered 500
+    assert first.json()["error"] == "nothing_to_deliver"
+    assert again.status_code == 503, again.text  # the circuit is open: no request upstream
+    assert ready.json()["checks"]["circuit"]["ok"] is False
