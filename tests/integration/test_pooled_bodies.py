@@ -1,8 +1,10 @@
 """Image bodies received into pooled buffers (IMAGE_POOL_BYTES): the same archive bytes as the
-spool, and the pool's bounds under many requests, a slow client and a client that leaves.
+spool (also from an https upstream, cached on S3, and rendered into variants), the pool's
+bounds under many requests, a slow client and a client that leaves, and the shared circuit.
 
 The fault matrix (test_fault_matrix.py, its "pooled" case) meets every failure of an image
-download on this path; TLS is in tests/unit/test_bodyreader.py."""
+download on this path; the transport itself (TLS, the redirect's key rule, cut and stalled
+bodies) is in tests/unit/test_bodyreader.py, the pool's grants in tests/unit/test_bytepool.py."""
 
 from __future__ import annotations
 
