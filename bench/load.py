@@ -73,7 +73,8 @@ def percentile(values: list[float], q: float) -> float:
 
 
 async def run(args: argparse.Namespace) -> dict[str, object]:
-    with sandbox() as sb, service(sb) as svc:
+    settings = dict(item.split("=", 1) for item in args.service_env)
+    with sandbox() as sb, service(sb, **settings) as svc:
         base, proc = svc.base, svc.process
         set_latency(sb, 0)
         orders = [
@@ -116,6 +117,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
             "error_kinds": sorted(set(results.errors)),
             "invalid_archives": results.invalid,
             "peak_rss_mb": round(rss.peak / MB, 1),
+            "rss_growth_mb": round(rss.growth_mb, 1),
         }
         return summary
 
@@ -131,6 +133,13 @@ def main() -> None:
     parser.add_argument("--image-bytes", type=int, default=100_000)
     parser.add_argument("--orders", type=int, default=10)
     parser.add_argument("--latency-ms", type=int, default=100)
+    parser.add_argument(
+        "--service-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a setting of the service under load, e.g. IMAGE_POOL_BYTES=0 (repeatable)",
+    )
     args = parser.parse_args()
     summary = asyncio.run(run(args))
     p50, p99, peak = summary["p50_s"], summary["p99_s"], summary["peak_rss_mb"]

@@ -4,6 +4,7 @@
     .venv/bin/python -m bench.profile --scenario g     # a cached 500 MB archive served again
     .venv/bin/python -m bench.profile --scenario b     # 300 x 1 MB, no latency
     .venv/bin/python -m bench.profile --scenario s     # 1000 x 50 kB: the fixed cost per image
+    .venv/bin/python -m bench.profile --scenario d --native --service-env IMAGE_POOL_BYTES=0
 
 Starts the sandbox and the service (one worker), downloads the scenario's archive with curl
 for at most `--seconds` (and at most `--max-downloads` times) while `py-spy record` samples the
@@ -53,7 +54,18 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--max-downloads", type=int, default=20)
     parser.add_argument("--rate", type=int, default=200, help="samples per second")
+    parser.add_argument(
+        "--native", action="store_true", help="sample C frames too (py-spy --native)"
+    )
+    parser.add_argument(
+        "--service-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a setting of the profiled service, e.g. IMAGE_POOL_BYTES=41943040 (repeatable)",
+    )
     args = parser.parse_args()
+    settings = dict(item.split("=", 1) for item in args.service_env)
     py_spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or "py-spy"
     out = ROOT / "bench-results"
     out.mkdir(exist_ok=True)
@@ -61,7 +73,7 @@ def main() -> None:
     svg = out / f"profile-{args.scenario}.svg"
     cache = str(2 * 1024**3) if args.scenario == "g" else "0"
 
-    with sandbox() as sb, service(sb, ARCHIVE_CACHE_MAX_BYTES=cache) as svc:
+    with sandbox() as sb, service(sb, **{"ARCHIVE_CACHE_MAX_BYTES": cache, **settings}) as svc:
         set_latency(sb, 0)
         images, image_bytes = ORDERS[args.scenario]
         order = create_order(sb, images=images, image_bytes=image_bytes)
@@ -81,7 +93,8 @@ def main() -> None:
                     fmt,
                     "--output",
                     str(target),
-                    "--nonblocking",
+                    # py-spy reads C frames only while the process is stopped.
+                    *(["--native"] if args.native else ["--nonblocking"]),
                 ],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,

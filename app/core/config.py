@@ -110,16 +110,18 @@ class Settings(BaseSettings):
     )
     upstream_download_client: Literal["aiohttp", "httpx"] = Field(
         default="aiohttp",
-        description="The HTTP/1.1 implementation under image downloads: `aiohttp` (C parser) "
-        "or `httpx` (pure Python); API calls always use httpx.",
+        description="The HTTP/1.1 implementation under image downloads that spool "
+        "(`IMAGE_POOL_BYTES=0`): `aiohttp` (C parser) or `httpx` (pure Python); API calls "
+        "always use httpx.",
     )
     image_pool_bytes: int = Field(
-        default=0,
+        default=40 * 1024**2,
         ge=0,
         le=1024**3,
         description="Bytes of pooled buffers per process that image bodies with a "
         "Content-Length are received into straight from the socket instead of a spool "
-        "(replaces `UPSTREAM_DOWNLOAD_CLIENT` for downloads); 0 turns this off.",
+        "(replaces `UPSTREAM_DOWNLOAD_CLIENT` for downloads); 0 turns this off: every image "
+        "then spools through `UPSTREAM_DOWNLOAD_CLIENT`.",
     )
     image_pool_request_bytes: int = Field(
         default=32 * 1024**2,

@@ -381,7 +381,9 @@ class _MultipartUpload(Upload):
     async def write(self, chunk: bytes) -> None:
         if self._task.done():
             raise self._failure()
-        await self._put(chunk)
+        # An archive's chunk may be a view of a pooled image buffer (app.upstream.bytepool):
+        # obstore takes bytes, and a copy does not pin the buffer while a part fills.
+        await self._put(chunk if isinstance(chunk, bytes) else bytes(chunk))
 
     async def complete(self) -> ObjectInfo:
         await self._put(_END)

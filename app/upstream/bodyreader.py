@@ -6,15 +6,19 @@ new `bytes`, the C parser copies each body slice again, and the spool copies it 
 the spool writes it to disk and reads it back. This transport reads on an asyncio
 `BufferedProtocol`: the answer's head is parsed by h11 (which also frames every body it
 streams), and a body of known length can instead be received with `read_into` directly into a
-buffer the caller owns (a `app.upstream.bytepool` buffer), with its CRC-32 taken per received
-slice while the bytes are hot: the kernel's copy is the only one (`make bench`, (d): see
-docs/performance.md for the figures).
+buffer the caller owns (a `app.upstream.bytepool` buffer), with its CRC-32 taken (and the
+image check fed) every `HASH_BYTES` received, while the bytes are still in cache: the kernel's
+copy is the only one.
 
 Why not a library: httpx's own transport (httpcore) and aiohttp hand bodies out as new `bytes`
 objects and offer no way to name the memory a body lands in; `asyncio.BufferedProtocol` is the
-standard library's way to do that, and only the body loop is written here. Redirects, the key's
-origin rule, retries and error mapping stay in `app.upstream.client` and
-`app.upstream.redirects`, on httpx's types, as for every other transport.
+standard library's way to do that, and only the body loop is written here. What that buys,
+measured (`python -m bench.stream --only d --runs 5`, 50 x 10 MB, three alternating pairs on a
+shared 2-core machine): 0.66-0.74 service CPU-seconds per GB through this transport and the
+pool, 1.45-1.62 through aiohttp and the spool; 750-970 MB/s against 370-480
+(docs/performance.md). Redirects, the key's origin rule, retries and error mapping stay in
+`app.upstream.client` and `app.upstream.redirects`, on httpx's types, as for every other
+transport.
 
 Errors, all raised as httpx's (like `app.upstream.aiohttp_transport`): a connect timeout
 `ConnectTimeout`; a failed connection `ConnectError`; silence longer than the read timeout
@@ -34,9 +38,18 @@ import h11
 import httpx
 from isal import isal_zlib
 
-# Bytes one socket read may bring while the answer's head is parsed (and for bodies streamed
-# through h11: error answers, redirects, bodies without a length).
+# Bytes one socket read may bring for bodies streamed through h11 (error answers, redirects,
+# bodies without a length).
 READ_SIZE = 256 * 1024
+# Received body bytes are hashed (and shown to `read_into`'s observer) once this many have
+# come: still in the CPU's cache, and with one call per 256 kB rather than one per read (over
+# TLS a read is one 16 kB record).
+HASH_BYTES = 256 * 1024
+# Bytes one socket read may bring while an answer's head is awaited, and what is read ahead
+# of it before reading pauses. The body's first bytes come with the head and are copied on
+# their way to a pooled buffer (scratch, h11, the buffer); at 256 kB that was a tenth of a
+# 10 MB image copied five times over, at this size it is nothing.
+HEAD_READ_SIZE = 16 * 1024
 # What a lying upstream's answer head may cost: h11 refuses a head larger than this.
 MAX_HEAD_BYTES = 64 * 1024
 
@@ -51,9 +64,12 @@ class _Protocol(asyncio.BufferedProtocol):
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
         self._scratch = bytearray(READ_SIZE)
+        self.read_size = HEAD_READ_SIZE  # bytes one read into scratch may bring
         self._pending = bytearray()  # received into scratch, not yet taken
         self._target: memoryview | None = None
+        self._observe: Callable[[memoryview], None] | None = None
         self._filled = 0
+        self._hashed = 0  # of `_filled`, the bytes hashed and observed
         self.crc = 0
         self.closed: BaseException | None = None
         self.eof = False
@@ -67,21 +83,26 @@ class _Protocol(asyncio.BufferedProtocol):
     def get_buffer(self, sizehint: int) -> memoryview:
         if self._target is not None:
             return self._target[self._filled :]
-        return memoryview(self._scratch)
+        return memoryview(self._scratch)[: self.read_size]
 
     def buffer_updated(self, nbytes: int) -> None:
         loop = asyncio.get_running_loop()
         self.last_read = loop.time()
         if self._target is not None:
-            start = self._filled
             self._filled += nbytes
-            self.crc = isal_zlib.crc32(self._target[start : self._filled], self.crc)
-            if self._filled == len(self._target):
+            done = self._filled == len(self._target)
+            if done or self._filled - self._hashed >= HASH_BYTES:
+                received = self._target[self._hashed : self._filled]
+                self._hashed = self._filled
+                self.crc = isal_zlib.crc32(received, self.crc)
+                if self._observe is not None:
+                    self._observe(received)
+            if done:
                 self._target = None
                 self._wake()
             return
         self._pending += memoryview(self._scratch)[:nbytes]
-        if len(self._pending) >= READ_SIZE and self.transport is not None:
+        if len(self._pending) >= self.read_size and self.transport is not None:
             self.transport.pause_reading()
         self._wake()
 
@@ -130,17 +151,27 @@ class _Protocol(asyncio.BufferedProtocol):
             await self._wait(read_timeout)
         return self.take()
 
-    async def fill(self, view: memoryview, already: bytes, read_timeout: float | None) -> int:
+    async def fill(
+        self,
+        view: memoryview,
+        already: bytes,
+        read_timeout: float | None,
+        observe: Callable[[memoryview], None] | None,
+    ) -> int:
         """Receive exactly `len(view)` bytes into `view`, of which `already` arrived before;
-        returns their CRC-32."""
+        returns their CRC-32. `observe` is called with each received slice of `view`, in
+        order."""
         already += self.take()
         if len(already) > len(view):
             raise httpx.ReadError("the answer ran past its Content-Length")
         view[: len(already)] = already
         self.crc = isal_zlib.crc32(already)
-        self._filled = len(already)
+        self._filled = self._hashed = len(already)
+        if observe is not None and already:
+            observe(view[: len(already)])
         if self._filled < len(view):
             self._target = view
+            self._observe = observe
             try:
                 while self._target is not None:
                     if self.closed is not None or self.eof:
@@ -150,6 +181,7 @@ class _Protocol(asyncio.BufferedProtocol):
                     await self._wait(read_timeout)
             finally:
                 self._target = None
+                self._observe = None
         return self.crc
 
 
@@ -167,6 +199,12 @@ class _Connection:
     def close(self) -> None:
         if self.protocol.transport is not None:
             self.protocol.transport.close()
+
+    def abort(self) -> None:
+        """Close at once: a TLS transport's `close` sends its close_notify on later turns of
+        the loop, which a shutting-down loop never takes (its socket would be left open)."""
+        if self.protocol.transport is not None:
+            self.protocol.transport.abort()
 
 
 class PooledBody(httpx.AsyncByteStream):
@@ -193,6 +231,7 @@ class PooledBody(httpx.AsyncByteStream):
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         protocol = self._connection.protocol
+        protocol.read_size = READ_SIZE
         while True:
             try:
                 event = self._parser.next_event()
@@ -210,9 +249,13 @@ class PooledBody(httpx.AsyncByteStream):
             else:
                 raise httpx.ReadError(f"unexpected {type(event).__name__} in a body")
 
-    async def read_into(self, view: memoryview) -> int:
+    async def read_into(
+        self, view: memoryview, *, observe: Callable[[memoryview], None] | None = None
+    ) -> int:
         """Receive the whole body, exactly `len(view)` bytes (its Content-Length), into `view`;
-        returns its CRC-32. The body is consumed: iterate no more.
+        returns its CRC-32. `observe`, when given, sees each received slice of `view` in order
+        while it is still in the CPU's cache (the image check: a second pass over a 10 MB
+        buffer reads it back from memory). The body is consumed: iterate no more.
 
         Raises:
             httpx.ReadError: the connection ended first. httpx.ReadTimeout: it fell silent.
@@ -220,7 +263,9 @@ class PooledBody(httpx.AsyncByteStream):
         if self.length != len(view):
             raise ValueError(f"a body of {self.length} bytes does not fit {len(view)}")
         already, _closed = self._parser.trailing_data
-        crc = await self._connection.protocol.fill(view, bytes(already), self._read_timeout)
+        crc = await self._connection.protocol.fill(
+            view, bytes(already), self._read_timeout, observe
+        )
         self._reusable = self._keep_alive
         return crc
 
@@ -276,9 +321,10 @@ class PooledBodyTransport(httpx.AsyncBaseTransport):
         wire = parser.send(h11.Request(method=request.method, target=target, headers=headers))
         wire = (wire or b"") + (parser.send(h11.Data(data=content)) or b"") if content else wire
         wire = (wire or b"") + (parser.send(h11.EndOfMessage()) or b"")
-        assert connection.protocol.transport is not None
-        connection.protocol.transport.write(wire)
         protocol = connection.protocol
+        assert protocol.transport is not None
+        protocol.read_size = HEAD_READ_SIZE
+        protocol.transport.write(wire)
         while True:
             try:
                 event = parser.next_event()
@@ -355,7 +401,7 @@ class PooledBodyTransport(httpx.AsyncBaseTransport):
         self._closed = True
         for connections in self._idle.values():
             for connection in connections:
-                connection.close()
+                connection.abort()
         self._idle.clear()
 
 

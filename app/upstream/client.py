@@ -60,9 +60,6 @@ from app.upstream.sniff import DeliveredImage
 
 logger = logging.getLogger("app.upstream")
 
-# A pooled body is checked in slices of this many bytes (the check's cost per call is fixed).
-_CHECK_SLICE = 256 * 1024
-
 T = TypeVar("T")
 
 
@@ -288,9 +285,7 @@ class AutoenhanceClient:
                     buffers.settle()
             if pooled is not None:
                 assert receiver is not None
-                crc = await receiver.read_into(pooled.view)
-                for start in range(0, pooled.size, _CHECK_SLICE):
-                    check.feed(pooled.view[start : start + _CHECK_SLICE])
+                crc = await receiver.read_into(pooled.view, observe=check.feed)
             else:
                 async for chunk in response.aiter_bytes():
                     sink.write(chunk)

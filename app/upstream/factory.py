@@ -41,14 +41,15 @@ def build_upstream(
 ) -> UpstreamClients:
     """One shared client for API calls and the client(s) for image downloads.
 
-    Image bytes are most of the service's work, and httpcore's pure-Python HTTP/1.1 (h11) over
-    anyio streams costs more per byte than aiohttp's C parser, so by default the download
-    client sends through aiohttp behind the same httpx interface: redirects, retries and error
+    Image bytes are most of the service's work. By default (`IMAGE_POOL_BYTES` above 0)
+    downloads go through `PooledBodyTransport`, whose image bodies are received into the
+    buffers of one `BytePool` (`app.upstream.bodyreader`: the kernel's copy is the only one).
+    With the pool off they spool, and httpcore's pure-Python HTTP/1.1 (h11) over anyio streams
+    costs more per byte than aiohttp's C parser, so the download client sends through aiohttp
+    (`UPSTREAM_DOWNLOAD_CLIENT`) behind the same httpx interface: redirects, retries and error
     mapping stay in `AutoenhanceClient` (`make bench`, (d): the service's CPU per GB streamed
-    fell from 2.6 to 2.3 s, and to 1.6 s with larger body chunks). With `IMAGE_POOL_BYTES`,
-    downloads instead go through `PooledBodyTransport`, whose image bodies are received into
-    the buffers of one `BytePool` (`app.upstream.bodyreader`). An injected `transport` (the
-    embedded sandbox, tests) is used for everything.
+    fell from 2.6 to 2.3 s, and to 1.6 s with larger body chunks). An injected `transport`
+    (the embedded sandbox, tests) is used for everything.
     """
     limits: _ClientLimits = {
         "max_connections": settings.upstream_max_connections,

@@ -104,6 +104,22 @@ _JXL_CODESTREAM_BOXES = frozenset({b"jxlc", b"jxlp"})
 _BOX_HEADER = 16
 # Compared against a chunk to tell padding from image data at memcmp speed.
 _ZEROS = bytes(256 * 1024)
+# The block of trailing NULs `_data_end` strips byte by byte, once it found the block holding
+# the data's end: `bytes.rstrip` tests each byte with a call of its own.
+_STRIP_BLOCK = 4096
+
+
+def _data_end(chunk: bytes | memoryview) -> int:
+    """The length of `chunk` without its trailing NULs, without copying it: the NULs are
+    passed a `_ZEROS` at a time, then a `_STRIP_BLOCK`, by memcmp, and only the one block
+    holding the data's end is stripped (a padded synthetic image ends in megabytes of NULs)."""
+    view = memoryview(chunk)
+    end = len(view)
+    for block in (len(_ZEROS), _STRIP_BLOCK):
+        while end and _ZEROS.startswith(view[max(0, end - block) : end]):
+            end = max(0, end - block)
+    start = max(0, end - _STRIP_BLOCK)
+    return start + len(bytes(view[start:end]).rstrip(b"\0"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,14 +165,9 @@ class DeliveredImage:
             self._head += chunk[: SNIFF_BYTES - len(self._head)]
         # Only the ends of a chunk are ever concatenated: no copy of the image passes here.
         self._tail = (self._tail + chunk[-len(_PNG_END) :])[-len(_PNG_END) :]
-        if chunk[-1]:
-            self._end_before_zeros = (self._end_before_zeros + chunk[-2:])[-2:]
-        elif len(chunk) > len(_ZEROS) or not _ZEROS.startswith(chunk):
-            # Not all padding: rstrip walks the trailing NULs only (a scan of a chunk that
-            # is all NULs, as in padded synthetic images, is what `_ZEROS` answers faster).
-            stripped = bytes(chunk).rstrip(b"\0")  # no copy of a `bytes` chunk
-            if stripped:
-                self._end_before_zeros = (self._end_before_zeros + stripped[-2:])[-2:]
+        end = len(chunk) if chunk[-1] else _data_end(chunk)
+        if end:
+            self._end_before_zeros = (self._end_before_zeros + chunk[max(0, end - 2) : end])[-2:]
         if self.format in ("avif", "jxl"):
             self._walk_boxes(chunk)
         self.size += len(chunk)

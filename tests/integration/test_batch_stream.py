@@ -308,7 +308,7 @@ def test_first_bytes_arrive_before_the_last_image_is_fetched(
 def test_client_disconnect_cancels_downloads_and_removes_spools(
     make_settings: SettingsFactory, sandbox: SandboxControl, tmp_path: Path
 ) -> None:
-    settings = make_settings(spool_memory_bytes=0, archive_cache_max_bytes=0)
+    settings = make_settings(spool_memory_bytes=0, archive_cache_max_bytes=0, image_pool_bytes=0)
     order = create_order(sandbox, images=8, image_bytes=100_000)
     slow = [i["image_id"] for i in order["images"][2:]]
     sandbox.post(

@@ -177,7 +177,9 @@ def test_a_full_disk_before_the_first_byte_is_a_507(
     stream: str,
 ) -> None:
     order = create_order(sandbox, images=2, image_bytes=20_000)
-    with UvicornThread(create_app(make_settings(spool_memory_bytes=1000))) as server:
+    # Images spool (the pool off), so the full disk is met before the first byte.
+    settings = make_settings(spool_memory_bytes=1000, image_pool_bytes=0)
+    with UvicornThread(create_app(settings)) as server:
         url = f"{server.url}/orders/{order['order_id']}/images"
         answer = httpx.get(url, params={"stream": stream}, timeout=30)
     assert answer.status_code == 507, answer.text
@@ -202,7 +204,7 @@ def test_a_full_disk_after_the_first_byte_aborts_the_transfer(
     ).raise_for_status()
     full_disk.failing = False
     caplog.set_level(logging.INFO)
-    settings = make_settings(spool_memory_bytes=1000, download_concurrency=2)
+    settings = make_settings(spool_memory_bytes=1000, download_concurrency=2, image_pool_bytes=0)
     with UvicornThread(create_app(settings)) as server:
         url = f"{server.url}/orders/{order['order_id']}/images"
         with httpx.stream("GET", url, timeout=30) as answer:

@@ -41,6 +41,7 @@ def settings(make_settings: SettingsFactory, request: pytest.FixtureRequest) -> 
         upstream_retries=2,
         upstream_read_timeout=1.0,
         spool_memory_bytes=0,
+        image_pool_bytes=0,
         upstream_download_client=request.param,
     )
 

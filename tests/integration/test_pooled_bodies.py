@@ -1,16 +1,20 @@
 """Image bodies received into pooled buffers (IMAGE_POOL_BYTES): the same archive bytes as the
-spool, and the pool's bounds under many requests, a slow client and a client that leaves.
+spool (also from an https upstream, cached on S3, and rendered into variants), the pool's
+bounds under many requests, a slow client and a client that leaves, and the shared circuit.
 
 The fault matrix (test_fault_matrix.py, its "pooled" case) meets every failure of an image
-download on this path; TLS is in tests/unit/test_bodyreader.py."""
+download on this path; the transport itself (TLS, the redirect's key rule, cut and stalled
+bodies) is in tests/unit/test_bodyreader.py, the pool's grants in tests/unit/test_bytepool.py."""
 
 from __future__ import annotations
 
 import concurrent.futures
 import hashlib
 import io
+import ssl
 import zipfile
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,12 +22,16 @@ import pytest
 from prometheus_client import REGISTRY
 
 from app.main import create_app
+from app.sandbox.app import create_sandbox_app
+from app.sandbox.config import SandboxConfig
 from app.upstream import factory
 from app.upstream.bytepool import BytePool
 from app.web.server import with_header_timeout
 from testkit.processes import wait_for
 from tests.conftest import SettingsFactory, create_order
+from tests.integration.resume_support import store_settings
 from tests.support import SandboxControl, UvicornThread
+from tests.unit.test_bodyreader import self_signed
 
 MB = 1024 * 1024
 
@@ -70,8 +78,8 @@ def test_pooled_mixed_and_spooled_archives_are_byte_identical(
             "image_pool_request_bytes": 4 * MB,
             "image_pool_wait": 0.05,
         },
-        "aiohttp": {},
-        "httpx": {"upstream_download_client": "httpx"},
+        "aiohttp": {"image_pool_bytes": 0},
+        "httpx": {"image_pool_bytes": 0, "upstream_download_client": "httpx"},
     }
     archives: dict[str, bytes] = {}
     counts: dict[str, tuple[float, float]] = {}
@@ -80,7 +88,7 @@ def test_pooled_mixed_and_spooled_archives_are_byte_identical(
         settings = make_settings(archive_cache_max_bytes=0, **overrides)
         # The pooled variants are served as every start command serves them: by the
         # project's protocol, which writes chunks as views (`WritelinesCycle`).
-        protocol = {"http": with_header_timeout(30)} if "image_pool_bytes" in overrides else {}
+        protocol = {"http": with_header_timeout(30)} if settings.image_pool_bytes else {}
         with UvicornThread(create_app(settings), **protocol) as server:
             archives[name] = archive_of(server, order)
         counts[name] = (bodies("pool") - pooled, bodies("spool") - spooled)
@@ -166,3 +174,109 @@ def test_a_client_that_leaves_mid_image_gives_every_buffer_back(
     # The pool serves the next request in full.
     checked(archive_of(server, order), 10)
     assert pool.lent == 0
+
+
+def test_a_pooled_archive_is_cached_on_s3_as_streamed(
+    make_settings: SettingsFactory,
+    sandbox: SandboxControl,
+    request: pytest.FixtureRequest,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The archive's chunks are views of pooled buffers; the S3 store that caches it as it
+    streams takes them like bytes, and the cached copy is the streamed one."""
+    order = create_order(sandbox, images=4, image_bytes=2 * MB)["order_id"]
+    settings = store_settings("s3", make_settings, request, image_pool_bytes=16 * MB)
+    with UvicornThread(create_app(settings), http=with_header_timeout(30)) as server:
+        pooled_before = bodies("pool")
+        streamed = archive_of(server, order)
+        assert bodies("pool") - pooled_before == 4
+        again = archive_of(server, order)
+    checked(streamed, 4)
+    assert again == streamed
+    assert not [r for r in caplog.records if "storage failed" in r.getMessage()]
+
+
+def test_variants_are_rendered_from_pooled_images(
+    make_settings: SettingsFactory, sandbox: SandboxControl
+) -> None:
+    """The decoder of a variant reads a pooled image whole, as it reads a spooled one."""
+    order = create_order(sandbox, images=3, image_bytes=MB)["order_id"]
+    archives = {}
+    for pool in (16 * MB, 0):
+        settings = make_settings(image_pool_bytes=pool, archive_cache_max_bytes=0)
+        with UvicornThread(create_app(settings), http=with_header_timeout(30)) as server:
+            pooled_before = bodies("pool")
+            url = f"{server.url}/orders/{order}/images"
+            response = httpx.get(url, params={"variants": "mls", "dev_mode": "true"}, timeout=60)
+            assert response.status_code == 200, response.text
+            assert bodies("pool") - pooled_before == (3 if pool else 0)
+        archives[pool] = response.content
+    names = zipfile.ZipFile(io.BytesIO(archives[0])).namelist()
+    assert len([n for n in names if n.startswith("MLS/")]) == 3
+    assert archives[16 * MB] == archives[0]
+
+
+def test_an_archive_from_an_https_upstream_is_pooled_and_the_same_as_over_http(
+    make_settings: SettingsFactory,
+    sandbox: SandboxControl,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The pooled bodies arrive over asyncio's SSL transport (a sandbox served over TLS with a
+    certificate the service trusts through SSL_CERT_FILE), and the archive is the one the
+    same images make over plain HTTP."""
+    cert, key = self_signed(tmp_path)
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    upstream = create_sandbox_app(SandboxConfig(processing_delay=0, seed_demo=False))
+    with UvicornThread(upstream, ssl_certfile=str(cert), ssl_keyfile=str(key)) as tls:
+        https = f"https://127.0.0.1:{tls.port}"
+        created = httpx.post(
+            f"{https}/_sandbox/orders",
+            json={"images": 4, "image_bytes": 2 * MB},
+            verify=ssl.create_default_context(cafile=str(cert)),
+            timeout=60,
+        )
+        created.raise_for_status()
+        order = created.json()["order_id"]
+        settings = make_settings(autoenhance_api_base=f"{https}/v3", image_pool_bytes=16 * MB)
+        with UvicornThread(create_app(settings), http=with_header_timeout(30)) as server:
+            pooled_before = bodies("pool")
+            over_tls = archive_of(server, order)
+            assert bodies("pool") - pooled_before == 4
+    plain_order = create_order(sandbox, images=4, image_bytes=2 * MB)["order_id"]
+    with UvicornThread(create_app(make_settings(image_pool_bytes=0))) as server:
+        over_http = archive_of(server, plain_order)
+    checked(over_tls, 4)
+    assert entries_of(over_tls) == entries_of(over_http)
+
+
+def entries_of(data: bytes) -> list[tuple[str, int, int]]:
+    return [(i.filename, i.file_size, i.CRC) for i in zipfile.ZipFile(io.BytesIO(data)).infolist()]
+
+
+def test_image_downloads_failing_on_the_pooled_path_open_the_shared_circuit(
+    make_settings: SettingsFactory, sandbox: SandboxControl
+) -> None:
+    """Every failure of a pooled download reaches the breaker as an upstream failure: after
+    `CIRCUIT_FAILURE_THRESHOLD` of them the next request fails fast and /ready says so."""
+    order = create_order(sandbox, images=3, image_bytes=MB)
+    settings = make_settings(
+        image_pool_bytes=16 * MB,
+        upstream_retries=0,
+        circuit_failure_threshold=3,
+        circuit_cooldown=60,
+        readiness_cache_seconds=0,
+        download_concurrency=1,
+    )
+    sandbox.post(
+        "/_sandbox/faults", json={"kind": "status", "status": 500, "scope": "enhanced"}
+    ).raise_for_status()
+    with UvicornThread(create_app(settings), http=with_header_timeout(30)) as server:
+        url = f"{server.url}/orders/{order['order_id']}/images"
+        first = httpx.get(url, timeout=60)
+        again = httpx.get(url, timeout=60)
+        ready = httpx.get(f"{server.url}/ready", timeout=30)
+    assert first.status_code == 422, first.text  # every image answered 500
+    assert first.json()["error"] == "nothing_to_deliver"
+    assert again.status_code == 503, again.text  # the circuit is open: no request upstream
+    assert ready.json()["checks"]["circuit"]["ok"] is False

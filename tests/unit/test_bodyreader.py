@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import io
 import ipaddress
 import ssl
 import zlib
@@ -21,9 +22,14 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from app.sandbox.imaging import padded_jpeg
 from app.upstream.bodyreader import PooledBodyTransport, pooled_body
+from app.upstream.bytepool import BytePool
+from app.upstream.client import AutoenhanceClient
+from app.upstream.options import DownloadOptions
 from tests.unit.test_aiohttp_transport import Handler, RawServer, answer
 
+MB = 1024 * 1024
 BODY = bytes(range(256)) * 4096 + b"end"  # 1 MiB and a bit: many socket reads
 
 
@@ -233,5 +239,52 @@ def test_a_chunked_body_has_no_length_and_streams(run: Runner) -> None:
                 assert body is not None
                 assert body.length is None
                 assert await response.aread() == b"hello"
+
+    run(test)
+
+
+def test_the_final_hop_is_pooled_and_the_key_stays_at_the_api_origin(run: Runner) -> None:
+    """The API's 302 to an asset on another origin: the asset's body lands in a pooled
+    buffer, and only the API saw the key."""
+    image = padded_jpeg(300_000)
+
+    async def test() -> None:
+        async def asset(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await assets.head(reader)
+            writer.write(answer(image))
+            await writer.drain()
+
+        async def api(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await apis.head(reader)
+            location = f"{assets.url}/assets/front.jpg".encode()
+            writer.write(
+                b"HTTP/1.1 302 Found\r\nLocation: %s\r\nContent-Length: 0\r\n\r\n" % location
+            )
+            await writer.drain()
+
+        assets, apis = RawServer(asset), RawServer(api)
+        pool = BytePool(max_bytes=4 * MB, request_bytes=4 * MB, max_image_bytes=MB, wait=1)
+        share = pool.share()
+        share.expect(0)
+        http = client_of(PooledBodyTransport(max_connections=2))
+        async with assets, apis, http:
+            client = AutoenhanceClient(
+                http, base_url=f"{apis.url}/v3", api_version="2024-01-01", byte_pool=pool
+            )
+            got = await client.download_enhanced(
+                "img",
+                io.BytesIO(),
+                options=DownloadOptions(),
+                api_key="secret-key",
+                buffers=pool.image_buffer(share, 0),
+            )
+        assert got.pooled is not None
+        assert bytes(got.pooled.view) == image
+        assert got.crc32 == zlib.crc32(image)
+        got.pooled.close()
+        assert pool.lent == 0
+        assert b"x-api-key: secret-key" in apis.heads[0].lower()
+        assert b"x-api-key" not in assets.heads[0].lower()
+        assert b"secret-key" not in assets.heads[0]
 
     run(test)

@@ -62,6 +62,20 @@ def test_jpeg_padding_after_the_end_marker_is_tolerated_but_not_a_cut() -> None:
     assert judge("jpeg", body[:-2] + b"\0" * 10).problem() is not None
 
 
+@pytest.mark.parametrize("padding", [0, 1, 4095, 4096, 4097, 262_143, 262_144, 600_001])
+@pytest.mark.parametrize("cut", [0, 2])
+def test_a_pooled_body_seen_whole_is_judged_as_its_chunks_are(padding: int, cut: int) -> None:
+    """A pooled body is checked in one call over a view of its buffer: trailing NULs on
+    either side of the scan's block sizes end the data where chunk by chunk they do."""
+    body = encoded("jpeg")
+    body = body[: len(body) - cut] + bytes(padding)
+    buffer = bytearray(body) + b"\xff" * 100  # a pooled buffer is longer than its body
+    whole = DeliveredImage("jpeg")
+    whole.feed(memoryview(buffer)[: len(body)])
+    assert whole.problem() == judge("jpeg", body, chunk=4000).problem()
+    assert (whole.problem() is None) == (cut == 0)
+
+
 @pytest.mark.parametrize(
     ("body", "expected"),
     [

@@ -9,6 +9,7 @@ import pytest
 
 from app.core.config import Settings
 from app.upstream.aiohttp_transport import AiohttpTransport
+from app.upstream.bodyreader import PooledBodyTransport
 from app.upstream.factory import build_upstream
 from tests.support import settings_of
 
@@ -17,8 +18,10 @@ def settings(tmp_path: Path, **values: object) -> Settings:
     return settings_of(data_dir=tmp_path, **values)
 
 
-async def test_image_downloads_go_through_aiohttp_by_default(tmp_path: Path) -> None:
-    clients = build_upstream(settings(tmp_path, upstream_max_connections=40), base_url="http://x")
+async def test_without_the_pool_image_downloads_go_through_aiohttp(tmp_path: Path) -> None:
+    clients = build_upstream(
+        settings(tmp_path, image_pool_bytes=0, upstream_max_connections=40), base_url="http://x"
+    )
     try:
         (download,) = clients.download_pool
         transport = download._transport
@@ -30,9 +33,30 @@ async def test_image_downloads_go_through_aiohttp_by_default(tmp_path: Path) -> 
             await client.aclose()
 
 
+async def test_image_bodies_are_received_into_the_pool_by_default(tmp_path: Path) -> None:
+    clients = build_upstream(
+        settings(tmp_path, image_pool_request_bytes=24 * 1024**2), base_url="http://x"
+    )
+    try:
+        (download,) = clients.download_pool
+        assert isinstance(download._transport, PooledBodyTransport)
+        pool = clients.client.byte_pool
+        assert pool is not None
+        assert (pool.max_bytes, pool.request_bytes) == (40 * 1024**2, 24 * 1024**2)
+        assert not isinstance(clients.http._transport, PooledBodyTransport)  # API calls: httpx
+    finally:
+        for client in clients.http_clients:
+            await client.aclose()
+
+
 async def test_httpx_downloads_are_spread_over_small_pools(tmp_path: Path) -> None:
     clients = build_upstream(
-        settings(tmp_path, upstream_download_client="httpx", upstream_max_connections=40),
+        settings(
+            tmp_path,
+            image_pool_bytes=0,
+            upstream_download_client="httpx",
+            upstream_max_connections=40,
+        ),
         base_url="http://x",
     )
     try:
