@@ -334,7 +334,8 @@ class Downloads:
             # Only a complete archive is cached: a transient failure must not be replayed.
             if cache is not None and archive.progress.failed == len(archive.plan.not_ready):
                 with anyio.CancelScope(shield=True):
-                    await cache.commit()
+                    # A store that stalls on publishing holds the last chunk at most this.
+                    await cache.commit(wait=self.store.request_timeout)
             if held is not None:
                 yield held
             metrics.ARCHIVES_SERVED.labels(source).inc()

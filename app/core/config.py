@@ -91,6 +91,20 @@ class Settings(BaseSettings):
         gt=0,
         description="Seconds of silence from the API while reading before a call fails.",
     )
+    upstream_image_deadline: float = Field(
+        default=300.0,
+        gt=0,
+        description="Seconds one attempt at one image may take, redirects and body included: "
+        "an upstream that trickles bytes just inside UPSTREAM_READ_TIMEOUT cannot hold a "
+        "download longer. Past it the image is skipped (named in the download report), not "
+        "retried.",
+    )
+    upstream_image_max_bytes: int = Field(
+        default=512 * 1024 * 1024,
+        gt=0,
+        description="Bytes one delivered image may have (Content-Length or what arrives); a "
+        "larger one is skipped, named in the download report, before it fills the spool.",
+    )
     upstream_retries: int = Field(
         default=3,
         ge=0,

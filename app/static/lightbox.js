@@ -4,13 +4,16 @@
 // The picture shown is Autoenhance's free preview at up to VIEW_WIDTH px
 // (GET /orders/{id}/images/{image_id}?preview=true&max_width=...), so looking costs no credit;
 // "Download this photo" saves it in the quality chosen on the page, through a signed link
-// handed to the browser's download manager like a ZIP. With the visitor's own key (a header no
+// handed to the browser's download manager like a ZIP, as delivered or in one of the sizes
+// the service offers (GET /presets: "MLS" gives "garden (MLS).jpg", made from the full-quality
+// photo, so choosing a size chooses full quality as the page's sizes box does). With the visitor's own key (a header no
 // <img> or download manager can send) the picture is fetched with the header instead and
 // shown or saved from a blob: URL (one photo, so it may sit in memory).
 
 import { access, ApiError, el, errorFrom, request, showMessage } from "./api.js";
 import { dispositionName } from "./downloader.js";
 import { quality } from "./quality.js";
+import { sizes } from "./sizes.js";
 import { photoName } from "./thumbs.js";
 
 // Wide enough for a laptop screen; Autoenhance's previews are about 1024 px anyway.
@@ -37,12 +40,16 @@ class Lightbox {
     this.prev = button("‹", "secondary viewer-prev", "Previous photo", () => this.step(-1));
     this.next = button("›", "secondary viewer-next", "Next photo", () => this.step(1));
     this.save = button("Download this photo", "primary", null, () => this.download());
+    this.size = el("select", { cls: "viewer-size", attrs: { "aria-label": "Size of the photo" } });
+    this.size.addEventListener("change", () => {
+      if (this.size.value && quality.value !== "full") quality.pick("full");
+    });
     const close = button("Close", "secondary viewer-close", null, () => this.dialog.close());
     this.stage = el("div", { cls: "viewer-stage" }, this.prev, this.picture, this.next);
     this.dialog = el("dialog", { cls: "viewer", attrs: { "aria-labelledby": "viewer-title" } },
       el("div", { cls: "viewer-head" }, el("div", {}, this.title, this.position), close),
       this.stage,
-      el("div", { cls: "actions viewer-actions" }, this.save),
+      el("div", { cls: "actions viewer-actions" }, this.size, this.save),
       this.message);
     this.dialog.addEventListener("keydown", (event) => {
       if (event.key === "ArrowRight") this.step(1);
@@ -69,8 +76,20 @@ class Lightbox {
     this.orderId = orderId;
     this.images = images;
     this.index = Math.max(0, images.findIndex((i) => i.image_id === image.image_id));
+    this.offerSizes();
     if (!this.dialog.open) this.dialog.showModal();
     this.show();
+  }
+
+  /** "As delivered" and each size offered; one size ticked on the page is the default. */
+  offerSizes() {
+    const offered = sizes.offered;
+    const ticked = sizes.picked;
+    this.size.replaceChildren(
+      el("option", { text: "As delivered", attrs: { value: "" } }),
+      ...offered.map(({ name, label }) => el("option", { text: label, attrs: { value: name } })));
+    this.size.value = ticked.length === 1 ? ticked[0] : "";
+    this.size.hidden = offered.length === 0;
   }
 
   step(by) {
@@ -114,7 +133,9 @@ class Lightbox {
   }
 
   async download() {
-    const preview = quality.preview;
+    const size = this.size.value;
+    // A size is made from the full-quality photo.
+    const preview = size ? false : quality.preview;
     if (preview === null) {
       showMessage(this.message, "Choose “Full quality” or “Free preview” on the page first, then download the photo.", { kind: "info" });
       return;
@@ -126,13 +147,14 @@ class Lightbox {
       let href;
       let name = "";
       if (access.get()?.kind === "own") {
-        const response = await fetch(`${path}?preview=${preview}`, { headers: access.headers() }).catch(() => null);
+        const query = new URLSearchParams({ preview: String(preview), ...(size ? { variants: size } : {}) });
+        const response = await fetch(`${path}?${query}`, { headers: access.headers() }).catch(() => null);
         if (!response) throw new ApiError(0, "network", null, null);
         if (!response.ok) throw await errorFrom(response);
         name = dispositionName(response.headers.get("Content-Disposition"));
         href = URL.createObjectURL(await response.blob());
       } else {
-        const link = await request(`${path}/download-link`, { method: "POST", json: { preview } });
+        const link = await request(`${path}/download-link`, { method: "POST", json: { preview, ...(size ? { variants: size } : {}) } });
         const head = await fetch(link.url, { method: "HEAD" }).catch(() => null);
         if (!head) throw new ApiError(0, "network", null, null);
         if (!head.ok) throw await errorFrom(head);
@@ -144,7 +166,8 @@ class Lightbox {
       anchor.click();
       anchor.remove();
       if (href.startsWith("blob:")) setTimeout(() => URL.revokeObjectURL(href), 60_000);
-      showMessage(this.message, `Your browser is saving “${name || photoName(image)}” (${preview ? "free preview" : "full quality"}).`, { kind: "success" });
+      const label = size ? this.size.selectedOptions[0].textContent : (preview ? "free preview" : "full quality");
+      showMessage(this.message, `Your browser is saving “${name || photoName(image)}” (${label}).`, { kind: "success" });
     } catch (error) {
       showMessage(this.message, error.message || "The photo could not be downloaded.");
     } finally {

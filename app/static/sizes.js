@@ -57,6 +57,16 @@ export const sizes = {
     return presets.filter((preset) => picked.has(preset.name)).map((preset) => preset.label);
   },
 
+  /** The sizes this service offers ({ name, label }), in the order GET /presets lists them. */
+  get offered() {
+    return presets.map(({ name, label }) => ({ name, label }));
+  },
+
+  /** The names of the sizes ticked. */
+  get picked() {
+    return presets.filter((preset) => picked.has(preset.name)).map((preset) => preset.name);
+  },
+
   /** The download options for the choice: `variants` and `naming` (absent at their defaults). */
   options() {
     const names = presets.filter((preset) => picked.has(preset.name)).map((preset) => preset.name);

@@ -50,7 +50,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import anyio
 
@@ -102,6 +102,8 @@ class ArchiveStore(abc.ABC):
         self._leases: dict[str, _LeaseState] = {}
         self._evicting = asyncio.Lock()
         self._background: set[asyncio.Task[None]] = set()
+        # Commits a writer's caller stopped waiting for (`ObjectWriter.commit(wait=...)`).
+        self._publishing: set[asyncio.Task[Any]] = set()
         self._touched: dict[str, float] = {}
 
     # --- public interface -------------------------------------------------------------------
@@ -294,6 +296,11 @@ class ArchiveStore(abc.ABC):
             if state.refresher is not None:
                 state.refresher.cancel()
         self._leases.clear()
+        # A commit nobody waits for any more is dropped: its object is a cache copy.
+        for task in list(self._publishing):
+            task.cancel()
+        if self._publishing:
+            await asyncio.wait(list(self._publishing))
         await self.settle()
 
     # --- leases -----------------------------------------------------------------------------
@@ -343,6 +350,13 @@ class ArchiveStore(abc.ABC):
             await self._bounded("touch", self._touch(key))
         except Exception as exc:  # an access time is a hint; losing one must not fail a read
             logger.debug("store: touching %s failed: %r", key, exc)
+
+    def _go_on(self, task: asyncio.Task[Any]) -> None:
+        """Keep `task` (a commit) running after its caller stopped waiting for it."""
+        self._publishing.add(task)
+        task.add_done_callback(self._publishing.discard)
+        # Its outcome is the writer's (`gave_up`); an exception is logged there, not here.
+        task.add_done_callback(lambda done: done.cancelled() or done.exception())
 
     async def settle(self) -> None:
         """Wait for pending access-time updates (tests and orderly shutdown)."""

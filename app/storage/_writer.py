@@ -4,6 +4,7 @@ the backends' `Upload`, and the leased read stream."""
 from __future__ import annotations
 
 import abc
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -48,6 +49,7 @@ class ObjectWriter:
         self._upload: Upload | None = None
         self._room: _Room | None = None
         self._done = False
+        self._publishing = False  # a commit is under way: abort() must not cut it
         if size_hint is not None and not self._fits_alone(size_hint):
             self._give_up_full(size_hint)
 
@@ -111,16 +113,33 @@ class ObjectWriter:
             room.since_scan = 0
         return room.left >= 0
 
-    async def commit(self) -> ObjectInfo | None:
+    async def commit(self, *, wait: float | None = None) -> ObjectInfo | None:
         """Publish the object; None when it was not stored (see `gave_up`).
 
         Makes room first (evictable quotas evict least recently used objects; see the module
         docstring); when there is no room the object is dropped and nothing is evicted.
+
+        With `wait`, the caller waits at most that many seconds: a commit still under way
+        then goes on in its own task (the store drops it when it closes) and None is
+        returned. A reader's download waits so on the cache copy it fills, so a store that
+        stalls on publishing costs the reader at most `wait`.
         """
+        if wait is None:
+            return await self._commit()
+        task = asyncio.get_running_loop().create_task(self._commit(), name=f"commit-{self.key}")
+        done, _ = await asyncio.wait({task}, timeout=wait)
+        if task in done:
+            return task.result()
+        logger.warning("store: publishing %s goes on after %s s, in the background", self.key, wait)
+        self._store._go_on(task)
+        return None
+
+    async def _commit(self) -> ObjectInfo | None:
         if not self.active:
             await self._drop()
             return None
         self._done = True
+        self._publishing = True
         try:
             if not await self._store._make_room(self._quota, self.size, exclude=self.key):
                 self.full = True
@@ -138,13 +157,17 @@ class ObjectWriter:
         except BaseException:
             await self._drop()
             raise
+        finally:
+            self._publishing = False
         self._store._note_access(self.key)
         return info
 
     async def abort(self) -> None:
-        """Drop everything written. Idempotent; harmless after `commit()`."""
+        """Drop everything written. Idempotent; harmless after `commit()`, and while a commit
+        goes on in the background (it is the store's to end)."""
         self._done = True
-        await self._drop()
+        if not self._publishing:
+            await self._drop()
 
     async def _drop(self) -> None:
         upload, self._upload = self._upload, None

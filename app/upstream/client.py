@@ -14,6 +14,7 @@ endpoint, never the URL's query or headers.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import itertools
 import logging
@@ -101,9 +102,14 @@ class AutoenhanceClient:
         download_pool: Sequence[httpx.AsyncClient] = (),
         max_json_bytes: int = 32 * 1024 * 1024,
         byte_pool: BytePool | None = None,
+        image_deadline: float | None = None,
+        max_image_bytes: int | None = None,
     ) -> None:
         self._http = http
         self._max_json_bytes = max_json_bytes
+        # One attempt at one image, and its bytes: bounded whatever the upstream does.
+        self._image_deadline = image_deadline
+        self._max_image_bytes = max_image_bytes
         # Round-robin over the download clients spreads concurrent downloads evenly.
         self._download_clients = itertools.cycle(download_pool or [http])
         self._base = base_url.rstrip("/")
@@ -216,7 +222,10 @@ class AutoenhanceClient:
         and the format's own end), whatever Content-Type it claims. A body that ends early
         is retried like a broken connection; any other answer below 400 (202, 204, 206, a
         3xx without Location) or a body of another kind is an `UpstreamProtocolError`,
-        not retried. Of an error answer only `ERROR_BODY_BYTES` are read.
+        not retried. Of an error answer only `ERROR_BODY_BYTES` are read. One attempt may
+        take at most `image_deadline` seconds and an image may have at most
+        `max_image_bytes` (announced or arrived): past either it is an
+        `UpstreamProtocolError`, not retried.
 
         Raises:
             UpstreamNotFound, UpstreamUnauthorized, UpstreamRejected (e.g. not processed yet,
@@ -232,14 +241,24 @@ class AutoenhanceClient:
         params = options.upstream_params()
 
         async def attempt() -> Downloaded:
-            return await self._download_once(
-                url,
-                sink,
-                params=params,
-                headers=headers,
-                image_format=options.format,
-                buffers=buffers,
-            )
+            deadline = asyncio.timeout(self._image_deadline)
+            try:
+                async with deadline:
+                    return await self._download_once(
+                        url,
+                        sink,
+                        params=params,
+                        headers=headers,
+                        image_format=options.format,
+                        buffers=buffers,
+                    )
+            except TimeoutError:
+                if not deadline.expired():
+                    raise  # a timeout of its own (a read), mapped and retried as before
+                # Not retried: an upstream this slow for one image would be as slow again.
+                raise UpstreamProtocolError(
+                    f"the image took longer than {self._image_deadline:g} s to arrive"
+                ) from None
 
         return await self._with_retries("download_enhanced", attempt, credential=api_key)
 
@@ -276,6 +295,15 @@ class AutoenhanceClient:
             # A length is only comparable with what arrives when nothing decoded it.
             encoded = response.headers.get("content-encoding", "identity") != "identity"
             expected = None if encoded else response.headers.get("content-length")
+            limit = self._max_image_bytes
+            if (
+                limit is not None
+                and expected is not None
+                and expected.isascii()
+                and expected.isdigit()
+                and int(expected) > limit
+            ):
+                raise UpstreamProtocolError(_too_large(limit))
             pooled = None
             receiver = pooled_body(response)
             if buffers is not None:
@@ -288,6 +316,8 @@ class AutoenhanceClient:
                 crc = await receiver.read_into(pooled.view, observe=check.feed)
             else:
                 async for chunk in response.aiter_bytes():
+                    if limit is not None and check.size + len(chunk) > limit:
+                        raise UpstreamProtocolError(_too_large(limit))
                     sink.write(chunk)
                     # ISA-L's CRC-32 (the ZIP polynomial, like zlib's) is ~8x faster
                     # than zlib's: at zlib's speed it was 9% of the service's CPU.
@@ -379,3 +409,7 @@ class AutoenhanceClient:
         if isinstance(exc, UpstreamRateLimited) and exc.retry_after is not None:
             return min(exc.retry_after, self._retry_max_wait)
         return float(self._backoff(state))
+
+
+def _too_large(limit: int) -> str:
+    return f"the image is larger than {limit} bytes (UPSTREAM_IMAGE_MAX_BYTES)"

@@ -90,6 +90,8 @@ def build_upstream(
         download_pool=download_pool,
         max_json_bytes=settings.upstream_max_json_bytes,
         byte_pool=byte_pool,
+        image_deadline=settings.upstream_image_deadline,
+        max_image_bytes=settings.upstream_image_max_bytes,
     )
     return UpstreamClients(client=client, http=http, download_pool=download_pool)
 

@@ -282,3 +282,29 @@ def test_a_photo_opens_larger_the_next_comes_by_arrow_or_swipe_and_one_downloads
         assert photo.width > picture.evaluate("img => img.naturalWidth")
     page.keyboard.press("Escape")
     expect(page.get_by_role("dialog")).to_have_count(0)
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_a_photo_downloads_in_a_size_the_service_offers(
+    start_service: StartService, open_page: OpenPage, tmp_path: Path, width: int
+) -> None:
+    server = start_service()
+    page = _open(open_page, server, width)
+    row = page.locator(_demo_row(page))
+    page.get_by_role("button", name=f"Show images of {DEMO_NAME}").click()
+    row.get_by_role("button", name="View garden larger").click()
+    expect(page.get_by_role("dialog", name="garden")).to_be_visible()
+    size = page.get_by_role("combobox", name="Size of the photo")
+    expect(size).to_have_value("")  # as delivered, until a size is chosen
+    size.select_option(label="Web")
+    with page.expect_download() as info:
+        page.get_by_role("button", name="Download this photo").click()
+    assert info.value.suggested_filename == "garden (Web).jpg"
+    saved = tmp_path / "garden (Web).jpg"
+    info.value.save_as(saved)
+    assert saved.stat().st_size <= 500_000
+    with Image.open(saved) as photo:
+        assert photo.format == "JPEG"
+        assert max(photo.size) <= 1600
+        assert photo.info.get("icc_profile")  # sRGB, embedded
+    expect(page.locator("dialog.viewer .message")).to_contain_text("“garden (Web).jpg” (Web)")

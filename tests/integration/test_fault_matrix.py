@@ -135,6 +135,38 @@ def test_image_stalling_past_the_read_timeout_is_skipped(
     assert_no_leaks(server, settings)
 
 
+def test_an_image_trickling_past_its_deadline_is_skipped_not_waited_for(
+    settings: Settings, sandbox: SandboxControl
+) -> None:
+    """Every slice arrives well inside the read timeout, so only the whole-image deadline can
+    stop it: at this rate the image alone would take 20 s."""
+    deadline = settings.model_copy(update={"upstream_image_deadline": 1.5})
+    order = create_order(sandbox, images=3, image_bytes=200_000)
+    victim = image_ids(order)[1]
+    fault(sandbox, kind="bandwidth", bytes_per_s=10_000, scope="enhanced", image_ids=[victim])
+    with UvicornThread(create_app(deadline)) as server:
+        response = download(server, order["order_id"])
+        assert len(entries(response)) == 3
+        assert victim in report(response)
+        assert "took longer than 1.5 s" in report(response)
+        assert_no_leaks(server, deadline)
+
+
+def test_an_image_announced_larger_than_the_bound_is_skipped_before_a_byte_is_spooled(
+    settings: Settings, sandbox: SandboxControl
+) -> None:
+    bounded = settings.model_copy(update={"upstream_image_max_bytes": 150_000})
+    order = create_order(sandbox, images=2, image_bytes=250_000)
+    with UvicornThread(create_app(bounded)) as server:
+        response = download(server, order["order_id"])
+        # Every image is too large: nothing to deliver, each named with the reason.
+        assert response.status_code == 422, response.text
+        failures = response.json()["detail"]["failures"]
+        assert sorted(f["image_id"] for f in failures) == sorted(image_ids(order))
+        assert all("larger than 150000 bytes" in f["reason"] for f in failures)
+        assert_no_leaks(server, bounded)
+
+
 def test_reset_mid_body_is_retried_from_a_clean_spool(
     server: UvicornThread, settings: Settings, sandbox: SandboxControl, sandbox_url: str
 ) -> None:

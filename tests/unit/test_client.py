@@ -32,7 +32,11 @@ Handler = Callable[[httpx.Request], httpx.Response]
 
 
 def make_client(
-    handler: Handler, *, retries: int = 3, breaker: CircuitBreaker | None = None
+    handler: Handler,
+    *,
+    retries: int = 3,
+    breaker: CircuitBreaker | None = None,
+    max_image_bytes: int | None = None,
 ) -> tuple[AutoenhanceClient, list[httpx.Request]]:
     seen: list[httpx.Request] = []
 
@@ -54,6 +58,7 @@ def make_client(
         retries=retries,
         retry_max_wait=0.05,
         breaker=breaker or CircuitBreaker(failure_threshold=100, cooldown=1),
+        max_image_bytes=max_image_bytes,
     )
     return client, seen
 
@@ -255,6 +260,27 @@ async def test_short_body_is_detected_and_retried_into_a_clean_sink() -> None:
     assert sink.getvalue() == good
     assert result.size == 1000
     assert calls["n"] == 2
+
+
+async def test_a_body_without_a_length_stops_at_the_image_bound_and_is_not_retried() -> None:
+    sent = {"bytes": 0}
+
+    async def endless() -> AsyncIterator[bytes]:
+        yield b"\xff\xd8\xff"
+        while True:  # an upstream that never ends the picture
+            sent["bytes"] += 64 * 1024
+            yield b"x" * 64 * 1024
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=endless())
+
+    client, seen = make_client(handler, max_image_bytes=1_000_000)
+    sink = io.BytesIO()
+    with pytest.raises(UpstreamProtocolError, match="larger than 1000000 bytes"):
+        await client.download_enhanced("img", sink, options=DownloadOptions(), api_key="k")
+    assert len(sink.getvalue()) <= 1_000_000
+    assert sent["bytes"] <= 1_000_000 + 2 * 64 * 1024
+    assert len(seen) == 1
 
 
 async def test_circuit_opens_after_failures_and_fails_fast() -> None:
