@@ -282,12 +282,11 @@ NGINX_TUNINGS = ("sendfile on; tcp_nopush on;", "sendfile off; output_buffers 2 
 
 
 @contextlib.contextmanager
-def nginx(root: Path, *, directives: str = NGINX_TUNINGS[0]) -> Iterator[str]:
-    """nginx serving `root` on a free loopback port, one worker process, configured with
-    `directives`: the ceiling for serving a file that is already on disk. Yields its root URL."""
+def nginx_running(http_body: str, *, ready_url: str) -> Iterator[None]:
+    """nginx, one worker process, its files in a temporary directory, with `http_body` inside
+    its `http` block; running once `ready_url` answers."""
     if not Path(NGINX).exists():
         raise RuntimeError(f"{NGINX} is missing (make system-deps installs it)")
-    port = free_port()
     with tempfile.TemporaryDirectory(prefix="bench-nginx-") as prefix:
         conf = Path(prefix) / "nginx.conf"
         temp_paths = "".join(
@@ -298,11 +297,21 @@ def nginx(root: Path, *, directives: str = NGINX_TUNINGS[0]) -> Iterator[str]:
             f"daemon off;\nworker_processes 1;\npid {prefix}/nginx.pid;\n"
             f"error_log {prefix}/error.log warn;\n"
             "events { worker_connections 256; }\n"
-            "http {\n    access_log off;\n"
-            f"    {directives}\n"
-            f"{temp_paths}"
-            f"    server {{\n        listen 127.0.0.1:{port};\n        root {root};\n    }}\n}}\n"
+            f"http {{\n    access_log off;\n{temp_paths}{http_body}}}\n"
         )
         args = [NGINX, "-e", f"{prefix}/error.log", "-p", prefix, "-c", str(conf)]
-        with running(args, ready_url=f"http://127.0.0.1:{port}/"):
-            yield f"http://127.0.0.1:{port}"
+        with running(args, ready_url=ready_url):
+            yield
+
+
+@contextlib.contextmanager
+def nginx(root: Path, *, directives: str = NGINX_TUNINGS[0]) -> Iterator[str]:
+    """nginx serving `root` on a free loopback port, configured with `directives`: the ceiling
+    for serving a file that is already on disk. Yields its root URL."""
+    port = free_port()
+    body = (
+        f"    {directives}\n"
+        f"    server {{\n        listen 127.0.0.1:{port};\n        root {root};\n    }}\n"
+    )
+    with nginx_running(body, ready_url=f"http://127.0.0.1:{port}/"):
+        yield f"http://127.0.0.1:{port}"

@@ -14,65 +14,28 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime
-import ipaddress
 import statistics
 import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
-
 from bench.common import (
     GB,
     NGINX,
     cpu_seconds,
     create_order,
+    nginx_running,
     sandbox,
     service,
     set_latency,
     through,
 )
-from testkit.processes import MB, free_port, running
+from testkit.processes import MB, free_port
+from testkit.tls import self_signed
 
 IMAGES, IMAGE_BYTES = 50, 10 * MB
 VARIANTS = {"spool": "0", "pool": str(40 * MB)}
-
-
-def self_signed(directory: Path) -> tuple[Path, Path]:
-    """A certificate for 127.0.0.1 signed by its own key: (certificate, key) PEM files."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
-    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
 
 
 @contextlib.contextmanager
@@ -80,31 +43,19 @@ def tls_proxy(upstream: str, cert: Path, key: Path) -> Iterator[str]:
     """nginx terminating TLS in front of `upstream` (keep-alive to it); yields its https root."""
     port, ready = free_port(), free_port()
     host = upstream.removeprefix("http://")
-    with tempfile.TemporaryDirectory(prefix="bench-tls-") as prefix:
-        conf = Path(prefix) / "nginx.conf"
-        temp_paths = "".join(
-            f"    {kind}_temp_path {prefix}/{kind};\n"
-            for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
-        )
-        conf.write_text(
-            f"daemon off;\nworker_processes 1;\npid {prefix}/nginx.pid;\n"
-            f"error_log {prefix}/error.log warn;\n"
-            "events { worker_connections 256; }\n"
-            "http {\n    access_log off;\n"
-            f"{temp_paths}"
-            f"    upstream sandbox {{ server {host}; keepalive 32; }}\n"
-            f"    server {{\n        listen 127.0.0.1:{ready};\n"
-            "        location = /ready { return 200; }\n    }\n"
-            f"    server {{\n        listen 127.0.0.1:{port} ssl;\n"
-            f"        ssl_certificate {cert};\n        ssl_certificate_key {key};\n"
-            "        location / {\n            proxy_pass http://sandbox;\n"
-            "            proxy_http_version 1.1;\n"
-            '            proxy_set_header Connection "";\n'
-            "            proxy_buffering off;\n        }\n    }\n}\n"
-        )
-        args = [NGINX, "-e", f"{prefix}/error.log", "-p", prefix, "-c", str(conf)]
-        with running(args, ready_url=f"http://127.0.0.1:{ready}/ready"):
-            yield f"https://127.0.0.1:{port}"
+    body = (
+        f"    upstream sandbox {{ server {host}; keepalive 32; }}\n"
+        f"    server {{\n        listen 127.0.0.1:{ready};\n"
+        "        location = /ready { return 200; }\n    }\n"
+        f"    server {{\n        listen 127.0.0.1:{port} ssl;\n"
+        f"        ssl_certificate {cert};\n        ssl_certificate_key {key};\n"
+        "        location / {\n            proxy_pass http://sandbox;\n"
+        "            proxy_http_version 1.1;\n"
+        '            proxy_set_header Connection "";\n'
+        "            proxy_buffering off;\n        }\n    }\n"
+    )
+    with nginx_running(body, ready_url=f"http://127.0.0.1:{ready}/ready"):
+        yield f"https://127.0.0.1:{port}"
 
 
 def main() -> None:

@@ -257,11 +257,14 @@ def archive_filename(
     marks = [_clean_stem(v) for v in variants if _clean_stem(v)]
     if preview:
         marks.insert(0, PREVIEW_MARK.strip(" ()"))
-    tail = (f" ({', '.join(marks)})" if marks else "") + ".zip"
-    for candidate in (name or "", fallback, FALLBACK_DOWNLOAD_STEM):
-        fitted = _fit(_download_stem(candidate), tail, max_bytes=MAX_DOWNLOAD_NAME_BYTES)
-        if fitted:
-            return fitted
+    tails = [(f" ({', '.join(marks)})" if marks else "") + ".zip"]
+    if marks:  # sizes whose names leave no room for the order's: the preview mark alone
+        tails.append((PREVIEW_MARK if preview else "") + ".zip")
+    for tail in tails:
+        for candidate in (name or "", fallback, FALLBACK_DOWNLOAD_STEM):
+            fitted = _fit(_download_stem(candidate), tail, max_bytes=MAX_DOWNLOAD_NAME_BYTES)
+            if fitted:
+                return fitted
     raise AssertionError("the fallback stem always yields a name")  # pragma: no cover
 
 

@@ -39,6 +39,11 @@ class EntrySkipped(Exception):
         self.message = message
 
 
+class RendererBusy(EntrySkipped):
+    """The decode pool was full: transient (an archive skips the entry and is not cached; a
+    caller answering for one photo answers 503 with Retry-After)."""
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Output:
     """One entry's bytes (None: the fetched image itself), pixels and SHA-256."""
@@ -73,7 +78,7 @@ class Renderer:
         try:
             return await self._pool.run(lambda budget: self._work(data, variant, budget))
         except DecoderBusy:
-            raise EntrySkipped(
+            raise RendererBusy(
                 f"{label}the service was too busy rendering it; download again"
             ) from None
         except DecodeRefused as exc:

@@ -37,6 +37,19 @@ OWN_SECRETS = (
     "metrics_token",
 )
 MIN_SECRET_CHARS = 16
+# Default decode workers at most: each holds a render's memory, so a large host's core count
+# must not set it alone.
+DEFAULT_DECODE_WORKERS_CAP = 8
+
+
+def usable_cores(*, cap: int) -> int:
+    """The CPUs this process may run on (its affinity: a container's cpuset, not the host's
+    count), at most `cap`."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # platforms without affinity
+        cores = os.cpu_count() or 1
+    return max(1, min(cap, cores))
 
 
 def _split_commas(value: object) -> object:
@@ -275,7 +288,8 @@ class Settings(BaseSettings):
         ge=0,
         le=64,
         description="Threads decoding and rendering images, per process (each render uses one "
-        "core); 0: one per CPU core.",
+        "core and holds up to ~50 MB at its peak); 0: one per CPU this process may run on "
+        f"(its affinity, not the host's count), at most {DEFAULT_DECODE_WORKERS_CAP}.",
     )
     decode_queue: int = Field(
         default=32,
@@ -707,7 +721,7 @@ class Settings(BaseSettings):
         if self.spool_memory_bytes > 64 * 1024 * 1024:
             raise ValueError("SPOOL_MEMORY_BYTES above 64 MiB defeats constant-memory streaming")
         if self.decode_workers == 0:
-            self.decode_workers = min(64, os.cpu_count() or 1)
+            self.decode_workers = usable_cores(cap=DEFAULT_DECODE_WORKERS_CAP)
         return self
 
     @property

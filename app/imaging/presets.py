@@ -183,7 +183,8 @@ def parse_variants(text: str, presets: Mapping[str, Preset]) -> tuple[Preset, ..
 
     Raises:
         Unprocessable: (code `unknown_variant`) a name this service does not offer, naming it
-            and those it offers; (code `invalid_variants`) none, or more than MAX_VARIANTS.
+            and those it offers; (code `invalid_variants`) none, or more than MAX_VARIANTS;
+            (code `variants_conflict`) watermarked presets beside presets without one.
     """
     names = list(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
     if not names:
@@ -203,4 +204,21 @@ def parse_variants(text: str, presets: Mapping[str, Preset]) -> tuple[Preset, ..
             },
             code="unknown_variant",
         )
-    return tuple(presets[name] for name in names)
+    chosen = tuple(presets[name] for name in names)
+    marked = [preset.name for preset in chosen if preset.watermark]
+    if marked and len(marked) < len(chosen):
+        # Each photo is fetched once for all its sizes, and the watermark is Autoenhance's:
+        # one fetch cannot give a watermarked size and a clean one (an MLS board fines a
+        # branded photo).
+        clean = [preset.name for preset in chosen if not preset.watermark]
+        raise Unprocessable(
+            {
+                "message": f"{', '.join(marked)} carry Autoenhance's watermark and "
+                f"{', '.join(clean)} must not; one download cannot hold both: ask for them "
+                "in two.",
+                "watermarked": marked,
+                "clean": clean,
+            },
+            code="variants_conflict",
+        )
+    return chosen

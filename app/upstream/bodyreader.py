@@ -132,8 +132,11 @@ class _Protocol(asyncio.BufferedProtocol):
                 left = self.last_read + read_timeout - loop.time()
                 if left <= 0:
                     raise httpx.ReadTimeout(f"no byte for {read_timeout} s")
+                # Not wait_for: on Python 3.11 it can swallow a cancellation that lands with
+                # the read (a caller's deadline, a client that left) and carry on reading.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(asyncio.shield(waiter), left)
+                    async with asyncio.timeout(left):
+                        await asyncio.shield(waiter)
         finally:
             self._waiter = None
 

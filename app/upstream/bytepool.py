@@ -26,6 +26,7 @@ pool bounds what that costs in memory:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from typing import cast
 
@@ -198,10 +199,10 @@ class PoolShare:
                         self._starved_at = self._given_back
                     return None
                 self._changed.clear()
-                try:
-                    await asyncio.wait_for(self._changed.wait(), min(left, POLL_SECONDS))
-                except TimeoutError:
-                    pass
+                # Not wait_for, which on Python 3.11 can swallow a cancellation.
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(min(left, POLL_SECONDS)):
+                        await self._changed.wait()
         finally:
             self.decided(index)
 

@@ -28,10 +28,10 @@ from app.upstream import factory
 from app.upstream.bytepool import BytePool
 from app.web.server import with_header_timeout
 from testkit.processes import wait_for
+from testkit.tls import self_signed
 from tests.conftest import SettingsFactory, create_order
 from tests.integration.resume_support import store_settings
 from tests.support import SandboxControl, UvicornThread
-from tests.unit.test_bodyreader import self_signed
 
 MB = 1024 * 1024
 

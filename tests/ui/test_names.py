@@ -59,6 +59,17 @@ def test_an_archive_of_sizes_names_them_so_two_size_sets_are_two_files() -> None
     assert len(name.encode()) <= MAX_DOWNLOAD_NAME_BYTES
 
 
+def test_sizes_named_too_long_for_any_name_leave_the_order_its_name() -> None:
+    long_sizes = tuple(c * 32 for c in "abcd")  # four presets of the longest names
+    name = archive_filename("14 Maple Street", ORDER_ID, preview=True, variants=long_sizes)
+    assert name == "14 Maple Street (preview).zip"
+    for preview in (False, True):
+        for order_name in ("", "é" * 200):
+            name = archive_filename(order_name, ORDER_ID, preview=preview, variants=long_sizes)
+            assert name.endswith(".zip")
+            assert len(name.encode()) <= MAX_DOWNLOAD_NAME_BYTES
+
+
 def test_the_preview_mark_survives_a_name_cut_to_length() -> None:
     name = archive_filename("é" * 500, ORDER_ID, preview=True)
     assert name.endswith("é (preview).zip")

@@ -5,9 +5,7 @@ failure as an httpx error."""
 from __future__ import annotations
 
 import asyncio
-import datetime
 import io
-import ipaddress
 import ssl
 import zlib
 from collections.abc import Callable, Coroutine
@@ -17,16 +15,13 @@ from typing import Any
 import httpx
 import pytest
 import uvloop
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from app.sandbox.imaging import padded_jpeg
 from app.upstream.bodyreader import PooledBodyTransport, pooled_body
 from app.upstream.bytepool import BytePool
 from app.upstream.client import AutoenhanceClient
 from app.upstream.options import DownloadOptions
+from testkit.tls import self_signed
 from tests.unit.test_aiohttp_transport import Handler, RawServer, answer
 
 MB = 1024 * 1024
@@ -48,38 +43,6 @@ def run(request: pytest.FixtureRequest) -> Runner:
             asyncio.run(test())
 
     return runner
-
-
-def self_signed(directory: Path) -> tuple[Path, Path]:
-    """A certificate for 127.0.0.1 signed by its own key: (certificate, key) PEM files."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "loopback")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(hours=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_file, key_file = directory / "cert.pem", directory / "key.pem"
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_file, key_file
 
 
 class TlsServer(RawServer):

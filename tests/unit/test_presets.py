@@ -131,6 +131,17 @@ def test_an_unknown_variant_is_a_422_naming_it() -> None:
     assert refused.value.detail["offered"] == ["mls", "web", "print"]
 
 
+def test_a_watermarked_size_beside_a_clean_one_is_a_422_before_any_fetch() -> None:
+    branded = Preset(name="social", label="Social", long_edge=1080, watermark=True)
+    presets = {**BUILT_IN, "social": branded}
+    with pytest.raises(Unprocessable) as refused:
+        parse_variants("mls,social", presets)
+    assert refused.value.code == "variants_conflict"
+    assert refused.value.detail["watermarked"] == ["social"]
+    assert refused.value.detail["clean"] == ["mls"]
+    assert parse_variants("social", presets) == (branded,)
+
+
 @pytest.mark.parametrize("text", ["", " , ", ",".join(["mls", "web", "print", "a", "b"])])
 def test_no_variant_or_too_many_is_a_422(text: str) -> None:
     presets = {**BUILT_IN, **{n: Preset(name=n, label=n.upper(), long_edge=800) for n in "ab"}}

@@ -9,8 +9,9 @@ ready images, before a byte is fetched), and the name the photo has in the ZIP, 
 `Content-Length`: one photo is small next to an archive, and a broken upstream transfer then
 becomes an error answer rather than a truncated picture.
 
-With `variants=<one preset>` the photo is rendered for that preset as in an archive's folder
-(the same renderer, the same bytes, in the shared decode pool), named ``garden (MLS).jpg``;
+With `variants=<one preset>` the photo is rendered for that preset as in an archive of that
+one size (the same renderer, the same bytes, in the shared decode pool), named
+``garden (MLS).jpg``;
 one photo is one file, so more than one preset is a 422 that points at the archive.
 """
 
@@ -38,7 +39,7 @@ from app.api.selection import PresetsDep, planned
 from app.api.upstream_errors import checked_order_id, fetch_order, to_app_error
 from app.archive.naming import PREVIEW_MARK, content_disposition
 from app.archive.plan import BatchPlan, PlannedImage
-from app.archive.rendering import EntrySkipped, Renderer
+from app.archive.rendering import EntrySkipped, Renderer, RendererBusy
 from app.core.errors import (
     BadRequest,
     Conflict,
@@ -47,6 +48,7 @@ from app.core.errors import (
     Unprocessable,
     error_responses,
 )
+from app.imaging.pool import DecoderBusy
 from app.imaging.presets import Preset
 from app.services.overview import image_state
 from app.upstream.errors import UpstreamError
@@ -138,6 +140,8 @@ async def _rendered(spool: IO[bytes], variant: Preset, renderer: Renderer) -> by
         data = spool.read()
         try:
             output = await renderer.output(data, variant)
+        except RendererBusy:
+            raise DecoderBusy() from None
         except EntrySkipped as exc:
             raise Unprocessable(exc.message, code="variant_not_possible") from None
     return data if output.content is None else output.content
