@@ -246,17 +246,22 @@ def test_what_a_download_did_is_said_in_words_and_goes_at_the_next_action(
     expect(message).to_be_hidden()
 
 
-@pytest.mark.parametrize("width", WIDTHS)
-def test_a_photo_opens_larger_the_next_comes_by_arrow_or_swipe_and_one_downloads(
-    start_service: StartService, open_page: OpenPage, tmp_path: Path, width: int
-) -> None:
-    server = start_service()
+def _garden_larger(open_page: OpenPage, server: Server, width: int) -> Page:
+    """The page with the demo order's photos shown and its garden photo open larger."""
     page = _open(open_page, server, width)
     row = page.locator(_demo_row(page))
     page.get_by_role("button", name=f"Show images of {DEMO_NAME}").click()
     row.get_by_role("button", name="View garden larger").click()
+    expect(page.get_by_role("dialog", name="garden")).to_be_visible()
+    return page
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_a_photo_opens_larger_the_next_comes_by_arrow_or_swipe_and_one_downloads(
+    start_service: StartService, open_page: OpenPage, tmp_path: Path, width: int
+) -> None:
+    page = _garden_larger(open_page, start_service(), width)
     viewer = page.get_by_role("dialog", name="garden")
-    expect(viewer).to_be_visible()
     picture = page.locator("dialog.viewer img.viewer-image")
     expect(picture).to_have_js_property("complete", True)
     # Larger than the 320 px thumbnail: the free preview.
@@ -288,12 +293,7 @@ def test_a_photo_opens_larger_the_next_comes_by_arrow_or_swipe_and_one_downloads
 def test_a_photo_downloads_in_a_size_the_service_offers(
     start_service: StartService, open_page: OpenPage, tmp_path: Path, width: int
 ) -> None:
-    server = start_service()
-    page = _open(open_page, server, width)
-    row = page.locator(_demo_row(page))
-    page.get_by_role("button", name=f"Show images of {DEMO_NAME}").click()
-    row.get_by_role("button", name="View garden larger").click()
-    expect(page.get_by_role("dialog", name="garden")).to_be_visible()
+    page = _garden_larger(open_page, start_service(), width)
     size = page.get_by_role("combobox", name="Size of the photo")
     expect(size).to_have_value("")  # as delivered, until a size is chosen
     size.select_option(label="Web")
