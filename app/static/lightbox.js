@@ -27,7 +27,9 @@ class Lightbox {
     this.index = 0;
     this.orderId = null;
     this.blobUrl = null;
-    this.picture = el("img", { cls: "viewer-image", attrs: { alt: "" } });
+    // Not draggable: a mouse swipe over a loaded picture would start the browser's own drag
+    // of the image instead (and its pointerup never comes).
+    this.picture = el("img", { cls: "viewer-image", attrs: { alt: "", draggable: "false" } });
     this.title = el("h2", { cls: "viewer-title", attrs: { id: "viewer-title" } });
     this.position = el("p", { cls: "hint viewer-position" });
     this.message = el("div", { cls: "message", attrs: { role: "status" } });

@@ -269,7 +269,9 @@ def test_a_photo_opens_larger_the_next_comes_by_arrow_or_swipe_and_one_downloads
     expect(viewer).to_contain_text("Photo 1 of 3")
     page.keyboard.press("ArrowRight")
     expect(page.get_by_role("dialog", name="house-front")).to_be_visible()
-    # A swipe to the left shows the next one.
+    # A swipe to the left shows the next one, on a picture that has loaded (a loaded picture
+    # is what a mouse could start dragging away instead).
+    expect(picture).to_have_js_property("complete", True)
     box = picture.bounding_box()
     assert box is not None
     y = box["y"] + box["height"] / 2
