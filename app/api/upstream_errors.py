@@ -24,6 +24,18 @@ from app.upstream.errors import (
     UpstreamUnauthorized,
 )
 from app.upstream.models import Order
+from app.upstream.options import IMAGE_ID_PATTERN
+
+
+def checked_image_id(image_id: str) -> str:
+    """The image id, checked to be one.
+
+    Raises:
+        BadRequest: it is not (checked before any upstream call).
+    """
+    if not IMAGE_ID_PATTERN.fullmatch(image_id):
+        raise BadRequest("That is not an image id.", code="invalid_image_id")
+    return image_id
 
 
 def checked_order_id(order_id: str) -> str:

@@ -12,22 +12,15 @@ from starlette.responses import Response
 from app.api.delivery_access import PinCookieDep, live_delivery
 from app.api.deps import DecoderDep, LimiterDep, UpstreamDep
 from app.api.schemas.deliveries import DeliveriesDep
-from app.api.upstream_errors import fetch_order, to_app_error
-from app.core.errors import BadGateway, BadRequest, Conflict, NotFound, error_responses
+from app.api.upstream_errors import checked_image_id, fetch_order, to_app_error
+from app.core.errors import BadGateway, Conflict, NotFound, error_responses
 from app.deliveries.previews import PreviewSize, fitted_preview, preview_options
 from app.services.thumbnails import MAX_THUMBNAIL_SOURCE_BYTES, BoundedSink, NotAThumbnail
 from app.upstream.errors import UpstreamError, UpstreamProtocolError
-from app.upstream.options import IMAGE_ID_PATTERN
 from app.web.disconnect import unless_client_leaves
 from app.web.ratelimit import rate_limit
 
 router = APIRouter(tags=["delivery link"])
-
-
-def _checked_image_id(image_id: str) -> str:
-    if not IMAGE_ID_PATTERN.fullmatch(image_id):
-        raise BadRequest("That is not an image id.", code="invalid_image_id")
-    return image_id
 
 
 @router.get(
@@ -57,7 +50,7 @@ async def delivery_image(
     """The free Autoenhance preview (no credits), watermarked while the delivery is locked."""
     record = await live_delivery(token, deliveries)
     deliveries.require_pin(record, pin_cookie)
-    image_id = _checked_image_id(image_id)
+    image_id = checked_image_id(image_id)
     not_here = NotFound("This delivery has no image with that id.", code="image_not_delivered")
     if record.images is not None and image_id not in record.images:
         raise not_here

@@ -36,12 +36,16 @@ from app.api.deps import (
 )
 from app.api.schemas.links import DownloadLink
 from app.api.selection import PresetsDep, planned
-from app.api.upstream_errors import checked_order_id, fetch_order, to_app_error
+from app.api.upstream_errors import (
+    checked_image_id,
+    checked_order_id,
+    fetch_order,
+    to_app_error,
+)
 from app.archive.naming import PREVIEW_MARK, content_disposition
 from app.archive.plan import BatchPlan, PlannedImage
 from app.archive.rendering import EntrySkipped, Renderer, RendererBusy
 from app.core.errors import (
-    BadRequest,
     Conflict,
     Forbidden,
     NotFound,
@@ -52,7 +56,7 @@ from app.imaging.pool import DecoderBusy
 from app.imaging.presets import Preset
 from app.services.overview import image_state
 from app.upstream.errors import UpstreamError
-from app.upstream.options import IMAGE_ID_PATTERN, DownloadOptions
+from app.upstream.options import DownloadOptions
 from app.web.ratelimit import rate_limit
 
 router = APIRouter(tags=["download"])
@@ -101,8 +105,7 @@ async def _ready_photo(
         Conflict: the image is not enhanced (yet) (`image_not_ready`).
     """
     order_id = checked_order_id(order_id)
-    if not IMAGE_ID_PATTERN.fullmatch(image_id):
-        raise BadRequest("That is not an image id.", code="invalid_image_id")
+    checked_image_id(image_id)
     if options.variants and len(options.variants) > 1:
         raise Unprocessable(
             "One photo is one file: name one preset in variants=, or download the photo in "

@@ -13,9 +13,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, Request, Response
 
 from app.api.deps import CredentialDep, DecoderDep, LimiterDep, UpstreamDep
-from app.api.upstream_errors import checked_order_id, fetch_order, to_app_error
+from app.api.upstream_errors import checked_image_id, checked_order_id, fetch_order, to_app_error
 from app.archive.http_rules import none_match
-from app.core.errors import BadGateway, BadRequest, Conflict, NotFound, error_responses
+from app.core.errors import BadGateway, Conflict, NotFound, error_responses
 from app.services.overview import image_state
 from app.services.thumbnails import (
     MAX_THUMBNAIL_SOURCE_BYTES,
@@ -27,7 +27,6 @@ from app.services.thumbnails import (
     thumbnail_etag,
 )
 from app.upstream.errors import UpstreamError, UpstreamProtocolError
-from app.upstream.options import IMAGE_ID_PATTERN
 from app.web.disconnect import unless_client_leaves
 from app.web.ratelimit import rate_limit
 
@@ -38,12 +37,6 @@ router = APIRouter(tags=["orders"])
 THUMBNAIL_CACHE_CONTROL = "private, max-age=300"
 # The answer depends on who asks: never reuse one caller's thumbnail for another credential.
 THUMBNAIL_VARY = "X-Autoenhance-Key, X-API-Key, Authorization, Cookie"
-
-
-def _checked_image_id(image_id: str) -> str:
-    if not IMAGE_ID_PATTERN.fullmatch(image_id):
-        raise BadRequest("That is not an image id.", code="invalid_image_id")
-    return image_id
 
 
 @router.get(
@@ -74,7 +67,7 @@ async def image_thumbnail(
 ) -> Response:
     """The image's free Autoenhance preview, at most 320 px wide (no credits spent)."""
     order_id = checked_order_id(order_id)
-    image_id = _checked_image_id(image_id)
+    image_id = checked_image_id(image_id)
     order = await fetch_order(upstream, order_id, credential)
     image = next((i for i in order.images if i.image_id == image_id), None)
     if image is None:
